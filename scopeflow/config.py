@@ -1,0 +1,74 @@
+"""Settings from the environment (``SCOPEFLOW_*``), in one place.
+
+Every other module receives a :class:`Settings` instead of reading ``os.environ`` itself, so a test
+can build one with the values it needs and nothing leaks between tests.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a Scopeflow process needs to know about its surroundings."""
+
+    home: Path = field(default_factory=lambda: Path(".scopeflow"))
+    database_url: str = ""
+    models_dir: Path = field(default_factory=lambda: Path("bpmn-models"))
+    workspaces_dir: Path = field(default_factory=lambda: Path(".scopeflow/workspaces"))
+    releases_dir: Path = field(default_factory=lambda: Path(".scopeflow/releases"))
+    broker_url: str = ""
+    otlp_endpoint: str = ""
+    checkpoint_threshold_s: float = 0.2
+    lock_lease_s: float = 300.0
+    secret_key: str = ""
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'scopeflow.db').resolve()}"
+
+    def with_home(self, home: Path) -> Settings:
+        """Settings whose every local path lives under ``home`` (what tests use)."""
+        return replace(
+            self,
+            home=home,
+            workspaces_dir=home / "workspaces",
+            releases_dir=home / "releases",
+        )
+
+
+def load_settings() -> Settings:
+    """Read the ``SCOPEFLOW_*`` variables; unset ones take the documented defaults."""
+    home = _env_path("SCOPEFLOW_HOME", Path(".scopeflow"))
+    return Settings(
+        home=home,
+        database_url=os.environ.get("SCOPEFLOW_DATABASE_URL", ""),
+        models_dir=_env_path("SCOPEFLOW_MODELS", Path("bpmn-models")),
+        workspaces_dir=_env_path("SCOPEFLOW_WORKSPACES", home / "workspaces"),
+        releases_dir=_env_path("SCOPEFLOW_RELEASES", home / "releases"),
+        broker_url=os.environ.get("SCOPEFLOW_BROKER_URL", ""),
+        otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+        checkpoint_threshold_s=_env_float("SCOPEFLOW_CHECKPOINT_THRESHOLD", 0.2),
+        lock_lease_s=_env_float("SCOPEFLOW_LOCK_LEASE", 300.0),
+        secret_key=os.environ.get("SCOPEFLOW_SECRET_KEY", ""),
+    )

@@ -1,0 +1,34 @@
+"""The error taxonomy: how a handler says *why* it could not do its job.
+
+A handler raises :class:`TaskFailure`; the engine retries ``transient`` failures under the
+operator's retry policy and then throws a BPMN error event whose ``errorCode`` is the kind, so the
+diagram (not Python) decides what happens next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TRANSIENT = "transient"
+RECOVERABLE = "recoverable"
+CONFIGURATION = "configuration"
+DESIGN_FLAW = "design_flaw"
+EXTERNAL_BLOCKER = "external_blocker"
+
+KINDS = (TRANSIENT, RECOVERABLE, CONFIGURATION, DESIGN_FLAW, EXTERNAL_BLOCKER)
+
+
+class TaskFailure(Exception):
+    """A handler failure of a known kind, routed by BPMN error boundary events."""
+
+    def __init__(self, kind: str, message: str, details: dict[str, Any] | None = None):
+        if kind not in KINDS:
+            raise ValueError(f"unknown failure kind {kind!r}; expected one of {', '.join(KINDS)}")
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.details = dict(details or {})
+
+    def to_payload(self) -> dict[str, Any]:
+        """What lands in the task data (``error_payload``) of the path that catches it."""
+        return {"kind": self.kind, "message": self.message, "details": self.details}

@@ -1,0 +1,1 @@
+"""OpenTelemetry inside Scopeflow: tracer setup, the span store, evidence rules and integrity."""
