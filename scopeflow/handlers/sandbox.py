@@ -1,0 +1,227 @@
+"""Run a command on generated code without letting it reach the rest of the machine.
+
+Generated apps, their tests and the tools that check them are untrusted code. ``run_sandboxed``
+runs one command with:
+
+- a **scrubbed environment**: only ``PATH``, ``LANG``/``LC_ALL``, ``HOME`` (= the working
+  directory), ``TMPDIR`` and a few Python switches, plus what the caller passes in ``env_extra``.
+  Nothing else from ``os.environ`` is inherited, so ``SCOPEFLOW_*`` settings and credentials never
+  reach the child; ``env_extra`` may not name ``SCOPEFLOW_*`` variables either;
+- **resource limits** set in the child before ``exec`` (CPU seconds, address space, file size,
+  number of processes, no core files);
+- its own **session and process group**, killed as a whole with ``SIGKILL`` on timeout, and swept
+  once more after the command exits, so background grandchildren do not outlive it;
+- **bounded output**: at most ``Limits.output_bytes`` of stdout and of stderr are kept (the rest
+  is counted and dropped), so a chatty child cannot exhaust our memory.
+
+What is *not* contained: network access and reads of world-readable files. And ``RLIMIT_NPROC``
+is not enforced by the kernel for a process with ``CAP_SYS_RESOURCE``/``CAP_SYS_ADMIN`` (root in
+most containers): there the limit is set but a fork bomb is contained only by the timeout and the
+process-group kill. For a non-root user the limit counts *all* processes of that user, not only
+the sandboxed ones. ``tests/test_sandbox.py`` checks which case applies on the machine it runs on.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import selectors
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_GRACE_S = 2.0          # how long to drain pipes after a kill before giving up on them
+_READ_CHUNK = 65536
+_SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one sandboxed run; ``None`` leaves a limit as inherited."""
+
+    cpu_seconds: int | None = 120
+    memory_mb: int | None = 2048         # address space (RLIMIT_AS)
+    file_size_mb: int | None = 64        # largest file the child may write (RLIMIT_FSIZE)
+    max_processes: int | None = 256      # RLIMIT_NPROC; see the module docstring for root
+    output_bytes: int = 200_000          # kept per stream (stdout, stderr)
+
+
+@dataclass
+class RunResult:
+    """What happened when the command ran."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration_s: float
+    timed_out: bool = False
+    killed_by_signal: int | None = None   # signal number when the child died of a signal
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+def scrubbed_env(cwd: Path, env_extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The whole environment a sandboxed child sees (an allow-list, never a copy of ours)."""
+    env = {
+        "PATH": os.environ.get("PATH", _SAFE_PATH),
+        "HOME": str(cwd),
+        "TMPDIR": os.environ.get("TMPDIR", "/tmp"),  # nosec B108 - the child's temp dir, as ours
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "NO_COLOR": "1",
+    }
+    for key, value in (env_extra or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValueError(f"sandbox env_extra must map text to text, got {key!r}: {type(value).__name__}")
+        if not key or "=" in key or "\0" in key or "\0" in value:
+            raise ValueError(f"sandbox env_extra has an invalid variable name or value: {key!r}")
+        if key.upper().startswith("SCOPEFLOW_"):
+            raise ValueError(f"sandbox env_extra may not pass Scopeflow settings to a child: {key}")
+        env[key] = value
+    return env
+
+
+def _limit_setter(limits: Limits):
+    """The ``preexec_fn`` that applies ``limits`` in the child, between fork and exec."""
+
+    def apply() -> None:
+        def cap(which: int, value: int | None, hard_extra: int = 0) -> None:
+            if value is not None:
+                resource.setrlimit(which, (value, value + hard_extra))
+
+        # The soft CPU limit sends SIGXCPU; the hard one, a second later, SIGKILL.
+        cap(resource.RLIMIT_CPU, limits.cpu_seconds, hard_extra=1)
+        cap(resource.RLIMIT_AS, None if limits.memory_mb is None else limits.memory_mb * 1024 * 1024)
+        cap(resource.RLIMIT_FSIZE, None if limits.file_size_mb is None else limits.file_size_mb * 1024 * 1024)
+        cap(resource.RLIMIT_NPROC, limits.max_processes)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return apply
+
+
+class _BoundedBuffer:
+    """Keeps the first ``limit`` bytes of a stream and counts the rest."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.kept = bytearray()
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        room = self.limit - len(self.kept)
+        self.kept += data[:max(room, 0)]
+        self.dropped += max(len(data) - max(room, 0), 0)
+
+    def text(self) -> str:
+        out = self.kept.decode("utf-8", errors="replace")
+        if self.dropped:
+            out += f"\n[output truncated: {self.dropped} more bytes not kept]"
+        return out
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _check_request(argv: list[str], cwd: Path, timeout_s: float) -> Path:
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ValueError("sandbox argv must be a non-empty list of strings")
+    if not timeout_s or timeout_s <= 0:
+        raise ValueError(f"sandbox timeout must be a positive number of seconds, got {timeout_s!r}")
+    cwd = Path(cwd).resolve()
+    if not cwd.is_dir():
+        raise ValueError(f"sandbox working directory does not exist: {cwd}")
+    return cwd
+
+
+def run_sandboxed(
+    argv: list[str],
+    *,
+    cwd: Path,
+    timeout_s: float,
+    env_extra: dict[str, str] | None = None,
+    limits: Limits = Limits(),  # noqa: B008 - frozen dataclass, safe as a default
+) -> RunResult:
+    """Run ``argv`` in ``cwd`` under the sandbox described in the module docstring.
+
+    Never raises for what the child does (a missing program is reported as return code 127 with
+    the reason on stderr); raises ``ValueError`` for a bad request (empty argv, missing cwd,
+    non-positive timeout, forbidden ``env_extra``).
+    """
+    cwd = _check_request(argv, cwd, timeout_s)
+    env = scrubbed_env(cwd, env_extra)
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(  # nosec B603 - argv list, no shell; this is the sandbox itself
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_limit_setter(limits),
+        )
+    except (FileNotFoundError, PermissionError) as exc:
+        return RunResult(list(argv), 127, "", f"cannot run {argv[0]!r}: {exc.strerror}",
+                         round(time.monotonic() - start, 4))
+    out, err = _BoundedBuffer(limits.output_bytes), _BoundedBuffer(limits.output_bytes)
+    timed_out = _pump(proc, {proc.stdout: out, proc.stderr: err}, start + timeout_s)
+    returncode = proc.wait()
+    _kill_group(proc.pid)   # sweep background grandchildren that outlived the command
+    return RunResult(
+        argv=list(argv),
+        returncode=returncode,
+        stdout=out.text(),
+        stderr=err.text(),
+        duration_s=round(time.monotonic() - start, 4),
+        timed_out=timed_out,
+        killed_by_signal=-returncode if returncode < 0 else None,
+        stdout_truncated=bool(out.dropped),
+        stderr_truncated=bool(err.dropped),
+    )
+
+
+def _pump(proc: subprocess.Popen, buffers: dict, deadline: float) -> bool:
+    """Read both pipes until EOF and the child exits, or kill the group at ``deadline``.
+
+    Returns whether the deadline was hit.
+    """
+    selector = selectors.DefaultSelector()
+    for stream, buffer in buffers.items():
+        selector.register(stream, selectors.EVENT_READ, buffer)
+    timed_out = False
+    try:
+        while True:
+            now = time.monotonic()
+            if not timed_out and now >= deadline:
+                timed_out = True
+                _kill_group(proc.pid)
+                deadline = now + _GRACE_S    # drain what is left, then give up on the pipes
+            elif timed_out and now >= deadline:
+                break
+            if not selector.get_map():
+                try:
+                    proc.wait(timeout=max(deadline - now, 0.001))
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            for key, _ in selector.select(timeout=min(max(deadline - now, 0.001), 0.2)):
+                data = os.read(key.fd, _READ_CHUNK)
+                if data:
+                    key.data.add(data)
+                else:
+                    selector.unregister(key.fileobj)
+    finally:
+        selector.close()
+        for stream in buffers:
+            stream.close()
+    return timed_out

@@ -1,0 +1,179 @@
+"""The sandboxed runner: timeouts kill whole process groups, limits hold, the environment is clean."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from scopeflow.handlers.sandbox import Limits, run_sandboxed, scrubbed_env
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def _alive(pid: int) -> bool:
+    """A process counts as alive unless it is gone or a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_dead(pids: list[int], within_s: float = 3.0) -> list[int]:
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        survivors = [pid for pid in pids if _alive(pid)]
+        if not survivors:
+            return []
+        time.sleep(0.05)
+    return [pid for pid in pids if _alive(pid)]
+
+
+def test_a_command_runs_in_its_directory_and_reports_its_output(tmp_path):
+    result = run_sandboxed(_python("import os; print(os.getcwd()); raise SystemExit(3)"),
+                           cwd=tmp_path, timeout_s=10)
+    assert result.returncode == 3
+    assert result.stdout.strip() == str(tmp_path.resolve())
+    assert not result.timed_out and result.killed_by_signal is None
+    assert not result.ok
+
+
+def test_timeout_kills_the_child_and_its_grandchild(tmp_path):
+    pids = tmp_path / "pids"
+    code = f"""
+        import os, subprocess, sys, time
+        grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        open({str(pids)!r}, "w").write(f"{{os.getpid()}} {{grandchild.pid}}")
+        time.sleep(60)
+    """
+    started = time.monotonic()
+    result = run_sandboxed(_python(code), cwd=tmp_path, timeout_s=1.5)
+    assert time.monotonic() - started < 6
+    assert result.timed_out
+    assert result.killed_by_signal == 9
+    child, grandchild = (int(p) for p in pids.read_text().split())
+    assert _wait_dead([child, grandchild]) == []
+
+
+def test_background_grandchildren_do_not_outlive_a_command_that_exits(tmp_path):
+    pid_file = tmp_path / "pid"
+    code = f"""
+        import subprocess, sys
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        open({str(pid_file)!r}, "w").write(str(p.pid))
+    """
+    result = run_sandboxed(_python(code), cwd=tmp_path, timeout_s=10)
+    assert result.returncode == 0 and not result.timed_out
+    assert _wait_dead([int(pid_file.read_text())]) == []
+
+
+def test_the_child_sees_no_scopeflow_settings_or_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCOPEFLOW_SECRET_KEY", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    code = "import json, os; print(json.dumps(dict(os.environ)))"
+    result = run_sandboxed(_python(code), cwd=tmp_path, timeout_s=10, env_extra={"APP_MODE": "test"})
+    import json
+
+    env = json.loads(result.stdout)
+    assert "SCOPEFLOW_SECRET_KEY" not in env and "AWS_SECRET_ACCESS_KEY" not in env
+    assert env["HOME"] == str(tmp_path.resolve())
+    assert env["PYTHONHASHSEED"] == "0"
+    assert env["APP_MODE"] == "test"
+
+
+def test_env_extra_may_not_smuggle_scopeflow_settings(tmp_path):
+    with pytest.raises(ValueError, match="SCOPEFLOW_DATABASE_URL"):
+        scrubbed_env(tmp_path, {"SCOPEFLOW_DATABASE_URL": "sqlite://"})
+
+
+def test_file_size_limit_stops_a_large_write(tmp_path):
+    code = """
+        with open("big.bin", "wb") as f:
+            f.write(b"x" * (3 * 1024 * 1024))
+    """
+    result = run_sandboxed(_python(code), cwd=tmp_path, timeout_s=10, limits=Limits(file_size_mb=1))
+    assert result.returncode != 0
+    assert "File too large" in result.stderr
+    assert (tmp_path / "big.bin").stat().st_size <= 1024 * 1024
+
+
+def test_cpu_limit_stops_a_busy_loop_before_the_timeout(tmp_path):
+    result = run_sandboxed(_python("while True: pass"), cwd=tmp_path, timeout_s=20,
+                           limits=Limits(cpu_seconds=1))
+    assert not result.timed_out
+    assert result.killed_by_signal in (24, 9)   # SIGXCPU at the soft limit, SIGKILL at the hard one
+
+
+def test_output_is_bounded_and_truncation_is_noted(tmp_path):
+    code = "import sys; sys.stdout.write('a' * 1_000_000)"
+    result = run_sandboxed(_python(code), cwd=tmp_path, timeout_s=10, limits=Limits(output_bytes=1000))
+    assert result.stdout_truncated
+    assert result.stdout.startswith("a" * 1000)
+    assert "999000 more bytes not kept" in result.stdout
+
+
+_FORK_BOMB = """
+    import os, sys, time
+    spawned, refused = 0, 0
+    print("nproc-limit", __import__("resource").getrlimit(__import__("resource").RLIMIT_NPROC)[0], flush=True)
+    for _ in range(150):           # bounded on purpose: a shared 2-core machine
+        try:
+            if os.fork() == 0:
+                time.sleep(60)
+                os._exit(0)
+            spawned += 1
+        except OSError:
+            refused += 1
+    print("spawned", spawned, "refused", refused, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_fork_bomb_is_contained(tmp_path):
+    """As non-root, RLIMIT_NPROC refuses forks; as root (this project's containers) the kernel does
+    not enforce it, so the timeout and the process-group kill must contain the bomb."""
+    started = time.monotonic()
+    result = run_sandboxed(_python(_FORK_BOMB), cwd=tmp_path, timeout_s=3,
+                           limits=Limits(max_processes=40))
+    assert time.monotonic() - started < 10
+    assert result.timed_out
+    assert "nproc-limit 40" in result.stdout       # the limit is set either way
+    spawned, refused = (int(w) for w in result.stdout.split("spawned", 1)[1].split()[::2][:2])
+    if os.geteuid() == 0:
+        assert spawned == 150 and refused == 0     # not enforced for root: documented in sandbox.py
+    else:
+        assert refused > 0 and spawned < 40
+    leftovers = [int(p) for p in os.listdir("/proc") if p.isdigit() and _in_session_of(int(p), result)]
+    assert _wait_dead(leftovers) == []
+
+
+def _in_session_of(pid: int, result) -> bool:
+    """Whether ``pid`` runs the fork-bomb script (so we never look at unrelated processes)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, PermissionError):
+        return False
+    return b"spawned, refused" in cmdline
+
+
+def test_bad_requests_are_refused_with_a_clear_message(tmp_path):
+    with pytest.raises(ValueError, match="non-empty list"):
+        run_sandboxed([], cwd=tmp_path, timeout_s=1)
+    with pytest.raises(ValueError, match="does not exist"):
+        run_sandboxed(["true"], cwd=tmp_path / "missing", timeout_s=1)
+    with pytest.raises(ValueError, match="positive"):
+        run_sandboxed(["true"], cwd=tmp_path, timeout_s=0)
+
+
+def test_a_missing_program_is_a_result_not_a_crash(tmp_path):
+    result = run_sandboxed(["no-such-program-xyz"], cwd=tmp_path, timeout_s=5)
+    assert result.returncode == 127
+    assert "no-such-program-xyz" in result.stderr
