@@ -1,0 +1,144 @@
+"""Everything SpiffWorkflow-specific about parsing, running and serializing a workflow.
+
+The three 3.2.0 work-arounds from the notes live here:
+1. ``ScopeflowScriptEngine.call_service`` — the stock one raises ``NameError: name 'script'`` for any
+   service failure; ours keeps the real exception (as ``WorkflowTaskException.exception``).
+2. ``ready_manual_task`` — ``Task.run()`` happily completes tasks that are not READY; every human
+   completion goes through this guard.
+3. ``ScopeflowServiceTask`` is registered with the serializer (custom spec classes must be, or
+   serialization fails with ``TypeError``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.spiff.serializer.task_spec import ServiceTaskConverter
+from SpiffWorkflow.spiff.specs.defaults import ServiceTask
+from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
+from SpiffWorkflow.util.task import TaskState
+
+from scopeflow.engine.sandbox import RestrictedEnvironment
+from scopeflow.handlers.failures import TaskFailure
+
+if TYPE_CHECKING:
+    from SpiffWorkflow.task import Task
+
+# Spiff's loggers put whole task data into log records below INFO (a PII leak): pin them.
+for _name in ("spiff", "spiff.task", "spiff.workflow", "spiff.metrics"):
+    logging.getLogger(_name).setLevel(logging.INFO)
+
+
+class UncaughtFailure(Exception):
+    """A handler failure no boundary event in the diagram catches: becomes an incident."""
+
+    def __init__(self, failure: TaskFailure):
+        super().__init__(f"uncaught {failure.kind} failure: {failure.message}")
+        self.failure = failure
+
+
+class ScopeflowServiceTask(ServiceTask):
+    """A service task whose ``TaskFailure`` becomes a BPMN error event with ``errorCode = kind``."""
+
+    def _execute(self, my_task: Task) -> bool | None:
+        engine: ScopeflowScriptEngine = my_task.workflow.script_engine
+        try:
+            result = engine.call_service(
+                my_task,
+                operation_name=self.operation_name,
+                operation_params=self.evaluate_params(my_task),
+            )
+        except WorkflowTaskException as exc:
+            failure = exc.exception if isinstance(getattr(exc, "exception", None), TaskFailure) else None
+            if failure is None:
+                raise
+            return _throw_failure(my_task, failure)
+        my_task.data[self.result_variable] = json.loads(result)
+        return True
+
+
+def _throw_failure(my_task: Task, failure: TaskFailure) -> None:
+    """Throw the failure as a BPMN error; if nothing in the diagram catches it, raise."""
+    definition = ErrorEventDefinition(failure.kind, code=failure.kind)
+    event = BpmnEvent(definition, payload=failure.to_payload(), target=my_task.workflow)
+    top = my_task.workflow.top_workflow
+    top.catch(event)
+    if event in top.bpmn_events:
+        top.bpmn_events.remove(event)
+        raise WorkflowTaskException(str(UncaughtFailure(failure)), task=my_task, exception=UncaughtFailure(failure))
+    my_task.internal_data["scopeflow_failure"] = failure.to_payload()
+    return None  # the interrupting boundary cancels this task and its path runs
+
+
+class ScopeflowScriptEngine(PythonScriptEngine):
+    """Restricted scripts + operator dispatch; ``runner`` is the advance in progress."""
+
+    def __init__(self, runner: Any = None, time_budget_s: float = 1.0):
+        super().__init__(environment=RestrictedEnvironment(time_budget_s))
+        self.runner = runner
+
+    def call_service(self, task: Task, **kwargs: Any) -> str:
+        # Work-around 1: the stock method references an undefined ``script`` on failure.
+        try:
+            if self.runner is None:
+                raise RuntimeError("no runner attached to the script engine")
+            result = self.runner.call_operator(task, kwargs["operation_name"], kwargs["operation_params"])
+            return json.dumps(result)
+        except WorkflowTaskException:
+            raise
+        except Exception as err:
+            raise WorkflowTaskException(f"{type(err).__name__}: {err}", task=task, exception=err) from err
+
+
+class ScopeflowParser(SpiffBpmnParser):
+    OVERRIDE_PARSER_CLASSES = {
+        **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("serviceTask"): (ServiceTaskParser, ScopeflowServiceTask),
+    }
+
+
+def build_parser(validate: bool = True) -> ScopeflowParser:
+    return ScopeflowParser(validator=VALIDATOR if validate else None)
+
+
+def _serializer_config() -> dict:
+    config = dict(SPIFF_CONFIG)
+    config[ScopeflowServiceTask] = ServiceTaskConverter  # work-around 3
+    return config
+
+
+SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_serializer_config()))
+
+
+def serialize(workflow: BpmnWorkflow) -> str:
+    return SERIALIZER.serialize_json(workflow)
+
+
+def deserialize(state: str) -> BpmnWorkflow:
+    return SERIALIZER.deserialize_json(state)
+
+
+def ready_manual_task(workflow: BpmnWorkflow, task_id: str) -> Task:
+    """Work-around 2: the human task ``task_id`` only if it is READY and manual, else ``LookupError``."""
+    import uuid
+
+    try:
+        task = workflow.get_task_from_id(uuid.UUID(task_id))
+    except Exception:  # a malformed id or TaskNotFoundException: both mean "not here"
+        task = None
+    if task is None:
+        raise LookupError(f"task {task_id} is not part of this instance")
+    if task.state != TaskState.READY or not task.task_spec.manual:
+        raise LookupError(f"task {task_id} is {TaskState.get_name(task.state)}, not a READY human task")
+    return task

@@ -1,0 +1,131 @@
+"""The model catalog: what lives in the models directory, and which files each model needs.
+
+A *model* is an executable BPMN process, named by its process id. Its *bundle* is every file it
+needs to run: its own .bpmn file, the files of the processes it calls (transitively), all .dmn
+files, the forms its tasks name, and its ``<file stem>.evidence.toml`` when present. The bundle's
+content hash is the model's version identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scopeflow.processes.bpmn_xml import BpmnFile, BpmnFileError, ProcessInfo, parse_bpmn
+
+FORMS_DIR = "forms"
+
+
+class CatalogError(ValueError):
+    """The catalog cannot answer (unknown model, unreadable directory): one-line message."""
+
+
+@dataclass
+class Catalog:
+    root: Path
+    files: dict[str, str] = field(default_factory=dict)          # relative path → text
+    bpmn: dict[str, BpmnFile] = field(default_factory=dict)      # relative path → parsed file
+    broken: dict[str, str] = field(default_factory=dict)         # relative path → one-line error
+    processes: dict[str, ProcessInfo] = field(default_factory=dict)
+
+    @property
+    def models(self) -> list[str]:
+        return sorted(pid for pid, info in self.processes.items() if info.executable)
+
+    def process(self, model: str) -> ProcessInfo:
+        info = self.processes.get(model)
+        if info is None or not info.executable:
+            known = ", ".join(self.models) or "none"
+            raise CatalogError(f"unknown model {model!r} (known: {known})")
+        return info
+
+    def bundle(self, model: str) -> dict[str, str]:
+        """The files ``model`` needs, relative path → text."""
+        info = self.process(model)
+        paths: set[str] = set()
+        pending, seen = [info.id], set()
+        while pending:
+            pid = pending.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            proc = self.processes.get(pid)
+            if proc is None:
+                continue  # lint reports the missing call target
+            paths.add(proc.file)
+            pending.extend(proc.called_elements)
+            for form in proc.forms().values():
+                form_path = f"{FORMS_DIR}/{form}"
+                if form_path in self.files:
+                    paths.add(form_path)
+        paths.update(p for p in self.files if p.endswith(".dmn"))
+        evidence = evidence_path(info.file)
+        if evidence in self.files:
+            paths.add(evidence)
+        return {p: self.files[p] for p in sorted(paths)}
+
+    def form(self, name: str) -> dict | None:
+        text = self.files.get(f"{FORMS_DIR}/{name}")
+        return None if text is None else json.loads(text)
+
+
+def evidence_path(bpmn_path: str) -> str:
+    return bpmn_path[: -len(".bpmn")] + ".evidence.toml" if bpmn_path.endswith(".bpmn") else bpmn_path
+
+
+def bundle_hash(files: dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.encode() + b"\0" + files[path].encode() + b"\0")
+    return digest.hexdigest()
+
+
+def scan(root: Path) -> Catalog:
+    """Read every .bpmn, .dmn, form and evidence file under ``root``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise CatalogError(f"models directory {root} does not exist")
+    catalog = Catalog(root=root)
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if not path.is_file() or not _wanted(rel):
+            continue
+        try:
+            catalog.files[rel] = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            catalog.broken[rel] = f"{rel}: not UTF-8 text"
+    for rel, text in catalog.files.items():
+        if rel.endswith(".bpmn"):
+            _add_bpmn(catalog, rel, text)
+    return catalog
+
+
+def catalog_from_files(files: dict[str, str]) -> Catalog:
+    """A catalog over stored bundle files (what a deployed version runs from)."""
+    catalog = Catalog(root=Path("."), files=dict(files))
+    for rel, text in files.items():
+        if rel.endswith(".bpmn"):
+            _add_bpmn(catalog, rel, text)
+    return catalog
+
+
+def _wanted(rel: str) -> bool:
+    return (rel.endswith((".bpmn", ".dmn", ".evidence.toml"))
+            or (rel.startswith(f"{FORMS_DIR}/") and rel.endswith(".json")))
+
+
+def _add_bpmn(catalog: Catalog, rel: str, text: str) -> None:
+    try:
+        parsed = parse_bpmn(rel, text.encode("utf-8"))
+    except BpmnFileError as exc:
+        catalog.broken[rel] = str(exc)
+        return
+    catalog.bpmn[rel] = parsed
+    for proc in parsed.processes:
+        if proc.id in catalog.processes:
+            other = catalog.processes[proc.id].file
+            catalog.broken[rel] = f"{rel}:{proc.line}: process id {proc.id!r} is also defined in {other}"
+            continue
+        catalog.processes[proc.id] = proc
