@@ -1,0 +1,757 @@
+"""The agents' LLM client: any OpenAI-compatible chat-completions server, JSON replies checked
+against a schema, bounded retries, a per-instance budget, and one GenAI span per HTTP attempt.
+
+Why ``httpx`` rather than the ``openai`` package: we use only the portable subset of the chat
+completions API (``POST {base}/chat/completions``; see notes/ui-and-peers.md), which OpenAI,
+Ollama, vLLM and llama.cpp all serve. httpx is small, synchronous with explicit timeouts, and
+ties us to no vendor's SDK, its retry policy or its telemetry; retries, budgets and spans stay
+ours, so they behave the same against every server.
+
+Handlers never see HTTP: they call :meth:`LlmClient.chat_json` (or :meth:`LlmClient.chat_tool`)
+and get a dict that satisfies their schema, or a ``TaskFailure`` of the right kind:
+
+- timeouts, connection errors, 408/409/425/429 and 5xx are retried with backoff (honouring
+  ``Retry-After``) up to ``max_attempts``, then ``transient``;
+- 401/403 (bad key), 404 (wrong base URL or model), redirects, other 4xx, and a 2xx body that is
+  not a chat completion are ``configuration``; 400/413/422 (the request itself) are ``recoverable``;
+- a reply that is not JSON or breaks the schema is re-asked with the problem appended, at most
+  ``max_reasks`` times, then ``recoverable``;
+- a spent budget is ``external_blocker`` (see :mod:`scopeflow.handlers.budget`).
+
+When ``SCOPEFLOW_LLM_BASE_URL`` is unset, :attr:`LlmSettings.configured` is False and callers use
+their offline agents; nothing here runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+import jsonschema
+from jsonschema.exceptions import best_match
+
+from scopeflow.handlers.budget import Budget
+from scopeflow.handlers.context import ChildSpan, TaskContext
+from scopeflow.handlers.failures import CONFIGURATION, RECOVERABLE, TRANSIENT, TaskFailure
+
+T = TypeVar("T")
+
+ROLES = ("planner", "builder", "reviewer", "analyst")
+REDACTED = "[REDACTED]"
+
+# Attribute names: the GenAI semantic conventions (notes/opentelemetry.md) plus ours.
+SPAN_TYPE = "scopeflow.span.type"
+LLM_ROLE = "scopeflow.llm.role"
+LLM_ATTEMPT = "scopeflow.llm.attempt"
+LLM_COST = "scopeflow.llm.cost"
+LLM_COST_PRICED = "scopeflow.llm.cost_priced"
+LLM_USAGE_ESTIMATED = "scopeflow.llm.usage_estimated"
+LLM_REPLY_PROBLEM = "scopeflow.llm.reply_problem"
+FALLBACK = "scopeflow.fallback"
+FALLBACK_REASON = "scopeflow.fallback.reason"
+
+_RETRYABLE_STATUS = {408, 409, 425, 429}
+_REQUEST_PROBLEM_STATUS = {400, 413, 422}
+
+
+# --------------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """What a model costs, in micro-dollars per million tokens (integers, like all money here)."""
+
+    input_per_mtok: int
+    output_per_mtok: int
+
+    def cost(self, input_tokens: int, output_tokens: int) -> int:
+        """Cost of one call in micro-dollars, rounded up so the spend is never under-counted."""
+        total = input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok
+        return math.ceil(total / 1_000_000)
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    """Where the LLM is, which model each agent role uses, what it costs, and the caps."""
+
+    base_url: str = ""
+    api_key: str = field(default="", repr=False)
+    model: str = ""
+    role_models: Mapping[str, str] = field(default_factory=dict)
+    provider: str = ""
+    timeout_s: float = 60.0
+    prices: Mapping[str, ModelPrice] = field(default_factory=dict)
+    capture_content: bool = False
+    max_tokens_per_instance: int | None = None
+    max_cost_per_instance: int | None = None
+
+    @property
+    def configured(self) -> bool:
+        """False without a base URL: the agents then run offline, exactly as before."""
+        return bool(self.base_url)
+
+    @property
+    def provider_name(self) -> str:
+        """``gen_ai.provider.name``: the explicit setting, else guessed from the base URL."""
+        if self.provider:
+            return self.provider
+        parts = urlsplit(self.base_url)
+        if parts.hostname == "api.openai.com":
+            return "openai"
+        if parts.port == 11434:
+            return "ollama"
+        return "openai_compatible"
+
+    def model_for(self, role: str) -> str:
+        """The model for an agent role: its own setting, else the default model."""
+        if role not in ROLES:
+            raise ValueError(f"unknown LLM role {role!r}; expected one of {', '.join(ROLES)}")
+        model = self.role_models.get(role) or self.model
+        if not model:
+            raise TaskFailure(
+                CONFIGURATION,
+                f"no LLM model for role {role!r}: set SCOPEFLOW_LLM_MODEL or SCOPEFLOW_LLM_MODEL_{role.upper()}",
+                {"role": role},
+            )
+        return model
+
+    def new_budget(self) -> Budget:
+        """A fresh budget with this deployment's per-instance caps."""
+        return Budget(max_tokens=self.max_tokens_per_instance, max_cost=self.max_cost_per_instance)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> LlmSettings:
+        """Read the ``SCOPEFLOW_LLM_*`` variables from ``environ`` (pass ``os.environ`` in production)."""
+        base_url = environ.get("SCOPEFLOW_LLM_BASE_URL", "").strip().rstrip("/")
+        if base_url and urlsplit(base_url).scheme not in ("http", "https"):
+            raise ValueError(f"SCOPEFLOW_LLM_BASE_URL must be an http(s) URL, got {base_url!r}")
+        return cls(
+            base_url=base_url,
+            api_key=environ.get("SCOPEFLOW_LLM_API_KEY", ""),
+            model=environ.get("SCOPEFLOW_LLM_MODEL", ""),
+            role_models={
+                role: environ[f"SCOPEFLOW_LLM_MODEL_{role.upper()}"]
+                for role in ROLES
+                if environ.get(f"SCOPEFLOW_LLM_MODEL_{role.upper()}")
+            },
+            provider=environ.get("SCOPEFLOW_LLM_PROVIDER", ""),
+            timeout_s=_env_timeout(environ, "SCOPEFLOW_LLM_TIMEOUT", 60.0),
+            prices=_parse_prices(environ.get("SCOPEFLOW_LLM_PRICES", "")),
+            capture_content=_env_flag(environ, "SCOPEFLOW_LLM_CAPTURE_CONTENT"),
+            max_tokens_per_instance=_env_count(environ, "SCOPEFLOW_LLM_MAX_TOKENS_PER_INSTANCE"),
+            max_cost_per_instance=_env_count(environ, "SCOPEFLOW_LLM_MAX_COST_PER_INSTANCE"),
+        )
+
+
+def _env_timeout(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not seconds > 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return seconds
+
+
+def _env_count(environ: Mapping[str, str], name: str) -> int | None:
+    value = environ.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _env_flag(environ: Mapping[str, str], name: str) -> bool:
+    value = environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name} must be 1 or 0, got {value!r}")
+
+
+def _parse_prices(text: str) -> dict[str, ModelPrice]:
+    """``{"model": {"input_per_mtok": int, "output_per_mtok": int}}`` in micro-dollars."""
+    if not text.strip():
+        return {}
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"SCOPEFLOW_LLM_PRICES is not valid JSON: {exc.msg}") from None
+    if not isinstance(raw, dict):
+        raise ValueError("SCOPEFLOW_LLM_PRICES must be a JSON object of model → prices")
+    prices = {}
+    for model, entry in raw.items():
+        if not isinstance(entry, dict) or set(entry) != {"input_per_mtok", "output_per_mtok"}:
+            raise ValueError(
+                f"SCOPEFLOW_LLM_PRICES[{model!r}] must have exactly input_per_mtok and output_per_mtok"
+            )
+        for key, value in entry.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(
+                    f"SCOPEFLOW_LLM_PRICES[{model!r}].{key} must be a non-negative integer "
+                    f"(micro-dollars per million tokens), got {value!r}"
+                )
+        prices[model] = ModelPrice(**entry)
+    return prices
+
+
+# --------------------------------------------------------------------------------------------
+# Redaction, replies, small helpers
+# --------------------------------------------------------------------------------------------
+
+
+def secret_redactor(secret_values: Iterable[str]) -> Callable[[str], str]:
+    """A redactor that replaces each given secret value (empty ones ignored) with ``[REDACTED]``."""
+    secrets = sorted({value for value in secret_values if value}, key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    return redact
+
+
+@dataclass
+class ChatReply:
+    """What one successful HTTP exchange returned, with its measured (or estimated) usage."""
+
+    content: str
+    tool_calls: list[dict[str, Any]]
+    model: str
+    response_id: str
+    finish_reasons: list[str]
+    input_tokens: int
+    output_tokens: int
+    usage_estimated: bool
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A function the model is asked to call; its ``parameters`` JSON schema is what we validate."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+class _RetryLater(Exception):
+    """An attempt failed in a way another attempt may not (timeout, 429, 5xx)."""
+
+    def __init__(self, reason: str, retry_after: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _UnusableReply(Exception):
+    """The server answered, but the content is not what was asked for (re-ask with ``problem``)."""
+
+    def __init__(self, error_type: str, problem: str):
+        super().__init__(problem)
+        self.error_type = error_type
+        self.problem = problem
+        self.reply_text = ""        # what the model said, echoed back to it when re-asking
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (a number or an HTTP date); None if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _estimate_tokens(text: str) -> int:
+    """The usual rough guess when a server reports no usage: one token per four characters."""
+    return math.ceil(len(text) / 4)
+
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
+
+
+def parse_json_object(text: str, validator: jsonschema.protocols.Validator) -> dict[str, Any]:
+    """The JSON object in ``text`` if it satisfies the schema; else :class:`_UnusableReply`.
+
+    One surrounding Markdown code fence is tolerated, since local models often add one even in
+    JSON mode; anything else that is not a bare JSON object is a problem to re-ask about.
+    """
+    fenced = _FENCE.match(text or "")
+    body = fenced.group(1) if fenced else (text or "")
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise _UnusableReply("invalid_json", f"the reply is not valid JSON ({exc.msg} at line {exc.lineno} "
+                                             f"column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise _UnusableReply("invalid_json", f"the reply is JSON but not an object (got {type(data).__name__})")
+    error = best_match(validator.iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise _UnusableReply("schema_violation", f"the JSON breaks the schema at {where}: {error.message}")
+    return data
+
+
+def _validator_for(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    cls = jsonschema.validators.validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"invalid JSON schema for an LLM reply: {exc.message}") from None
+    return cls(schema)
+
+
+def _check_messages(messages: list[dict[str, Any]]) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str) \
+                or not isinstance(message.get("content"), str):
+            raise ValueError(f"messages[{index}] must be a dict with string 'role' and 'content'")
+
+
+def _json_instruction(schema: dict[str, Any]) -> str:
+    """The system message of JSON mode; it also puts the word JSON in the prompt, as OpenAI requires."""
+    return (
+        "Reply with only one JSON object, no prose and no code fence. "
+        "It must satisfy this JSON Schema:\n" + json.dumps(schema, sort_keys=True)
+    )
+
+
+def _json_reask(problem: str) -> str:
+    return (
+        f"Your previous reply could not be used: {problem}. Reply again with only one JSON object "
+        "that satisfies the JSON Schema given at the start."
+    )
+
+
+def _messages_json(messages: list[dict[str, Any]]) -> str:
+    """``gen_ai.input.messages`` in the GenAI conventions' role + parts shape."""
+    return json.dumps(
+        [{"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]} for m in messages]
+    )
+
+
+def _output_json(reply: ChatReply) -> str:
+    """``gen_ai.output.messages``: the assistant's text and tool calls, with the finish reason."""
+    parts: list[dict[str, Any]] = []
+    if reply.content:
+        parts.append({"type": "text", "content": reply.content})
+    for call in reply.tool_calls:
+        function = call.get("function") or {}
+        parts.append({"type": "tool_call", "id": call.get("id", ""), "name": function.get("name", ""),
+                      "arguments": function.get("arguments", "")})
+    finish = reply.finish_reasons[0] if reply.finish_reasons else ""
+    return json.dumps([{"role": "assistant", "parts": parts, "finish_reason": finish}])
+
+
+class _ToolsUnsupported(_UnusableReply):
+    """The first tool request showed the server does not do tool calls: switch to JSON mode."""
+
+
+# --------------------------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------------------------
+
+
+class LlmClient:
+    """Chat with the configured server on behalf of one task, charging ``budget``, recording into ``ctx``.
+
+    ``redact`` is applied to every string that goes into a span attribute or a failure message;
+    by default it removes the API key and every value in ``secret_values``. ``max_attempts``,
+    ``backoff_base_s``/``backoff_max_s`` (exponential backoff without ``Retry-After``) and
+    ``max_retry_after_s`` (a longer ``Retry-After`` gives up at once as ``transient``, leaving the
+    wait to the engine) bound the HTTP retries; ``sleep`` is how the client waits between them.
+    """
+
+    def __init__(
+        self,
+        settings: LlmSettings,
+        budget: Budget,
+        ctx: TaskContext,
+        *,
+        redact: Callable[[str], str] | None = None,
+        secret_values: Iterable[str] = (),
+        max_attempts: int = 3,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 8.0,
+        max_retry_after_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if not settings.configured:
+            raise ValueError("LlmClient needs SCOPEFLOW_LLM_BASE_URL; without it use the offline agents")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        self.settings = settings
+        self.budget = budget
+        self.ctx = ctx
+        self.redact = redact or secret_redactor([settings.api_key, *secret_values])
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.max_retry_after_s = max_retry_after_s
+        self._sleep = sleep
+        self._url = settings.base_url + "/chat/completions"
+        self._http = httpx.Client(timeout=settings.timeout_s, follow_redirects=False)
+        self._tools_supported: bool | None = None   # None until the first tool request shows it
+        self._fallback_reason = ""
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LlmClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- public calls -------------------------------------------------------------------------
+
+    def chat_json(
+        self,
+        role: str,
+        messages: list[dict[str, Any]],
+        schema: dict[str, Any],
+        *,
+        max_reasks: int = 2,
+        max_tokens: int | None = None,
+    ) -> dict[str, Any]:
+        """A JSON object from the ``role``'s model that satisfies ``schema``.
+
+        JSON mode (``response_format: json_object``) with the schema in a leading system message;
+        a reply that is not JSON or breaks the schema is re-asked with the problem appended, at most
+        ``max_reasks`` times, then ``TaskFailure("recoverable")``.
+        """
+        validator = _validator_for(schema)
+        _check_messages(messages)
+        model = self._model(role)
+        return self._json_mode(role, model, messages, schema, validator, max_reasks, max_tokens, {})
+
+    def chat_tool(
+        self,
+        role: str,
+        messages: list[dict[str, Any]],
+        tool: ToolSpec,
+        *,
+        max_reasks: int = 2,
+        max_tokens: int | None = None,
+    ) -> dict[str, Any]:
+        """The arguments of a call to ``tool``, validated against ``tool.parameters``.
+
+        The first tool request of this client is the probe: if the server rejects ``tools``
+        (HTTP 400/422) or answers without calling the function, the client switches to JSON mode
+        for this and every later call, loudly: ``scopeflow.fallback=true`` and the reason go on
+        the task span and on every span of the fallback calls.
+        """
+        validator = _validator_for(tool.parameters)
+        _check_messages(messages)
+        model = self._model(role)
+        if self._tools_supported is not False:
+            try:
+                return self._tool_mode(role, model, messages, tool, validator, max_reasks, max_tokens)
+            except _ToolsUnsupported as unsupported:
+                self._fallback_reason = unsupported.problem
+            except TaskFailure as failure:
+                if self._tools_supported is not None or failure.details.get("status") not in (400, 422):
+                    raise
+                self._fallback_reason = f"the server rejected the tools request: {failure.message}"
+            self._tools_supported = False
+        reason = self.redact(f"tool calls unavailable, JSON mode used instead: {self._fallback_reason}")
+        self.ctx.record({FALLBACK: True, FALLBACK_REASON: reason})
+        return self._json_mode(role, model, messages, tool.parameters, validator, max_reasks, max_tokens,
+                               {FALLBACK: True, FALLBACK_REASON: reason})
+
+    # -- the re-ask loop ----------------------------------------------------------------------
+
+    def _json_mode(self, role: str, model: str, messages: list[dict[str, Any]], schema: dict[str, Any],
+                   validator: Any, max_reasks: int, max_tokens: int | None,
+                   span_attrs: dict[str, Any]) -> dict[str, Any]:
+        conversation = [{"role": "system", "content": _json_instruction(schema)}, *messages]
+        return self._ask_until_usable(
+            role, model, conversation, {"response_format": {"type": "json_object"}},
+            lambda reply: parse_json_object(reply.content, validator), _json_reask,
+            max_reasks, max_tokens, span_attrs,
+        )
+
+    def _tool_mode(self, role: str, model: str, messages: list[dict[str, Any]], tool: ToolSpec,
+                   validator: Any, max_reasks: int, max_tokens: int | None) -> dict[str, Any]:
+        extra = {
+            "tools": [{"type": "function", "function": {
+                "name": tool.name, "description": tool.description, "parameters": tool.parameters}}],
+            "tool_choice": {"type": "function", "function": {"name": tool.name}},
+        }
+
+        def reask(problem: str) -> str:
+            return f"Your previous call could not be used: {problem}. Call {tool.name} again with valid arguments."
+
+        return self._ask_until_usable(
+            role, model, list(messages), extra, lambda reply: self._tool_arguments(reply, tool, validator),
+            reask, max_reasks, max_tokens, {},
+        )
+
+    def _tool_arguments(self, reply: ChatReply, tool: ToolSpec, validator: Any) -> dict[str, Any]:
+        calls = [c for c in reply.tool_calls
+                 if isinstance(c, dict) and (c.get("function") or {}).get("name") == tool.name]
+        if not calls:
+            if self._tools_supported is None:
+                raise _ToolsUnsupported("tools_unsupported", f"the server answered without calling {tool.name}")
+            raise _UnusableReply("no_tool_call", f"the reply did not call the function {tool.name}")
+        self._tools_supported = True
+        return parse_json_object(calls[0]["function"].get("arguments") or "", validator)
+
+    def _ask_until_usable(self, role: str, model: str, conversation: list[dict[str, Any]],
+                          extra: dict[str, Any], interpret: Callable[[ChatReply], T],
+                          reask: Callable[[str], str], max_reasks: int, max_tokens: int | None,
+                          span_attrs: dict[str, Any]) -> T:
+        if max_reasks < 0:
+            raise ValueError(f"max_reasks must be 0 or more, got {max_reasks}")
+        problem = ""
+        for _ in range(max_reasks + 1):
+            try:
+                return self._exchange(role, model, conversation, extra, interpret, max_tokens, span_attrs)
+            except _ToolsUnsupported:
+                raise
+            except _UnusableReply as bad:
+                problem = bad.problem
+                conversation = [*conversation, {"role": "assistant", "content": bad.reply_text},
+                                {"role": "user", "content": reask(problem)}]
+        replies = max_reasks + 1
+        raise TaskFailure(
+            RECOVERABLE,
+            self.redact(f"LLM gave no usable reply for {role} ({model}) in {replies} replies: {problem}"),
+            {"role": role, "model": model, "replies": replies, "last_problem": self.redact(problem)},
+        )
+
+    # -- one logical request, retried over HTTP -----------------------------------------------
+
+    def _exchange(self, role: str, model: str, messages: list[dict[str, Any]], extra: dict[str, Any],
+                  interpret: Callable[[ChatReply], T], max_tokens: int | None,
+                  span_attrs: dict[str, Any]) -> T:
+        body: dict[str, Any] = {"model": model, "messages": messages, "temperature": 0, **extra}
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        last: _RetryLater | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            self.budget.check()
+            try:
+                return self._attempt(role, body, interpret, attempt, span_attrs)
+            except _RetryLater as problem:
+                last = problem
+                if attempt < self.max_attempts:
+                    self._sleep(self._retry_delay(problem, attempt))
+        reason = last.reason if last else "no attempt made"
+        raise TaskFailure(
+            TRANSIENT,
+            self.redact(f"LLM server {self._url} failed {self.max_attempts} attempts; last: {reason}"),
+            {"url": self._url, "attempts": self.max_attempts, "last_problem": self.redact(reason)},
+        )
+
+    def _retry_delay(self, problem: _RetryLater, attempt: int) -> float:
+        """Seconds to wait before the next attempt: ``Retry-After`` if given, else exponential backoff."""
+        asked = retry_after_seconds(problem.retry_after)
+        if asked is not None and asked > self.max_retry_after_s:
+            raise TaskFailure(
+                TRANSIENT,
+                f"LLM server asks to wait {asked:.1f}s (Retry-After), more than the client waits "
+                f"({self.max_retry_after_s:.1f}s); leaving the wait to the engine",
+                {"retry_after_s": asked, "url": self._url},
+            )
+        delay = asked if asked is not None else min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        left = self.ctx.time_left()
+        if left is not None and delay > left:
+            raise TaskFailure(TRANSIENT, f"no time left in this task to wait {delay:.1f}s for the LLM server",
+                              {"delay_s": delay, "time_left_s": left})
+        return delay
+
+    def _attempt(self, role: str, body: dict[str, Any], interpret: Callable[[ChatReply], T],
+                 attempt: int, span_attrs: dict[str, Any]) -> T:
+        """One HTTP request as one span ``chat {model}``; charges the budget whatever happens."""
+        model = body["model"]
+        with self.ctx.span(f"chat {model}") as span:
+            self._set(span, {**self._request_attributes(role, body, attempt), **span_attrs})
+            if self.settings.capture_content:
+                self._set(span, {"gen_ai.input.messages": _messages_json(body["messages"])})
+            response = self._post(span, body)
+            reply = self._read_reply(span, response, body)
+            self._record_reply(span, reply)
+            try:
+                value = interpret(reply)
+            except _UnusableReply as bad:
+                bad.reply_text = reply.content or json.dumps([c.get("function") for c in reply.tool_calls])
+                self._set(span, {"error.type": bad.error_type, LLM_REPLY_PROBLEM: bad.problem})
+                self._charge(span, reply, model, failed=True)
+                raise
+            self._charge(span, reply, model, failed=False)
+            return value
+
+    # -- HTTP and the response ----------------------------------------------------------------
+
+    def _post(self, span: ChildSpan, body: dict[str, Any]) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else {}
+        try:
+            response = self._http.post(self._url, json=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            self._failed(span, "timeout")
+            raise _RetryLater(f"no answer within {self.settings.timeout_s}s ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            self._failed(span, type(exc).__name__)
+            raise _RetryLater(f"could not reach the server ({type(exc).__name__}: {exc})") from None
+        if 200 <= response.status_code < 300:
+            return response
+        self._failed(span, str(response.status_code))
+        raise self._status_problem(response)
+
+    def _status_problem(self, response: httpx.Response) -> Exception:
+        """The failure an HTTP error status means (see the module docstring for the mapping)."""
+        status = response.status_code
+        detail = self.redact(_error_detail(response))
+        if status in _RETRYABLE_STATUS or status >= 500:
+            return _RetryLater(f"HTTP {status}: {detail}", response.headers.get("Retry-After"))
+        details = {"status": status, "url": self._url, "detail": detail}
+        if status in (401, 403):
+            return TaskFailure(CONFIGURATION, f"LLM server refused the credentials (HTTP {status}: {detail}); "
+                                              "check SCOPEFLOW_LLM_API_KEY", details)
+        if status == 404:
+            return TaskFailure(CONFIGURATION, f"LLM server has no chat completions here (HTTP 404: {detail}); "
+                                              "check SCOPEFLOW_LLM_BASE_URL and the model name", details)
+        if status in _REQUEST_PROBLEM_STATUS:
+            return TaskFailure(RECOVERABLE, f"LLM server rejected the request (HTTP {status}: {detail})", details)
+        if 300 <= status < 400:
+            where = self.redact(response.headers.get("Location", "?"))
+            return TaskFailure(CONFIGURATION, f"LLM server redirects (HTTP {status}) to {where}; "
+                                              "set SCOPEFLOW_LLM_BASE_URL to the final address", details)
+        return TaskFailure(CONFIGURATION, f"LLM server answered HTTP {status}: {detail}", details)
+
+    def _read_reply(self, span: ChildSpan, response: httpx.Response, body: dict[str, Any]) -> ChatReply:
+        try:
+            payload = response.json()
+            choices = payload["choices"]
+            message = choices[0]["message"]
+            if not isinstance(message, dict):
+                raise TypeError("message is not an object")
+        except (ValueError, KeyError, IndexError, TypeError):
+            self._failed(span, "invalid_response")
+            raise TaskFailure(
+                CONFIGURATION,
+                f"LLM server at {self._url} answered HTTP {response.status_code} without a chat completion; "
+                "is SCOPEFLOW_LLM_BASE_URL an OpenAI-compatible /v1 endpoint?",
+                {"status": response.status_code, "body_start": self.redact(response.text[:200])},
+            ) from None
+        content = message.get("content") if isinstance(message.get("content"), str) else ""
+        tool_calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+        usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+        input_tokens, output_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        estimated = not (isinstance(input_tokens, int) and isinstance(output_tokens, int))
+        if estimated:
+            input_tokens = _estimate_tokens("".join(m["content"] for m in body["messages"]))
+            output_tokens = _estimate_tokens(content + (json.dumps(tool_calls) if tool_calls else ""))
+        return ChatReply(
+            content=content,
+            tool_calls=tool_calls,
+            model=str(payload.get("model") or body["model"]),
+            response_id=str(payload.get("id") or ""),
+            finish_reasons=[str(c["finish_reason"]) for c in choices
+                            if isinstance(c, dict) and c.get("finish_reason")],
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            usage_estimated=estimated,
+        )
+
+    # -- spans and the budget -----------------------------------------------------------------
+
+    def _request_attributes(self, role: str, body: dict[str, Any], attempt: int) -> dict[str, Any]:
+        attrs: dict[str, Any] = {
+            SPAN_TYPE: "gen_ai",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": self.settings.provider_name,
+            "gen_ai.request.model": body["model"],
+            "gen_ai.request.temperature": float(body["temperature"]),
+            LLM_ROLE: role,
+            LLM_ATTEMPT: attempt,
+        }
+        if "max_tokens" in body:
+            attrs["gen_ai.request.max_tokens"] = body["max_tokens"]
+        return attrs
+
+    def _record_reply(self, span: ChildSpan, reply: ChatReply) -> None:
+        """Response attributes; usage is always marked as measured or estimated (characters / 4)."""
+        attrs: dict[str, Any] = {
+            "gen_ai.response.model": reply.model,
+            "gen_ai.response.finish_reasons": reply.finish_reasons,
+            "gen_ai.usage.input_tokens": reply.input_tokens,
+            "gen_ai.usage.output_tokens": reply.output_tokens,
+            LLM_USAGE_ESTIMATED: reply.usage_estimated,
+        }
+        if reply.response_id:
+            attrs["gen_ai.response.id"] = reply.response_id
+        if self.settings.capture_content:
+            attrs["gen_ai.output.messages"] = _output_json(reply)
+        self._set(span, attrs)
+
+    def _charge(self, span: ChildSpan, reply: ChatReply, model: str, *, failed: bool) -> None:
+        price = self.settings.prices.get(reply.model) or self.settings.prices.get(model)
+        cost = price.cost(reply.input_tokens, reply.output_tokens) if price else 0
+        self._set(span, {LLM_COST: cost, LLM_COST_PRICED: price is not None})
+        self.budget.charge(reply.input_tokens, reply.output_tokens, cost, failed=failed)
+
+    def _failed(self, span: ChildSpan, error_type: str) -> None:
+        """An attempt with no answer to use: counted as a failed call (no tokens were reported)."""
+        self._set(span, {"error.type": error_type})
+        self.budget.charge(0, 0, 0, failed=True)
+
+    def _set(self, span: ChildSpan, attrs: dict[str, Any]) -> None:
+        """Set attributes with every string (and string in a list) passed through the redactor."""
+        clean: dict[str, Any] = {}
+        for key, value in attrs.items():
+            if isinstance(value, str):
+                value = self.redact(value)
+            elif isinstance(value, list):
+                value = [self.redact(v) if isinstance(v, str) else v for v in value]
+            clean[key] = value
+        span.set(**clean)
+
+    def _model(self, role: str) -> str:
+        """The role's model; with a cost cap, a model without a price cannot be used (cost unknowable)."""
+        model = self.settings.model_for(role)
+        if self.budget.max_cost is not None and model not in self.settings.prices:
+            raise TaskFailure(
+                CONFIGURATION,
+                f"LLM cost cap is set but SCOPEFLOW_LLM_PRICES has no price for model {model!r}",
+                {"model": model, "priced_models": sorted(self.settings.prices)},
+            )
+        return model
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """The server's error message (OpenAI shape ``{"error": {"message": ...}}``) or the body's start."""
+    try:
+        payload = response.json()
+        message = payload["error"]["message"] if isinstance(payload.get("error"), dict) else payload["error"]
+        return str(message)[:300]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return response.text[:300].strip() or response.reason_phrase
