@@ -444,3 +444,20 @@ def test_retry_after_accepts_seconds_and_http_dates():
     assert retry_after_seconds(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30
     assert retry_after_seconds("whenever") is None
     assert retry_after_seconds(None) is None
+
+
+def test_without_retry_after_the_waits_grow_exponentially(ctx):
+    waits = []
+    with FakeLlmServer([error_reply(503), error_reply(502), json_reply(GOOD)]) as server, \
+            make_client(server, ctx, sleep=waits.append) as client:
+        assert client.chat_json("planner", ASK, SCHEMA) == GOOD
+    assert waits == [0.01, 0.02]
+
+
+def test_nonsense_usage_figures_are_replaced_by_an_estimate(ctx):
+    payload = json.loads(json_reply(GOOD).body)
+    payload["usage"] = {"prompt_tokens": -5, "completion_tokens": True}
+    with FakeLlmServer([raw_reply(200, json.dumps(payload), "application/json")]) as server, \
+            make_client(server, ctx) as client:
+        assert client.chat_json("planner", ASK, SCHEMA) == GOOD
+    assert ctx.child_spans[0].attributes["scopeflow.llm.usage_estimated"] is True

@@ -42,6 +42,7 @@ from jsonschema.exceptions import best_match
 from scopeflow.handlers.budget import Budget
 from scopeflow.handlers.context import ChildSpan, TaskContext
 from scopeflow.handlers.failures import CONFIGURATION, RECOVERABLE, TRANSIENT, TaskFailure
+from scopeflow.spans.semconv import FALLBACK, FALLBACK_REASON
 
 T = TypeVar("T")
 
@@ -56,8 +57,6 @@ LLM_COST = "scopeflow.llm.cost"
 LLM_COST_PRICED = "scopeflow.llm.cost_priced"
 LLM_USAGE_ESTIMATED = "scopeflow.llm.usage_estimated"
 LLM_REPLY_PROBLEM = "scopeflow.llm.reply_problem"
-FALLBACK = "scopeflow.fallback"
-FALLBACK_REASON = "scopeflow.fallback.reason"
 
 _RETRYABLE_STATUS = {408, 409, 425, 429}
 _REQUEST_PROBLEM_STATUS = {400, 413, 422}
@@ -287,6 +286,10 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _estimate_tokens(text: str) -> int:
     """The usual rough guess when a server reports no usage: one token per four characters."""
     return math.ceil(len(text) / 4)
@@ -295,7 +298,7 @@ def _estimate_tokens(text: str) -> int:
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
 
 
-def parse_json_object(text: str, validator: jsonschema.protocols.Validator) -> dict[str, Any]:
+def _parse_json_object(text: str, validator: jsonschema.protocols.Validator) -> dict[str, Any]:
     """The JSON object in ``text`` if it satisfies the schema; else :class:`_UnusableReply`.
 
     One surrounding Markdown code fence is tolerated, since local models often add one even in
@@ -382,8 +385,9 @@ class _ToolsUnsupported(_UnusableReply):
 class LlmClient:
     """Chat with the configured server on behalf of one task, charging ``budget``, recording into ``ctx``.
 
-    ``redact`` is applied to every string that goes into a span attribute or a failure message;
-    by default it removes the API key and every value in ``secret_values``. ``max_attempts``,
+    ``redact`` is applied to every string span attribute (content, error details, the fallback
+    reason) and to whatever the server sent back before it lands in a failure message; by default
+    it replaces the API key and every value in ``secret_values`` with ``[REDACTED]``. ``max_attempts``,
     ``backoff_base_s``/``backoff_max_s`` (exponential backoff without ``Retry-After``) and
     ``max_retry_after_s`` (a longer ``Retry-After`` gives up at once as ``transient``, leaving the
     wait to the engine) bound the HTTP retries; ``sleep`` is how the client waits between them.
@@ -494,7 +498,7 @@ class LlmClient:
         conversation = [{"role": "system", "content": _json_instruction(schema)}, *messages]
         return self._ask_until_usable(
             role, model, conversation, {"response_format": {"type": "json_object"}},
-            lambda reply: parse_json_object(reply.content, validator), _json_reask,
+            lambda reply: _parse_json_object(reply.content, validator), _json_reask,
             max_reasks, max_tokens, span_attrs,
         )
 
@@ -522,7 +526,7 @@ class LlmClient:
                 raise _ToolsUnsupported("tools_unsupported", f"the server answered without calling {tool.name}")
             raise _UnusableReply("no_tool_call", f"the reply did not call the function {tool.name}")
         self._tools_supported = True
-        return parse_json_object(calls[0]["function"].get("arguments") or "", validator)
+        return _parse_json_object(calls[0]["function"].get("arguments") or "", validator)
 
     def _ask_until_usable(self, role: str, model: str, conversation: list[dict[str, Any]],
                           extra: dict[str, Any], interpret: Callable[[ChatReply], T],
@@ -666,7 +670,7 @@ class LlmClient:
         tool_calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
         usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
         input_tokens, output_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        estimated = not (isinstance(input_tokens, int) and isinstance(output_tokens, int))
+        estimated = not (_is_count(input_tokens) and _is_count(output_tokens))
         if estimated:
             input_tokens = _estimate_tokens("".join(m["content"] for m in body["messages"]))
             output_tokens = _estimate_tokens(content + (json.dumps(tool_calls) if tool_calls else ""))
