@@ -29,3 +29,12 @@ SECURITY_MEDIUM = "scopeflow.security.medium"
 
 SPAN_KIND_TASK = "bpmn.task"
 SPAN_KIND_ADVANCE = "scopeflow.advance"
+
+# What kind of Scopeflow span this is; every value has a ``span.scopeflow.<value>`` group in
+# ``registry/scopeflow.yaml`` that lists the attributes such a span must carry.
+SPAN_TYPE = "scopeflow.span.type"
+SPAN_TYPE_TASK = "bpmn.task"            # one run of a BPMN task
+SPAN_TYPE_ADVANCE = "advance"           # one advance() of an instance
+SPAN_TYPE_HANDLER = "handler"           # a child span around real work inside a handler
+SPAN_TYPE_GEN_AI = "gen_ai"             # one LLM call (OpenTelemetry GenAI conventions)
+SPAN_TYPES = (SPAN_TYPE_TASK, SPAN_TYPE_ADVANCE, SPAN_TYPE_HANDLER, SPAN_TYPE_GEN_AI)
