@@ -2,7 +2,7 @@
 
 The three 3.2.0 work-arounds from the notes live here:
 1. ``ScopeflowScriptEngine.call_service`` — the stock one raises ``NameError: name 'script'`` for any
-   service failure; ours keeps the real exception (as ``WorkflowTaskException.exception``).
+   service failure; ours keeps the real exception (as the ``WorkflowTaskException``'s ``__cause__``).
 2. ``ready_manual_task`` — ``Task.run()`` happily completes tasks that are not READY; every human
    completion goes through this guard.
 3. ``ScopeflowServiceTask`` is registered with the serializer (custom spec classes must be, or
@@ -16,11 +16,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.util import BpmnEvent
-from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
@@ -60,7 +60,7 @@ class ScopeflowServiceTask(ServiceTask):
                 operation_params=self.evaluate_params(my_task),
             )
         except WorkflowTaskException as exc:
-            failure = exc.exception if isinstance(getattr(exc, "exception", None), TaskFailure) else None
+            failure = exc.__cause__ if isinstance(exc.__cause__, TaskFailure) else None
             if failure is None:
                 raise
             return _throw_failure(my_task, failure)
@@ -76,7 +76,8 @@ def _throw_failure(my_task: Task, failure: TaskFailure) -> None:
     top.catch(event)
     if event in top.bpmn_events:
         top.bpmn_events.remove(event)
-        raise WorkflowTaskException(str(UncaughtFailure(failure)), task=my_task, exception=UncaughtFailure(failure))
+        uncaught = UncaughtFailure(failure)
+        raise WorkflowTaskException(str(uncaught), task=my_task, exception=uncaught) from uncaught
     my_task.internal_data["scopeflow_failure"] = failure.to_payload()
     return None  # the interrupting boundary cancels this task and its path runs
 

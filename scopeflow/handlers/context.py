@@ -54,6 +54,9 @@ class TaskContext:
     record_attributes: Callable[[dict[str, AttributeValue]], None] = field(default=lambda attrs: None)
     open_span: SpanOpener | None = None
     read_secret: Callable[[str], str] | None = None
+    has_secret: Callable[[str], bool] | None = None
+    recorded_spans: Callable[[], list[Any]] | None = None      # this instance's spans so far (SpanRecord)
+    evidence_rules: str = ""                                    # the model's evidence.toml text, if any
     llm: Any = None
     deadline: float | None = None
 
@@ -73,7 +76,7 @@ class TaskContext:
         """A credential this operator declared; any other name is a configuration failure."""
         from scopeflow.handlers.failures import CONFIGURATION, TaskFailure
 
-        if name not in self.secret_names:
+        if name not in self.secret_names and "*" not in self.secret_names:
             raise TaskFailure(
                 CONFIGURATION,
                 f"operator may not read secret {name!r}",
@@ -82,6 +85,12 @@ class TaskContext:
         if self.read_secret is None:
             raise TaskFailure(CONFIGURATION, f"secret {name!r} is not available", {"secret": name})
         return self.read_secret(name)
+
+    def secret_exists(self, name: str) -> bool:
+        """Whether a credential is stored (no value is read, so no declaration is needed)."""
+        if self.has_secret is None:
+            raise RuntimeError("this context has no secret store attached")
+        return self.has_secret(name)
 
     def time_left(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
@@ -105,6 +114,7 @@ class RecordingContext(TaskContext):
         self.record_attributes = self.recorded.update
         self.open_span = self._open
         self.read_secret = self._read
+        self.has_secret = self.secrets.__contains__
 
     @contextlib.contextmanager
     def _open(self, name: str, attributes: dict[str, AttributeValue]) -> Iterator[ChildSpan]:

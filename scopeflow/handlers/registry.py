@@ -7,6 +7,7 @@ looks it up here. A handler is a plain function ``fn(ctx, **params) -> dict``.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,13 +75,19 @@ def operator(
     return register
 
 
-HANDLER_MODULES = ("scopeflow.handlers.examples",)
+_loaded = False
 
 
 def load_all() -> None:
-    """Import every handler module so their operators register themselves."""
-    for module in HANDLER_MODULES:
-        importlib.import_module(module)
+    """Import every module of ``scopeflow.handlers`` so their operators register themselves."""
+    global _loaded
+    if _loaded:
+        return
+    import scopeflow.handlers as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"scopeflow.handlers.{module.name}")
+    _loaded = True
 
 
 def get(name: str) -> Operator:

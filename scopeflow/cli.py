@@ -1,0 +1,471 @@
+"""The ``scopeflow`` command line: ``scopeflow <noun> <verb>``.
+
+Exit codes: 0 ok, 1 the operation failed (e.g. evidence does not hold, an instance ended in error),
+2 bad input. Errors are one line on stderr — never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import click
+
+from scopeflow.config import Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class Fail(click.ClickException):
+    """A one-line failure with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_BAD_INPUT):
+        super().__init__(message)
+        self.exit_code = code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class App:
+    """What commands share: settings and a lazily created engine."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @cached_property
+    def engine(self):
+        from scopeflow.engine.service import Engine
+
+        return Engine(self.settings)
+
+
+class SafeGroup(click.Group):
+    """Turns every exception into a one-line error with the right exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from scopeflow.engine.db import StoreError
+        from scopeflow.engine.secrets import SecretError
+        from scopeflow.engine.service import EngineError
+        from scopeflow.processes.catalog import CatalogError
+
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except EngineError as exc:
+            raise Fail(str(exc), exc.code) from None
+        except (CatalogError, SecretError, ValueError) as exc:
+            raise Fail(_one_line(exc)) from None
+        except StoreError as exc:
+            raise Fail(_one_line(exc), EXIT_FAILED) from None
+        except KeyboardInterrupt:
+            raise Fail("interrupted", EXIT_FAILED) from None
+        except Exception as exc:
+            raise Fail(f"{type(exc).__name__}: {_one_line(exc)}", EXIT_FAILED) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _json_arg(text: str | None, what: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    if text.startswith("@"):
+        path = Path(text[1:])
+        if not path.is_file():
+            raise Fail(f"{what}: no such file {path}")
+        text = path.read_text(encoding="utf-8")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Fail(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(value, dict):
+        raise Fail(f"{what} must be a JSON object")
+    return value
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if not rows:
+        click.echo("(none)")
+        return
+    widths = {c: max(len(c), *(len(str(r.get(c) if r.get(c) is not None else "")) for r in rows)) for c in columns}
+    click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    for row in rows:
+        click.echo("  ".join(str(row.get(c) if row.get(c) is not None else "").ljust(widths[c]) for c in columns))
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(cls=SafeGroup)
+@click.version_option(package_name="scopeflow")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Scopeflow: BPMN-driven delivery of software scopes, with spans as evidence."""
+    ctx.obj = App(load_settings())
+
+
+# ------------------------------------------------------------------------------ models
+@main.group(cls=SafeGroup)
+def models() -> None:
+    """The model catalog: lint, deploy and list BPMN models."""
+
+
+@models.command("lint")
+@click.option("--json", "as_json", is_flag=True)
+@click.argument("model", required=False)
+@pass_app
+def models_lint(app: App, model: str | None, as_json: bool) -> None:
+    """Lint every model (or one); exit 1 when there are errors."""
+    from scopeflow.processes.catalog import scan
+    from scopeflow.processes.lint import errors, lint_catalog
+
+    catalog = scan(app.settings.models_dir)
+    messages = lint_catalog(catalog, [model] if model else None)
+    if as_json:
+        _print_json([m.__dict__ for m in messages])
+    else:
+        for message in messages:
+            click.echo(str(message))
+        click.echo(f"{len(catalog.models)} model(s), {len(errors(messages))} error(s), "
+                   f"{len(messages) - len(errors(messages))} warning(s)")
+    if errors(messages):
+        sys.exit(EXIT_FAILED)
+
+
+@models.command("deploy")
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def models_deploy(app: App, names: tuple[str, ...], as_json: bool) -> None:
+    """Store a new version of each changed model (all by default)."""
+    results = app.engine.deploy(list(names) or None)
+    if as_json:
+        _print_json(results)
+        return
+    for r in results:
+        click.echo(f"{r['model']}: version {r['version']} ({'new' if r['created'] else 'unchanged'})")
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def models_list(app: App, as_json: bool) -> None:
+    """Models in the models directory with their newest deployed version."""
+    from scopeflow.engine.versions import latest_version
+    from scopeflow.processes.catalog import scan
+
+    catalog = scan(app.settings.models_dir)
+    rows = []
+    with app.engine.sessions() as session:
+        for name in catalog.models:
+            info = catalog.process(name)
+            latest = latest_version(session, name)
+            rows.append({"model": name, "name": info.name, "file": info.file,
+                         "deployed_version": latest.version if latest else None})
+    if as_json:
+        _print_json(rows)
+    else:
+        _table(rows, ["model", "name", "file", "deployed_version"])
+
+
+# ------------------------------------------------------------------------------ instances
+@main.command("start")
+@click.argument("model")
+@click.option("--data", help="start data as JSON (or @file.json)")
+@click.option("--title", default="")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def start(app: App, model: str, data: str | None, title: str, as_json: bool) -> None:
+    """Start MODEL and advance it until it waits or ends."""
+    from scopeflow.engine.models import Instance
+    from scopeflow.engine.queries import instance_summary, list_tasks
+
+    instance_id = app.engine.start(model, _json_arg(data, "--data"), title=title, actor="cli")
+    with app.engine.sessions() as session:
+        summary = instance_summary(session.get(Instance, instance_id))
+        summary["tasks"] = list_tasks(session, instance_id=instance_id)
+    if as_json:
+        _print_json(summary)
+    else:
+        _describe(summary)
+    if summary["status"] == "error":
+        sys.exit(EXIT_FAILED)
+
+
+def _describe(summary: dict[str, Any]) -> None:
+    click.echo(f"instance {summary['id']}: {summary['status']} ({summary['model']} v{summary['version']})")
+    if summary.get("incident"):
+        click.echo(f"  incident at {summary['incident'].get('bpmn_id')}: {summary['incident']['message']}")
+        click.echo(f"  fix the data, then: scopeflow instances retry {summary['id']} --data '{{...}}'")
+    for task in summary.get("tasks", []):
+        click.echo(f"  waiting for {task['role']}: {task['name']} — scopeflow tasks show {task['id']}")
+    if summary.get("wake_at"):
+        click.echo(f"  next timer due {summary['wake_at']} (run `scopeflow worker` to fire it)")
+
+
+@main.group(cls=SafeGroup)
+def instances() -> None:
+    """List, inspect, retry and cancel process instances."""
+
+
+@instances.command("list")
+@click.option("--status")
+@click.option("--model")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def instances_list(app: App, status: str | None, model: str | None, limit: int, as_json: bool) -> None:
+    from scopeflow.engine.queries import list_instances
+
+    with app.engine.sessions() as session:
+        rows, total = list_instances(session, status=status, model=model, limit=limit)
+    if as_json:
+        _print_json({"instances": rows, "total": total})
+    else:
+        _table(rows, ["id", "model", "status", "progress", "mode", "created_at"])
+
+
+def _load_instance(app: App, instance_id: str):
+    from scopeflow.engine.models import Instance
+
+    with app.engine.sessions() as session:
+        row = session.get(Instance, instance_id)
+        if row is None:
+            raise Fail(f"unknown instance {instance_id}")
+        return row
+
+
+@instances.command("show")
+@click.argument("instance_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def instances_show(app: App, instance_id: str, as_json: bool) -> None:
+    from scopeflow.engine.queries import audit_events, instance_summary, list_tasks, timers
+
+    row = _load_instance(app, instance_id)
+    summary = instance_summary(row)
+    with app.engine.sessions() as session:
+        summary["tasks"] = list_tasks(session, instance_id=instance_id, status=None)
+        summary["timers"] = timers(session, instance_id)
+        summary["audit"] = audit_events(session, instance_id)
+    summary["outcome"] = row.outcome
+    summary["workspace"] = str(app.engine.workspace(instance_id))
+    if as_json:
+        _print_json(summary)
+        return
+    _describe({**summary, "tasks": [t for t in summary["tasks"] if t["status"] == "open"]})
+    click.echo(f"  workspace: {summary['workspace']}")
+    for event in summary["audit"]:
+        click.echo(f"  {event['at']}  {event['actor']}  {event['action']}  {event['target']}")
+
+
+@instances.command("retry")
+@click.argument("instance_id")
+@click.option("--data", help="data to set on the failed task before it runs again (JSON)")
+@pass_app
+def instances_retry(app: App, instance_id: str, data: str | None) -> None:
+    status = app.engine.retry(instance_id, _json_arg(data, "--data"), actor="cli")
+    click.echo(f"instance {instance_id}: {status}")
+    if status == "error":
+        sys.exit(EXIT_FAILED)
+
+
+@instances.command("cancel")
+@click.argument("instance_id")
+@pass_app
+def instances_cancel(app: App, instance_id: str) -> None:
+    status = app.engine.cancel(instance_id, actor="cli")
+    click.echo(f"instance {instance_id}: {status}")
+
+
+# ------------------------------------------------------------------------------ tasks
+@main.group(cls=SafeGroup)
+def tasks() -> None:
+    """Human tasks: list, show, complete."""
+
+
+@tasks.command("list")
+@click.option("--instance", "instance_id")
+@click.option("--role", "roles", multiple=True)
+@click.option("--all", "show_all", is_flag=True, help="include completed and cancelled tasks")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def tasks_list(app: App, instance_id: str | None, roles: tuple[str, ...], show_all: bool, as_json: bool) -> None:
+    from scopeflow.engine.queries import list_tasks
+
+    with app.engine.sessions() as session:
+        rows = list_tasks(session, status=None if show_all else "open", instance_id=instance_id,
+                          roles=list(roles) or None)
+    if as_json:
+        _print_json(rows)
+    else:
+        _table(rows, ["id", "instance_id", "name", "role", "status", "due_at"])
+
+
+@tasks.command("show")
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def tasks_show(app: App, task_id: str, as_json: bool) -> None:
+    from scopeflow.engine.models import HumanTask
+    from scopeflow.engine.queries import task_detail
+
+    with app.engine.sessions() as session:
+        row = session.get(HumanTask, task_id)
+        if row is None:
+            raise Fail(f"unknown task {task_id}")
+        detail = task_detail(row)
+    if as_json:
+        _print_json(detail)
+        return
+    click.echo(f"{detail['name']} ({detail['status']}, role {detail['role']}, instance {detail['instance_id']})")
+    if detail["instructions"]:
+        click.echo(detail["instructions"])
+    for name, prop in (detail["form_schema"].get("properties") or {}).items():
+        required = name in (detail["form_schema"].get("required") or [])
+        default = f" default {json.dumps(prop['default'])}" if "default" in prop else ""
+        options = f" one of {prop['enum']}" if "enum" in prop else ""
+        click.echo(f"  {name}{' (required)' if required else ''}: {prop.get('title', '')}{options}{default}")
+    click.echo(f"complete with: scopeflow tasks complete {task_id} --data '{{...}}'")
+
+
+@tasks.command("complete")
+@click.argument("task_id")
+@click.option("--data", help="the form data as JSON (or @file.json); omitted fields take their defaults")
+@click.option("--as", "actor", default="cli", show_default=True, help="who completes it (audit trail)")
+@pass_app
+def tasks_complete(app: App, task_id: str, data: str | None, actor: str) -> None:
+    status = app.engine.complete_task(task_id, _json_arg(data, "--data"), actor=actor)
+    click.echo(f"task {task_id} completed; instance is {status}")
+
+
+# ------------------------------------------------------------------------------ messages
+@main.group(cls=SafeGroup)
+def messages() -> None:
+    """Deliver messages to waiting instances."""
+
+
+@messages.command("send")
+@click.argument("name")
+@click.option("--key", "correlation_key", help="correlation key the waiting instance must match")
+@click.option("--data", help="message payload as JSON")
+@pass_app
+def messages_send(app: App, name: str, correlation_key: str | None, data: str | None) -> None:
+    delivered = app.engine.send_message(name, _json_arg(data, "--data"), correlation_key=correlation_key)
+    if not delivered:
+        raise Fail(f"no instance is waiting for message {name!r}"
+                   + (f" with key {correlation_key!r}" if correlation_key else ""), EXIT_FAILED)
+    for instance_id in delivered:
+        click.echo(f"delivered to {instance_id}")
+
+
+# ------------------------------------------------------------------------------ worker
+@main.command("worker")
+@click.option("--once", is_flag=True, help="advance what is due now, then exit")
+@click.option("--interval", default=1.0, show_default=True, help="seconds between polls")
+@pass_app
+def worker(app: App, once: bool, interval: float) -> None:
+    """Advance ready instances and fire due timers (embedded worker; Celery when a broker is set)."""
+    while True:
+        for instance_id, status in app.engine.run_due():
+            click.echo(f"{instance_id}: {status}")
+        if once:
+            return
+        time.sleep(interval)
+
+
+# ------------------------------------------------------------------------------ secrets
+@main.group(cls=SafeGroup)
+def secrets() -> None:
+    """The encrypted secret store (values are never printed)."""
+
+
+@secrets.command("set")
+@click.argument("name")
+@click.option("--value", help="the value (omit to read it from stdin, keeping it out of shell history)")
+@pass_app
+def secrets_set(app: App, name: str, value: str | None) -> None:
+    if value is None:
+        value = click.get_text_stream("stdin").read().rstrip("\n")
+    app.engine.secrets.set(name, value, actor="cli")
+    click.echo(f"secret {name} stored")
+
+
+@secrets.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def secrets_list(app: App, as_json: bool) -> None:
+    rows = app.engine.secrets.names()
+    if as_json:
+        _print_json(rows)
+    else:
+        _table(rows, ["name", "updated_at", "updated_by"])
+
+
+@secrets.command("delete")
+@click.argument("name")
+@pass_app
+def secrets_delete(app: App, name: str) -> None:
+    app.engine.secrets.delete(name, actor="cli")
+    click.echo(f"secret {name} deleted")
+
+
+# ------------------------------------------------------------------------------ trace
+@main.command("trace")
+@click.argument("instance_id")
+@click.option("--json", "as_json", is_flag=True, help="the raw stored spans")
+@pass_app
+def trace_cmd(app: App, instance_id: str, as_json: bool) -> None:
+    """The instance's spans as a readable tree (one tree per advance)."""
+    from scopeflow.engine.spanstore import load_spans
+    from scopeflow.handlers.serde import to_data
+
+    _load_instance(app, instance_id)
+    with app.engine.sessions() as session:
+        spans = load_spans(session, instance_id)
+    if as_json:
+        _print_json([to_data(s) for s in spans])
+        return
+    click.echo(render_trace(spans))
+
+
+def render_trace(spans: list) -> str:
+    children: dict[str | None, list] = {}
+    ids = {s.span_id for s in spans}
+    for span in spans:
+        parent = span.parent_span_id if span.parent_span_id in ids else None
+        children.setdefault(parent, []).append(span)
+    lines: list[str] = []
+
+    def walk(span, depth: int) -> None:
+        ms = (span.end_ns - span.start_ns) / 1e6
+        status = "" if span.status == "UNSET" else f" [{span.status}]"
+        element = span.attributes.get("scopeflow.bpmn.element.id")
+        measured = {k.removeprefix("scopeflow."): v for k, v in span.attributes.items()
+                    if k.startswith(("scopeflow.tests.", "scopeflow.lint.", "scopeflow.security.", "scopeflow.human.actor",
+                                     "scopeflow.task.outcome", "scopeflow.failure."))}
+        extra = "  " + " ".join(f"{k}={v}" for k, v in sorted(measured.items())) if measured else ""
+        where = f" <{element}>" if element and element != span.name else ""
+        lines.append(f"{'  ' * depth}{span.name}{where} {ms:.1f}ms{status}{extra}")
+        for child in sorted(children.get(span.span_id, []), key=lambda s: s.start_ns):
+            walk(child, depth + 1)
+
+    for root in sorted(children.get(None, []), key=lambda s: s.start_ns):
+        walk(root, 0)
+    return "\n".join(lines) if lines else "(no spans recorded)"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""One ``advance`` of one instance: run engine steps with a span per BPMN task.
+
+A :class:`Runner` owns a deserialized workflow for the length of one advance. It opens the advance
+span (linked to the previous advance's trace), a child span per BPMN task run, dispatches service
+tasks to operators with their retry policy, and tells the caller when a checkpoint is due (after
+any expensive or slow task). Persistence is the caller's business (``engine/service.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Link, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
+
+from scopeflow.engine.spiff import ScopeflowScriptEngine
+from scopeflow.handlers import registry
+from scopeflow.handlers.context import ChildSpan, TaskContext
+from scopeflow.handlers.failures import TRANSIENT, TaskFailure
+from scopeflow.processes.bpmn_xml import ProcessInfo, lane_role
+from scopeflow.spans import semconv
+
+PROPAGATOR = TraceContextTextMapPropagator()
+
+
+@dataclass
+class RunIdentity:
+    instance_id: str
+    model_name: str
+    model_version: int
+    workspace: Path
+    processes: dict[str, ProcessInfo]        # every process of the version's bundle, by id
+
+
+@dataclass
+class Runner:
+    workflow: BpmnWorkflow
+    identity: RunIdentity
+    tracer: trace.Tracer
+    read_secret: Callable[[str, str, str], str] | None = None   # (name, instance_id, task) -> value
+    checkpoint_threshold_s: float = 0.2
+    on_checkpoint: Callable[[], None] | None = None
+    redact: Callable[[str], str] = field(default=lambda text: text)
+    sleep: Callable[[float], None] = time.sleep
+    steps: int = 0
+    _open: dict[Any, trace.Span] = field(default_factory=dict)
+    _started: dict[Any, float] = field(default_factory=dict)
+    _advance_span: trace.Span | None = None
+    _last_checkpoint: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.workflow.script_engine = ScopeflowScriptEngine(runner=self)
+
+    # -- the advance span -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def advance_span(self, carrier: dict[str, str], reason: str) -> Iterator[dict[str, str]]:
+        """Open the advance span (linked to the previous one); yields the new carrier to store."""
+        links = []
+        previous = trace.get_current_span(PROPAGATOR.extract(carrier)).get_span_context() if carrier else None
+        if previous is not None and previous.is_valid:
+            links.append(Link(previous, {semconv.LINK_REASON: "resume"}))
+        attributes = {
+            semconv.INSTANCE_ID: self.identity.instance_id,
+            semconv.PROCESS_ID: self.identity.model_name,
+            semconv.PROCESS_VERSION: self.identity.model_version,
+            semconv.ADVANCE_REASON: reason,
+            "scopeflow.span.type": "advance",
+        }
+        span = self.tracer.start_span(f"advance {self.identity.model_name}", links=links,
+                                      context=trace.set_span_in_context(trace.INVALID_SPAN),
+                                      attributes=attributes)
+        self._advance_span = span
+        new_carrier: dict[str, str] = {}
+        PROPAGATOR.inject(new_carrier, context=trace.set_span_in_context(span))
+        try:
+            yield new_carrier
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, _one_line(exc)))
+            raise
+        finally:
+            span.set_attribute(semconv.ADVANCE_STEPS, self.steps)
+            span.end()
+            self._advance_span = None
+
+    # -- engine steps with a span per task ----------------------------------------------------
+    def run_steps(self) -> None:
+        """Refresh timers and run every READY non-human task; exceptions propagate (incident)."""
+        self.workflow.refresh_timers()
+        try:
+            self.workflow.do_engine_steps(will_complete_task=self._will, did_complete_task=self._did)
+        except Exception as exc:
+            for task_id, span in list(self._open.items()):
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, _one_line(exc)))
+                span.set_attribute(semconv.TASK_OUTCOME, "error")
+                span.end()
+                self._open.pop(task_id, None)
+            raise
+
+    def _task_attributes(self, task) -> dict[str, Any]:
+        spec = task.task_spec
+        element = self._element(task)
+        attrs: dict[str, Any] = {
+            semconv.INSTANCE_ID: self.identity.instance_id,
+            semconv.PROCESS_ID: self.identity.model_name,
+            semconv.PROCESS_VERSION: self.identity.model_version,
+            semconv.BPMN_ELEMENT_ID: spec.bpmn_id,
+            semconv.BPMN_ELEMENT_TYPE: element.tag if element else type(spec).__name__,
+            "scopeflow.span.type": "bpmn.task",
+            "scopeflow.task.id": str(task.id),
+        }
+        if spec.bpmn_name:
+            attrs[semconv.BPMN_ELEMENT_NAME] = spec.bpmn_name
+        if getattr(spec, "lane", None):
+            attrs[semconv.LANE] = spec.lane
+        if element and element.operator:
+            attrs[semconv.OPERATOR] = element.operator
+        return attrs
+
+    def _element(self, task):
+        process = self.identity.processes.get(task.workflow.spec.name)
+        return process.element(task.task_spec.bpmn_id) if process else None
+
+    def _will(self, task) -> None:
+        if not getattr(task.task_spec, "bpmn_id", None):
+            return  # internal specs (Start, EndJoin) are not BPMN elements
+        name = task.task_spec.bpmn_name or task.task_spec.bpmn_id
+        self._open[task.id] = self.tracer.start_span(
+            name, context=trace.set_span_in_context(self._advance_span), attributes=self._task_attributes(task))
+        self._started[task.id] = time.monotonic()
+
+    def _did(self, task) -> None:
+        self.steps += 1
+        span = self._open.pop(task.id, None)
+        started = self._started.pop(task.id, time.monotonic())
+        if span is not None:
+            failure = task.internal_data.get("scopeflow_failure")
+            if failure:
+                span.set_attribute(semconv.TASK_OUTCOME, f"failure:{failure['kind']}")
+                span.set_attribute(semconv.FAILURE_KIND, failure["kind"])
+                span.add_event("exception", {"exception.type": "TaskFailure",
+                                             "exception.message": self.redact(failure["message"])})
+                span.set_status(Status(StatusCode.ERROR, self.redact(failure["message"])))
+            else:
+                span.set_attribute(semconv.TASK_OUTCOME, TaskState.get_name(task.state).lower())
+            span.end()
+        slow = time.monotonic() - started > self.checkpoint_threshold_s
+        element = self._element(task) if span is not None else None
+        expensive = bool(element and element.operator and _is_expensive(element.operator))
+        if (slow or expensive) and self.on_checkpoint is not None:
+            self.on_checkpoint()
+            self._last_checkpoint = time.monotonic()
+
+    # -- human task completion ----------------------------------------------------------------
+    def complete_human_task(self, task, data: dict[str, Any], actor: str) -> None:
+        """Run a READY human task (already guarded) with a span from READY to now."""
+        attrs = self._task_attributes(task)
+        attrs[semconv.HUMAN_ACTOR] = actor
+        attrs[semconv.HUMAN_ROLE] = lane_role(getattr(task.task_spec, "lane", None))
+        start_ns = int(task.last_state_change * 1e9)
+        span = self.tracer.start_span(task.task_spec.bpmn_name or task.task_spec.bpmn_id,
+                                      context=trace.set_span_in_context(self._advance_span),
+                                      attributes=attrs, start_time=start_ns)
+        for key, value in _decision_attributes(data).items():
+            span.set_attribute(key, value)
+        try:
+            task.data.update(data)
+            task.run()
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, _one_line(exc)))
+            span.end()
+            raise
+        span.set_attribute(semconv.TASK_OUTCOME, "completed")
+        span.end()
+        self.steps += 1
+
+    # -- operators ----------------------------------------------------------------------------
+    def call_operator(self, task, name: str, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        op = registry.get(name)
+        values = {key: param["value"] for key, param in params.items()}
+        span = self._open.get(task.id)
+        attempt = 1
+        while True:
+            ctx = self._context(task, op, attempt, span)
+            if span is not None:
+                span.set_attribute(semconv.TASK_ATTEMPT, attempt)
+            try:
+                result = op(ctx, **values)
+                break
+            except TaskFailure as failure:
+                if failure.kind != TRANSIENT or attempt >= op.retry.max_attempts:
+                    if span is not None and failure.kind == TRANSIENT:
+                        span.set_attribute("scopeflow.retry.exhausted", True)
+                    raise
+                if span is not None:
+                    span.add_event("retry", {"attempt": attempt, "reason": self.redact(failure.message)})
+                self.sleep(op.retry.delay(attempt))
+                attempt += 1
+        return _json_result(name, result)
+
+    def _context(self, task, op, attempt: int, span: trace.Span | None) -> TaskContext:
+        identity = self.identity
+
+        def record(attributes: dict[str, Any]) -> None:
+            if span is not None:
+                for key, value in attributes.items():
+                    span.set_attribute(key, _attr_value(value, self.redact))
+
+        @contextlib.contextmanager
+        def open_span(name: str, attributes: dict[str, Any]) -> Iterator[ChildSpan]:
+            handle = ChildSpan(name, attributes)
+            parent = trace.set_span_in_context(span or self._advance_span)
+            base = {semconv.INSTANCE_ID: identity.instance_id,
+                    semconv.BPMN_ELEMENT_ID: task.task_spec.bpmn_id,
+                    "scopeflow.span.type": attributes.get("scopeflow.span.type", "handler")}
+            with self.tracer.start_as_current_span(name, context=parent, attributes=base,
+                                                   record_exception=True, set_status_on_exception=True) as child:
+                try:
+                    yield handle
+                finally:
+                    for key, value in handle.attributes.items():
+                        child.set_attribute(key, _attr_value(value, self.redact))
+
+        def read_secret(name: str) -> str:
+            if self.read_secret is None:
+                raise TaskFailure("configuration", f"secret {name!r} is not available (no secret store)")
+            return self.read_secret(name, identity.instance_id, task.task_spec.bpmn_id)
+
+        return TaskContext(
+            instance_id=identity.instance_id,
+            task_id=str(task.id),
+            bpmn_id=task.task_spec.bpmn_id,
+            workspace=identity.workspace,
+            attempt=attempt,
+            secret_names=op.secrets,
+            record_attributes=record,
+            open_span=open_span,
+            read_secret=read_secret,
+        )
+
+
+def _is_expensive(operator: str) -> bool:
+    try:
+        return registry.get(operator).expensive
+    except KeyError:
+        return False
+
+
+def _json_result(name: str, result: Any) -> dict[str, Any]:
+    if result is None:
+        result = {}
+    if not isinstance(result, dict):
+        raise TypeError(f"operator {name!r} returned {type(result).__name__}, expected a dict")
+    try:
+        return json.loads(json.dumps(result))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"operator {name!r} returned data that is not JSON: {exc}") from None
+
+
+def _attr_value(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str | int | float | bool) for v in value):
+        kinds = {type(v) for v in value}
+        if len(kinds) <= 1:
+            return [redact(v) if isinstance(v, str) else v for v in value]
+    return redact(json.dumps(value, sort_keys=True, default=str))
+
+
+def _decision_attributes(data: dict[str, Any]) -> dict[str, Any]:
+    """What a human decided, as span attributes: scalar form fields under ``scopeflow.human.data.*``."""
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            for sub, subvalue in value.items():
+                if isinstance(subvalue, str | int | float | bool):
+                    out[f"scopeflow.human.data.{key}.{sub}"] = subvalue
+        elif isinstance(value, str | int | float | bool):
+            out[f"scopeflow.human.data.{key}"] = value
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
+def incident_from(exc: BaseException, task=None) -> dict[str, Any]:
+    """What an operator needs to fix and retry: kept server-side (the traceback never leaves it)."""
+    cause = exc.__cause__ or exc
+    failed = task or getattr(exc, "task", None)
+    return {
+        "message": _one_line(cause if cause is not exc else exc),
+        "task_id": str(failed.id) if failed is not None else None,
+        "bpmn_id": getattr(getattr(failed, "task_spec", None), "bpmn_id", None),
+        "error_type": type(cause).__name__,
+        "traceback": "".join(traceback.format_exception(exc)),
+    }

@@ -1,0 +1,588 @@
+"""The engine's public face: start, advance, complete human tasks, retry, cancel, messages.
+
+Every state change goes through :meth:`Engine.advance`-style units of work: lease the instance row,
+load its workflow, do the work, and *checkpoint* — one transaction holding the serialized state,
+the spans recorded since the last checkpoint (hash-chained), human task rows, timers, message
+subscriptions and audit events. A crash therefore loses at most the uncheckpointed steps, and
+never their spans without their state (or the reverse).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from scopeflow.config import Settings
+from scopeflow.engine import versions
+from scopeflow.engine.db import session_factory
+from scopeflow.engine.models import (
+    BLOCKED,
+    CANCELLED,
+    COMPLETED,
+    ERROR,
+    FINAL_STATUSES,
+    RUNNING,
+    WAITING,
+    AuditEvent,
+    HumanTask,
+    Instance,
+    MessageSubscription,
+    Timer,
+    utcnow,
+)
+from scopeflow.engine.runner import RunIdentity, Runner, incident_from
+from scopeflow.engine.secrets import SecretError, SecretStore, load_key
+from scopeflow.engine.spanstore import store_spans
+from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize
+from scopeflow.handlers.failures import CONFIGURATION, TaskFailure
+from scopeflow.processes.bpmn_xml import lane_role
+from scopeflow.processes.catalog import CatalogError, scan
+from scopeflow.processes.lint import errors, lint_catalog
+from scopeflow.spans.tracing import telemetry
+
+log = logging.getLogger(__name__)
+
+
+class EngineError(Exception):
+    """A request the engine refuses; ``code`` says how the CLI/API should answer (2 = bad input)."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+class NotFound(EngineError):
+    pass
+
+
+class Busy(EngineError):
+    """Another worker holds the instance's lease."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code=1)
+
+
+@dataclass
+class _Work:
+    """What one unit of work has loaded: the row's identity, the workflow and its runner."""
+
+    instance_id: str
+    row_version: int
+    version: versions.LoadedVersion
+    workflow: BpmnWorkflow
+    runner: Runner
+    carrier: dict[str, str]
+
+
+class Engine:
+    def __init__(self, settings: Settings, worker_id: str | None = None):
+        self.settings = settings
+        self.sessions = session_factory(settings.effective_database_url)
+        self.telemetry = telemetry(settings.otlp_endpoint, os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", ""))
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._secrets: SecretStore | None = None
+        self._secret_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- secrets
+    @property
+    def secrets(self) -> SecretStore:
+        with self._secret_lock:
+            if self._secrets is None:
+                self._secrets = SecretStore(self.sessions, load_key(self.settings.home, self.settings.secret_key))
+            return self._secrets
+
+    def _read_secret(self, name: str, instance_id: str, task: str) -> str:
+        try:
+            return self.secrets.get(name, actor="engine", instance_id=instance_id, task=task)
+        except SecretError as exc:
+            raise TaskFailure(CONFIGURATION, str(exc), {"secret": name}) from None
+
+    def _redactor(self):
+        values = []
+        try:
+            values = [v for v in self.secrets.values() if len(v) >= 4]
+        except SecretError:
+            values = []
+
+        def redact(text: str) -> str:
+            for value in values:
+                if value in text:
+                    text = text.replace(value, "[REDACTED]")
+            return text
+
+        return redact
+
+    # ---------------------------------------------------------------- models
+    def deploy(self, models: list[str] | None = None, models_dir: Path | None = None) -> list[dict[str, Any]]:
+        """Lint and store new versions of ``models`` (default: all); lint errors refuse the deploy."""
+        catalog = scan(models_dir or self.settings.models_dir)
+        names = models or catalog.models
+        for name in names:
+            catalog.process(name)
+        problems = errors(lint_catalog(catalog, names))
+        if problems:
+            raise EngineError(f"{len(problems)} lint error(s), first: {problems[0]}")
+        out = []
+        with self.sessions.begin() as session:
+            for name in names:
+                row, created = versions.deploy(session, catalog, name)
+                out.append({"model": name, "version": row.version, "hash": row.content_hash, "created": created})
+        return out
+
+    # ---------------------------------------------------------------- start
+    def start(self, model: str, data: dict[str, Any] | None = None, *, actor: str = "cli",
+              title: str = "", advance: bool = True) -> str:
+        """Create an instance of the newest version of ``model`` and (by default) advance it."""
+        try:
+            self.deploy([model])
+        except CatalogError as exc:
+            raise NotFound(str(exc)) from None
+        with self.sessions.begin() as session:
+            row = versions.latest_version(session, model)
+            loaded = versions.load(row)
+            start_data = self._start_data(loaded, data or {})
+            workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs)
+            workflow.get_next_task(state=TaskState.READY).data.update(start_data)
+            instance = Instance(model_name=model, model_version_id=row.id, model_version=row.version,
+                                status=RUNNING, title=(title or model)[:300], state=serialize(workflow),
+                                needs_advance=True, created_by=actor)
+            session.add(instance)
+            session.flush()
+            session.add(AuditEvent(actor=actor, action="instance.start", target=instance.id,
+                                   instance_id=instance.id, details={"model": model, "version": row.version}))
+            instance_id = instance.id
+        self.workspace(instance_id).mkdir(parents=True, exist_ok=True)
+        if advance:
+            self.advance(instance_id, reason="start")
+        return instance_id
+
+    def _start_data(self, loaded: versions.LoadedVersion, data: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise EngineError("start data must be a JSON object")
+        form_name = loaded.catalog.process(loaded.name).start_form
+        if not form_name:
+            return copy.deepcopy(data)
+        schema = loaded.catalog.form(form_name) or {}
+        filled = _with_defaults(schema, data)
+        _validate(schema, filled, "start data")
+        return filled
+
+    def workspace(self, instance_id: str) -> Path:
+        return (self.settings.workspaces_dir / instance_id).resolve()
+
+    # ---------------------------------------------------------------- lease + checkpoint
+    @contextmanager
+    def _work(self, instance_id: str) -> Iterator[_Work]:
+        """Lease the instance, load it; the lease is released at the final checkpoint or on error."""
+        now = utcnow()
+        with self.sessions.begin() as session:
+            row = session.get(Instance, instance_id)
+            if row is None:
+                raise NotFound(f"unknown instance {instance_id}")
+            taken = session.execute(
+                update(Instance)
+                .where(Instance.id == instance_id,
+                       or_(Instance.lock_owner.is_(None), Instance.lock_expires_at < now,
+                           Instance.lock_owner == self.worker_id))
+                .values(lock_owner=self.worker_id, lock_expires_at=now + timedelta(seconds=self.settings.lock_lease_s))
+            ).rowcount
+            if not taken:
+                raise Busy(f"instance {instance_id} is being advanced by {row.lock_owner}")
+            session.refresh(row)
+            state, row_version, carrier = row.state, row.row_version, dict(row.trace_carrier or {})
+            version_row = row.model_version_id
+            from scopeflow.engine.models import ModelVersion
+            loaded = versions.load(session.get(ModelVersion, version_row))
+        try:
+            try:
+                workflow = deserialize(state)
+            except Exception as exc:
+                self._release(instance_id)
+                raise EngineError(f"instance {instance_id} has a corrupt state row: {type(exc).__name__}: {exc}",
+                                  code=1) from None
+            workflow.spec = workflow.spec  # spec is embedded in the state; parsed bundle only for metadata
+            identity = RunIdentity(instance_id, loaded.name, loaded.version, self.workspace(instance_id),
+                                   {pid: p for pid, p in loaded.catalog.processes.items()})
+            runner = Runner(workflow, identity, self.telemetry.tracer, read_secret=self._read_secret,
+                            checkpoint_threshold_s=self.settings.checkpoint_threshold_s,
+                            redact=self._redactor())
+            work = _Work(instance_id, row_version, loaded, workflow, runner, carrier)
+            runner.on_checkpoint = lambda: self._checkpoint(work, final=False)
+            yield work
+        except BaseException:
+            self.telemetry.buffer.discard(instance_id)
+            self._release(instance_id)
+            raise
+
+    def _release(self, instance_id: str) -> None:
+        with self.sessions.begin() as session:
+            session.execute(update(Instance).where(Instance.id == instance_id, Instance.lock_owner == self.worker_id)
+                            .values(lock_owner=None, lock_expires_at=None))
+
+    def _checkpoint(self, work: _Work, *, final: bool, incident: dict[str, Any] | None = None,
+                    audit: list[AuditEvent] | None = None, status: str | None = None) -> str:
+        """Write state + spans + tasks + timers + messages + audit in one transaction."""
+        wf = work.workflow
+        status = status or self._status(work, incident)
+        spans = self.telemetry.buffer.take(work.instance_id)
+        now = utcnow()
+        with self.sessions.begin() as session:
+            values: dict[str, Any] = dict(
+                state=serialize(wf), status=status, row_version=work.row_version + 1, updated_at=now,
+                incident=incident, needs_advance=False, progress=_progress(wf), mode=_mode(wf),
+                wake_at=None, trace_carrier=work.carrier,
+            )
+            if status in FINAL_STATUSES:
+                values["ended_at"] = now
+                values["outcome"] = _outcome(wf)
+            if final:
+                values.update(lock_owner=None, lock_expires_at=None)
+            else:
+                values["lock_expires_at"] = now + timedelta(seconds=self.settings.lock_lease_s)
+            written = session.execute(
+                update(Instance).where(Instance.id == work.instance_id, Instance.lock_owner == self.worker_id,
+                                       Instance.row_version == work.row_version).values(**values)
+            ).rowcount
+            if not written:
+                raise Busy(f"instance {work.instance_id}: lease lost before checkpoint; nothing written")
+            store_spans(session, work.instance_id, spans)
+            wake_at = self._sync_waits(session, work, now)
+            if wake_at is not None:
+                session.execute(update(Instance).where(Instance.id == work.instance_id).values(wake_at=wake_at))
+            self._sync_human_tasks(session, work, status)
+            for event in audit or []:
+                session.add(event)
+        work.row_version += 1
+        return status
+
+    def _status(self, work: _Work, incident: dict[str, Any] | None) -> str:
+        wf = work.workflow
+        if incident is not None:
+            return ERROR
+        if wf.is_completed():
+            return BLOCKED if _ended_blocked(work) else COMPLETED
+        if wf.get_tasks(state=TaskState.READY, manual=False):
+            return RUNNING
+        return WAITING
+
+    def _sync_waits(self, session: Session, work: _Work, now: datetime) -> datetime | None:
+        session.execute(delete(Timer).where(Timer.instance_id == work.instance_id))
+        session.execute(delete(MessageSubscription).where(MessageSubscription.instance_id == work.instance_id))
+        earliest = None
+        for task in list(work.workflow.event_manager.tasks.values()):
+            definition = task.task_spec.event_definition
+            if isinstance(definition, TimerEventDefinition):
+                due = _timer_due(definition, task)
+                if due is not None:
+                    session.add(Timer(instance_id=work.instance_id, bpmn_id=task.task_spec.bpmn_id, due_at=due))
+                    earliest = due if earliest is None or due < earliest else earliest
+            elif isinstance(definition, MessageEventDefinition):
+                element = work.runner._element(task)
+                key_var = element.properties.get("correlationKey") if element else None
+                key = task.data.get(key_var) if key_var else None
+                session.add(MessageSubscription(instance_id=work.instance_id, bpmn_id=task.task_spec.bpmn_id,
+                                                message_name=definition.name,
+                                                correlation_key=None if key is None else str(key)))
+        return earliest
+
+    def _sync_human_tasks(self, session: Session, work: _Work, status: str) -> None:
+        ready = {} if status in FINAL_STATUSES else {
+            str(t.id): t for t in work.workflow.get_tasks(state=TaskState.READY, manual=True)}
+        rows = session.scalars(select(HumanTask).where(HumanTask.instance_id == work.instance_id,
+                                                       HumanTask.status == "open")).all()
+        known = {r.spiff_task_id for r in rows}
+        for row in rows:
+            if row.spiff_task_id not in ready:
+                row.status = "cancelled"
+                row.completed_at = utcnow()
+        for task_id, task in ready.items():
+            if task_id in known:
+                continue
+            if session.scalar(select(HumanTask.id).where(HumanTask.instance_id == work.instance_id,
+                                                         HumanTask.spiff_task_id == task_id)):
+                continue
+            element = work.runner._element(task)
+            props = element.properties if element else {}
+            form = props.get("formJsonSchemaFilename", "")
+            schema = work.version.catalog.form(form) if form else {}
+            due_at = None
+            if props.get("dueIn"):
+                due_at = _add_duration(utcnow(), props["dueIn"])
+            lane = getattr(task.task_spec, "lane", None) or ""
+            session.add(HumanTask(
+                instance_id=work.instance_id, spiff_task_id=task_id, bpmn_id=task.task_spec.bpmn_id,
+                name=task.task_spec.bpmn_name or task.task_spec.bpmn_id, lane=lane, role=lane_role(lane),
+                form=form, form_schema=schema or {}, instructions=_instructions(props, task.data),
+                due_at=due_at,
+            ))
+
+    # ---------------------------------------------------------------- advance
+    def advance(self, instance_id: str, *, reason: str = "advance") -> str:
+        """Run the instance until nothing is READY; returns its status."""
+        with self._work(instance_id) as work:
+            return self._run(work, reason)
+
+    def _run(self, work: _Work, reason: str, before=None, audit: list[AuditEvent] | None = None) -> str:
+        incident = None
+        with work.runner.advance_span(work.carrier, reason) as carrier:
+            work.carrier = carrier
+            try:
+                if before is not None:
+                    before(work)
+                work.runner.run_steps()
+            except (EngineError, LookupError):
+                raise
+            except Exception as exc:
+                incident = incident_from(exc)
+                incident["message"] = work.runner.redact(incident["message"])
+                log.info("instance %s: incident: %s", work.instance_id, incident["message"])
+        return self._checkpoint(work, final=True, incident=incident, audit=audit)
+
+    # ---------------------------------------------------------------- human tasks
+    def complete_task(self, task_row_id: str, data: dict[str, Any], *, actor: str) -> str:
+        """Validate ``data`` against the task's form, complete it, and advance the instance."""
+        if not isinstance(data, dict):
+            raise EngineError("task data must be a JSON object")
+        with self.sessions() as session:
+            row = session.get(HumanTask, task_row_id)
+            if row is None:
+                raise NotFound(f"unknown task {task_row_id}")
+            if row.status != "open":
+                raise EngineError(f"task {task_row_id} is {row.status}, not open")
+            instance_id, spiff_id, schema = row.instance_id, row.spiff_task_id, row.form_schema or {}
+        filled = _with_defaults(schema, data) if schema else dict(data)
+        if schema:
+            _validate(schema, filled, f"task {task_row_id}")
+        secrets, filled = _split_secrets(schema, filled)
+        for name, value in secrets.items():
+            self.secrets.set(name, value, actor=actor, instance_id=instance_id)
+        variable = schema.get("x-variable") if schema else None
+        task_data = {variable: filled} if variable else filled
+
+        def complete(work: _Work) -> None:
+            task = ready_manual_task(work.workflow, spiff_id)
+            work.runner.complete_human_task(task, task_data, actor)
+
+        audit = [AuditEvent(actor=actor, action="task.complete", target=task_row_id, instance_id=instance_id,
+                            details={"fields": sorted(filled), "secrets": sorted(secrets)})]
+        with self._work(instance_id) as work:
+            try:
+                status = self._run(work, "task completed", before=complete, audit=audit)
+            except LookupError as exc:
+                raise EngineError(str(exc)) from None
+        with self.sessions.begin() as session:
+            row = session.get(HumanTask, task_row_id)
+            row.status, row.completed_at, row.completed_by = "completed", utcnow(), actor
+            row.data = filled
+        return status
+
+    # ---------------------------------------------------------------- operator actions
+    def retry(self, instance_id: str, data: dict[str, Any] | None = None, *, actor: str = "cli") -> str:
+        """Reset the failed task of an instance in error (with edited data) and advance."""
+        with self.sessions() as session:
+            row = session.get(Instance, instance_id)
+            if row is None:
+                raise NotFound(f"unknown instance {instance_id}")
+            if row.status != ERROR or not row.incident:
+                raise EngineError(f"instance {instance_id} is {row.status}; only an instance in error can be retried")
+            task_id = row.incident.get("task_id")
+
+        def reset(work: _Work) -> None:
+            failed = work.workflow.get_tasks(state=TaskState.ERROR)
+            target = next((t for t in failed if str(t.id) == task_id), failed[0] if failed else None)
+            if target is None:
+                raise EngineError(f"instance {instance_id} has no failed task to retry")
+            work.workflow.reset_from_task_id(target.id, data=None)
+            reset_task = work.workflow.get_task_from_id(target.id)
+            if data:
+                reset_task.data.update(data)
+
+        audit = [AuditEvent(actor=actor, action="instance.retry", target=instance_id, instance_id=instance_id,
+                            details={"edited": sorted(data or {})})]
+        with self._work(instance_id) as work:
+            return self._run(work, "retry", before=reset, audit=audit)
+
+    def cancel(self, instance_id: str, *, actor: str = "cli") -> str:
+        with self.sessions() as session:
+            row = session.get(Instance, instance_id)
+            if row is None:
+                raise NotFound(f"unknown instance {instance_id}")
+            if row.status in FINAL_STATUSES:
+                raise EngineError(f"instance {instance_id} is already {row.status}")
+        audit = [AuditEvent(actor=actor, action="instance.cancel", target=instance_id, instance_id=instance_id)]
+        with self._work(instance_id) as work:
+            with work.runner.advance_span(work.carrier, "cancel") as carrier:
+                work.carrier = carrier
+                work.workflow.cancel()
+            return self._checkpoint(work, final=True, audit=audit, status=CANCELLED)
+
+    def send_message(self, name: str, payload: dict[str, Any] | None = None, *, correlation_key: str | None = None,
+                     actor: str = "cli") -> list[str]:
+        """Deliver a message to every instance waiting for ``name`` (with that correlation key)."""
+        with self.sessions() as session:
+            query = select(MessageSubscription.instance_id).where(MessageSubscription.message_name == name)
+            if correlation_key is not None:
+                query = query.where(MessageSubscription.correlation_key == str(correlation_key))
+            targets = sorted(set(session.scalars(query).all()))
+        delivered = []
+        for instance_id in targets:
+            def deliver(work: _Work) -> None:
+                event = BpmnEvent(MessageEventDefinition(name), payload=payload or {})
+                work.workflow.send_event(event)
+
+            audit = [AuditEvent(actor=actor, action="message.deliver", target=name, instance_id=instance_id,
+                                details={"correlation_key": correlation_key})]
+            with self._work(instance_id) as work:
+                self._run(work, f"message {name}", before=deliver, audit=audit)
+            delivered.append(instance_id)
+        return delivered
+
+    # ---------------------------------------------------------------- worker support
+    def due_instances(self, limit: int = 50) -> list[str]:
+        """Instances a worker should advance now: marked ready, or with a timer that is due."""
+        now = utcnow()
+        with self.sessions() as session:
+            query = (select(Instance.id)
+                     .where(or_(Instance.needs_advance.is_(True),
+                                (Instance.status == WAITING) & (Instance.wake_at <= now)),
+                            Instance.status.in_([RUNNING, WAITING]),
+                            or_(Instance.lock_owner.is_(None), Instance.lock_expires_at < now))
+                     .order_by(Instance.updated_at).limit(limit))
+            return list(session.scalars(query).all())
+
+    def run_due(self, limit: int = 50) -> list[tuple[str, str]]:
+        """Advance every due instance once; returns (instance id, status or 'busy')."""
+        results = []
+        for instance_id in self.due_instances(limit):
+            try:
+                results.append((instance_id, self.advance(instance_id, reason="worker")))
+            except Busy:
+                results.append((instance_id, "busy"))
+        return results
+
+
+# -------------------------------------------------------------------- helpers
+def _validate(schema: dict[str, Any], data: dict[str, Any], what: str) -> None:
+    validator = Draft202012Validator(schema)
+    problems = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if problems:
+        first = problems[0]
+        where = ".".join(str(p) for p in first.absolute_path) or "(root)"
+        raise EngineError(f"{what} is invalid at {where}: {first.message}")
+
+
+def _with_defaults(schema: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    for key, prop in (schema.get("properties") or {}).items():
+        if key not in out and isinstance(prop, dict) and "default" in prop:
+            out[key] = copy.deepcopy(prop["default"])
+    return out
+
+
+def _split_secrets(schema: dict[str, Any], data: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    """Take ``x-secret`` fields out of the data (their values go to the secret store only)."""
+    secrets: dict[str, str] = {}
+    clean = dict(data)
+    for key, prop in (schema.get("properties") or {}).items():
+        if not isinstance(prop, dict) or key not in clean:
+            continue
+        if prop.get("x-secret"):
+            value = clean.pop(key)
+            if isinstance(value, dict):
+                secrets.update({str(k): str(v) for k, v in value.items() if v})
+                clean[key] = sorted(str(k) for k, v in value.items() if v)
+            elif value:
+                secrets[key] = str(value)
+        elif prop.get("type") == "object" and isinstance(prop.get("additionalProperties"), dict) \
+                and prop["additionalProperties"].get("x-secret") and isinstance(clean[key], dict):
+            value = clean.pop(key)
+            secrets.update({str(k): str(v) for k, v in value.items() if v})
+            clean[key] = sorted(str(k) for k, v in value.items() if v)
+    return secrets, clean
+
+
+def _timer_due(definition, task) -> datetime | None:
+    value = definition.details(task).value
+    if isinstance(value, str):
+        try:
+            due = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return due if due.tzinfo else due.replace(tzinfo=UTC)
+    return None
+
+
+def _add_duration(start: datetime, iso: str) -> datetime | None:
+    from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition as T
+
+    try:
+        return start + T.parse_iso_duration(iso)
+    except Exception:
+        return None
+
+
+def _instructions(props: dict[str, str], data: dict[str, Any]) -> str:
+    text = props.get("instructionsForEndUser", "")
+    if not text:
+        return ""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    try:
+        return SandboxedEnvironment(autoescape=False).from_string(text).render(**data)
+    except Exception as exc:  # a template error must not stop the instance
+        return f"{text}\n\n(instructions could not be rendered: {type(exc).__name__}: {exc})"
+
+
+def _progress(wf: BpmnWorkflow) -> int:
+    tasks = [t for t in wf.get_tasks() if getattr(t.task_spec, "bpmn_id", None)]
+    if not tasks:
+        return 0
+    done = sum(1 for t in tasks if t.state in (TaskState.COMPLETED, TaskState.CANCELLED))
+    return 100 if wf.is_completed() else int(100 * done / len(tasks))
+
+
+def _mode(wf: BpmnWorkflow) -> str:
+    for task in wf.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR):
+        lane = getattr(task.task_spec, "lane", None)
+        if getattr(task.task_spec, "bpmn_id", None):
+            return task.task_spec.bpmn_name or task.task_spec.bpmn_id if not lane else f"{lane}: {task.task_spec.bpmn_name or task.task_spec.bpmn_id}"
+    return ""
+
+
+def _ended_blocked(work: _Work) -> bool:
+    process = work.version.catalog.processes.get(work.version.name)
+    if process is None:
+        return False
+    for task in work.workflow.get_tasks(state=TaskState.COMPLETED):
+        element = process.element(getattr(task.task_spec, "bpmn_id", None) or "")
+        if element and element.tag == "endEvent" and element.properties.get("instanceStatus") == "blocked":
+            return True
+    return False
+
+
+def _outcome(wf: BpmnWorkflow) -> dict[str, Any]:
+    data = wf.last_task.data if wf.last_task is not None else {}
+    try:
+        return json.loads(json.dumps({k: data[k] for k in ("report",) if k in data}, default=str))
+    except (TypeError, ValueError):
+        return {}

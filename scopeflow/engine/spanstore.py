@@ -1,0 +1,74 @@
+"""The span table: the evidence of record, appended inside each checkpoint transaction.
+
+Each row carries the hash of its content and the link hash chaining it to the previous row of the
+same instance (``spans/integrity.py``), so ``scopeflow evidence verify`` can name the first altered,
+inserted or deleted span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from scopeflow.engine.models import SpanRow
+from scopeflow.spans import semconv
+from scopeflow.spans.convert import to_record
+from scopeflow.spans.integrity import ChainRow, content_hash, genesis, link_hash
+from scopeflow.spans.record import SpanEvent, SpanLink, SpanRecord
+
+
+def store_spans(session: Session, instance_id: str, spans: Sequence[ReadableSpan]) -> int:
+    """Append ``spans`` (ordered by start time) to the instance's chain; returns how many."""
+    if not spans:
+        return 0
+    last = session.execute(
+        select(SpanRow.seq, SpanRow.link_hash).where(SpanRow.instance_id == instance_id)
+        .order_by(SpanRow.seq.desc()).limit(1)
+    ).first()
+    seq, prev = (last[0], last[1]) if last else (0, genesis(instance_id))
+    for span in sorted(spans, key=lambda s: (s.start_time or 0, s.end_time or 0)):
+        record = to_record(span)
+        seq += 1
+        record.seq = seq
+        content = content_hash(record)
+        link = link_hash(prev, content)
+        session.add(_row(record, content, prev, link))
+        prev = link
+    return len(spans)
+
+
+def _row(record: SpanRecord, content: str, prev: str, link: str) -> SpanRow:
+    return SpanRow(
+        instance_id=record.instance_id, seq=record.seq, trace_id=record.trace_id, span_id=record.span_id,
+        parent_span_id=record.parent_span_id, name=record.name, kind=record.kind,
+        bpmn_element_id=record.attributes.get(semconv.BPMN_ELEMENT_ID),
+        start_ns=record.start_ns, end_ns=record.end_ns, status=record.status,
+        status_message=record.status_message, attributes=record.attributes,
+        events=[{"name": e.name, "time_ns": e.time_ns, "attributes": e.attributes} for e in record.events],
+        links=[{"trace_id": lk.trace_id, "span_id": lk.span_id, "attributes": lk.attributes} for lk in record.links],
+        content_hash=content, prev_hash=prev, link_hash=link,
+    )
+
+
+def record_of(row: SpanRow) -> SpanRecord:
+    return SpanRecord(
+        trace_id=row.trace_id, span_id=row.span_id, parent_span_id=row.parent_span_id, name=row.name,
+        start_ns=row.start_ns, end_ns=row.end_ns, status=row.status, status_message=row.status_message,
+        kind=row.kind, attributes=dict(row.attributes or {}),
+        events=[SpanEvent(e["name"], e["time_ns"], e.get("attributes") or {}) for e in row.events or []],
+        links=[SpanLink(lk["trace_id"], lk["span_id"], lk.get("attributes") or {}) for lk in row.links or []],
+        instance_id=row.instance_id, seq=row.seq,
+    )
+
+
+def load_spans(session: Session, instance_id: str) -> list[SpanRecord]:
+    rows = session.scalars(select(SpanRow).where(SpanRow.instance_id == instance_id).order_by(SpanRow.seq)).all()
+    return [record_of(row) for row in rows]
+
+
+def load_chain(session: Session, instance_id: str) -> list[ChainRow]:
+    rows = session.scalars(select(SpanRow).where(SpanRow.instance_id == instance_id).order_by(SpanRow.seq)).all()
+    return [ChainRow(row.seq, record_of(row), row.content_hash, row.prev_hash, row.link_hash) for row in rows]

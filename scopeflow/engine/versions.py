@@ -1,0 +1,71 @@
+"""Deployed model versions: store a new version when a model's bundle changes; load one to run."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from scopeflow.engine.models import ModelVersion
+from scopeflow.engine.spiff import build_parser
+from scopeflow.processes.catalog import Catalog, bundle_hash, catalog_from_files
+
+
+@dataclass
+class LoadedVersion:
+    """A version parsed once per process: its catalog (forms, properties) and Spiff specs."""
+
+    id: str
+    name: str
+    version: int
+    catalog: Catalog
+    spec: Any
+    subprocess_specs: dict[str, Any]
+
+
+_cache: dict[str, LoadedVersion] = {}
+_cache_lock = threading.Lock()
+
+
+def deploy(session: Session, catalog: Catalog, model: str) -> tuple[ModelVersion, bool]:
+    """The current version of ``model`` (a new row when its bundle changed); returns (row, created)."""
+    files = catalog.bundle(model)
+    digest = bundle_hash(files)
+    latest = latest_version(session, model)
+    if latest is not None and latest.content_hash == digest:
+        return latest, False
+    number = (session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == model)) or 0) + 1
+    row = ModelVersion(name=model, version=number, content_hash=digest, files=files)
+    session.add(row)
+    session.flush()
+    return row, True
+
+
+def latest_version(session: Session, model: str) -> ModelVersion | None:
+    return session.scalars(
+        select(ModelVersion).where(ModelVersion.name == model).order_by(ModelVersion.version.desc()).limit(1)
+    ).first()
+
+
+def load(row: ModelVersion) -> LoadedVersion:
+    with _cache_lock:
+        cached = _cache.get(row.id)
+    if cached is not None:
+        return cached
+    catalog = catalog_from_files(row.files)
+    parser = build_parser(validate=False)  # validated by lint at deploy time
+    for path, text in row.files.items():
+        if path.endswith(".bpmn"):
+            parser.add_bpmn_str(text.encode("utf-8"), filename=path)
+        elif path.endswith(".dmn"):
+            parser.add_dmn_str(text.encode("utf-8"), filename=path)
+    loaded = LoadedVersion(
+        id=row.id, name=row.name, version=row.version, catalog=catalog,
+        spec=parser.get_spec(row.name), subprocess_specs=parser.get_subprocess_specs(row.name),
+    )
+    with _cache_lock:
+        _cache[row.id] = loaded
+    return loaded
