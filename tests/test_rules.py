@@ -10,8 +10,10 @@ from scopeflow.spans.record import SpanRecord
 from scopeflow.spans.rules import (
     RuleError,
     lint_rules,
+    lint_rules_text,
     load_rules,
     parse_assertion,
+    parse_rules,
     parse_selector,
     select,
 )
@@ -217,3 +219,17 @@ assert = ["count = 1"]
 
 def test_lint_of_a_clean_file_is_empty(tmp_path):
     assert lint_rules(write(tmp_path, GOOD), {"verify_build", "deploy_release"}) == []
+
+
+def test_rules_text_parses_like_a_file_and_names_its_source():
+    assert [r.name for r in parse_rules(GOOD)] == ["tests ran and passed", "deployed once"]
+    with pytest.raises(RuleError, match=r"^rule 'r': selector: "):
+        parse_rules('[[rule]]\nname = "r"\nselector = "span["\nassert = ["count = 1"]')
+    with pytest.raises(RuleError, match=r"^delivery.evidence.toml: not valid TOML"):
+        parse_rules("[[rule", "delivery.evidence.toml")
+
+
+def test_lint_rules_text_checks_element_ids_without_a_file():
+    assert lint_rules_text(GOOD, {"verify_build"}) == [
+        "rule 'deployed once': selector names unknown element id 'deploy_release'"
+    ]

@@ -190,6 +190,6 @@ def _has_type(value: Any, definition: AttributeDef) -> bool:
         return value in definition.members
     if definition.type.endswith("[]"):
         check = _SCALAR_CHECKS.get(definition.type[:-2])
-        return check is not None and isinstance(value, list) and all(check(v) for v in value)
+        return check is not None and isinstance(value, list | tuple) and all(check(v) for v in value)
     check = _SCALAR_CHECKS.get(definition.type)
     return check is not None and check(value)

@@ -446,7 +446,16 @@ def _has_ancestor_in(span: SpanRecord, scope: set[tuple[str, str]],
 def load_rules(path: str | Path) -> list[Rule]:
     """Read a ``*.evidence.toml`` file; the first problem raises :class:`RuleError`."""
     path = Path(path)
-    rules, problems = _parse_file(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleError(f"{path}: cannot read rules file ({getattr(exc, 'strerror', None) or exc})") from None
+    return parse_rules(text, path.name)
+
+
+def parse_rules(text: str, source: str = "") -> list[Rule]:
+    """Rules from the text of a rules file; ``source`` (a file name) prefixes error messages."""
+    rules, problems = _parse_text(text, source)
     if problems:
         raise RuleError(problems[0])
     return rules
@@ -456,31 +465,39 @@ def lint_rules(path: str | Path, known_element_ids: set[str]) -> list[str]:
     """Every problem in a rules file, one message each: unparsable expressions, unknown keys,
     duplicate names, and element ids (in selectors) that the diagram does not have."""
     path = Path(path)
-    rules, problems = _parse_file(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [f"{path}: cannot read rules file ({getattr(exc, 'strerror', None) or exc})"]
+    return lint_rules_text(text, known_element_ids, path.name)
+
+
+def lint_rules_text(text: str, known_element_ids: set[str], source: str = "") -> list[str]:
+    """:func:`lint_rules` for the text of a rules file (the model catalog holds files as text)."""
+    rules, problems = _parse_text(text, source)
+    prefix = f"{source}: " if source else ""
     for rule in rules:
         for element_id in sorted(rule.selector.element_ids() - set(known_element_ids)):
-            problems.append(f"{path.name}: rule {rule.name!r}: selector names unknown element id "
-                            f"{element_id!r}")
+            problems.append(f"{prefix}rule {rule.name!r}: selector names unknown element id {element_id!r}")
     return problems
 
 
-def _parse_file(path: Path) -> tuple[list[Rule], list[str]]:
+def _parse_text(text: str, source: str) -> tuple[list[Rule], list[str]]:
     """(rules that parsed, problems) — a file-level problem returns no rules."""
+    prefix = f"{source}: " if source else ""
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        return [], [f"{path}: cannot read rules file ({exc.strerror or exc})"]
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        return [], [f"{path.name}: not valid TOML: {str(exc).splitlines()[0]}"]
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return [], [f"{prefix}not valid TOML: {str(exc).splitlines()[0]}"]
     extra = sorted(set(document) - {"rule"})
     if extra:
-        return [], [f"{path.name}: unknown top-level key(s) {', '.join(extra)}; rules go in [[rule]] tables"]
+        return [], [f"{prefix}unknown top-level key(s) {', '.join(extra)}; rules go in [[rule]] tables"]
     tables = document.get("rule", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        return [], [f"{path.name}: 'rule' must be an array of tables ([[rule]])"]
+        return [], [f"{prefix}'rule' must be an array of tables ([[rule]])"]
     rules, problems, seen = [], [], set()
     for index, table in enumerate(tables, start=1):
-        label = f"{path.name}: rule {table.get('name')!r}" if table.get("name") else f"{path.name}: rule #{index}"
+        label = f"{prefix}rule {table.get('name')!r}" if table.get("name") else f"{prefix}rule #{index}"
         rule, rule_problems = _parse_table(table)
         problems += [f"{label}: {p}" for p in rule_problems]
         if rule is None:
