@@ -146,3 +146,32 @@ def test_import_of_no_spans_is_an_empty_list():
 def test_garbage_protobuf_is_refused():
     with pytest.raises(OtlpError, match="not an OTLP ExportTraceServiceRequest"):
         from_protobuf(b"\xff\xff\xff")
+
+
+def test_agrees_with_the_opentelemetry_sdk_encoder():
+    """Spans the SDK recorded, encoded by OpenTelemetry's own OTLP encoder, decode to exactly what
+    the span store keeps for them, and our encoding of those records decodes the same way."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+    from scopeflow.spans.convert import to_record
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    base = {"scopeflow.instance.id": INSTANCE}
+    with tracer.start_as_current_span("advance", attributes={**base, "tags": ["a", "b"], "ratio": 0.5}) as root:
+        with tracer.start_as_current_span("chat m", kind=SpanKind.CLIENT, attributes=base,
+                                          links=[Link(root.get_span_context(), {"why": "test"})]) as child:
+            child.add_event("retry", {"attempt": 2})
+            child.set_status(Status(StatusCode.ERROR, "429"))
+    finished = exporter.get_finished_spans()
+    stored = [to_record(span) for span in finished]
+    for seq, record in enumerate(stored, start=1):
+        record.seq = seq
+    assert from_protobuf(encode_spans(finished).SerializeToString()) == stored
+    assert from_otlp_json(to_otlp_json(stored, RESOURCE)) == stored
