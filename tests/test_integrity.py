@@ -126,6 +126,16 @@ def test_delete_and_renumber_is_unlinked():
     assert (report.kind, report.seq) == (integrity.UNLINKED, 2)
 
 
+def test_a_row_rewritten_with_recomputed_hashes_breaks_the_next_link():
+    rows = rows_for(4)
+    rows[1].span.attributes["scopeflow.tests.failed"] = 0
+    rows[1].content_hash = content_hash(rows[1].span)
+    rows[1].link_hash = integrity.link_hash(rows[1].prev_hash, rows[1].content_hash)
+    report = verify_chain(rows)
+    assert (report.kind, report.seq) == (integrity.UNLINKED, 3)
+    assert "the span before it was rewritten with recomputed hashes" in report.problem
+
+
 def test_duplicate_seq_and_foreign_rows_are_named():
     rows = rows_for(3)
     assert verify_chain(rows + [dataclasses.replace(rows[2])]).kind == integrity.DUPLICATE

@@ -125,7 +125,7 @@ def one_span(**fields: object) -> dict:
     ({"spans": []}, "expected an object with a 'resourceSpans' list"),
     ({"resourceSpans": {}}, "expected an object with a 'resourceSpans' list"),
     ({"resourceSpans": [{"scopeSpans": "no"}]}, "'scopeSpans' must be a list"),
-    ({"resourceSpans": [{"surprise": 1}]}, "not OTLP/JSON trace data: "),
+    ({"resourceSpans": [{"resource": 5}]}, "not OTLP/JSON trace data: "),
     (one_span(traceId="zz"), "span #1 traceId 'zz' is not hex"),
     (one_span(traceId="abcd"), "traceId has 2 bytes, expected 16"),
     (one_span(spanId=None), "span #1 spanId must be a hex string"),
@@ -141,6 +141,13 @@ def test_import_refuses_what_is_not_otlp_in_one_line(data, message):
 
 def test_import_of_no_spans_is_an_empty_list():
     assert from_otlp_json({"resourceSpans": []}) == []
+
+
+def test_import_ignores_fields_with_unknown_names_as_the_otlp_spec_requires():
+    data = to_otlp_json(spans(), RESOURCE)
+    data["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["futureField"] = {"x": 1}
+    data["resourceSpans"][0]["schemaUrl"] = "https://opentelemetry.io/schemas/1.30.0"
+    assert from_otlp_json(data) == spans()
 
 
 def test_garbage_protobuf_is_refused():

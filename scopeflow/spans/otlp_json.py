@@ -140,14 +140,17 @@ def _any_value(value: Any, where: str) -> AnyValue:
 
 
 def from_otlp_json(data: Any) -> list[SpanRecord]:
-    """Spans from an OTLP/JSON object; anything else raises :class:`OtlpError`."""
+    """Spans from an OTLP/JSON object; anything else raises :class:`OtlpError`.
+
+    Fields with unknown names are ignored, as the OTLP spec requires of JSON receivers.
+    """
     if not isinstance(data, dict) or not isinstance(data.get("resourceSpans", data.get("resource_spans")), list):
         raise OtlpError("not OTLP/JSON trace data: expected an object with a 'resourceSpans' list")
     data = copy.deepcopy(data)
     _recode_ids(data, _hex_to_base64)
     request = ExportTraceServiceRequest()
     try:
-        json_format.ParseDict(data, request)
+        json_format.ParseDict(data, request, ignore_unknown_fields=True)
     except json_format.ParseError as exc:
         raise OtlpError(f"not OTLP/JSON trace data: {str(exc).splitlines()[0]}") from None
     return records_from_request(request)
