@@ -1,7 +1,7 @@
 """The ``Plan``: a DAG of build tasks, each owning the files it writes.
 
 File ownership is explicit so that tasks the DAG allows to run in parallel never write the same
-file; the planner guarantees it and ``Plan.validate`` checks it.
+file; the planner guarantees it and ``planner.validate_plan`` checks it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class PlanTask:
 class Plan:
     tasks: list[PlanTask] = field(default_factory=list)
     phases: list[str] = field(default_factory=lambda: ["mvp"])
+    feedback: str | None = None    # human or design-review text the plan was (re)made with
+    notes: list[str] = field(default_factory=list)         # planning decisions worth reviewing
 
     def task(self, task_id: str) -> PlanTask:
         for task in self.tasks:
