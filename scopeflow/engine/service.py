@@ -447,8 +447,13 @@ class Engine:
         delivered = []
         for instance_id in targets:
             def deliver(work: _Work) -> None:
-                event = BpmnEvent(MessageEventDefinition(name), payload=payload or {})
-                work.workflow.send_event(event)
+                waiting = [t.task_spec.event_definition for t in work.workflow.event_manager.tasks.values()
+                           if isinstance(t.task_spec.event_definition, MessageEventDefinition)
+                           and t.task_spec.event_definition.name == name]
+                if not waiting:
+                    raise EngineError(f"instance {work.instance_id} is no longer waiting for {name!r}", code=1)
+                # The waiting task's own definition: matching compares the definition class too.
+                work.workflow.send_event(BpmnEvent(waiting[0], payload=payload or {}))
 
             audit = [AuditEvent(actor=actor, action="message.deliver", target=name, instance_id=instance_id,
                                 details={"correlation_key": correlation_key})]

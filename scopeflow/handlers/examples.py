@@ -62,3 +62,14 @@ def flaky(ctx: TaskContext, failures: int = 2) -> dict[str, Any]:
     if ctx.attempt <= int(failures):
         raise TaskFailure("transient", f"flaky: attempt {ctx.attempt} failed on purpose", {"attempt": ctx.attempt})
     return {"attempts": ctx.attempt}
+
+
+@operator("mark", retry=NO_RETRY, expensive=True)
+def mark(ctx: TaskContext, name: str, seconds: float = 0.0) -> dict[str, Any]:
+    """Leaves one file per execution in ``<workspace>/marks/`` (tests count side effects with it)."""
+    time.sleep(float(seconds))
+    marks = ctx.workspace / "marks"
+    marks.mkdir(parents=True, exist_ok=True)
+    path = marks / f"{name}-{ctx.task_id}-{time.time_ns()}"
+    path.write_text(name, encoding="utf-8")
+    return {"marked": name}

@@ -1,0 +1,50 @@
+"""Shared fixtures: an engine over a fresh SQLite store in a temporary home."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from scopeflow.config import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "bpmn-models"
+IN_CI = os.environ.get("SCOPEFLOW_CI") == "1"
+
+
+def make_settings(home: Path, models_dir: Path = MODELS, **overrides) -> Settings:
+    settings = Settings(models_dir=models_dir, database_url=f"sqlite:///{home / 'scopeflow.db'}",
+                        secret_key="", **overrides)
+    return settings.with_home(home)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "home")
+
+
+@pytest.fixture
+def engine(settings: Settings):
+    from scopeflow.engine.service import Engine
+
+    return Engine(settings)
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path) -> Path:
+    """A private copy of the repository's models that a test may add files to."""
+    target = tmp_path / "models"
+    shutil.copytree(MODELS, target)
+    return target
+
+
+def require_service(name: str, reachable: bool, why: str) -> None:
+    """Skip when a service is down — except in CI (SCOPEFLOW_CI=1), where that is a failure."""
+    if reachable:
+        return
+    if IN_CI:
+        pytest.fail(f"{name} is not reachable in CI: {why}")
+    pytest.skip(f"{name} is not reachable: {why}")
