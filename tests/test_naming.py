@@ -35,7 +35,7 @@ from scopeflow.handlers.naming import (
     ("list", "list_"),
     ("match", "match_"),
     ("created_at", "created_at_field"),
-    ("<b>Price</b>", "b_price_b"),
+    ("<b>Price</b>", "price"),
     ("书名", "field"),
 ])
 def test_field_names_are_safe_snake_case(label, expected):
@@ -52,6 +52,7 @@ def test_field_names_are_safe_snake_case(label, expected):
     ("order items", "OrderItem"),
     ("Café Ünïcode", "CafeUnicode"),
     ("People", "Person"),
+    ("ORDERS", "Order"),
     ("None", "NoneEntity"),
     ("session", "SessionEntity"),
     ("3D Model", "N3DModel"),

@@ -70,8 +70,10 @@ def clean_label(text: str) -> str:
 
 
 def ascii_words(label: str) -> list[str]:
-    """The ASCII words of ``label``: transliterated, split on anything else and on camelCase."""
-    text = unicodedata.normalize("NFKD", clean_label(label).translate(_TRANSLITERATE))
+    """The ASCII words of ``label``: HTML tags dropped, transliterated, split on anything else and
+    on camelCase."""
+    text = re.sub(r"</?[A-Za-z][^<>]*>", " ", clean_label(label))      # markup is not part of a name
+    text = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE))
     text = text.encode("ascii", "ignore").decode("ascii")
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text)
     text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", text)
@@ -137,7 +139,7 @@ def field_name(label: str, fallback: str = "field") -> str:
 
 def entity_name(label: str, fallback: str = "Entity") -> str:
     """A PascalCase class name for ``label``; the last word is made singular (``Books`` → ``Book``)."""
-    words = ascii_words(label)
+    words = [w.capitalize() if w.isupper() else w for w in ascii_words(label)]   # ORDERS → Orders
     if words:
         words[-1] = singular(words[-1])
     name = "".join(w[:1].upper() + w[1:] for w in words) or fallback

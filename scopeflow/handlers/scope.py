@@ -1,0 +1,922 @@
+"""The scope analyst: a markdown scope in, a :class:`~scopeflow.handlers.spec.Spec` out.
+
+**Scope format** (liberal on purpose; see ``examples/scopes/``)::
+
+    # Title
+    Free text (the first paragraph becomes the summary).
+    ## Entities
+    - Book: title (text, required, max 200), pages: integer min 1, author (-> Author)
+    - Author — name (string, unique), bio (markdown)
+    ## Features
+    - Search books by title
+    ## Integrations
+    - Stripe payments (needs STRIPE_API_KEY)
+    ## Constraints
+    - Only logged-in users can edit
+
+Bullets may be ``-``, ``*``, ``+`` or numbered; an entity's fields may also follow as indented
+sub-bullets or under a ``### Name`` heading. Names match in any case and number (``-> authors``
+finds ``Author``). Without an ``## Entities`` section the prose is mined for entities and fields
+(``users can create projects with a name and a deadline, and add tasks to a project``).
+
+**Defaults are applied, questions record them.** ``analyze`` always returns a consistent spec:
+wherever it had to guess, it applied its proposed default and added a :class:`Question` saying
+so. :func:`apply_answers` then changes only what a person answered differently; unanswered
+questions keep their defaults (what ``--yes`` does). A question's kind is the prefix of its
+``topic``; what each kind accepts as an answer:
+
+- ``field_type:Entity.field`` — unknown type; default ``text``. Accepts a type or synonym
+  (``integer``, ``money``, ``choice: a|b``…) or an entity name (makes it a reference).
+- ``modifier:Entity.field`` — a modifier it did not understand; default ``ignore``. Accepts
+  ``ignore`` or modifiers (``required``, ``unique``, ``min 1``, ``max 200``, ``default X``).
+- ``reference:Entity.field`` — reference to an entity the scope does not define; default
+  ``create`` (an entity with a required ``name`` was added). Accepts ``create``, ``text`` (a plain
+  text field instead) or the name of another entity.
+- ``fields:Entity`` — an entity found without fields; default ``name (text, required)`` (added).
+  Accepts a field list in the Entities syntax, replacing the default fields.
+- ``entities:prose`` — entities mined from prose; default ``yes``. Accepts ``yes`` or entity lines
+  (one per line, Entities syntax) that replace everything mined.
+- ``data:none`` — no entities found at all; default empty (the spec stays empty and the
+  lifecycle ends blocked). Accepts entity lines.
+- ``credentials:integration`` — an integration without a named credential; default
+  ``<NAME>_API_KEY``. Accepts comma-separated variable names.
+
+**Complexity score** = 3 × entities + fields + 2 × references + 4 × features the offline
+templates cannot build + 3 × integrations. Classes: ≤ 15 ``simple``, ≤ 40 ``medium``, ≤ 80
+``complex``, above that ``monster``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from scopeflow.handlers import naming
+from scopeflow.handlers.context import TaskContext
+from scopeflow.handlers.failures import DESIGN_FLAW, TaskFailure
+from scopeflow.handlers.registry import NO_RETRY, operator
+from scopeflow.handlers.spec import Entity, Feature, Field, Integration, Question, Spec
+
+MAX_SCOPE_BYTES = 1024 * 1024
+COMPLEXITY_THRESHOLDS = ((15, "simple"), (40, "medium"), (80, "complex"))
+DEFAULT_FIELDS = "name (text, required)"
+
+
+class ScopeError(ValueError):
+    """A scope (or an answer) that cannot be analysed; the message is one line."""
+
+
+# ---------------------------------------------------------------- types and modifiers
+
+TYPE_SYNONYMS = {
+    "text": "text", "string": "text", "str": "text", "varchar": "text", "char": "text",
+    "short text": "text", "line": "text",
+    "long text": "long_text", "longtext": "long_text", "text area": "long_text",
+    "textarea": "long_text", "markdown": "long_text", "rich text": "long_text",
+    "paragraph": "long_text", "multiline": "long_text",
+    "integer": "integer", "int": "integer", "number": "integer", "whole number": "integer",
+    "count": "integer",
+    "decimal": "decimal", "float": "decimal", "double": "decimal", "money": "decimal",
+    "price": "decimal", "currency": "decimal", "numeric": "decimal", "real": "decimal",
+    "boolean": "boolean", "bool": "boolean", "yes no": "boolean", "flag": "boolean",
+    "checkbox": "boolean",
+    "date": "date", "day": "date",
+    "datetime": "datetime", "date time": "datetime", "date and time": "datetime",
+    "timestamp": "datetime",
+    "email": "email", "e mail": "email", "email address": "email",
+    "url": "url", "link": "url", "uri": "url", "website": "url", "web address": "url",
+    "choice": "choice", "choices": "choice", "enum": "choice", "one of": "choice",
+    "options": "choice", "select one": "choice",
+}
+_REFERENCE_PREFIX = re.compile(
+    r"^(?:->|→|=>|(?:ref|refs|reference|references|refers|reference to|refers to|belongs to|"
+    r"link to|links to|fk)\b)\s*:?\s*", re.IGNORECASE)
+_CHOICE_PREFIX = re.compile(r"^(?:choice|choices|enum|one of|options?)\b\s*[:=]?\s*", re.IGNORECASE)
+_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
+_RANGE = re.compile(r"^(-?\d+(?:\.\d+)?)\s*(?:\.\.|–)\s*(-?\d+(?:\.\d+)?)$")
+_MODIFIER_WORDS = {"required", "mandatory", "optional", "nullable", "unique", "distinct", "default",
+                   "defaults", "min", "minimum", "max", "maximum", "maxlength", "minlength"}
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[_\-/]+", " ", text.lower()).split())
+
+
+@dataclass
+class _Reading:
+    """What one comma-separated piece of a field spec said."""
+
+    words: list[str] = field(default_factory=list)   # type / reference target / unknown words
+    required: bool | None = None
+    unique: bool = False
+    default: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def _read_modifiers(text: str) -> _Reading:
+    """Split ``text required max 200 default x`` into modifiers and the words left over."""
+    text = re.sub(r"\b(default|min|max|minimum|maximum)\s*[:=]\s*", r"\1 ", text, flags=re.IGNORECASE)
+    text = re.sub(r"\bmax(?:imum)?[\s_]*length\b", "max", text, flags=re.IGNORECASE)
+    words, reading, i = text.split(), _Reading(), 0
+    while i < len(words):
+        word = words[i].lower().strip(",;")
+        nxt = words[i + 1].lower() if i + 1 < len(words) else ""
+        if word in ("required", "mandatory") or (word == "not" and nxt == "null"):
+            reading.required, i = True, i + (2 if word == "not" else 1)
+        elif word in ("optional", "nullable"):
+            reading.required, i = False, i + 1
+        elif word in ("unique", "distinct"):
+            reading.unique, i = True, i + 1
+        elif word in ("default", "defaults"):
+            rest = words[i + 1:]
+            if rest and rest[0].lower() == "to":
+                rest = rest[1:]
+            reading.default = " ".join(rest).strip("'\"") or None
+            break
+        elif word in ("min", "minimum", "minlength", ">=", "≥") and _NUMBER.match(nxt):
+            reading.minimum, i = float(nxt), i + 2
+        elif word in ("max", "maximum", "maxlength", "<=", "≤") and _NUMBER.match(nxt):
+            reading.maximum, i = float(nxt), i + 2
+        elif word in ("at", "up") and nxt in ("least", "most", "to") and i + 2 < len(words) \
+                and _NUMBER.match(words[i + 2]):
+            value = float(words[i + 2])
+            if nxt == "least":
+                reading.minimum = value
+            else:
+                reading.maximum = value
+            i += 3
+        elif (match := _RANGE.match(word)) is not None:
+            reading.minimum, reading.maximum, i = float(match[1]), float(match[2]), i + 1
+        else:
+            reading.words.append(words[i])
+            i += 1
+    return reading
+
+
+def _infer_type(name: str) -> str:
+    """A type from a field's name alone (``due_date`` → date), for fields written without one."""
+    words = set(name.split("_"))
+    if words & {"email"}:
+        return "email"
+    if words & {"url", "website", "link", "homepage"}:
+        return "url"
+    if name.endswith("_at") or words & {"timestamp"}:
+        return "datetime"
+    if words & {"date", "deadline", "due", "birthday", "dob"}:
+        return "date"
+    if words & {"price", "amount", "cost", "total", "salary", "budget", "balance", "fee", "rate"}:
+        return "decimal"
+    if words & {"count", "quantity", "qty", "age", "pages", "stock", "number", "year", "rating"}:
+        return "integer"
+    if name.startswith(("is_", "has_")) or words & {"active", "done", "completed", "enabled", "published"}:
+        return "boolean"
+    if words & {"description", "notes", "body", "content", "bio", "summary", "comment", "details"}:
+        return "long_text"
+    return "text"
+
+
+# ---------------------------------------------------------------- questions
+
+class _Asker:
+    """Collects questions with stable ids; in strict mode (answers) a question is an error."""
+
+    def __init__(self, strict_context: str | None = None, start: int = 1):
+        self.questions: list[Question] = []
+        self.strict_context = strict_context
+        self.next_id = start
+
+    def ask(self, topic: str, text: str, default: str) -> None:
+        if self.strict_context is not None:
+            raise ScopeError(f"{self.strict_context}: {text}")
+        if any(q.topic == topic for q in self.questions):
+            return
+        self.questions.append(Question(id=f"q{self.next_id}", text=text, default=default, topic=topic))
+        self.next_id += 1
+
+
+# ---------------------------------------------------------------- markdown structure
+
+_BULLET = re.compile(r"^(?P<indent>\s*)(?:[-*+•]|\d+[.)])\s+(?P<text>.*)$")
+_HEADING = re.compile(r"^(?P<hashes>#{1,6})\s+(?P<text>.*?)\s*#*\s*$")
+_SECTION_KINDS = (
+    ("entities", ("entit", "data model", "model", "data", "object", "resource", "table", "record")),
+    ("features", ("feature", "functionalit", "user stor", "capabilit", "requirement", "stories")),
+    ("integrations", ("integration", "external", "third", "service", "api key", "credential")),
+    ("constraints", ("constraint", "non-functional", "non functional", "rule", "limit", "policy")),
+)
+
+
+def _strip_markdown(text: str) -> str:
+    return re.sub(r"(\*\*|__|`)", "", text).strip()
+
+
+@dataclass
+class _Section:
+    kind: str                                   # entities | features | integrations | constraints | prose
+    lines: list[str] = field(default_factory=list)
+
+
+def _section_kind(heading: str) -> str:
+    lowered = heading.lower()
+    for kind, keys in _SECTION_KINDS:
+        if any(key in lowered for key in keys):
+            return kind
+    return "prose"
+
+
+def _split_sections(text: str) -> tuple[str | None, list[_Section]]:
+    """The ``# Title`` and the ``##`` sections in order (text outside known sections is prose)."""
+    title, sections = None, [_Section("prose")]
+    for line in text.splitlines():
+        heading = _HEADING.match(line)
+        if heading and len(heading["hashes"]) == 1 and title is None:
+            title = naming.clean_label(_strip_markdown(heading["text"]))
+        elif heading and len(heading["hashes"]) == 2:
+            sections.append(_Section(_section_kind(heading["text"])))
+        else:
+            sections[-1].lines.append(line)
+    return title, sections
+
+
+def _bullets(lines: list[str]) -> list[str]:
+    """Top-level bullet texts; continuation lines join the bullet before them."""
+    items: list[str] = []
+    for line in lines:
+        bullet = _BULLET.match(line)
+        if bullet:
+            items.append(bullet["text"].strip())
+        elif line.strip() and items and not _HEADING.match(line):
+            items[-1] += " " + line.strip()
+    return [_strip_markdown(item) for item in items if item.strip()]
+
+
+def _split_top_level(text: str, separators: str = ",;") -> list[str]:
+    """Split on separators outside parentheses (so ``title (text, required)`` stays whole)."""
+    parts, depth, current = [], 0, []
+    for ch in text:
+        depth += ch in "([{"
+        depth -= ch in ")]}" and depth > 0
+        if ch in separators and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+# ---------------------------------------------------------------- entities and fields
+
+@dataclass
+class _RawField:
+    """A field as written, before types and references are resolved."""
+
+    label: str
+    pieces: list[str] = field(default_factory=list)   # comma-separated parts of its spec
+
+
+@dataclass
+class _RawEntity:
+    label: str
+    fields: list[_RawField] = field(default_factory=list)
+
+
+def _parse_field_item(item: str) -> _RawField | None:
+    """One field: ``title (text, required)``, ``author -> Author``, ``pages: integer min 1``, ``title``."""
+    paren = re.match(r"^(?P<name>[^(:]+?)\s*\((?P<inner>.*)\)\s*(?P<after>.*)$", item)
+    arrow = re.search(r"\s*(->|→|=>)\s*", item)
+    ref = re.match(r"^(?P<name>.+?)\s+(?:ref|references|refers to|reference to|belongs to)\s+(?P<target>.+)$",
+                   item, re.IGNORECASE)
+    if paren:
+        name, pieces = paren["name"], _split_top_level(paren["inner"]) + [paren["after"]]
+    elif arrow:
+        name, pieces = item[:arrow.start()], ["-> " + item[arrow.end():]]
+    elif ref:
+        name, pieces = ref["name"], ["-> " + ref["target"]]
+    elif ":" in item:
+        name, spec = item.split(":", 1)
+        pieces = [spec]
+    else:
+        name, pieces = item, []
+    name = _strip_markdown(name).strip(" .-")
+    return _RawField(name, [p.strip() for p in pieces if p.strip()]) if name else None
+
+
+def _parse_field_items(text: str) -> list[_RawField]:
+    """A comma-separated field list; a bare modifier (``required``) belongs to the field before it."""
+    fields: list[_RawField] = []
+    for item in _split_top_level(text):
+        item = _strip_markdown(item).strip(" .")
+        first = item.split()[0].lower().strip(":") if item.split() else ""
+        if first in _MODIFIER_WORDS and fields and "(" not in item:
+            fields[-1].pieces.append(item)
+            continue
+        raw = _parse_field_item(item)
+        if raw is not None:
+            fields.append(raw)
+    return fields
+
+
+def _parse_entity_line(text: str) -> _RawEntity | None:
+    """``Book: fields…``, ``Book — fields…``, ``Book - fields…``, ``Book (fields…)`` or ``Book``."""
+    sep = re.search(r":|—|–|\s-\s", text)
+    paren = text.find("(")
+    if sep and (paren == -1 or sep.start() < paren):
+        name, rest = text[:sep.start()], text[sep.end():]
+    elif paren > 0 and text.rstrip().endswith(")"):
+        name, rest = text[:paren], text[paren + 1:text.rstrip().rfind(")")]
+    else:
+        name, rest = text, ""
+    name = _strip_markdown(name).strip(" .")
+    return _RawEntity(name, _parse_field_items(rest)) if name else None
+
+
+def _parse_entity_lines(lines: list[str]) -> list[_RawEntity]:
+    """Entities from bullets (fields inline or as indented sub-bullets), ``### Name`` blocks, or
+    plain ``Name: fields`` lines."""
+    raws: list[_RawEntity] = []
+    in_heading_block = False
+    top_indent: int | None = None
+    for line in lines:
+        heading = _HEADING.match(line)
+        bullet = _BULLET.match(line)
+        if heading:
+            raws.append(_RawEntity(_strip_markdown(heading["text"])))
+            in_heading_block = True
+        elif bullet:
+            indent = len(bullet["indent"].expandtabs(4))
+            top_indent = indent if top_indent is None else top_indent
+            text = _strip_markdown(bullet["text"])
+            if raws and (in_heading_block or indent > top_indent):
+                raws[-1].fields.extend(_parse_field_items(text))
+            elif (raw := _parse_entity_line(text)) is not None:
+                raws.append(raw)
+        elif line.strip() and line[:1].isspace() and raws:
+            raws[-1].fields.extend(_parse_field_items(line.strip()))
+        elif line.strip() and re.search(r":|—|–|\s-\s", line):
+            if (raw := _parse_entity_line(line.strip())) is not None:
+                raws.append(raw)
+                in_heading_block = False
+    return raws
+
+
+def _apply_reading(target: Field, reading: _Reading) -> None:
+    if reading.required is not None:
+        target.required = reading.required
+    target.unique = target.unique or reading.unique
+    for attr in ("default", "minimum", "maximum"):
+        if getattr(reading, attr) is not None:
+            setattr(target, attr, getattr(reading, attr))
+
+
+@dataclass
+class _Resolver:
+    """Turns raw fields into typed ``Field``s against the entities known so far."""
+
+    lookup: dict[str, str]                 # naming.lookup_key(label or name) → Entity.name
+    asker: _Asker
+    missing: dict[str, str] = field(default_factory=dict)   # entity name to create → label
+
+    def field(self, raw: _RawField, owner: str) -> Field:
+        label = naming.clean_label(raw.label)
+        result = Field(name=naming.field_name(label), label=label, type="text")
+        where = f"{owner}.{result.name}"
+        type_words, reference, unknown = None, None, []
+        for piece in raw.pieces:
+            ref = _REFERENCE_PREFIX.match(piece)
+            choice = None if ref else _CHOICE_PREFIX.match(piece)
+            reading = _read_modifiers(piece[(ref or choice).end():] if (ref or choice) else piece)
+            _apply_reading(result, reading)
+            words = " ".join(reading.words).strip()
+            if ref:
+                reference = words
+            elif (choice and words) or "|" in words:
+                result.type = "choice"
+                result.choices = [c.strip(" ()[]'\"") for c in words.split("|") if c.strip(" ()[]'\"")]
+            elif choice and type_words is None:
+                type_words = "choice without values"
+            elif words and type_words is None:
+                type_words = words
+            elif words:
+                unknown.append(words)
+        self._resolve_type(result, where, type_words, reference)
+        for words in unknown:
+            self.asker.ask(f"modifier:{where}", f"{where}: what does {words!r} mean? (ignored for now)", "ignore")
+        self._check_bounds(result, where)
+        return result
+
+    def _resolve_type(self, result: Field, where: str, type_words: str | None, reference: str | None) -> None:
+        if reference is not None:
+            self._reference(result, where, reference)
+        elif result.type == "choice":
+            return
+        elif type_words is None:
+            result.type = _infer_type(result.name)
+        elif (known := TYPE_SYNONYMS.get(_norm(type_words))) and known != "choice":
+            result.type = known
+        elif naming.lookup_key(type_words) in self.lookup:
+            self._reference(result, where, type_words)
+        else:
+            self.asker.ask(f"field_type:{where}",
+                           f"{where}: unknown type {type_words!r}; which type (or entity) is it?", "text")
+
+    def _reference(self, result: Field, where: str, target: str) -> None:
+        key = naming.lookup_key(target)
+        result.type = "reference"
+        if key in self.lookup:
+            result.reference = self.lookup[key]
+            return
+        name = naming.entity_name(naming.clean_label(target))
+        result.reference = name
+        self.missing.setdefault(name, naming.clean_label(target))
+        self.lookup[key] = name
+        self.asker.ask(f"reference:{where}",
+                       f"{where} refers to {target!r}, which the scope does not define; I added entity "
+                       f"{name} with a name. Answer 'create', 'text' or another entity's name.", "create")
+
+    def _check_bounds(self, result: Field, where: str) -> None:
+        if result.minimum is not None and result.maximum is not None and result.minimum > result.maximum:
+            self.asker.ask(f"modifier:{where}", f"{where}: min {result.minimum:g} is above max "
+                           f"{result.maximum:g}; both dropped. Which bounds apply?", "ignore")
+            result.minimum = result.maximum = None
+
+
+def _lookup_for(entities: list[Entity]) -> dict[str, str]:
+    lookup: dict[str, str] = {}
+    for entity in entities:
+        for alias in (entity.label, entity.name, entity.table):
+            lookup.setdefault(naming.lookup_key(alias), entity.name)
+    return lookup
+
+
+def _build_entities(raws: list[_RawEntity], asker: _Asker, known: tuple[Entity, ...] = ()) -> list[Entity]:
+    """Entities with resolved fields; references to undefined entities create them (default)."""
+    labels = [naming.clean_label(raw.label) for raw in raws]
+    taken = [e.name for e in known]
+    names = naming.dedupe([*taken, *(naming.entity_name(label) for label in labels)])[len(taken):]
+    entities = [Entity(name, label, naming.table_name(name)) for name, label in zip(names, labels, strict=True)]
+    resolver = _Resolver(_lookup_for([*known, *entities]), asker)
+    for entity, raw in zip(entities, raws, strict=True):
+        _set_fields(entity, [resolver.field(f, entity.name) for f in raw.fields])
+    for name, label in resolver.missing.items():
+        entities.append(Entity(name, label, naming.table_name(name),
+                               [Field("name", "Name", "text", required=True)]))
+    for entity in entities:
+        if all(f.type == "reference" for f in entity.fields):
+            defaults = [resolver.field(f, entity.name) for f in _parse_field_items(DEFAULT_FIELDS)]
+            _set_fields(entity, entity.fields + defaults)
+            asker.ask(f"fields:{entity.name}", f"{entity.name} has no fields of its own; I gave it "
+                      f"{DEFAULT_FIELDS!r}. Which fields should it have?", DEFAULT_FIELDS)
+    return entities
+
+
+def _set_fields(entity: Entity, fields: list[Field]) -> None:
+    for item, name in zip(fields, naming.dedupe(f.name for f in fields), strict=True):
+        item.name = name
+    entity.fields = fields
+
+
+# ---------------------------------------------------------------- prose mining
+
+_VERB = (r"(?:create|add|make|manage|track|keep|store|record|log|post|write|publish|organi[sz]e|save|"
+         r"schedule|list|enter|register|submit|maintain|catalog(?:ue)?|collect|plan|book|rate|review|"
+         r"upload|share|edit)")
+_DET = r"(?:(?:a|an|the|their|his|her|its|our|new|own|some|many|multiple|several|different)\s+)*"
+_NOUN = r"[a-z][a-z0-9-]*"
+_WITH_FIELDS = re.compile(rf"\b{_VERB}\s+{_DET}(?P<noun>{_NOUN})\s+(?:with|having|that have|which have|"
+                          rf"containing|including)\s+(?P<fields>[^.;!?]+)", re.IGNORECASE)
+_EACH_HAS = re.compile(rf"\b(?:each|every)\s+(?P<noun>{_NOUN})\s+(?:has|have|gets|contains|includes|"
+                       rf"stores|records|needs)\s+(?P<fields>[^.;!?]+)", re.IGNORECASE)
+_VERB_PLURAL = re.compile(rf"\b{_VERB}\s+{_DET}(?P<noun>{_NOUN}s)\b", re.IGNORECASE)
+_CHILD_TO_PARENT = re.compile(rf"\b(?:add|attach|assign|put|link|post|log|record|create|file)\s+{_DET}"
+                              rf"(?P<child>{_NOUN})\s+(?:to|for|on|under|in|into)\s+{_DET}(?P<parent>{_NOUN})",
+                              re.IGNORECASE)
+_BELONGS_TO = re.compile(rf"\b(?P<child>{_NOUN})\s+belongs?\s+to\s+{_DET}(?P<parent>{_NOUN})", re.IGNORECASE)
+_NOT_ENTITIES = {
+    "in", "out", "it", "them", "thing", "stuff", "data", "information", "info", "app", "application",
+    "account", "password", "change", "time", "way", "sure", "everything", "anything", "something",
+    "this", "that", "one", "login", "page", "screen", "button", "form", "status", "progress", "news",
+    "user", "person", "admin", "visitor", "everyone", "report", "export", "search", "csv",
+}
+_CLAUSE_STARTS = {"can", "could", "should", "will", "may", "must", "also", "then", "which", "that", "who",
+                  "so", "but", "when", "where", "while", "to"}
+_FIELD_DETERMINERS = {"a", "an", "the", "their", "its", "his", "her", "some", "each", "one", "own"}
+
+
+def _mine_field_list(text: str) -> list[_RawField]:
+    """``a name and an optional deadline, and add tasks…`` → name, deadline (optional); stops at a
+    new clause (a verb or modal) so the rest of the sentence does not become fields."""
+    fields = []
+    for item in re.split(r",|\band\b|\bor\b|\bplus\b|&", text, flags=re.IGNORECASE):
+        words = item.split()
+        optional = False
+        while words and words[0].lower() in _FIELD_DETERMINERS | {"optional"}:
+            optional = optional or words.pop(0).lower() == "optional"
+        if not words:
+            continue
+        first = words[0].lower()
+        if re.fullmatch(_VERB, first, re.IGNORECASE) or first in _CLAUSE_STARTS or len(words) > 3:
+            break
+        raw = _parse_field_item(" ".join(words).strip(" ."))
+        if raw is not None:
+            fields.append(_RawField(raw.label, raw.pieces + (["optional"] if optional else [])))
+    return fields
+
+
+def _mine_prose(text: str) -> list[_RawEntity]:
+    """Candidate entities (with fields and references) from sentences about what users do."""
+    raws: dict[str, _RawEntity] = {}
+
+    def entity(noun: str) -> _RawEntity | None:
+        key = naming.lookup_key(noun)
+        if not key or key in _NOT_ENTITIES:
+            return None
+        return raws.setdefault(key, _RawEntity(naming.singular(noun).capitalize()))
+
+    sentences = [s for s in re.split(r"(?<=[.!?;])\s+|\n+", text) if s.strip()]
+    for sentence in sentences:
+        for match in [*_WITH_FIELDS.finditer(sentence), *_EACH_HAS.finditer(sentence)]:
+            if (found := entity(match["noun"])) is not None:
+                found.fields.extend(_mine_field_list(match["fields"]))
+        for match in _VERB_PLURAL.finditer(sentence):
+            entity(match["noun"])
+    for sentence in sentences:
+        for match in [*_CHILD_TO_PARENT.finditer(sentence), *_BELONGS_TO.finditer(sentence)]:
+            parent_key = naming.lookup_key(match["parent"])
+            if parent_key not in raws or (child := entity(match["child"])) is None or child is raws[parent_key]:
+                continue
+            parent = raws[parent_key]
+            if not any(naming.lookup_key(f.label) == parent_key for f in child.fields):
+                child.fields.append(_RawField(parent.label.lower(), ["-> " + parent.label]))
+    return list(raws.values())
+
+
+# ---------------------------------------------------------------- features and integrations
+
+_CUSTOM_MARKERS = re.compile(
+    r"\b(pay|payments?|checkout|stripe|paypal|notif\w*|reminders?|send (?:an )?e-?mails?|sms|push|"
+    r"real[- ]?time|websockets?|chat|recommend\w*|machine learning|ai|upload\w*|images?|photos?|videos?|"
+    r"maps?|geoloc\w*|oauth|sso|single sign|google|facebook|github|two[- ]factor|2fa|calendar|"
+    r"translat\w*|ocr|analytics|dashboards?|charts?|webhooks?|ical|mobile app)\b", re.IGNORECASE)
+_KIND_RULES = (
+    ("login", re.compile(r"\b(log ?in|logins?|sign ?in|sign ?up|auth\w*|accounts?|passwords?|register|"
+                         r"registration|roles?|permissions?|logged[- ]in)\b", re.IGNORECASE)),
+    ("export", re.compile(r"\b(export\w*|csv|download\w*)\b", re.IGNORECASE)),
+    ("search", re.compile(r"\b(search\w*|filter\w*|find|look ?up|sort\w*)\b", re.IGNORECASE)),
+    ("health", re.compile(r"\b(health\w*|liveness|readiness|uptime|status page)\b", re.IGNORECASE)),
+    ("api", re.compile(r"\b(api|rest|json|endpoints?)\b", re.IGNORECASE)),
+    ("crud", re.compile(r"\b(create|add|edit|update|delete|remove|list|manage|view|browse|crud|track|"
+                        r"record|see|show|keep|store|organi[sz]e)\b", re.IGNORECASE)),
+)
+_UNBUILDABLE_EXPORT = re.compile(r"\b(pdf|excel|xlsx|word|docx)\b", re.IGNORECASE)
+
+
+def classify_feature(text: str) -> Feature | None:
+    """The feature ``text`` asks for, or ``None`` when it names nothing recognisable."""
+    if (marker := _CUSTOM_MARKERS.search(text)) is not None:
+        return Feature(text, "custom", False, f"no offline template builds: {text} (needs {marker[0]})")
+    for kind, rule in _KIND_RULES:
+        if rule.search(text):
+            if kind == "export" and (other := _UNBUILDABLE_EXPORT.search(text)):
+                return Feature(text, kind, False, f"no offline template builds: {other[0]} export (only CSV)")
+            return Feature(text, kind, True)
+    return None
+
+
+def _features(items: list[str], entities: list[Entity], strict: bool) -> list[Feature]:
+    """Features from bullets (``strict``: every bullet is one, unknown → custom) or prose sentences."""
+    features = []
+    for item in items:
+        text = naming.clean_label(item)
+        found = classify_feature(text)
+        if found is None and strict:
+            found = Feature(text, "custom", False, f"no offline template builds: {text}")
+        if found is not None:
+            found.entity = _entity_mentioned(text, entities)
+            features.append(found)
+    return features
+
+
+def _entity_mentioned(text: str, entities: list[Entity]) -> str | None:
+    keys = {naming.lookup_key(word) for word in re.findall(r"[A-Za-z][A-Za-z0-9]*", text)}
+    for entity in entities:
+        if naming.lookup_key(entity.label) in keys or naming.lookup_key(entity.name) in keys:
+            return entity.name
+    return None
+
+
+_CREDENTIAL = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
+
+
+def _integrations(items: list[str], asker: _Asker) -> list[Integration]:
+    """``Stripe payments (needs STRIPE_API_KEY)``: a name, and the credentials it names."""
+    found = []
+    labels = [naming.clean_label(re.split(r"[(:—–]|\s-\s", item, maxsplit=1)[0]) or item for item in items]
+    names = naming.dedupe(naming.field_name(label, fallback="integration") for label in labels)
+    for item, label, name in zip(items, labels, names, strict=True):
+        credentials = list(dict.fromkeys(_CREDENTIAL.findall(item)))
+        if not credentials:
+            default = f"{name.upper().rstrip('_')}_API_KEY"
+            credentials = [default]
+            asker.ask(f"credentials:{name}", f"integration {label!r} names no credential; I assumed "
+                      f"{default}. Which environment variables does it need?", default)
+        found.append(Integration(name, label, credentials, naming.clean_label(item)))
+    return found
+
+
+def _integrations_from_prose(text: str) -> list[Integration]:
+    """Credential names written in prose (``needs PAYMENT_API_KEY``), one integration each."""
+    found = []
+    for credential in dict.fromkeys(_CREDENTIAL.findall(text)):
+        if credential.startswith("SCOPEFLOW_"):
+            continue
+        stem = re.sub(r"_(API_KEY|KEY|TOKEN|SECRET|PASSWORD)$", "", credential) or credential
+        found.append(Integration(naming.field_name(stem), stem.replace("_", " ").title(), [credential],
+                                 f"mentioned as needing {credential}"))
+    return found
+
+
+# ---------------------------------------------------------------- analysis
+
+def _check_scope(text: Any) -> str:
+    if not isinstance(text, str):
+        raise ScopeError(f"scope must be text, got {type(text).__name__}")
+    if len(text.encode("utf-8", errors="replace")) > MAX_SCOPE_BYTES:
+        raise ScopeError("scope is larger than 1 MB")
+    if not naming.clean_label(text):
+        raise ScopeError("scope is empty")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _lines_of(sections: list[_Section], kind: str) -> list[str]:
+    return [line for section in sections if section.kind == kind for line in section.lines]
+
+
+def _first_paragraph(lines: list[str]) -> str:
+    paragraph: list[str] = []
+    for line in lines:
+        if line.strip():
+            paragraph.append(line.strip())
+        elif paragraph:
+            break
+    return naming.clean_label(" ".join(paragraph))[:500]
+
+
+def _fallback_title(summary: str) -> str:
+    first = re.split(r"(?<=[.!?])\s", summary, maxsplit=1)[0].rstrip(".!?")
+    return (first[:57] + "…") if len(first) > 60 else (first or "Untitled app")
+
+
+def score(spec: Spec) -> tuple[int, str]:
+    """The complexity score and class (formula in the module docstring)."""
+    fields = [f for e in spec.entities for f in e.fields]
+    points = (3 * len(spec.entities) + len(fields) + 2 * sum(f.type == "reference" for f in fields)
+              + 4 * sum(not f.buildable for f in spec.features) + 3 * len(spec.integrations))
+    for limit, name in COMPLEXITY_THRESHOLDS:
+        if points <= limit:
+            return points, name
+    return points, "monster"
+
+
+def _wants_login(features: list[Feature], constraints: list[str]) -> bool:
+    login_rule = dict(_KIND_RULES)["login"]
+    return any(f.kind == "login" for f in features) or any(login_rule.search(c) for c in constraints)
+
+
+def analyze(text: str) -> Spec:
+    """Read a scope into a consistent Spec; guesses are applied and recorded as questions.
+
+    Raises :class:`ScopeError` for a scope that is not text, empty, or larger than 1 MB.
+    """
+    title, sections = _split_sections(_check_scope(text))
+    asker = _Asker()
+    prose = _lines_of(sections, "prose")
+    feature_items = _bullets(_lines_of(sections, "features"))
+    mined = not any(s.kind == "entities" for s in sections)
+    raws = (_mine_prose("\n".join(prose + feature_items)) if mined
+            else _parse_entity_lines(_lines_of(sections, "entities")))
+    if mined and raws:
+        asker.ask("entities:prose", "", "yes")        # text filled in below, once entities resolve
+    entities = _build_entities(raws, asker)
+    if mined and entities:
+        asker.questions[0].text = ("I read these entities from the prose: " + "; ".join(
+            f"{e.name} ({', '.join(f.name for f in e.fields)})" for e in entities)
+            + ". Reply 'yes' or give entity lines like 'Book: title (text, required), author (-> Author)'.")
+    if not entities:
+        asker.ask("data:none", "The scope names no data the app should keep. Which entities does it "
+                  "have? (entity lines like 'Book: title (text, required)')", "")
+    features = (_features(feature_items, entities, strict=True) if feature_items
+                else _features(re.split(r"(?<=[.!?])\s+|\n+", "\n".join(prose)), entities, strict=False))
+    integration_items = _bullets(_lines_of(sections, "integrations"))
+    integrations = (_integrations(integration_items, asker) if integration_items
+                    else _integrations_from_prose("\n".join(prose)))
+    constraint_lines = _lines_of(sections, "constraints")
+    constraints = [naming.clean_label(c) for c in (_bullets(constraint_lines)
+                                                    or [c for c in constraint_lines if c.strip()])]
+    summary = _first_paragraph(prose)
+    spec = Spec(title=title or _fallback_title(summary), summary=summary, entities=entities,
+                features=features, integrations=integrations, constraints=constraints,
+                questions=asker.questions, wants_login=_wants_login(features, constraints))
+    spec.complexity_score, spec.complexity = score(spec)
+    return spec
+
+
+def describe(spec: Spec) -> str:
+    """One line: N entities, M fields, K features (J not buildable offline), complexity X."""
+    fields = sum(len(e.fields) for e in spec.entities)
+    unbuildable = sum(not f.buildable for f in spec.features)
+    return (f"{len(spec.entities)} entities, {fields} fields, {len(spec.features)} features "
+            f"({unbuildable} not buildable offline), complexity {spec.complexity}")
+
+
+# ---------------------------------------------------------------- answers
+
+_YES = {"yes", "y", "ok", "keep", "confirm", "confirmed"}
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def _field_at(spec: Spec, where: str, context: str) -> tuple[Entity, Field]:
+    entity_name, _, field_name = where.partition(".")
+    for entity in spec.entities:
+        if entity.name == entity_name:
+            for item in entity.fields:
+                if item.name == field_name:
+                    return entity, item
+    raise ScopeError(f"{context}: the spec has no field {where}")
+
+
+def _answer_field_type(spec: Spec, where: str, answer: str, context: str) -> None:
+    entity, target = _field_at(spec, where, context)
+    resolver = _Resolver(_lookup_for(spec.entities), _Asker(strict_context=context))
+    typed = resolver.field(_RawField(target.label, [answer]), entity.name)
+    target.type, target.choices, target.reference = typed.type, typed.choices, typed.reference
+
+
+def _answer_modifier(spec: Spec, where: str, answer: str, context: str) -> None:
+    if _norm(answer) == "ignore":
+        return
+    _, target = _field_at(spec, where, context)
+    reading = _read_modifiers(answer)
+    if reading.words:
+        raise ScopeError(f"{context}: {' '.join(reading.words)!r} is not a modifier "
+                         "(required, optional, unique, min N, max N, default X)")
+    _apply_reading(target, reading)
+
+
+def _drop_if_unreferenced(spec: Spec, name: str) -> None:
+    if not any(f.reference == name for e in spec.entities for f in e.fields):
+        spec.entities = [e for e in spec.entities if e.name != name]
+
+
+def _answer_reference(spec: Spec, where: str, answer: str, context: str) -> None:
+    _, target = _field_at(spec, where, context)
+    created = target.reference
+    if _norm(answer) == "create":
+        return
+    if _norm(answer) == "text":
+        target.type, target.reference = "text", None
+    else:
+        others = {k: v for k, v in _lookup_for(spec.entities).items() if v != created}
+        if naming.lookup_key(answer) not in others:
+            raise ScopeError(f"{context}: {answer!r} is not 'create', 'text' or an entity "
+                             f"({', '.join(sorted(set(others.values()))) or 'none defined'})")
+        target.reference = others[naming.lookup_key(answer)]
+    if created:
+        _drop_if_unreferenced(spec, created)
+
+
+def _answer_fields(spec: Spec, entity_name: str, answer: str, context: str) -> None:
+    try:
+        entity = spec.entity(entity_name)
+    except KeyError:
+        raise ScopeError(f"{context}: the spec has no entity {entity_name}") from None
+    raws = _parse_field_items(answer)
+    if not raws:
+        raise ScopeError(f"{context}: no fields in {answer!r} (write e.g. 'title (text, required)')")
+    resolver = _Resolver(_lookup_for(spec.entities), _Asker(strict_context=context))
+    defaults = {naming.field_name(raw.label) for raw in _parse_field_items(DEFAULT_FIELDS)}
+    kept = [f for f in entity.fields if f.name not in defaults or f.type == "reference"]
+    _set_fields(entity, kept + [resolver.field(raw, entity.name) for raw in raws])
+
+
+def _answer_entities(spec: Spec, _subject: str, answer: str, context: str) -> None:
+    if _norm(answer) in _YES:
+        return
+    raws = _parse_entity_lines([line for line in answer.splitlines() if line.strip()])
+    if not raws:
+        raise ScopeError(f"{context}: no entity lines in the answer (write e.g. 'Book: title (text)')")
+    spec.entities = _build_entities(raws, _Asker(strict_context=context))
+    for feature in spec.features:
+        feature.entity = _entity_mentioned(feature.text, spec.entities)
+
+
+def _answer_credentials(spec: Spec, name: str, answer: str, context: str) -> None:
+    names = [n for n in re.split(r"[,\s]+", answer.strip()) if n]
+    bad = [n for n in names if not _ENV_NAME.match(n) or n.startswith("SCOPEFLOW_")]
+    if not names or bad:
+        raise ScopeError(f"{context}: credentials must be upper-case variable names like "
+                         f"PAYMENT_API_KEY, got {answer!r}")
+    for integration in spec.integrations:
+        if integration.name == name:
+            integration.credentials = names
+            return
+    raise ScopeError(f"{context}: the spec has no integration {name}")
+
+
+_ANSWER_HANDLERS = {
+    "entities": _answer_entities, "data": _answer_entities, "field_type": _answer_field_type,
+    "modifier": _answer_modifier, "reference": _answer_reference, "fields": _answer_fields,
+    "credentials": _answer_credentials,
+}
+_REPLACES_ENTITIES = ("entities", "data")
+
+
+@dataclass
+class AnswerOutcome:
+    """What :func:`resolve_answers` did: the new spec and which question ids it used how."""
+
+    spec: Spec
+    applied: list[str] = field(default_factory=list)        # answered by the person
+    defaults_used: list[str] = field(default_factory=list)  # unanswered: default kept
+    ignored: list[str] = field(default_factory=list)        # answer ids matching no question
+
+
+def resolve_answers(spec: Spec, answers: dict[str, str] | None) -> AnswerOutcome:
+    """Apply ``answers`` (question id → text) to a copy of ``spec``; see the module docstring.
+
+    Answers that replace the entities (``entities:``/``data:``) go first; questions about the
+    entities they replaced no longer apply and are skipped. The result has no open questions.
+    Raises :class:`ScopeError` for an answer that does not fit its question.
+    """
+    if answers is not None and not isinstance(answers, dict):
+        raise ScopeError(f"answers must be an object of question id → text, got {type(answers).__name__}")
+    answers = {str(k): "" if v is None else str(v) for k, v in (answers or {}).items()}
+    result = AnswerOutcome(Spec.from_data(spec.to_data()))
+    ids = {q.id for q in spec.questions}
+    result.ignored = sorted(k for k in answers if k not in ids)
+    ordered = sorted(result.spec.questions, key=lambda q: q.topic.partition(":")[0] not in _REPLACES_ENTITIES)
+    replaced = False
+    for question in ordered:
+        kind, _, subject = question.topic.partition(":")
+        if question.id not in answers:
+            result.defaults_used.append(question.id)
+            continue
+        result.applied.append(question.id)
+        answer = answers[question.id].strip()
+        if _norm(answer) == _norm(question.default) or (replaced and kind not in ("credentials",)):
+            continue
+        if kind not in _ANSWER_HANDLERS:
+            raise ScopeError(f"answer to {question.id}: cannot apply answers about {question.topic!r}")
+        _ANSWER_HANDLERS[kind](result.spec, subject, answer, f"answer to {question.id}")
+        replaced = replaced or kind in _REPLACES_ENTITIES
+    result.spec.questions = []
+    result.spec.complexity_score, result.spec.complexity = score(result.spec)
+    return result
+
+
+def apply_answers(spec: Spec, answers: dict[str, str]) -> Spec:
+    """``spec`` with the person's answers applied and no open questions (defaults elsewhere)."""
+    return resolve_answers(spec, answers).spec
+
+
+# ---------------------------------------------------------------- operators
+
+@operator("analyze_scope", retry=NO_RETRY)
+def analyze_scope(ctx: TaskContext, scope: str) -> dict[str, Any]:
+    """Read the submitted scope into a Spec, with questions for everything it had to guess."""
+    try:
+        spec = analyze(scope)
+    except ScopeError as exc:
+        raise TaskFailure(DESIGN_FLAW, str(exc), {"scope_chars": len(scope) if isinstance(scope, str) else 0}) \
+            from None
+    ctx.record({
+        "scopeflow.spec.entities": len(spec.entities),
+        "scopeflow.spec.fields": sum(len(e.fields) for e in spec.entities),
+        "scopeflow.spec.questions": len(spec.questions),
+        "scopeflow.spec.complexity": spec.complexity,
+    })
+    return {
+        "spec": spec.to_data(),
+        "questions": [{"id": q.id, "text": q.text, "default": q.default, "topic": q.topic} for q in spec.questions],
+        "buildable": bool(spec.entities),
+        "summary": describe(spec),
+    }
+
+
+@operator("apply_answers", retry=NO_RETRY)
+def apply_answers_op(ctx: TaskContext, spec: dict[str, Any], answers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply the confirmed answers to the spec; unanswered questions keep their defaults."""
+    try:
+        outcome = resolve_answers(Spec.from_data(spec), answers)
+    except (ScopeError, TypeError) as exc:
+        raise TaskFailure(DESIGN_FLAW, f"cannot apply answers: {exc}", {"answers": dict(answers or {})}) from None
+    ctx.record({
+        "scopeflow.spec.defaults_used": len(outcome.defaults_used),
+        "scopeflow.spec.answers_applied": len(outcome.applied),
+        "scopeflow.spec.entities": len(outcome.spec.entities),
+        "scopeflow.spec.complexity": outcome.spec.complexity,
+    })
+    return {"spec": outcome.spec.to_data(), "applied": outcome.applied, "ignored": outcome.ignored,
+            "defaults_used": outcome.defaults_used}
