@@ -1,0 +1,98 @@
+"""The reviewer: summary, decisions, risks, and a confidence whose arithmetic is spelled out."""
+
+from __future__ import annotations
+
+import pytest
+
+from scopeflow.handlers.context import RecordingContext
+from scopeflow.handlers.failures import TaskFailure
+from scopeflow.handlers.planner import make_plan
+from scopeflow.handlers.review import make_review, review_changes, score
+from scopeflow.handlers.spec import Entity, Feature, Field, Question, Spec
+
+CLEAN = {"compile_errors": 0, "lint_errors": 0, "tests_passed": 40, "tests_failed": 0, "tests_errors": 0,
+         "security_high": 0, "security_medium": 0}
+
+
+def spec(**extra) -> Spec:
+    return Spec(title="Shop", entities=[
+        Entity("Product", "Product", "products", [Field("name", "Name", "text", required=True)]),
+        Entity("Order", "Order", "orders", [Field("product", "Product", "reference", reference="Product")]),
+    ], **extra)
+
+
+def test_clean_checks_give_full_confidence():
+    review = make_review(spec(), make_plan(spec()), CLEAN)
+    assert review.confidence == 1.0
+    assert review.confidence_basis == "1.00 start = 1.00 (clamped to [0, 1])"
+    assert review.risks == []
+
+
+def test_summary_lists_files_entities_and_endpoints():
+    review = make_review(spec(wants_login=True), make_plan(spec(wants_login=True)), CLEAN)
+    assert review.summary.entities == ["Product", "Order"]
+    assert "app/webapp/entities/orders.py" in review.summary.files
+    assert "app/webapp/auth.py" in review.summary.files
+    assert "GET|PUT|DELETE /api/orders/<id>" in review.summary.endpoints
+    assert "GET|POST /login" in review.summary.endpoints
+
+
+def test_each_finding_lowers_confidence_as_documented():
+    checks = {**CLEAN, "tests_failed": 2, "tests_errors": 1, "lint_errors": 3, "security_high": 1,
+              "security_medium": 1}
+    confidence, basis = score(checks, unbuildable=2, entities=2)
+    # 1.0 - 0.3 (3 failing) - 0.06 (lint) - 0.25 (high) - 0.05 (medium) - 0.10 (2 unbuildable)
+    assert confidence == 0.24
+    for part in ("-0.30 for 3 failed/erroring test(s)", "-0.06 for 3 lint error(s)",
+                 "-0.25 for 1 high-severity", "-0.05 for 1 medium-severity", "-0.10 for 2 unbuildable"):
+        assert part in basis
+
+
+def test_confidence_never_drops_below_zero():
+    checks = {**CLEAN, "compile_errors": 3, "tests_passed": 0, "tests_failed": 9, "security_high": 4}
+    confidence, basis = score(checks, unbuildable=9, entities=1)
+    assert confidence == 0.0
+    assert "no passing test" in basis and "compile error" in basis
+
+
+def test_few_tests_per_entity_cost_a_little():
+    confidence, basis = score({**CLEAN, "tests_passed": 6}, unbuildable=0, entities=2)
+    assert confidence == 0.9
+    assert "fewer than 5 passing tests per entity" in basis
+
+
+def test_risks_name_unbuildable_features_failures_and_open_questions():
+    s = spec(features=[Feature("AI pricing", "custom", False, reason="needs a model")],
+             questions=[Question("q1", "Currency?", "EUR")], wants_login=True)
+    review = make_review(s, make_plan(s, feedback="add stock levels"), {**CLEAN, "tests_failed": 1})
+    assert "not built: AI pricing (needs a model)" in review.risks
+    assert "1 failed and 0 erroring test(s)" in review.risks
+    assert "1 open question(s) were answered with defaults" in review.risks
+    assert any("CSRF" in risk for risk in review.risks)
+    assert {"decision": "plan made with reviewer feedback", "rationale": "add stock levels"} in [
+        {"decision": d.decision, "rationale": d.rationale} for d in review.decisions]
+
+
+def test_operator_returns_review_data_and_records_confidence(tmp_path):
+    ctx = RecordingContext(instance_id="i", task_id="t", bpmn_id="review", workspace=tmp_path)
+    result = review_changes(ctx, spec().to_data(), make_plan(spec()).to_data(), {**CLEAN, "lint_errors": 5})
+    assert result["review"]["confidence"] == 0.9
+    assert ctx.recorded == {"scopeflow.review.confidence": 0.9}
+    assert result["review"]["summary"]["entities"] == ["Product", "Order"]
+
+
+@pytest.mark.parametrize("checks, message", [
+    ({k: v for k, v in CLEAN.items() if k != "tests_passed"}, "checks is missing tests_passed"),
+    ({**CLEAN, "lint_errors": -1}, "checks.lint_errors must be a count"),
+    ({**CLEAN, "tests_failed": "2"}, "checks.tests_failed must be a count"),
+])
+def test_bad_checks_are_refused_with_a_clear_message(tmp_path, checks, message):
+    ctx = RecordingContext(instance_id="i", task_id="t", bpmn_id="review", workspace=tmp_path)
+    with pytest.raises(ValueError, match=message):
+        review_changes(ctx, spec().to_data(), make_plan(spec()).to_data(), checks)
+
+
+def test_malformed_plan_is_a_design_flaw(tmp_path):
+    ctx = RecordingContext(instance_id="i", task_id="t", bpmn_id="review", workspace=tmp_path)
+    with pytest.raises(TaskFailure, match="malformed"):
+        review_changes(ctx, spec().to_data(), {"tasks": [], "bogus": 1}, CLEAN)
