@@ -467,5 +467,49 @@ def render_trace(spans: list) -> str:
     return "\n".join(lines) if lines else "(no spans recorded)"
 
 
+# ------------------------------------------------------------------------------ submit
+@main.command("submit")
+@click.argument("scope_file")
+@click.option("--yes", is_flag=True, help="answer approvals and clarifications with their defaults")
+@click.option("--secret", "secret_pairs", multiple=True, metavar="NAME=VALUE", help="supply a credential")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ...], as_json: bool) -> None:
+    """Run SCOPE_FILE (markdown, or - for stdin) through the delivery lifecycle."""
+    from dataclasses import asdict
+
+    from scopeflow.lifecycle import submit
+
+    if scope_file == "-":
+        text = click.get_text_stream("stdin").read()
+    else:
+        path = Path(scope_file)
+        if not path.is_file():
+            raise Fail(f"no such scope file: {scope_file}")
+        if path.stat().st_size > 1_000_000:
+            raise Fail("scope is larger than 1 MB")
+        text = path.read_text(encoding="utf-8", errors="replace")
+    secrets = {}
+    for pair in secret_pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise Fail(f"--secret takes NAME=VALUE, got {name or pair!r}")
+        secrets[name] = value
+    progress = (lambda line: None) if as_json else click.echo
+    result = submit(app.engine, text, yes=yes, secrets=secrets, progress=progress)
+    if as_json:
+        _print_json(asdict(result))
+    else:
+        click.echo(f"instance {result.instance_id}: {result.status} ({result.outcome})")
+        if result.report:
+            click.echo(f"  report: {result.report}")
+        if result.release:
+            click.echo(f"  release: {result.release.get('url')} (stop with: scopeflow releases stop {result.release.get('id')})")
+        for task in result.waiting_for:
+            click.echo(f"  waiting for {task['role']}: {task['name']} — scopeflow tasks show {task['id']}")
+    if result.status == "error":
+        sys.exit(EXIT_FAILED)
+
+
 if __name__ == "__main__":
     main()

@@ -40,6 +40,7 @@ class RunIdentity:
     model_version: int
     workspace: Path
     processes: dict[str, ProcessInfo]        # every process of the version's bundle, by id
+    evidence_rules: str = ""                 # the model's <model>.evidence.toml text
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Runner:
     identity: RunIdentity
     tracer: trace.Tracer
     read_secret: Callable[[str, str, str], str] | None = None   # (name, instance_id, task) -> value
+    has_secret: Callable[[str], bool] | None = None
+    recorded_spans: Callable[[], list[Any]] | None = None       # stored + buffered SpanRecords
     checkpoint_threshold_s: float = 0.2
     on_checkpoint: Callable[[], None] | None = None
     redact: Callable[[str], str] = field(default=lambda text: text)
@@ -248,6 +251,9 @@ class Runner:
             record_attributes=record,
             open_span=open_span,
             read_secret=read_secret,
+            has_secret=self.has_secret,
+            recorded_spans=self.recorded_spans,
+            evidence_rules=identity.evidence_rules,
         )
 
 

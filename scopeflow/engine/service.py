@@ -56,7 +56,7 @@ from scopeflow.engine.spanstore import store_spans
 from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize
 from scopeflow.handlers.failures import CONFIGURATION, TaskFailure
 from scopeflow.processes.bpmn_xml import lane_role
-from scopeflow.processes.catalog import CatalogError, scan
+from scopeflow.processes.catalog import CatalogError, evidence_path, scan
 from scopeflow.processes.lint import errors, lint_catalog
 from scopeflow.spans.tracing import telemetry
 
@@ -131,6 +131,16 @@ class Engine:
             return text
 
         return redact
+
+    def recorded_spans(self, instance_id: str) -> list:
+        """Every span of the instance: stored rows, then those buffered since the last checkpoint."""
+        from scopeflow.engine.spanstore import load_spans
+        from scopeflow.spans.convert import to_record
+
+        with self.sessions() as session:
+            stored = load_spans(session, instance_id)
+        buffered = [to_record(span) for span in self.telemetry.buffer.peek(instance_id)]
+        return stored + sorted(buffered, key=lambda s: s.start_ns)
 
     # ---------------------------------------------------------------- models
     def deploy(self, models: list[str] | None = None, models_dir: Path | None = None) -> list[dict[str, Any]]:
@@ -221,9 +231,13 @@ class Engine:
                 raise EngineError(f"instance {instance_id} has a corrupt state row: {type(exc).__name__}: {exc}",
                                   code=1) from None
             workflow.spec = workflow.spec  # spec is embedded in the state; parsed bundle only for metadata
+            process_file = loaded.catalog.processes[loaded.name].file
             identity = RunIdentity(instance_id, loaded.name, loaded.version, self.workspace(instance_id),
-                                   {pid: p for pid, p in loaded.catalog.processes.items()})
+                                   dict(loaded.catalog.processes),
+                                   evidence_rules=loaded.catalog.files.get(evidence_path(process_file), ""))
             runner = Runner(workflow, identity, self.telemetry.tracer, read_secret=self._read_secret,
+                            has_secret=self.secrets.has,
+                            recorded_spans=lambda: self.recorded_spans(instance_id),
                             checkpoint_threshold_s=self.settings.checkpoint_threshold_s,
                             redact=self._redactor())
             work = _Work(instance_id, row_version, loaded, workflow, runner, carrier)

@@ -42,6 +42,11 @@ class EvidenceBuffer(SpanProcessor):
         with self._lock:
             return self._spans.pop(instance_id, [])
 
+    def peek(self, instance_id: str) -> list[ReadableSpan]:
+        """The instance's buffered spans, left in place for the checkpoint."""
+        with self._lock:
+            return list(self._spans.get(instance_id, []))
+
     def discard(self, instance_id: str) -> None:
         self.take(instance_id)
 

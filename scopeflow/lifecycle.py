@@ -1,0 +1,141 @@
+"""``scopeflow submit``: carry one scope through the delivery lifecycle, headless.
+
+With ``yes`` every approval and clarification is answered with its form's defaults (the proposed
+answers); credentials never are — the credentials checkpoint's default is to *defer*, which ends
+the run with a blocker plan and the buildable part delivered. Without ``yes`` the run stops at the
+first human task and says how to answer it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scopeflow.engine.models import HumanTask, Instance
+from scopeflow.engine.queries import list_tasks
+from scopeflow.engine.service import Engine, EngineError
+from scopeflow.engine.spanstore import load_spans
+
+MODEL = "delivery"
+MAX_SCOPE_BYTES = 1_000_000
+MAX_TIMER_WAIT_S = 120.0
+
+
+class ScopeRejected(EngineError):
+    """The scope cannot be submitted at all (empty, too large): exit 2."""
+
+
+@dataclass
+class SubmitResult:
+    instance_id: str
+    status: str
+    outcome: str
+    workspace: str
+    release: dict[str, Any] | None = None
+    checks: dict[str, Any] = field(default_factory=dict)
+    blockers: list[dict[str, Any]] = field(default_factory=list)
+    questions: list[dict[str, Any]] = field(default_factory=list)
+    report: str | None = None
+    waiting_for: list[dict[str, Any]] = field(default_factory=list)
+
+
+def read_scope(text: str) -> str:
+    if len(text.encode("utf-8")) > MAX_SCOPE_BYTES:
+        raise ScopeRejected("scope is larger than 1 MB")
+    if not text.strip():
+        raise ScopeRejected("scope is empty")
+    return text
+
+
+def submit(engine: Engine, scope: str, *, yes: bool, secrets: dict[str, str] | None = None,
+           actor: str = "cli", progress: Callable[[str], None] = lambda line: None,
+           start_data: dict[str, Any] | None = None) -> SubmitResult:
+    scope = read_scope(scope)
+    for name, value in (secrets or {}).items():
+        engine.secrets.set(name, value, actor=actor)
+    title = next((line.lstrip("#").strip() for line in scope.splitlines() if line.startswith("# ")), "scope")
+    shown: set[str] = set()
+    instance_id = engine.start(MODEL, {"scope": scope, **(start_data or {})}, actor=actor, title=title)
+    _report_progress(engine, instance_id, shown, progress)
+    while True:
+        row = _instance(engine, instance_id)
+        if row.status != "waiting":
+            break
+        with engine.sessions() as session:
+            open_tasks = list_tasks(session, instance_id=instance_id)
+        if open_tasks:
+            if not yes:
+                break
+            task = open_tasks[0]
+            progress(f"  answering '{task['name']}' with its defaults (--yes)")
+            engine.complete_task(task["id"], {}, actor=f"{actor} --yes")
+        elif row.wake_at is not None:
+            wait = (row.wake_at.timestamp() - time.time())
+            if wait > MAX_TIMER_WAIT_S:
+                break
+            time.sleep(max(0.0, wait) + 0.05)
+            engine.advance(instance_id, reason="timer")
+        else:
+            break
+        _report_progress(engine, instance_id, shown, progress)
+    return _result(engine, instance_id)
+
+
+def _instance(engine: Engine, instance_id: str) -> Instance:
+    with engine.sessions() as session:
+        return session.get(Instance, instance_id)
+
+
+def _report_progress(engine: Engine, instance_id: str, shown: set[str], progress: Callable[[str], None]) -> None:
+    with engine.sessions() as session:
+        spans = load_spans(session, instance_id)
+    for span in spans:
+        if span.attributes.get("scopeflow.span.type") != "bpmn.task" or span.span_id in shown:
+            continue
+        shown.add(span.span_id)
+        element_type = span.attributes.get("scopeflow.bpmn.element.type", "")
+        if element_type not in ("serviceTask", "userTask", "callActivity"):
+            continue
+        mark = "✗" if span.status == "ERROR" else "✓"
+        measured = {k.split(".", 1)[1]: v for k, v in span.attributes.items()
+                    if k in ("scopeflow.tests.passed", "scopeflow.tests.failed", "scopeflow.lint.errors",
+                             "scopeflow.security.high", "scopeflow.human.actor", "scopeflow.failure.kind")}
+        extra = "  " + " ".join(f"{k}={v}" for k, v in measured.items()) if measured else ""
+        progress(f"{mark} {span.name} ({(span.end_ns - span.start_ns) / 1e9:.1f}s){extra}")
+
+
+def _result(engine: Engine, instance_id: str) -> SubmitResult:
+    from scopeflow.engine.spiff import deserialize
+
+    row = _instance(engine, instance_id)
+    data: dict[str, Any] = {}
+    try:
+        workflow = deserialize(row.state)
+        task = workflow.last_task
+        data = dict(task.data) if task is not None else {}
+    except Exception:  # a corrupt state row is reported by status/incident; the summary stays partial
+        data = {}
+    report = data.get("report") or {}
+    verification = data.get("verification") or {}
+    checks = verification.get("checks") if isinstance(verification, dict) else None
+    checks = checks or {}
+    analysis = data.get("analysis") or {}
+    with engine.sessions() as session:
+        waiting = [t for t in list_tasks(session, instance_id=instance_id)]
+        _ = HumanTask
+    workspace = engine.workspace(instance_id)
+    report_path = report.get("path") if isinstance(report, dict) else None
+    outcome = {"completed": "delivered", "blocked": "blocked"}.get(row.status, row.status)
+    return SubmitResult(
+        instance_id=instance_id, status=row.status, outcome=outcome, workspace=str(workspace),
+        release=data.get("release", {}).get("release") if isinstance(data.get("release"), dict) else None,
+        checks={"tests_passed": checks.get("tests_passed"), "tests_failed": checks.get("tests_failed"),
+                "lint_errors": checks.get("lint_errors"), "security_high": checks.get("security_high")},
+        blockers=report.get("blockers", []) if isinstance(report, dict) else [],
+        questions=analysis.get("questions", []) if isinstance(analysis, dict) else [],
+        report=str(Path(workspace) / report_path) if report_path else None,
+        waiting_for=waiting,
+    )
