@@ -1,0 +1,436 @@
+"""Deploy a built app as a local release, health-check it, and roll back when it is unhealthy.
+
+The ``local`` target: the workspace app is copied into a fresh release directory (see
+:mod:`scopeflow.handlers.release`) with a ``run.sh`` and a ``Dockerfile`` (written for whoever
+ships it further; no container engine runs here), then started with this interpreter on a free
+loopback port, detached in its own session, with a scrubbed environment plus the credentials its
+spec's integrations need. The release counts only once ``GET /healthz`` answers 200 with
+``{"status": "ok"}``.
+
+Blue/green on one host: the previous release of the instance keeps serving until the new one is
+healthy, and is stopped only then. When the new one fails, it is stopped and the previous healthy
+release stays (or is started again), and the task fails as an ``external_blocker``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from scopeflow.config import load_settings
+from scopeflow.handlers.context import TaskContext
+from scopeflow.handlers.failures import CONFIGURATION, DESIGN_FLAW, EXTERNAL_BLOCKER, TaskFailure
+from scopeflow.handlers.registry import NO_RETRY, operator
+from scopeflow.handlers.release import (
+    FAILED,
+    LOG_FILE,
+    RELEASE_FILE,
+    ROLLED_BACK,
+    RUNNING,
+    STOPPED,
+    Health,
+    Release,
+    check_id,
+    exit_code,
+    list_releases,
+    process_alive,
+    release_dir,
+    remember_child,
+    save_release,
+    terminate,
+    utc_now,
+)
+from scopeflow.handlers.sandbox import scrubbed_env
+from scopeflow.handlers.serde import to_data
+from scopeflow.handlers.spec import Spec
+
+HOST = "127.0.0.1"
+ENTRY_POINT = "run.py"                 # what the flask_app template pack renders to start the app
+HEALTH_PATH = "/healthz"
+DEFAULT_HEALTH_TIMEOUT_S = 20.0
+REUSE_CHECK_TIMEOUT_S = 3.0            # health check of an already running release before reusing it
+PROBE_TIMEOUT_S = 2.0                  # one HTTP request
+POLL_INTERVAL_S = 0.2
+UNHEALTHY_ANSWERS_TO_FAIL = 5          # a server that answers, but not ok, this many times in a row fails
+LOG_TAIL_CHARS = 4000
+CREDENTIAL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")   # an environment variable name
+
+_SKIP_DIRS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".git", ".venv",
+                        "venv", "node_modules", "instance"})   # instance/: local data (SQLite) of test runs
+_SKIP_SUFFIXES = (".pyc", ".pyo")
+_RELEASE_OWN_FILES = frozenset({RELEASE_FILE, LOG_FILE, RELEASE_FILE + ".tmp"})
+_ENV_RESERVED = frozenset(scrubbed_env(Path("/"))) | {"HOST", "PORT"}   # what start_server sets itself
+
+
+def releases_dir() -> Path:
+    """Where releases live: ``Settings.releases_dir`` (``SCOPEFLOW_RELEASES``)."""
+    return load_settings().releases_dir
+
+
+# ------------------------------------------------------------------------------ the app tree
+def _app_path(ctx: TaskContext, app_dir: str) -> Path:
+    workspace = Path(ctx.workspace).resolve()
+    path = (workspace / app_dir).resolve()
+    if not path.is_relative_to(workspace):
+        raise TaskFailure(DESIGN_FLAW, f"app directory {app_dir!r} lies outside the workspace", {"app_dir": app_dir})
+    if not path.is_dir():
+        raise TaskFailure(DESIGN_FLAW, f"app directory {app_dir!r} does not exist in the workspace",
+                          {"app_dir": app_dir})
+    return path
+
+
+def app_files(app_dir: Path) -> list[str]:
+    """The app's files a release ships (POSIX paths relative to ``app_dir``), sorted.
+
+    Caches, virtualenvs and ``instance/`` data are left out. Symbolic links are refused rather than
+    followed, so a release can never copy a file from outside the app.
+    """
+    files, links = [], []
+    for dirpath, dirnames, filenames in os.walk(app_dir):
+        here = Path(dirpath)
+        links += [str((here / d).relative_to(app_dir)) for d in dirnames if (here / d).is_symlink()]
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not (here / d).is_symlink())
+        for name in filenames:
+            path = here / name
+            relative = path.relative_to(app_dir).as_posix()
+            if path.is_symlink():
+                links.append(relative)
+            elif path.is_file() and not name.endswith(_SKIP_SUFFIXES):
+                files.append(relative)
+    if links:
+        raise TaskFailure(DESIGN_FLAW, f"app holds symbolic link(s), which a release does not copy: "
+                          f"{', '.join(sorted(links)[:5])}", {"links": sorted(links)})
+    _check_shippable(set(files))
+    return sorted(files)
+
+
+def _check_shippable(files: set[str]) -> None:
+    if ENTRY_POINT not in files:
+        raise TaskFailure(DESIGN_FLAW, f"app has no {ENTRY_POINT} to start", {"entry_point": ENTRY_POINT})
+    clashes = sorted(files & _RELEASE_OWN_FILES)
+    if clashes:
+        raise TaskFailure(DESIGN_FLAW, f"app has file(s) the release itself needs: {', '.join(clashes)}",
+                          {"files": clashes})
+
+
+def app_digest(app_dir: Path, files: list[str]) -> str:
+    """sha256 over the shipped files' paths and contents: equal digests mean the same app."""
+    total = hashlib.sha256()
+    for relative in sorted(files):
+        content = hashlib.sha256((app_dir / relative).read_bytes()).hexdigest()
+        total.update(f"{relative}\0{content}\n".encode())
+    return total.hexdigest()
+
+
+# ------------------------------------------------------------------------------ release files
+def _write_run_script(directory: Path, port: int, credentials: list[str]) -> None:
+    needs = ", ".join(credentials) if credentials else "none"
+    python = shlex.quote(sys.executable)
+    script = "\n".join([
+        "#!/bin/sh",
+        f"# Start this release by hand. Serves on HOST:PORT (default {HOST}:{port}).",
+        f"# Credentials the app's integrations read from the environment: {needs}",
+        'cd "$(dirname "$0")" || exit 1',
+        f'export HOST="${{HOST:-{HOST}}}"',
+        f'export PORT="${{PORT:-{port}}}"',
+        f'if [ -z "${{PYTHON:-}}" ]; then PYTHON={python}; fi',
+        f'exec "$PYTHON" {ENTRY_POINT}',
+        "",
+    ])
+    path = directory / "run.sh"
+    path.write_text(script, encoding="utf-8")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP)
+
+
+def _write_container_files(directory: Path) -> None:
+    """A Dockerfile for shipping the release elsewhere: written here, never built here."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    (directory / "Dockerfile").write_text(
+        "# Written by the Scopeflow deployer for shipping this release; it is not built on this host.\n"
+        f"FROM python:{version}-slim\n"
+        "WORKDIR /srv/app\n"
+        "COPY . .\n"
+        "RUN pip install --no-cache-dir -r requirements.txt\n"
+        "# Inside a container the server must listen on all of the container's interfaces.\n"
+        "ENV HOST=0.0.0.0 PORT=8000\n"
+        "EXPOSE 8000\n"
+        f'CMD ["python", "{ENTRY_POINT}"]\n', encoding="utf-8")
+    (directory / ".dockerignore").write_text(
+        "\n".join(sorted(_RELEASE_OWN_FILES | {"instance/", "__pycache__/"})) + "\n", encoding="utf-8")
+    requirements = directory / "requirements.txt"
+    if not requirements.exists():
+        requirements.write_text("# The app declared no dependencies (it shipped no requirements.txt).\n",
+                                encoding="utf-8")
+
+
+def _prepare(root: Path, instance_id: str, app: Path, files: list[str], digest: str,
+             credentials: list[str]) -> Release:
+    release_id = str(uuid.uuid4())
+    directory = release_dir(root, instance_id, release_id)
+    directory.mkdir(parents=True)
+    for relative in files:
+        target = directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(app / relative, target)
+    port = free_port()
+    if "run.sh" not in files:
+        _write_run_script(directory, port, credentials)
+    if "Dockerfile" not in files:
+        _write_container_files(directory)
+    release = Release(id=release_id, instance_id=instance_id, path=str(directory), port=port,
+                      url=f"http://{HOST}:{port}", pid=None, started_at=utc_now(), status=STOPPED,
+                      app_sha256=digest)
+    save_release(release)
+    return release
+
+
+# ------------------------------------------------------------------------------ processes
+def free_port() -> int:
+    """A loopback port nobody listens on right now (the kernel's pick for port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def credential_env(ctx: TaskContext, names: list[str]) -> dict[str, str]:
+    """Each credential's value under its own name, for the app's environment."""
+    env = {}
+    for name in names:
+        if name in _ENV_RESERVED or name.upper().startswith("SCOPEFLOW_"):
+            raise TaskFailure(CONFIGURATION, f"credential {name!r} would replace a variable the release sets itself",
+                              {"credential": name})
+        env[name] = ctx.secret(name)
+    return env
+
+
+def start_server(release: Release, credentials: dict[str, str]) -> None:
+    """Start the release detached (own session), logging to ``release.log``; updates ``release``."""
+    env = scrubbed_env(release.directory, {"HOST": HOST, "PORT": str(release.port), **credentials})
+    with open(release.directory / LOG_FILE, "ab") as log:
+        log.write(f"--- {utc_now()} starting on {release.url}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(  # nosec B603 - fixed argv: this interpreter and the app's entry point
+            [sys.executable, ENTRY_POINT], cwd=release.directory, env=env, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    remember_child(proc)
+    release.pid = proc.pid
+    release.started_at = utc_now()
+    release.status = RUNNING
+    save_release(release)
+
+
+def log_tail(release: Release, chars: int = LOG_TAIL_CHARS) -> str:
+    try:
+        text = (release.directory / LOG_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return text[-chars:]
+
+
+# ------------------------------------------------------------------------------ health
+def probe(url: str) -> tuple[int | None, str]:
+    """One ``GET <url>/healthz``: (HTTP status or None, "" when healthy else why not)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # loopback: never a proxy
+    try:
+        with opener.open(url + HEALTH_PATH, timeout=PROBE_TIMEOUT_S) as response:  # nosec B310 - our http URL
+            status, body = response.status, response.read(65536)
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return None, f"no answer: {getattr(exc, 'reason', exc)}"
+    try:
+        healthy = json.loads(body).get("status") == "ok"
+    except (ValueError, AttributeError):
+        healthy = False
+    if status != 200 or not healthy:
+        return status, f'HTTP {status} without {{"status": "ok"}}'
+    return status, ""
+
+
+def wait_healthy(release: Release, timeout_s: float) -> Health:
+    """Poll the health route until it is ok, the process exits, it keeps answering not-ok, or time is up."""
+    deadline = time.monotonic() + timeout_s
+    attempts = bad_answers = 0
+    status, detail = None, "not checked"
+    while True:
+        if not process_alive(release):
+            return Health(False, status, utc_now(), "process exited" + _exit_note(release), attempts)
+        status, detail = probe(release.url)
+        attempts += 1
+        if not detail:
+            return Health(True, status, utc_now(), "", attempts)
+        bad_answers = bad_answers + 1 if status is not None else 0
+        if bad_answers >= UNHEALTHY_ANSWERS_TO_FAIL or time.monotonic() >= deadline:
+            return Health(False, status, utc_now(), f"{detail} (after {attempts} attempts)", attempts)
+        time.sleep(POLL_INTERVAL_S)
+
+
+def _exit_note(release: Release) -> str:
+    code = exit_code(release)
+    return "" if code is None else f" with code {code}"
+
+
+def _checked(ctx: TaskContext, release: Release, timeout_s: float, name: str = "health check") -> Health:
+    """``wait_healthy`` inside a child span that records what it measured."""
+    with ctx.span(name, **{"scopeflow.deploy.port": release.port,
+                           "scopeflow.deploy.release_id": release.id}) as span:
+        health = wait_healthy(release, timeout_s)
+        measured: dict[str, Any] = {"scopeflow.deploy.health_ok": health.ok}
+        if health.status is not None:
+            measured["scopeflow.deploy.health_status"] = health.status
+        span.set(**measured)
+    release.health = health
+    save_release(release)
+    return health
+
+
+# ------------------------------------------------------------------------------ credentials
+def required_credentials(spec: dict[str, Any] | None) -> dict[str, list[str]]:
+    """Credential name → labels of the integrations needing it, in the order the spec names them."""
+    if spec is None:
+        return {}
+    try:
+        parsed = Spec.from_data(spec)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise TaskFailure(DESIGN_FLAW, f"spec is malformed: {exc}", {}) from None
+    needed: dict[str, list[str]] = {}
+    for integration in parsed.integrations:
+        for name in integration.credentials:
+            if not isinstance(name, str) or not CREDENTIAL_NAME.match(name):
+                raise TaskFailure(DESIGN_FLAW, f"integration {integration.name!r} names an invalid credential "
+                                  f"{str(name)[:60]!r} (expected letters, digits and _)",
+                                  {"integration": integration.name})
+            needed.setdefault(name, []).append(integration.label or integration.name)
+    return needed
+
+
+@operator("check_credentials", retry=NO_RETRY)
+def check_credentials(ctx: TaskContext, spec: dict[str, Any]) -> dict[str, Any]:
+    """Check that every credential the spec's integrations need is stored (values are not read)."""
+    needed = required_credentials(spec)
+    missing = [name for name in needed if not ctx.secret_exists(name)]
+    ctx.record({"scopeflow.credentials.required": len(needed), "scopeflow.credentials.missing": len(missing)})
+    if missing:
+        integrations = sorted({label for name in missing for label in needed[name]})
+        raise TaskFailure(CONFIGURATION, f"missing credential(s): {', '.join(missing)}",
+                          {"missing": missing, "integrations": integrations})
+    return {"ok": True, "names": list(needed)}
+
+
+# ------------------------------------------------------------------------------ deploy
+def _reusable(ctx: TaskContext, root: Path, digest: str) -> Release | None:
+    """A running release of this instance built from the same files, if it is still healthy.
+
+    A matching release that fails its check is stopped and marked failed, so it is never offered again.
+    """
+    for release in reversed(list_releases(root, ctx.instance_id)):
+        if release.status != RUNNING or release.app_sha256 != digest:
+            continue
+        if _checked(ctx, release, REUSE_CHECK_TIMEOUT_S, "health check (running release)").ok:
+            return release
+        terminate(release)
+        release.status = FAILED
+        save_release(release)
+    return None
+
+
+def _retire(root: Path, instance_id: str, keep: Release) -> None:
+    """Stop the instance's other running releases once ``keep`` is healthy."""
+    for release in list_releases(root, instance_id):
+        if release.id != keep.id and release.status == RUNNING:
+            terminate(release)
+            release.status = STOPPED
+            save_release(release)
+
+
+def _roll_back(ctx: TaskContext, root: Path, failed: Release, credentials: dict[str, str],
+               timeout_s: float) -> Release | None:
+    """Make the instance's latest previously healthy release serve again; None when there is none."""
+    earlier = [r for r in list_releases(root, ctx.instance_id)
+               if r.id != failed.id and r.health is not None and r.health.ok and r.status in (RUNNING, STOPPED)]
+    if not earlier:
+        return None
+    previous = earlier[-1]
+    if previous.status == RUNNING:
+        if _checked(ctx, previous, REUSE_CHECK_TIMEOUT_S, "rollback health check").ok:
+            return previous
+        terminate(previous)
+    if not _port_free(previous.port):
+        previous.port = free_port()
+        previous.url = f"http://{HOST}:{previous.port}"
+    start_server(previous, credentials)
+    if _checked(ctx, previous, timeout_s, "rollback health check").ok:
+        return previous
+    terminate(previous)
+    previous.status = FAILED
+    save_release(previous)
+    return None
+
+
+def _fail(ctx: TaskContext, root: Path, release: Release, credentials: dict[str, str], timeout_s: float) -> None:
+    """Stop the unhealthy ``release``, roll back, and raise the external_blocker that says what happened."""
+    terminate(release)
+    health = release.health or Health(False, detail="not checked")
+    active = _roll_back(ctx, root, release, credentials, timeout_s)
+    release.status = ROLLED_BACK if active else FAILED
+    save_release(release)
+    ctx.record({"scopeflow.deploy.release_id": release.id, "scopeflow.deploy.health_ok": False,
+                "scopeflow.deploy.rolled_back": active is not None})
+    raise TaskFailure(EXTERNAL_BLOCKER, f"health check failed: {health.detail}", {
+        "release_id": release.id, "url": release.url, "health": to_data(health),
+        "log_tail": log_tail(release), "rolled_back": active is not None,
+        "active_release": active.to_data() if active else None,
+    })
+
+
+def _succeeded(ctx: TaskContext, release: Release, reused: bool) -> dict[str, Any]:
+    ctx.record({"scopeflow.deploy.release_id": release.id, "scopeflow.deploy.url": release.url,
+                "scopeflow.deploy.health_ok": True, "scopeflow.deploy.reused": reused})
+    return {"release": release.to_data()}
+
+
+@operator("deploy_release", expensive=True, retry=NO_RETRY, secrets=("*",))
+def deploy_release(ctx: TaskContext, app_dir: str = "app", spec: dict[str, Any] | None = None,
+                   health_timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S) -> dict[str, Any]:
+    """Deploy the built app as a local release on a loopback port; health-checked, rolled back on failure."""
+    root = releases_dir().resolve()
+    check_id(ctx.instance_id, "instance id")
+    app = _app_path(ctx, app_dir)
+    files = app_files(app)
+    digest = app_digest(app, files)
+    needed = required_credentials(spec)
+    credentials = credential_env(ctx, list(needed))
+    existing = _reusable(ctx, root, digest)
+    if existing is not None:
+        return _succeeded(ctx, existing, reused=True)
+    left = ctx.time_left()
+    timeout_s = health_timeout_s if left is None else max(1.0, min(health_timeout_s, left))
+    release = _prepare(root, ctx.instance_id, app, files, digest, list(needed))
+    start_server(release, credentials)
+    if not _checked(ctx, release, timeout_s).ok:
+        _fail(ctx, root, release, credentials, timeout_s)
+    _retire(root, ctx.instance_id, release)
+    return _succeeded(ctx, release, reused=False)
