@@ -56,7 +56,7 @@ from scopeflow.engine.spanstore import store_spans
 from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize
 from scopeflow.handlers.failures import CONFIGURATION, TaskFailure
 from scopeflow.processes.bpmn_xml import lane_role
-from scopeflow.processes.catalog import CatalogError, evidence_path, scan
+from scopeflow.processes.catalog import CatalogError, bundle_hash, evidence_path, scan
 from scopeflow.processes.lint import errors, lint_catalog
 from scopeflow.spans.tracing import telemetry
 
@@ -149,6 +149,14 @@ class Engine:
         names = models or catalog.models
         for name in names:
             catalog.process(name)
+        with self.sessions() as session:
+            unchanged = all(
+                (latest := versions.latest_version(session, name)) is not None
+                and latest.content_hash == bundle_hash(catalog.bundle(name)) for name in names)
+        if unchanged:  # already linted when this exact content was deployed
+            with self.sessions() as session:
+                return [{"model": n, "version": (v := versions.latest_version(session, n)).version,
+                         "hash": v.content_hash, "created": False} for n in names]
         problems = errors(lint_catalog(catalog, names))
         if problems:
             raise EngineError(f"{len(problems)} lint error(s), first: {problems[0]}")
