@@ -204,3 +204,21 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(String(300), default="")
     instance_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+ROLES = ("submitter", "operator", "reviewer", "designer", "auditor", "admin")
+
+
+class User(Base):
+    __tablename__ = "user_account"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    roles: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    api_token_hash: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(nullable=True)
