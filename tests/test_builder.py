@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -129,6 +134,34 @@ def test_generated_app_is_ruff_and_bandit_clean(shop):
     assert lint.returncode == 0, lint.stdout
     security = run(["bandit", "-q", "-r", "app", "-x", "tests", "-lll"], workspace)
     assert security.returncode == 0, security.stdout
+
+
+def test_run_script_serves_healthz_on_the_port_from_env(shop, tmp_path):
+    workspace, _ = shop
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
+           "SECRET_KEY": "run-test"}
+    server = subprocess.Popen([sys.executable, "run.py"], cwd=workspace / "app", env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        body = _poll(f"http://127.0.0.1:{port}/healthz", deadline=time.monotonic() + 20)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert body == {"status": "ok"}
+
+
+def _poll(url: str, deadline: float) -> dict:
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return json.loads(response.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def test_app_without_login_and_with_reference_cycles_passes_its_tests(tmp_path):
