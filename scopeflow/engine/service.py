@@ -47,6 +47,7 @@ from scopeflow.engine.models import (
     HumanTask,
     Instance,
     MessageSubscription,
+    ModelVersion,
     Timer,
     utcnow,
 )
@@ -56,7 +57,7 @@ from scopeflow.engine.spanstore import store_spans
 from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize
 from scopeflow.handlers.failures import CONFIGURATION, TaskFailure
 from scopeflow.processes.bpmn_xml import lane_role
-from scopeflow.processes.catalog import CatalogError, bundle_hash, evidence_path, scan
+from scopeflow.processes.catalog import Catalog, CatalogError, bundle_hash, evidence_path, scan
 from scopeflow.processes.lint import errors, lint_catalog
 from scopeflow.spans.tracing import telemetry
 
@@ -92,6 +93,7 @@ class _Work:
     workflow: BpmnWorkflow
     runner: Runner
     carrier: dict[str, str]
+    had_open_tasks: bool = True         # False only for a fresh instance (nothing to close yet)
 
 
 class Engine:
@@ -102,6 +104,7 @@ class Engine:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._secrets: SecretStore | None = None
         self._secret_lock = threading.Lock()
+        self._catalogs: dict[str, tuple[tuple, Catalog]] = {}
 
     # ---------------------------------------------------------------- secrets
     @property
@@ -145,18 +148,16 @@ class Engine:
     # ---------------------------------------------------------------- models
     def deploy(self, models: list[str] | None = None, models_dir: Path | None = None) -> list[dict[str, Any]]:
         """Lint and store new versions of ``models`` (default: all); lint errors refuse the deploy."""
-        catalog = scan(models_dir or self.settings.models_dir)
+        catalog = self._scan(models_dir or self.settings.models_dir)
         names = models or catalog.models
         for name in names:
             catalog.process(name)
         with self.sessions() as session:
-            unchanged = all(
-                (latest := versions.latest_version(session, name)) is not None
-                and latest.content_hash == bundle_hash(catalog.bundle(name)) for name in names)
-        if unchanged:  # already linted when this exact content was deployed
-            with self.sessions() as session:
-                return [{"model": n, "version": (v := versions.latest_version(session, n)).version,
-                         "hash": v.content_hash, "created": False} for n in names]
+            latest = {name: versions.latest_version(session, name) for name in names}
+        if all(v is not None and v.content_hash == bundle_hash(catalog.bundle(n)) for n, v in latest.items()):
+            # Already linted when this exact content was deployed.
+            return [{"model": n, "version": v.version, "hash": v.content_hash, "created": False}
+                    for n, v in latest.items()]
         problems = errors(lint_catalog(catalog, names))
         if problems:
             raise EngineError(f"{len(problems)} lint error(s), first: {problems[0]}")
@@ -167,14 +168,29 @@ class Engine:
                 out.append({"model": name, "version": row.version, "hash": row.content_hash, "created": created})
         return out
 
+    def _scan(self, root: Path) -> Catalog:
+        """The catalog of ``root``, re-read only when a file in it changed (stat signature)."""
+        signature = _tree_signature(Path(root))
+        cached = self._catalogs.get(str(root))
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        catalog = scan(root)
+        self._catalogs[str(root)] = (signature, catalog)
+        return catalog
+
     # ---------------------------------------------------------------- start
     def start(self, model: str, data: dict[str, Any] | None = None, *, actor: str = "cli",
               title: str = "", advance: bool = True) -> str:
-        """Create an instance of the newest version of ``model`` and (by default) advance it."""
+        """Create an instance of the newest version of ``model`` and (by default) advance it.
+
+        The new row is created already leased to this engine, so the first advance runs on the
+        workflow in memory instead of reading back the state it just wrote.
+        """
         try:
             self.deploy([model])
         except CatalogError as exc:
             raise NotFound(str(exc)) from None
+        now = utcnow()
         with self.sessions.begin() as session:
             row = versions.latest_version(session, model)
             loaded = versions.load(row)
@@ -183,7 +199,9 @@ class Engine:
             workflow.get_next_task(state=TaskState.READY).data.update(start_data)
             instance = Instance(model_name=model, model_version_id=row.id, model_version=row.version,
                                 status=RUNNING, title=(title or model)[:300], state=serialize(workflow),
-                                needs_advance=True, created_by=actor)
+                                needs_advance=True, created_by=actor,
+                                lock_owner=self.worker_id if advance else None,
+                                lock_expires_at=now + timedelta(seconds=self.settings.lock_lease_s) if advance else None)
             session.add(instance)
             session.flush()
             session.add(AuditEvent(actor=actor, action="instance.start", target=instance.id,
@@ -191,7 +209,8 @@ class Engine:
             instance_id = instance.id
         self.workspace(instance_id).mkdir(parents=True, exist_ok=True)
         if advance:
-            self.advance(instance_id, reason="start")
+            with self._work(instance_id, fresh=(workflow, 1, loaded)) as work:
+                self._run(work, "start")
         return instance_id
 
     def _start_data(self, loaded: versions.LoadedVersion, data: dict[str, Any]) -> dict[str, Any]:
@@ -210,8 +229,25 @@ class Engine:
 
     # ---------------------------------------------------------------- lease + checkpoint
     @contextmanager
-    def _work(self, instance_id: str) -> Iterator[_Work]:
-        """Lease the instance, load it; the lease is released at the final checkpoint or on error."""
+    def _work(self, instance_id: str, fresh: tuple | None = None) -> Iterator[_Work]:
+        """Lease the instance and load it (or take ``fresh`` = (workflow, row_version, version) from
+        :meth:`start`); the lease is released at the final checkpoint or on error."""
+        try:
+            if fresh is not None:
+                workflow, row_version, loaded = fresh
+                carrier: dict[str, str] = {}
+            else:
+                workflow, row_version, loaded, carrier = self._lease_and_load(instance_id)
+            work = self._prepare(instance_id, workflow, row_version, loaded, carrier, fresh is None)
+            yield work
+        except Busy:
+            raise
+        except BaseException:
+            self.telemetry.buffer.discard(instance_id)
+            self._release(instance_id)
+            raise
+
+    def _lease_and_load(self, instance_id: str) -> tuple[BpmnWorkflow, int, versions.LoadedVersion, dict]:
         now = utcnow()
         with self.sessions.begin() as session:
             row = session.get(Instance, instance_id)
@@ -228,33 +264,28 @@ class Engine:
                 raise Busy(f"instance {instance_id} is being advanced by {row.lock_owner}")
             session.refresh(row)
             state, row_version, carrier = row.state, row.row_version, dict(row.trace_carrier or {})
-            version_row = row.model_version_id
-            from scopeflow.engine.models import ModelVersion
-            loaded = versions.load(session.get(ModelVersion, version_row))
+            loaded = versions.load(session.get(ModelVersion, row.model_version_id))
         try:
-            try:
-                workflow = deserialize(state)
-            except Exception as exc:
-                self._release(instance_id)
-                raise EngineError(f"instance {instance_id} has a corrupt state row: {type(exc).__name__}: {exc}",
-                                  code=1) from None
-            workflow.spec = workflow.spec  # spec is embedded in the state; parsed bundle only for metadata
-            process_file = loaded.catalog.processes[loaded.name].file
-            identity = RunIdentity(instance_id, loaded.name, loaded.version, self.workspace(instance_id),
-                                   dict(loaded.catalog.processes),
-                                   evidence_rules=loaded.catalog.files.get(evidence_path(process_file), ""))
-            runner = Runner(workflow, identity, self.telemetry.tracer, read_secret=self._read_secret,
-                            has_secret=self.secrets.has,
-                            recorded_spans=lambda: self.recorded_spans(instance_id),
-                            checkpoint_threshold_s=self.settings.checkpoint_threshold_s,
-                            redact=self._redactor())
-            work = _Work(instance_id, row_version, loaded, workflow, runner, carrier)
-            runner.on_checkpoint = lambda: self._checkpoint(work, final=False)
-            yield work
-        except BaseException:
-            self.telemetry.buffer.discard(instance_id)
-            self._release(instance_id)
-            raise
+            workflow = deserialize(state)
+        except Exception as exc:
+            raise EngineError(f"instance {instance_id} has a corrupt state row: {type(exc).__name__}: {exc}",
+                              code=1) from None
+        return workflow, row_version, loaded, carrier
+
+    def _prepare(self, instance_id: str, workflow: BpmnWorkflow, row_version: int,
+                 loaded: versions.LoadedVersion, carrier: dict[str, str], had_tasks: bool) -> _Work:
+        process_file = loaded.catalog.processes[loaded.name].file
+        identity = RunIdentity(instance_id, loaded.name, loaded.version, self.workspace(instance_id),
+                               dict(loaded.catalog.processes),
+                               evidence_rules=loaded.catalog.files.get(evidence_path(process_file), ""))
+        runner = Runner(workflow, identity, self.telemetry.tracer, read_secret=self._read_secret,
+                        has_secret=self.secrets.has,
+                        recorded_spans=lambda: self.recorded_spans(instance_id),
+                        checkpoint_threshold_s=self.settings.checkpoint_threshold_s,
+                        redact=self._redactor())
+        work = _Work(instance_id, row_version, loaded, workflow, runner, carrier, had_open_tasks=had_tasks)
+        runner.on_checkpoint = lambda: self._checkpoint(work, final=False)
+        return work
 
     def _release(self, instance_id: str) -> None:
         with self.sessions.begin() as session:
@@ -265,13 +296,14 @@ class Engine:
                     audit: list[AuditEvent] | None = None, status: str | None = None) -> str:
         """Write state + spans + tasks + timers + messages + audit in one transaction."""
         wf = work.workflow
-        status = status or self._status(work, incident)
+        snapshot = _snapshot(wf)
+        status = status or self._status(work, incident, snapshot)
         spans = self.telemetry.buffer.take(work.instance_id)
         now = utcnow()
         with self.sessions.begin() as session:
             values: dict[str, Any] = dict(
                 state=serialize(wf), status=status, row_version=work.row_version + 1, updated_at=now,
-                incident=incident, needs_advance=False, progress=_progress(wf), mode=_mode(wf),
+                incident=incident, needs_advance=False, progress=snapshot.progress, mode=snapshot.mode,
                 wake_at=None, trace_carrier=work.carrier,
             )
             if status in FINAL_STATUSES:
@@ -291,21 +323,18 @@ class Engine:
             wake_at = self._sync_waits(session, work, now)
             if wake_at is not None:
                 session.execute(update(Instance).where(Instance.id == work.instance_id).values(wake_at=wake_at))
-            self._sync_human_tasks(session, work, status)
+            self._sync_human_tasks(session, work, status, snapshot)
             for event in audit or []:
                 session.add(event)
         work.row_version += 1
         return status
 
-    def _status(self, work: _Work, incident: dict[str, Any] | None) -> str:
-        wf = work.workflow
+    def _status(self, work: _Work, incident: dict[str, Any] | None, snapshot: _Snapshot) -> str:
         if incident is not None:
             return ERROR
-        if wf.is_completed():
-            return BLOCKED if _ended_blocked(work) else COMPLETED
-        if wf.get_tasks(state=TaskState.READY, manual=False):
-            return RUNNING
-        return WAITING
+        if snapshot.completed:
+            return BLOCKED if _ended_blocked(work, snapshot) else COMPLETED
+        return RUNNING if snapshot.ready_automatic else WAITING
 
     def _sync_waits(self, session: Session, work: _Work, now: datetime) -> datetime | None:
         session.execute(delete(Timer).where(Timer.instance_id == work.instance_id))
@@ -327,9 +356,11 @@ class Engine:
                                                 correlation_key=None if key is None else str(key)))
         return earliest
 
-    def _sync_human_tasks(self, session: Session, work: _Work, status: str) -> None:
-        ready = {} if status in FINAL_STATUSES else {
-            str(t.id): t for t in work.workflow.get_tasks(state=TaskState.READY, manual=True)}
+    def _sync_human_tasks(self, session: Session, work: _Work, status: str, snapshot: _Snapshot) -> None:
+        ready = {} if status in FINAL_STATUSES else snapshot.ready_human
+        if not ready and not work.had_open_tasks:
+            return
+        work.had_open_tasks = True
         rows = session.scalars(select(HumanTask).where(HumanTask.instance_id == work.instance_id,
                                                        HumanTask.status == "open")).all()
         known = {r.spiff_task_id for r in rows}
@@ -509,6 +540,17 @@ class Engine:
 
 
 # -------------------------------------------------------------------- helpers
+def _tree_signature(root: Path) -> tuple:
+    if not root.is_dir():
+        return ()
+    entries = []
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            stat = os.stat(os.path.join(directory, name))
+            entries.append((directory, name, stat.st_mtime_ns, stat.st_size))
+    return tuple(sorted(entries))
+
+
 def _validate(schema: dict[str, Any], data: dict[str, Any], what: str) -> None:
     validator = Draft202012Validator(schema)
     problems = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
@@ -580,28 +622,57 @@ def _instructions(props: dict[str, str], data: dict[str, Any]) -> str:
         return f"{text}\n\n(instructions could not be rendered: {type(exc).__name__}: {exc})"
 
 
-def _progress(wf: BpmnWorkflow) -> int:
-    tasks = [t for t in wf.get_tasks() if getattr(t.task_spec, "bpmn_id", None)]
-    if not tasks:
-        return 0
-    done = sum(1 for t in tasks if t.state in (TaskState.COMPLETED, TaskState.CANCELLED))
-    return 100 if wf.is_completed() else int(100 * done / len(tasks))
+@dataclass
+class _Snapshot:
+    """What a checkpoint needs from the task tree, gathered in one walk (each walk costs)."""
+
+    completed: bool
+    progress: int
+    mode: str
+    ready_automatic: bool
+    ready_human: dict[str, Any]
+    completed_elements: set[str]
 
 
-def _mode(wf: BpmnWorkflow) -> str:
-    for task in wf.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR):
-        lane = getattr(task.task_spec, "lane", None)
-        if getattr(task.task_spec, "bpmn_id", None):
-            return task.task_spec.bpmn_name or task.task_spec.bpmn_id if not lane else f"{lane}: {task.task_spec.bpmn_name or task.task_spec.bpmn_id}"
-    return ""
+_ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 
 
-def _ended_blocked(work: _Work) -> bool:
+def _snapshot(wf: BpmnWorkflow) -> _Snapshot:
+    total = done = 0
+    mode = ""
+    ready_automatic = False
+    ready_human: dict[str, Any] = {}
+    completed_elements: set[str] = set()
+    for task in wf.get_tasks():
+        spec = task.task_spec
+        bpmn_id = getattr(spec, "bpmn_id", None)
+        if task.state == TaskState.READY:
+            if spec.manual:
+                ready_human[str(task.id)] = task
+            else:
+                ready_automatic = True
+        if not bpmn_id:
+            continue
+        total += 1
+        if task.state & (TaskState.COMPLETED | TaskState.CANCELLED):
+            done += 1
+            if task.state == TaskState.COMPLETED:
+                completed_elements.add(bpmn_id)
+        elif not mode and task.state & _ACTIVE:
+            label = spec.bpmn_name or bpmn_id
+            lane = getattr(spec, "lane", None)
+            mode = f"{lane}: {label}" if lane else label
+    completed = wf.is_completed()
+    progress = 100 if completed else (int(100 * done / total) if total else 0)
+    return _Snapshot(completed, progress, mode, ready_automatic, ready_human, completed_elements)
+
+
+def _ended_blocked(work: _Work, snapshot: _Snapshot) -> bool:
     process = work.version.catalog.processes.get(work.version.name)
     if process is None:
         return False
-    for task in work.workflow.get_tasks(state=TaskState.COMPLETED):
-        element = process.element(getattr(task.task_spec, "bpmn_id", None) or "")
+    for element_id in snapshot.completed_elements:
+        element = process.element(element_id)
         if element and element.tag == "endEvent" and element.properties.get("instanceStatus") == "blocked":
             return True
     return False

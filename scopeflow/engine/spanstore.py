@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from scopeflow.engine.models import SpanRow
@@ -29,19 +29,21 @@ def store_spans(session: Session, instance_id: str, spans: Sequence[ReadableSpan
         .order_by(SpanRow.seq.desc()).limit(1)
     ).first()
     seq, prev = (last[0], last[1]) if last else (0, genesis(instance_id))
+    rows = []
     for span in sorted(spans, key=lambda s: (s.start_time or 0, s.end_time or 0)):
         record = to_record(span)
         seq += 1
         record.seq = seq
         content = content_hash(record)
         link = link_hash(prev, content)
-        session.add(_row(record, content, prev, link))
+        rows.append(_row(record, content, prev, link))
         prev = link
-    return len(spans)
+    session.execute(insert(SpanRow), rows)  # one executemany, not an ORM flush per row
+    return len(rows)
 
 
-def _row(record: SpanRecord, content: str, prev: str, link: str) -> SpanRow:
-    return SpanRow(
+def _row(record: SpanRecord, content: str, prev: str, link: str) -> dict:
+    return dict(
         instance_id=record.instance_id, seq=record.seq, trace_id=record.trace_id, span_id=record.span_id,
         parent_span_id=record.parent_span_id, name=record.name, kind=record.kind,
         bpmn_element_id=record.attributes.get(semconv.BPMN_ELEMENT_ID),
