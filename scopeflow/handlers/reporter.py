@@ -1,0 +1,345 @@
+"""The reporter: the last word of a run, ``DELIVERY.md`` when it delivered, ``BLOCKERS.md`` when not.
+
+A blocker can stop a run at any stage, so every input here may be ``None`` or a partial dict; the
+``view_*`` functions read them leniently and the templates only ever see complete views (they run
+with ``StrictUndefined``). Files listed as built are the files actually in the workspace, not the
+ones the plan promised.
+
+Markdown is rendered without autoescaping, so every piece of text that came from a person or a
+tool (titles, labels, messages, log lines) goes through the :func:`md` filter, which turns HTML
+into entities and backslash-escapes markdown syntax: a scope titled ``<script>`` shows as text.
+Shell commands are only printed when every argument is a plain token (:func:`shell_token`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from scopeflow.handlers.checks import Checks
+from scopeflow.handlers.context import TaskContext
+from scopeflow.handlers.failures import CONFIGURATION, DESIGN_FLAW, EXTERNAL_BLOCKER, RECOVERABLE, TRANSIENT
+from scopeflow.handlers.registry import NO_RETRY, operator
+
+TEMPLATES = Path(__file__).parent / "templates" / "reports"
+DELIVERY_FILE = "DELIVERY.md"
+BLOCKERS_FILE = "BLOCKERS.md"
+MAX_FILES_LISTED = 200
+MAX_DETAIL_CHARS = 300
+LOG_LINES_SHOWN = 20
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
+_CODE_SAFE = re.compile(r"^[\w./:@%+=,() -]+$")
+_SHELL_TOKEN = re.compile(r"^[A-Za-z0-9_./:@%+=,-]+$")
+_SKIP_DIRS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".git", ".venv",
+                        "venv", "node_modules", "instance"})
+CHECK_COUNTS = ("compile_errors", "lint_errors", "tests_passed", "tests_failed", "tests_errors",
+                "tests_skipped", "security_high", "security_medium", "security_low")
+
+
+# ------------------------------------------------------------------------------ escaping
+def md(value: Any, limit: int | None = None) -> str:
+    """``value`` as inline markdown text: one line, HTML as entities, markdown syntax escaped."""
+    if value is None:
+        return ""
+    text = " ".join(str(value).split())
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def code(value: Any) -> str:
+    """``value`` as an inline code span when it is plain text (no backtick, ``<``, ``>``, ``&``), else :func:`md`."""
+    text = "" if value is None else " ".join(str(value).split())
+    return f"`{text}`" if _CODE_SAFE.match(text) else md(text)
+
+
+def shell_token(value: Any) -> str | None:
+    """``value`` when it is safe to print unquoted in a shell command, else None."""
+    text = str(value) if isinstance(value, str | int) else ""
+    return text if _SHELL_TOKEN.match(text) else None
+
+
+def make_environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=False,  # nosec B701 - markdown; md filter
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=True)
+    env.filters["md"] = md
+    env.filters["code"] = code
+    return env
+
+
+# ------------------------------------------------------------------------------ lenient readers
+def _dict(value: Any, unwrap: str | None = None) -> dict[str, Any]:
+    """``value`` if it is a dict (its ``unwrap`` entry when it holds one, e.g. an operator's output)."""
+    if not isinstance(value, dict):
+        return {}
+    if unwrap and isinstance(value.get(unwrap), dict):
+        return value[unwrap]
+    return value
+
+
+def _list(value: Any, key: str) -> list[Any]:
+    found = value.get(key) if isinstance(value, dict) else None
+    return found if isinstance(found, list) else []
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def workspace_files(workspace: Path, limit: int = MAX_FILES_LISTED) -> tuple[list[str], int]:
+    """Files under ``workspace/app`` (sorted, at most ``limit``) and how many there are in all."""
+    app = Path(workspace) / "app"
+    found = []
+    for dirpath, dirnames, filenames in os.walk(app):
+        dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
+        found += [(Path(dirpath) / n).relative_to(workspace).as_posix() for n in filenames
+                  if not n.endswith((".pyc", ".pyo"))]
+    return sorted(found)[:limit], len(found)
+
+
+@dataclass
+class ChecksView:
+    ran: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    summary: str = ""
+    failures: list[str] = field(default_factory=list)
+
+
+def view_checks(checks: Any) -> ChecksView:
+    """The verifier's measured figures; missing counts are left out rather than shown as 0."""
+    data = _dict(checks, unwrap="checks")
+    counts = {name: _int(data.get(name)) for name in CHECK_COUNTS}
+    counts = {name: value for name, value in counts.items() if value is not None}
+    if not counts:
+        return ChecksView(ran=False)
+    summary = Checks(**counts).summary() if len(counts) == len(CHECK_COUNTS) else ""
+    failures = [str(f) for f in _list(data, "failures")]
+    return ChecksView(ran=True, counts=counts, summary=summary, failures=failures)
+
+
+def view_built(ctx: TaskContext, spec: Any, review: Any) -> dict[str, Any]:
+    """Entities (from the spec), endpoints (from the review) and the files in the workspace."""
+    spec_data, summary = _dict(spec), _dict(_dict(review, unwrap="review").get("summary"))
+    entities = [{"label": e.get("label") or e.get("name"), "name": e.get("name"),
+                 "fields": len(_list(e, "fields"))} for e in _list(spec_data, "entities") if isinstance(e, dict)]
+    files, total = workspace_files(ctx.workspace)
+    return {"title": spec_data.get("title") or "(untitled scope)", "summary": spec_data.get("summary") or "",
+            "entities": entities, "endpoints": [str(e) for e in _list(summary, "endpoints")],
+            "files": files, "files_total": total}
+
+
+def view_review(review: Any) -> dict[str, Any] | None:
+    data = _dict(review, unwrap="review")
+    if not data:
+        return None
+    confidence = data.get("confidence")
+    return {
+        "confidence": f"{confidence:.2f}" if isinstance(confidence, int | float) else "not given",
+        "basis": data.get("confidence_basis") or "",
+        "decisions": [d for d in _list(data, "decisions") if isinstance(d, dict)],
+        "risks": [str(r) for r in _list(data, "risks")],
+    }
+
+
+def view_unbuildable(spec: Any, plan: Any) -> list[dict[str, str]]:
+    """Features the offline templates cannot build, with why: from the plan, else from the spec."""
+    tasks = [t for t in _list(plan, "tasks") if isinstance(t, dict) and t.get("buildable") is False]
+    if tasks:
+        return [{"what": t.get("title") or t.get("id") or "", "reason": t.get("reason") or ""} for t in tasks]
+    return [{"what": f.get("text") or "", "reason": f.get("reason") or ""}
+            for f in _list(spec, "features") if isinstance(f, dict) and f.get("buildable") is False]
+
+
+def view_release(release: Any, ctx: TaskContext) -> dict[str, Any]:
+    """The release URL and the commands that start it (only when the paths are plain tokens)."""
+    data = _dict(release, unwrap="release")
+    path = shell_token(data.get("path"))
+    app_dir = shell_token(str(Path(ctx.workspace) / "app"))
+    commands = [f"sh {path}/run.sh"] if path else []
+    if app_dir:
+        commands.append(f"cd {app_dir} && python run.py")
+    health = _dict(data.get("health"))
+    return {"deployed": bool(data), "url": data.get("url") or "", "id": data.get("id") or "",
+            "status": data.get("status") or "", "health_ok": health.get("ok"),
+            "health_status": health.get("status"), "commands": commands}
+
+
+def view_evidence(evidence: Any) -> dict[str, Any] | None:
+    """Rule results of the evidence gate (``verify_evidence`` output or a bare report) and the chain head."""
+    outer = _dict(evidence)
+    if not outer:
+        return None
+    report = _dict(outer, unwrap="report")
+    rules = [{"name": r.get("name") or "", "passed": r.get("passed") is True,
+              "why": "; ".join(str(a.get("message") or a.get("assertion") or "") for a in _list(r, "assertions")
+                               if isinstance(a, dict) and a.get("passed") is False)}
+             for r in _list(report, "rules") if isinstance(r, dict)]
+    ok = report.get("ok", outer.get("ok"))
+    head = outer.get("chain_head") or report.get("chain_head") or outer.get("head")
+    return {"ok": ok if isinstance(ok, bool) else None, "stage": report.get("stage"), "rules": rules,
+            "chain_head": head if isinstance(head, str) else ""}
+
+
+# ------------------------------------------------------------------------------ blockers
+NEEDED = {
+    CONFIGURATION: "a configuration value or credential",
+    EXTERNAL_BLOCKER: "the outside dependency named in the message to work again",
+    DESIGN_FLAW: "a revised scope or plan",
+    RECOVERABLE: "a build that passes verification",
+    TRANSIENT: "the temporary failure to pass",
+}
+OPTIONS = {
+    CONFIGURATION: ["store the missing value and resume", "remove the integration that needs it from the scope "
+                    "and submit the scope again"],
+    EXTERNAL_BLOCKER: ["fix the cause (see the details and log) and resume",
+                       "use what was delivered anyway: run the built app by hand (commands below)"],
+    DESIGN_FLAW: ["change the scope and submit it again", "answer the open questions differently and resume"],
+    RECOVERABLE: ["resume: the agents build again with the failure as context",
+                  "fix the generated code in the workspace by hand, then resume"],
+    TRANSIENT: ["resume later"],
+}
+
+
+@dataclass
+class BlockerItem:
+    kind: str
+    stage: str
+    message: str
+    needed: str
+    options: list[str]
+    commands: list[str]                                          # shell commands, plain tokens only
+    skipped: list[str] = field(default_factory=list)             # names left out of commands (not plain)
+    details: list[tuple[str, str]] = field(default_factory=list)  # (key, value as text), scalars only
+    log: list[str] = field(default_factory=list)                 # last lines of a log, if one came along
+
+    def summary(self) -> dict[str, str]:
+        return {"kind": self.kind, "stage": self.stage, "message": self.message}
+
+
+def _text_list(value: Any) -> list[str]:
+    return [str(v) for v in value if isinstance(v, str | int | float)] if isinstance(value, list) else []
+
+
+def resume_commands(kind: str, blocker: dict[str, Any], instance_id: str) -> tuple[list[str], list[str]]:
+    """The CLI commands that resume the run after this blocker, as fits its kind, and the names
+    that could not be put in a command because they are not plain tokens."""
+    commands, skipped = [], []
+    if kind == CONFIGURATION:
+        for name in _text_list(_dict(blocker.get("details")).get("missing")):
+            token = shell_token(name)
+            if token:
+                commands.append(f"scopeflow secrets set {token}   # reads the value from stdin")
+            else:
+                skipped.append(name)
+    task = shell_token(blocker.get("task_id"))
+    instance = shell_token(instance_id)
+    if task:
+        commands.append(f"scopeflow tasks complete {task}")
+    elif instance:
+        commands.append(f"scopeflow instances retry {instance}")
+    return commands, skipped
+
+
+def _needed(kind: str, blocker: dict[str, Any]) -> str:
+    if isinstance(blocker.get("needed"), str):
+        return blocker["needed"]
+    missing = _text_list(_dict(blocker.get("details")).get("missing"))
+    if kind == CONFIGURATION and missing:
+        return "credential(s): " + ", ".join(missing)
+    return NEEDED.get(kind, "see the message")
+
+
+def _details(details: dict[str, Any]) -> list[tuple[str, str]]:
+    shown = []
+    for key, value in details.items():
+        if isinstance(value, str | int | float | bool) and key != "log_tail":
+            shown.append((str(key), str(value)))
+        elif isinstance(value, list) and _text_list(value):
+            shown.append((str(key), ", ".join(_text_list(value))))
+    return shown
+
+
+def view_blocker(blocker: Any, instance_id: str) -> BlockerItem:
+    data = _dict(blocker)
+    kind = str(data.get("kind") or "unknown")
+    details = _dict(data.get("details"))
+    stage = data.get("stage") or details.get("stage") or data.get("task") or ""
+    options = _text_list(data.get("options")) or OPTIONS.get(kind, ["resume once the cause is fixed"])
+    log = str(details.get("log_tail") or "").splitlines()
+    commands, skipped = resume_commands(kind, data, instance_id)
+    return BlockerItem(kind=kind, stage=str(stage), message=str(data.get("message") or "no message was given"),
+                       needed=_needed(kind, data), options=options, commands=commands, skipped=skipped,
+                       details=_details(details),
+                       log=[line for line in log if line.strip()][-LOG_LINES_SHOWN:])
+
+
+def view_blockers(blocker: Any, instance_id: str) -> list[BlockerItem]:
+    """One item per blocker: ``blocker`` is one failure payload or holds a ``blockers`` list."""
+    many = [b for b in _list(blocker, "blockers") if isinstance(b, dict)]
+    return [view_blocker(b, instance_id) for b in (many or [blocker])]
+
+
+def view_questions(questions: Any, spec: Any) -> list[dict[str, str]]:
+    given = questions if isinstance(questions, list) else _list(spec, "questions")
+    return [{"id": str(q.get("id") or ""), "text": str(q.get("text") or ""), "default": str(q.get("default") or ""),
+             "topic": str(q.get("topic") or "")} for q in given if isinstance(q, dict)]
+
+
+def view_rollback(raw: Any) -> dict[str, str] | None:
+    """The release that kept serving when a deploy was rolled back, if one did."""
+    for data in [b for b in _list(raw, "blockers") if isinstance(b, dict)] or [_dict(raw)]:
+        details = _dict(data.get("details"))
+        active = _dict(details.get("active_release"))
+        if details.get("rolled_back") is True and active:
+            return {"id": str(active.get("id") or ""), "url": str(active.get("url") or "")}
+    return None
+
+
+# ------------------------------------------------------------------------------ writing
+def write_markdown(ctx: TaskContext, name: str, template: str, view: dict[str, Any]) -> dict[str, str]:
+    """Render ``template`` with ``view`` to ``ctx.workspace / name`` (atomically); its path and sha256."""
+    with ctx.span("render report", **{"scopeflow.report.template": template}) as span:
+        text = make_environment().get_template(template).render(**view)
+        data = text.encode("utf-8")
+        target = Path(ctx.workspace) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{name}.partial")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+        span.set(**{"scopeflow.report.bytes": len(data)})
+    return {"path": name, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+@operator("write_report", retry=NO_RETRY)
+def write_report(ctx: TaskContext, spec: Any = None, plan: Any = None, checks: Any = None, review: Any = None,
+                 release: Any = None, evidence: Any = None) -> dict[str, Any]:
+    """Write DELIVERY.md: what was built, how to run it, the measured checks, review and evidence."""
+    view = {"instance_id": ctx.instance_id, "built": view_built(ctx, spec, review), "checks": view_checks(checks),
+            "review": view_review(review), "unbuildable": view_unbuildable(spec, plan),
+            "release": view_release(release, ctx), "evidence": view_evidence(evidence)}
+    written = write_markdown(ctx, DELIVERY_FILE, "DELIVERY.md.j2", view)
+    ctx.record({"scopeflow.report.kind": "delivery", "scopeflow.report.blockers": 0})
+    return {"report": {**written, "outcome": "delivered"}}
+
+
+@operator("write_blocker_plan", retry=NO_RETRY)
+def write_blocker_plan(ctx: TaskContext, blocker: Any = None, spec: Any = None, plan: Any = None,
+                       checks: Any = None, release: Any = None, questions: Any = None) -> dict[str, Any]:
+    """Write BLOCKERS.md: each blocker with what is needed, options and how to resume, plus what was delivered."""
+    blockers = view_blockers(blocker, ctx.instance_id)
+    view = {"instance_id": ctx.instance_id, "blockers": blockers, "built": view_built(ctx, spec, None),
+            "checks": view_checks(checks), "release": view_release(release, ctx),
+            "rollback": view_rollback(blocker), "unbuildable": view_unbuildable(spec, plan),
+            "questions": view_questions(questions, spec)}
+    written = write_markdown(ctx, BLOCKERS_FILE, "BLOCKERS.md.j2", view)
+    ctx.record({"scopeflow.report.kind": "blockers", "scopeflow.report.blockers": len(blockers)})
+    return {"report": {**written, "outcome": "blocked", "blockers": [b.summary() for b in blockers]}}
