@@ -422,25 +422,7 @@ def secrets_delete(app: App, name: str) -> None:
     click.echo(f"secret {name} deleted")
 
 
-# ------------------------------------------------------------------------------ trace
-@main.command("trace")
-@click.argument("instance_id")
-@click.option("--json", "as_json", is_flag=True, help="the raw stored spans")
-@pass_app
-def trace_cmd(app: App, instance_id: str, as_json: bool) -> None:
-    """The instance's spans as a readable tree (one tree per advance)."""
-    from scopeflow.engine.spanstore import load_spans
-    from scopeflow.handlers.serde import to_data
-
-    _load_instance(app, instance_id)
-    with app.engine.sessions() as session:
-        spans = load_spans(session, instance_id)
-    if as_json:
-        _print_json([to_data(s) for s in spans])
-        return
-    click.echo(render_trace(spans))
-
-
+# ------------------------------------------------------------------------------ trace rendering
 def render_trace(spans: list) -> str:
     children: dict[str | None, list] = {}
     ids = {s.span_id for s in spans}
@@ -510,6 +492,13 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
     if result.status == "error":
         sys.exit(EXIT_FAILED)
 
+
+def _register_command_modules() -> None:
+    """Command groups kept in their own modules attach themselves to ``main`` on import."""
+    import scopeflow.commands.evidence  # noqa: F401
+
+
+_register_command_modules()
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,1 @@
+"""Command groups of the ``scopeflow`` CLI that live outside ``cli.py``."""
