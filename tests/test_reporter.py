@@ -204,3 +204,30 @@ def test_blocker_plan_with_nothing_known_still_writes_a_plan(tmp_path):
     assert "scopeflow instances retry inst-7" in text
     assert "## Open questions\n\nNone." in text
     assert not Path(ctx.workspace, "DELIVERY.md").exists()
+
+
+def test_blockers_as_the_delivery_model_records_them(ctx):
+    """The model's record scripts wrap a handler's failure details under ``details.failure`` and the
+    credential check's payload under ``details.missing``; the plan reads through both."""
+    deploy_failure = TaskFailure("external_blocker", "health check failed: process exited with code 3", {
+        "rolled_back": True, "active_release": {"id": "rel-1", "url": "http://127.0.0.1:40123"},
+        "log_tail": "Traceback\nSystemExit: 3"}).to_payload()
+    blockers = [
+        {"stage": "deploy", "kind": deploy_failure["kind"], "message": deploy_failure["message"],
+         "details": {"failure": deploy_failure["details"], "deploy_retries": 0}},
+        {"stage": "deploy", "kind": "configuration", "message": "The technical operator deferred providing credentials",
+         "details": {"missing": {"missing": ["SMTP_PASSWORD"], "integrations": ["Mailer"]}, "comment": "later"}},
+        {"stage": "ideation", "kind": "unbuildable", "message": "The scope cannot be built as written",
+         "details": {"summary": "", "questions": [{"id": "q2", "text": "Which payment provider?",
+                                                     "default": "Stripe"}]}},
+    ]
+
+    write_blocker_plan(ctx, blocker={"blockers": blockers})
+
+    text = read(ctx, "BLOCKERS.md")
+    assert "> SystemExit: 3" in text and "- deploy\\_retries: 0" in text
+    assert "release `rel-1` keeps serving at http://127.0.0.1:40123" in text
+    assert "scopeflow secrets set SMTP_PASSWORD" in text and "- comment: later" in text
+    assert "## Blocker 3: unbuildable at ideation" in text
+    assert "- **Needed:** a scope the offline templates can build" in text
+    assert "- Which payment provider? (default: Stripe; id `q2`)" in text

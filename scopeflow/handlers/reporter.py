@@ -196,6 +196,9 @@ NEEDED = {
     DESIGN_FLAW: "a revised scope or plan",
     RECOVERABLE: "a build that passes verification",
     TRANSIENT: "the temporary failure to pass",
+    "unbuildable": "a scope the offline templates can build (see the open questions)",
+    "decision": "a person's decision (see the comment)",
+    "evidence": "evidence rules that hold over the recorded spans",
 }
 OPTIONS = {
     CONFIGURATION: ["store the missing value and resume", "remove the integration that needs it from the scope "
@@ -206,6 +209,10 @@ OPTIONS = {
     RECOVERABLE: ["resume: the agents build again with the failure as context",
                   "fix the generated code in the workspace by hand, then resume"],
     TRANSIENT: ["resume later"],
+    "unbuildable": ["answer the open questions and submit the scope again", "drop the unbuildable features"],
+    "decision": ["talk to whoever decided (their comment is in the details)", "submit a revised scope"],
+    "evidence": ["find out why the failed rules do not hold (see the details) and resume",
+                 "fix the model's evidence rules if they are wrong, then resume"],
 }
 
 
@@ -229,12 +236,25 @@ def _text_list(value: Any) -> list[str]:
     return [str(v) for v in value if isinstance(v, str | int | float)] if isinstance(value, list) else []
 
 
+def merged_details(blocker: dict[str, Any]) -> dict[str, Any]:
+    """A blocker's details with those of the failure it wraps (the model's record scripts put a
+    handler's ``TaskFailure`` details under ``details.failure``); the outer keys win."""
+    details = _dict(blocker.get("details"))
+    return {**_dict(details.get("failure")), **{k: v for k, v in details.items() if k != "failure"}}
+
+
+def missing_names(details: dict[str, Any]) -> list[str]:
+    """Missing credential names: ``details.missing`` as a list, or the check's payload under it."""
+    missing = details.get("missing")
+    return _text_list(missing if isinstance(missing, list) else _dict(missing).get("missing"))
+
+
 def resume_commands(kind: str, blocker: dict[str, Any], instance_id: str) -> tuple[list[str], list[str]]:
     """The CLI commands that resume the run after this blocker, as fits its kind, and the names
     that could not be put in a command because they are not plain tokens."""
     commands, skipped = [], []
     if kind == CONFIGURATION:
-        for name in _text_list(_dict(blocker.get("details")).get("missing")):
+        for name in missing_names(merged_details(blocker)):
             token = shell_token(name)
             if token:
                 commands.append(f"scopeflow secrets set {token}   # reads the value from stdin")
@@ -252,7 +272,7 @@ def resume_commands(kind: str, blocker: dict[str, Any], instance_id: str) -> tup
 def _needed(kind: str, blocker: dict[str, Any]) -> str:
     if isinstance(blocker.get("needed"), str):
         return blocker["needed"]
-    missing = _text_list(_dict(blocker.get("details")).get("missing"))
+    missing = missing_names(merged_details(blocker))
     if kind == CONFIGURATION and missing:
         return "credential(s): " + ", ".join(missing)
     return NEEDED.get(kind, "see the message")
@@ -271,7 +291,7 @@ def _details(details: dict[str, Any]) -> list[tuple[str, str]]:
 def view_blocker(blocker: Any, instance_id: str) -> BlockerItem:
     data = _dict(blocker)
     kind = str(data.get("kind") or "unknown")
-    details = _dict(data.get("details"))
+    details = merged_details(data)
     stage = data.get("stage") or details.get("stage") or data.get("task") or ""
     options = _text_list(data.get("options")) or OPTIONS.get(kind, ["resume once the cause is fixed"])
     log = str(details.get("log_tail") or "").splitlines()
@@ -282,22 +302,28 @@ def view_blocker(blocker: Any, instance_id: str) -> BlockerItem:
                        log=[line for line in log if line.strip()][-LOG_LINES_SHOWN:])
 
 
+def raw_blockers(blocker: Any) -> list[dict[str, Any]]:
+    """``blocker`` is one blocker (a failure payload or a record script's dict) or holds a ``blockers`` list."""
+    return [b for b in _list(blocker, "blockers") if isinstance(b, dict)] or [_dict(blocker)]
+
+
 def view_blockers(blocker: Any, instance_id: str) -> list[BlockerItem]:
-    """One item per blocker: ``blocker`` is one failure payload or holds a ``blockers`` list."""
-    many = [b for b in _list(blocker, "blockers") if isinstance(b, dict)]
-    return [view_blocker(b, instance_id) for b in (many or [blocker])]
+    return [view_blocker(b, instance_id) for b in raw_blockers(blocker)]
 
 
-def view_questions(questions: Any, spec: Any) -> list[dict[str, str]]:
+def view_questions(questions: Any, spec: Any, blocker: Any) -> list[dict[str, str]]:
+    """``questions`` when given, else the spec's, else those the blockers carry (ideation blockers do)."""
     given = questions if isinstance(questions, list) else _list(spec, "questions")
+    if not given:
+        given = [q for b in raw_blockers(blocker) for q in _list(merged_details(b), "questions")]
     return [{"id": str(q.get("id") or ""), "text": str(q.get("text") or ""), "default": str(q.get("default") or ""),
              "topic": str(q.get("topic") or "")} for q in given if isinstance(q, dict)]
 
 
 def view_rollback(raw: Any) -> dict[str, str] | None:
     """The release that kept serving when a deploy was rolled back, if one did."""
-    for data in [b for b in _list(raw, "blockers") if isinstance(b, dict)] or [_dict(raw)]:
-        details = _dict(data.get("details"))
+    for data in raw_blockers(raw):
+        details = merged_details(data)
         active = _dict(details.get("active_release"))
         if details.get("rolled_back") is True and active:
             return {"id": str(active.get("id") or ""), "url": str(active.get("url") or "")}
@@ -323,6 +349,7 @@ def write_markdown(ctx: TaskContext, name: str, template: str, view: dict[str, A
 def write_report(ctx: TaskContext, spec: Any = None, plan: Any = None, checks: Any = None, review: Any = None,
                  release: Any = None, evidence: Any = None) -> dict[str, Any]:
     """Write DELIVERY.md: what was built, how to run it, the measured checks, review and evidence."""
+    spec, plan = _dict(spec, unwrap="spec"), _dict(plan, unwrap="plan")
     view = {"instance_id": ctx.instance_id, "built": view_built(ctx, spec, review), "checks": view_checks(checks),
             "review": view_review(review), "unbuildable": view_unbuildable(spec, plan),
             "release": view_release(release, ctx), "evidence": view_evidence(evidence)}
@@ -335,11 +362,12 @@ def write_report(ctx: TaskContext, spec: Any = None, plan: Any = None, checks: A
 def write_blocker_plan(ctx: TaskContext, blocker: Any = None, spec: Any = None, plan: Any = None,
                        checks: Any = None, release: Any = None, questions: Any = None) -> dict[str, Any]:
     """Write BLOCKERS.md: each blocker with what is needed, options and how to resume, plus what was delivered."""
+    spec, plan = _dict(spec, unwrap="spec"), _dict(plan, unwrap="plan")
     blockers = view_blockers(blocker, ctx.instance_id)
     view = {"instance_id": ctx.instance_id, "blockers": blockers, "built": view_built(ctx, spec, None),
             "checks": view_checks(checks), "release": view_release(release, ctx),
             "rollback": view_rollback(blocker), "unbuildable": view_unbuildable(spec, plan),
-            "questions": view_questions(questions, spec)}
+            "questions": view_questions(questions, spec, blocker)}
     written = write_markdown(ctx, BLOCKERS_FILE, "BLOCKERS.md.j2", view)
     ctx.record({"scopeflow.report.kind": "blockers", "scopeflow.report.blockers": len(blockers)})
     return {"report": {**written, "outcome": "blocked", "blockers": [b.summary() for b in blockers]}}
