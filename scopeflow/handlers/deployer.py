@@ -345,6 +345,7 @@ def _reusable(ctx: TaskContext, root: Path, digest: str) -> Release | None:
     """A running release of this instance built from the same files, if it is still healthy.
 
     A matching release that fails its check is stopped and marked failed, so it is never offered again.
+    Credentials are not compared: a reused release keeps the values it was started with.
     """
     for release in reversed(list_releases(root, ctx.instance_id)):
         if release.status != RUNNING or release.app_sha256 != digest:
