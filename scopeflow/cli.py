@@ -496,6 +496,7 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
 def _register_command_modules() -> None:
     """Command groups kept in their own modules attach themselves to ``main`` on import."""
     import scopeflow.commands.evidence  # noqa: F401
+    import scopeflow.commands.releases  # noqa: F401
 
 
 _register_command_modules()

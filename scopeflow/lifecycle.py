@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scopeflow.engine.models import HumanTask, Instance
+from scopeflow.engine.models import Instance
 from scopeflow.engine.queries import list_tasks
 from scopeflow.engine.service import Engine, EngineError
 from scopeflow.engine.spanstore import load_spans
@@ -84,6 +84,13 @@ def submit(engine: Engine, scope: str, *, yes: bool, secrets: dict[str, str] | N
     return _result(engine, instance_id)
 
 
+def _unwrap(value: Any, key: str) -> dict[str, Any]:
+    """Operators return ``{key: {...}}`` into a result variable of the same name."""
+    if isinstance(value, dict) and isinstance(value.get(key), dict):
+        return value[key]
+    return value if isinstance(value, dict) else {}
+
+
 def _instance(engine: Engine, instance_id: str) -> Instance:
     with engine.sessions() as session:
         return session.get(Instance, instance_id)
@@ -118,20 +125,19 @@ def _result(engine: Engine, instance_id: str) -> SubmitResult:
         data = dict(task.data) if task is not None else {}
     except Exception:  # a corrupt state row is reported by status/incident; the summary stays partial
         data = {}
-    report = data.get("report") or {}
+    report = _unwrap(data.get("report"), "report")
     verification = data.get("verification") or {}
     checks = verification.get("checks") if isinstance(verification, dict) else None
     checks = checks or {}
     analysis = data.get("analysis") or {}
     with engine.sessions() as session:
-        waiting = [t for t in list_tasks(session, instance_id=instance_id)]
-        _ = HumanTask
+        waiting = list_tasks(session, instance_id=instance_id)
     workspace = engine.workspace(instance_id)
     report_path = report.get("path") if isinstance(report, dict) else None
     outcome = {"completed": "delivered", "blocked": "blocked"}.get(row.status, row.status)
     return SubmitResult(
         instance_id=instance_id, status=row.status, outcome=outcome, workspace=str(workspace),
-        release=data.get("release", {}).get("release") if isinstance(data.get("release"), dict) else None,
+        release=_unwrap(data.get("release"), "release") or None,
         checks={"tests_passed": checks.get("tests_passed"), "tests_failed": checks.get("tests_failed"),
                 "lint_errors": checks.get("lint_errors"), "security_high": checks.get("security_high")},
         blockers=report.get("blockers", []) if isinstance(report, dict) else [],

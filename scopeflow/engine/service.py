@@ -25,6 +25,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.util import BpmnEvent
@@ -451,29 +452,46 @@ class Engine:
 
     # ---------------------------------------------------------------- operator actions
     def retry(self, instance_id: str, data: dict[str, Any] | None = None, *, actor: str = "cli") -> str:
-        """Reset the failed task of an instance in error (with edited data) and advance."""
+        """Run the failed task again (with edited data) and advance.
+
+        For an instance in ``error`` that is the task of the incident. For a ``blocked`` instance it
+        is the last task whose failure was routed to the blocker path (e.g. the credentials check,
+        once the credential is stored); a run blocked by a person's decision cannot be retried.
+        """
         with self.sessions() as session:
             row = session.get(Instance, instance_id)
             if row is None:
                 raise NotFound(f"unknown instance {instance_id}")
-            if row.status != ERROR or not row.incident:
-                raise EngineError(f"instance {instance_id} is {row.status}; only an instance in error can be retried")
-            task_id = row.incident.get("task_id")
+            if row.status == ERROR and row.incident:
+                task_id = row.incident.get("task_id")
+            elif row.status == BLOCKED:
+                task_id = None
+            else:
+                raise EngineError(f"instance {instance_id} is {row.status}; only an instance in error or "
+                                  "blocked by a failure can be retried")
+            blocked = row.status == BLOCKED
 
         def reset(work: _Work) -> None:
-            failed = work.workflow.get_tasks(state=TaskState.ERROR)
-            target = next((t for t in failed if str(t.id) == task_id), failed[0] if failed else None)
+            target = _last_routed_failure(work.workflow) if blocked else _errored_task(work.workflow, task_id)
             if target is None:
-                raise EngineError(f"instance {instance_id} has no failed task to retry")
+                raise EngineError(f"instance {instance_id} was not stopped by a failed task "
+                                  "(a person's decision ended it): submit the scope again")
             work.workflow.reset_from_task_id(target.id, data=None)
+            work.workflow.completed = False  # Spiff leaves a finished workflow marked completed after a reset
             reset_task = work.workflow.get_task_from_id(target.id)
+            reset_task.internal_data.pop("scopeflow_failure", None)
             if data:
                 reset_task.data.update(data)
 
         audit = [AuditEvent(actor=actor, action="instance.retry", target=instance_id, instance_id=instance_id,
-                            details={"edited": sorted(data or {})})]
+                            details={"edited": sorted(data or {}), "was": "blocked" if blocked else "error"})]
         with self._work(instance_id) as work:
-            return self._run(work, "retry", before=reset, audit=audit)
+            status = self._run(work, "retry", before=reset, audit=audit)
+        if blocked:
+            with self.sessions.begin() as session:
+                session.execute(update(Instance).where(Instance.id == instance_id).values(
+                    ended_at=None if status not in FINAL_STATUSES else utcnow()))
+        return status
 
     def cancel(self, instance_id: str, *, actor: str = "cli") -> str:
         with self.sessions() as session:
@@ -540,6 +558,22 @@ class Engine:
 
 
 # -------------------------------------------------------------------- helpers
+def _errored_task(wf: BpmnWorkflow, task_id: str | None):
+    failed = wf.get_tasks(state=TaskState.ERROR)
+    return next((t for t in failed if str(t.id) == task_id), failed[0] if failed else None)
+
+
+def _last_routed_failure(wf: BpmnWorkflow):
+    """The most recent task whose failure a boundary event caught (it led to the blocker path)."""
+    failed = [t for t in wf.get_tasks() if t.internal_data.get("scopeflow_failure")]
+    task = max(failed, key=lambda t: t.last_state_change, default=None)
+    # The caught failure's path hangs off the boundary-event split above the task; resetting there
+    # discards that path too (resetting the task alone would leave the finished blocker path in place).
+    if task is not None and isinstance(task.parent.task_spec, BoundaryEventSplit):
+        return task.parent
+    return task
+
+
 def _tree_signature(root: Path) -> tuple:
     if not root.is_dir():
         return ()
