@@ -374,3 +374,23 @@ def test_the_apply_answers_operator_reports_applied_ignored_and_defaults(tmp_pat
     with pytest.raises(TaskFailure) as caught:
         apply_answers_op(ctx, spec=spec.to_data(), answers={ids["field_type:Book.rating"]: "sparkly"})
     assert caught.value.kind == "design_flaw"
+
+
+def test_arbitrary_fragments_either_analyse_or_fail_with_a_scope_error():
+    """A seeded fuzz over scope syntax: never a crash, always a consistent spec."""
+    import random
+
+    rng = random.Random(7)
+    pieces = ["# ", "## Entities\n", "## Features\n", "## Integrations\n", "- ", "  - ", "(", ")", ":",
+              "->", " ref ", ",", "|", "choice: ", "min ", "max ", "default ", "required", "\n", "Book",
+              "authors", "text", "int", "### ", "users can create ", " with a ", " and ", "each task has ",
+              "é", "—", "<b>", "\x00", "9", " "]
+    for _ in range(500):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 40)))
+        try:
+            spec = analyze(text)
+        except ScopeError:
+            continue
+        names = {e.name for e in spec.entities}
+        assert all(f.reference in names for e in spec.entities for f in e.fields if f.reference)
+        assert apply_answers(spec, {}).questions == []

@@ -163,12 +163,14 @@ def table_name(entity: str) -> str:
 def dedupe(names: Iterable[str]) -> list[str]:
     """The same names in order, later duplicates suffixed ``_2``, ``_3`` … (never colliding)."""
     seen: set[str] = set()
+    last_suffix: dict[str, int] = {}     # so a thousand copies of one name stay linear
     out = []
     for name in names:
-        candidate, n = name, 1
+        candidate, n = name, last_suffix.get(name, 1)
         while candidate in seen:
             n += 1
             candidate = f"{name}_{n}"
+        last_suffix[name] = n
         seen.add(candidate)
         out.append(candidate)
     return out

@@ -7,8 +7,9 @@ runs one command with:
   directory), ``TMPDIR`` and a few Python switches, plus what the caller passes in ``env_extra``.
   Nothing else from ``os.environ`` is inherited, so ``SCOPEFLOW_*`` settings and credentials never
   reach the child; ``env_extra`` may not name ``SCOPEFLOW_*`` variables either;
-- **resource limits** set in the child before ``exec`` (CPU seconds, address space, file size,
-  number of processes, no core files);
+- **resource limits** set in the child before it ``exec``s the command (CPU seconds, address
+  space, file size, number of processes, no core files), by a small launcher run with our own
+  interpreter;
 - its own **session and process group**, killed as a whole with ``SIGKILL`` on timeout, and swept
   once more after the command exits, so background grandchildren do not outlive it;
 - **bounded output**: at most ``Limits.output_bytes`` of stdout and of stderr are kept (the rest
@@ -23,11 +24,12 @@ the sandboxed ones. ``tests/test_sandbox.py`` checks which case applies on the m
 
 from __future__ import annotations
 
+import json
 import os
-import resource
 import selectors
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,22 +94,38 @@ def scrubbed_env(cwd: Path, env_extra: dict[str, str] | None = None) -> dict[str
     return env
 
 
-def _limit_setter(limits: Limits):
-    """The ``preexec_fn`` that applies ``limits`` in the child, between fork and exec."""
+# Limits are applied by a tiny Python launcher that then ``exec``s the command, rather than by a
+# ``preexec_fn``: the engine runs handlers on worker threads, and ``preexec_fn`` is documented as
+# unsafe when other threads exist (the child may deadlock between fork and exec).
+_LAUNCHER = """
+import json, os, resource, sys
+for name, soft, hard in json.loads(sys.argv[1]):
+    resource.setrlimit(getattr(resource, name), (soft, hard))
+try:
+    os.execvp(sys.argv[2], sys.argv[2:])
+except OSError as exc:
+    sys.stderr.write(f"cannot run {sys.argv[2]!r}: {exc.strerror}\\n")
+    os._exit(127)
+"""
 
-    def apply() -> None:
-        def cap(which: int, value: int | None, hard_extra: int = 0) -> None:
-            if value is not None:
-                resource.setrlimit(which, (value, value + hard_extra))
 
+def _rlimits(limits: Limits) -> list[tuple[str, int, int]]:
+    """``(RLIMIT name, soft, hard)`` for every limit that is set; core files are always off."""
+    mb = 1024 * 1024
+    wanted = [
         # The soft CPU limit sends SIGXCPU; the hard one, a second later, SIGKILL.
-        cap(resource.RLIMIT_CPU, limits.cpu_seconds, hard_extra=1)
-        cap(resource.RLIMIT_AS, None if limits.memory_mb is None else limits.memory_mb * 1024 * 1024)
-        cap(resource.RLIMIT_FSIZE, None if limits.file_size_mb is None else limits.file_size_mb * 1024 * 1024)
-        cap(resource.RLIMIT_NPROC, limits.max_processes)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        ("RLIMIT_CPU", limits.cpu_seconds, 1),
+        ("RLIMIT_AS", None if limits.memory_mb is None else limits.memory_mb * mb, 0),
+        ("RLIMIT_FSIZE", None if limits.file_size_mb is None else limits.file_size_mb * mb, 0),
+        ("RLIMIT_NPROC", limits.max_processes, 0),
+    ]
+    return [(name, value, value + extra) for name, value, extra in wanted if value is not None] + [
+        ("RLIMIT_CORE", 0, 0)]
 
-    return apply
+
+def launcher_argv(argv: list[str], limits: Limits) -> list[str]:
+    """What actually runs: our interpreter (isolated mode) setting the limits, then ``exec argv``."""
+    return [sys.executable, "-I", "-S", "-c", _LAUNCHER, json.dumps(_rlimits(limits)), *argv]
 
 
 class _BoundedBuffer:
@@ -165,14 +183,10 @@ def run_sandboxed(
     cwd = _check_request(argv, cwd, timeout_s)
     env = scrubbed_env(cwd, env_extra)
     start = time.monotonic()
-    try:
-        proc = subprocess.Popen(  # nosec B603 - argv list, no shell; this is the sandbox itself
-            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_limit_setter(limits),
-        )
-    except (FileNotFoundError, PermissionError) as exc:
-        return RunResult(list(argv), 127, "", f"cannot run {argv[0]!r}: {exc.strerror}",
-                         round(time.monotonic() - start, 4))
+    proc = subprocess.Popen(  # nosec B603 - argv list, no shell; this is the sandbox itself
+        launcher_argv(argv, limits), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
     out, err = _BoundedBuffer(limits.output_bytes), _BoundedBuffer(limits.output_bytes)
     timed_out = _pump(proc, {proc.stdout: out, proc.stderr: err}, start + timeout_s)
     returncode = proc.wait()

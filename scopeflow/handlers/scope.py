@@ -588,23 +588,26 @@ def classify_feature(text: str) -> Feature | None:
 def _features(items: list[str], entities: list[Entity], strict: bool) -> list[Feature]:
     """Features from bullets (``strict``: every bullet is one, unknown → custom) or prose sentences."""
     features = []
+    entity_keys = _entity_keys(entities)
     for item in items:
         text = naming.clean_label(item)
         found = classify_feature(text)
         if found is None and strict:
             found = Feature(text, "custom", False, f"no offline template builds: {text}")
         if found is not None:
-            found.entity = _entity_mentioned(text, entities)
+            found.entity = _entity_mentioned(text, entity_keys)
             features.append(found)
     return features
 
 
-def _entity_mentioned(text: str, entities: list[Entity]) -> str | None:
-    keys = {naming.lookup_key(word) for word in re.findall(r"[A-Za-z][A-Za-z0-9]*", text)}
-    for entity in entities:
-        if naming.lookup_key(entity.label) in keys or naming.lookup_key(entity.name) in keys:
-            return entity.name
-    return None
+def _entity_keys(entities: list[Entity]) -> list[tuple[set[str], str]]:
+    return [({naming.lookup_key(e.label), naming.lookup_key(e.name)}, e.name) for e in entities]
+
+
+def _entity_mentioned(text: str, entity_keys: list[tuple[set[str], str]]) -> str | None:
+    """The first entity (in spec order) whose name or label is a word of ``text``."""
+    words = {naming.lookup_key(word) for word in set(re.findall(r"[A-Za-z][A-Za-z0-9]*", text))}
+    return next((name for keys, name in entity_keys if keys & words), None)
 
 
 _CREDENTIAL = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
@@ -808,8 +811,9 @@ def _answer_entities(spec: Spec, _subject: str, answer: str, context: str) -> No
     if not raws:
         raise ScopeError(f"{context}: no entity lines in the answer (write e.g. 'Book: title (text)')")
     spec.entities = _build_entities(raws, _Asker(strict_context=context))
+    entity_keys = _entity_keys(spec.entities)
     for feature in spec.features:
-        feature.entity = _entity_mentioned(feature.text, spec.entities)
+        feature.entity = _entity_mentioned(feature.text, entity_keys)
 
 
 def _answer_credentials(spec: Spec, name: str, answer: str, context: str) -> None:
