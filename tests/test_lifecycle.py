@@ -1,0 +1,169 @@
+"""The main job: a submitted scope becomes a running, tested app — or a blocker plan."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from scopeflow.engine.models import SpanRow
+from scopeflow.engine.service import Engine
+from scopeflow.engine.spanstore import load_chain, load_spans
+from scopeflow.handlers import registry
+from scopeflow.handlers.release import stop_all
+from scopeflow.lifecycle import ScopeRejected, submit
+from scopeflow.spans.evidence import evaluate
+from scopeflow.spans.integrity import verify_chain
+from scopeflow.spans.rules import parse_rules
+from tests.conftest import MODELS, REPO, make_settings
+
+SCOPES = REPO / "examples" / "scopes"
+RULES = parse_rules((MODELS / "delivery.evidence.toml").read_text(encoding="utf-8"))
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def engine(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("SCOPEFLOW_HOME", str(home))           # the deployer reads its releases dir from settings
+    monkeypatch.setenv("SCOPEFLOW_RELEASES", str(home / "releases"))
+    settings = make_settings(home)
+    yield Engine(settings)
+    stop_all(settings.releases_dir)
+
+
+def run(engine: Engine, scope: str, **kw):
+    text = (SCOPES / scope).read_text(encoding="utf-8") if scope.endswith(".md") else scope
+    return submit(engine, text, yes=True, **kw)
+
+
+def spans(engine: Engine, instance_id: str):
+    with engine.sessions() as session:
+        return load_spans(session, instance_id)
+
+
+def rerun_generated_tests(workspace: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                          cwd=Path(workspace) / "app", capture_output=True, text=True, timeout=300)
+
+
+def test_a_simple_scope_is_delivered_running_tested_and_verified(engine):
+    result = run(engine, "simple-bookshelf.md")
+    assert (result.status, result.outcome) == ("completed", "delivered")
+    assert result.checks["tests_passed"] > 0 and result.checks["tests_failed"] == 0
+    assert result.checks["lint_errors"] == 0 and result.checks["security_high"] == 0
+    with urllib.request.urlopen(result.release["url"] + "/healthz", timeout=10) as response:
+        assert json.load(response) == {"status": "ok"}
+    assert Path(result.report).name == "DELIVERY.md" and Path(result.report).is_file()
+    rerun = rerun_generated_tests(result.workspace)
+    assert rerun.returncode == 0, rerun.stdout[-2000:]
+    report = evaluate(RULES, spans(engine, result.instance_id), stage="final")
+    assert report.ok, [r.name for r in report.failed]
+    with engine.sessions() as session:
+        assert verify_chain(load_chain(session, result.instance_id), result.instance_id).ok
+
+
+@pytest.mark.parametrize("scope", ["medium-helpdesk.md", "complex-inventory.md", "monster-marketplace.md",
+                                   "prose-todo.md", "hostile-names.md"])
+def test_every_example_scope_ends_delivered_or_with_a_blocker_plan(engine, scope):
+    result = run(engine, scope)
+    assert result.status in ("completed", "blocked"), result
+    report_text = Path(result.report).read_text(encoding="utf-8")
+    assert "<script" not in report_text.lower()
+    if result.status == "completed":
+        assert result.release and result.release["status"] == "running"
+        assert Path(result.report).name == "DELIVERY.md"
+    else:
+        assert Path(result.report).name == "BLOCKERS.md"
+    if result.checks["tests_passed"] is not None:
+        assert result.checks["tests_failed"] == 0
+        assert rerun_generated_tests(result.workspace).returncode == 0
+
+
+def test_a_missing_credential_blocks_with_the_buildable_part_delivered_and_tested(engine):
+    result = run(engine, "credential-shop.md")
+    assert (result.status, result.outcome) == ("blocked", "blocked")
+    assert Path(result.report).name == "BLOCKERS.md"
+    assert "PAYMENT" in Path(result.report).read_text(encoding="utf-8")
+    assert result.checks["tests_passed"] > 0 and result.checks["tests_failed"] == 0
+    assert result.release is None
+
+
+def test_the_credential_scope_is_delivered_when_the_credentials_are_supplied(engine):
+    text = (SCOPES / "credential-shop.md").read_text(encoding="utf-8")
+    names = [line.split("needs ", 1)[1].rstrip(")").strip() for line in text.splitlines() if "needs " in line]
+    analysis_names = ["PAYMENT_API_KEY", "ACCOUNTING_EXPORT_SERVICE_API_KEY"]
+    secrets = {name: f"value-of-{name.lower()}" for name in set(names) | set(analysis_names)}
+    result = run(engine, "credential-shop.md", secrets=secrets)
+    assert (result.status, result.outcome) == ("completed", "delivered"), result.blockers
+
+
+def test_a_blocked_run_resumes_once_the_credential_is_stored(engine):
+    result = run(engine, "credential-shop.md")
+    assert result.status == "blocked"
+    assert engine.retry(result.instance_id) == "waiting"  # back at the credentials checkpoint
+    for name in ("PAYMENT_API_KEY", "ACCOUNTING_EXPORT_SERVICE_API_KEY"):
+        engine.secrets.set(name, "stored-later", actor="olga")
+    from scopeflow.engine.queries import list_tasks
+
+    for expected in ("provide_credentials", "deploy_approval"):
+        with engine.sessions() as session:
+            [task] = list_tasks(session, instance_id=result.instance_id)
+        assert task["bpmn_id"] == expected
+        data = {"action": "provide"} if expected == "provide_credentials" else {}
+        status = engine.complete_task(task["id"], data, actor="olga")
+    assert status == "completed"
+
+
+def test_generated_tests_that_fail_never_reach_deploy(engine, monkeypatch):
+    original = registry.get("build_task")
+
+    def sabotaged(ctx, **params):
+        out = original.fn(ctx, **params)
+        failing = ctx.workspace / "app" / "tests" / "test_sabotage.py"
+        failing.write_text("def test_always_fails():\n    assert 1 == 2\n", encoding="utf-8")
+        return out
+
+    monkeypatch.setitem(registry._REGISTRY, "build_task", registry.Operator(
+        name="build_task", fn=sabotaged, retry=original.retry))
+    result = run(engine, "simple-bookshelf.md")
+    assert result.status == "blocked"
+    assert result.release is None
+    with engine.sessions() as session:
+        deploy_spans = session.query(SpanRow).filter(SpanRow.instance_id == result.instance_id,
+                                                     SpanRow.bpmn_element_id == "deploy_release_task").count()
+    assert deploy_spans == 0
+    verify = [s for s in spans(engine, result.instance_id)
+              if s.attributes.get("scopeflow.bpmn.element.id") == "verify_build_task"
+              and s.attributes.get("scopeflow.span.type") == "bpmn.task"]
+    assert len(verify) >= 2, "the recoverable loop must have rebuilt at least once"
+    assert all(s.attributes["scopeflow.tests.failed"] >= 1 for s in verify)
+    gate = evaluate(RULES, spans(engine, result.instance_id), stage="deploy")
+    assert not gate.ok and "tests ran and passed" in [r.name for r in gate.failed]
+
+
+def test_scopes_that_cannot_run_are_refused_or_blocked(engine):
+    with pytest.raises(ScopeRejected, match="scope is empty"):
+        submit(engine, "   \n\n", yes=True)
+    with pytest.raises(ScopeRejected, match="larger than 1 MB"):
+        submit(engine, "# Big\n" + "x" * 1_000_001, yes=True)
+    result = submit(engine, "# Something nice\n\nMake my life better somehow.\n", yes=True)
+    assert result.status == "blocked"
+    assert result.questions, "what the analyst could not pin down is asked, with defaults"
+
+
+def test_cli_submit_reports_json_and_exit_codes(tmp_path):
+    env_home = tmp_path / "cli-home"
+    env = {"PATH": "/usr/bin:/bin", "SCOPEFLOW_HOME": str(env_home), "SCOPEFLOW_MODELS": str(MODELS),
+           "HOME": str(tmp_path)}
+    empty = tmp_path / "empty.md"
+    empty.write_text("\n")
+    proc = subprocess.run([sys.executable, "-m", "scopeflow.cli", "submit", str(empty), "--yes"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: scope is empty"
+    assert "Traceback" not in proc.stderr
