@@ -81,14 +81,24 @@ def evidence_verify(app: App, instance_id: str, expected_head: str | None, as_js
 
     _load_instance(app, instance_id)
     with app.engine.sessions() as session:
-        report = verify_chain(load_chain(session, instance_id), instance_id, expected_head=expected_head)
+        rows = load_chain(session, instance_id)
+    report = verify_chain(rows, instance_id)
+    result = dict(report.__dict__)
+    if report.ok and expected_head:
+        # A report quotes the head as it was when written; later spans extend the chain past it.
+        position = next((row.seq for row in rows if row.link_hash == expected_head), None)
+        result["head_found_at"] = position
+        if position is None:
+            result.update(ok=False, problem=f"head {expected_head[:16]}… is not a link of this chain")
     if as_json:
-        _print_json(report.__dict__)
-    elif report.ok:
+        _print_json(result)
+    elif result["ok"]:
         click.echo(f"verified: {report.count} spans, chain head {report.head}")
+        if expected_head:
+            click.echo(f"the given head is link {result['head_found_at']} of {report.count}")
     else:
-        click.echo(f"NOT verified: {report.problem}")
-    if not report.ok:
+        click.echo(f"NOT verified: {result['problem']}")
+    if not result["ok"]:
         sys.exit(EXIT_FAILED)
 
 

@@ -51,6 +51,7 @@ class Runner:
     read_secret: Callable[[str, str, str], str] | None = None   # (name, instance_id, task) -> value
     has_secret: Callable[[str], bool] | None = None
     recorded_spans: Callable[[], list[Any]] | None = None       # stored + buffered SpanRecords
+    chain_head: Callable[[], tuple[str, int]] | None = None     # head of the stored span chain
     checkpoint_threshold_s: float = 0.2
     on_checkpoint: Callable[[], None] | None = None
     redact: Callable[[str], str] = field(default=lambda text: text)
@@ -254,6 +255,7 @@ class Runner:
             has_secret=self.has_secret,
             recorded_spans=self.recorded_spans,
             evidence_rules=identity.evidence_rules,
+            chain_head=self.chain_head,
         )
 
 

@@ -30,7 +30,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from scopeflow.config import Settings
@@ -49,6 +49,7 @@ from scopeflow.engine.models import (
     Instance,
     MessageSubscription,
     ModelVersion,
+    SpanRow,
     Timer,
     utcnow,
 )
@@ -60,7 +61,7 @@ from scopeflow.handlers.failures import CONFIGURATION, TaskFailure
 from scopeflow.processes.bpmn_xml import lane_role
 from scopeflow.processes.catalog import Catalog, CatalogError, bundle_hash, evidence_path, scan
 from scopeflow.processes.lint import errors, lint_catalog
-from scopeflow.spans.tracing import telemetry
+from scopeflow.spans.tracing import Telemetry, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,11 @@ class _Work:
 
 
 class Engine:
-    def __init__(self, settings: Settings, worker_id: str | None = None):
+    def __init__(self, settings: Settings, worker_id: str | None = None, telemetry_: Telemetry | None = None):
         self.settings = settings
         self.sessions = session_factory(settings.effective_database_url)
-        self.telemetry = telemetry(settings.otlp_endpoint, os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", ""))
+        self.telemetry = telemetry_ or telemetry(settings.otlp_endpoint,
+                                                 os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", ""))
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._secrets: SecretStore | None = None
         self._secret_lock = threading.Lock()
@@ -145,6 +147,15 @@ class Engine:
             stored = load_spans(session, instance_id)
         buffered = [to_record(span) for span in self.telemetry.buffer.peek(instance_id)]
         return stored + sorted(buffered, key=lambda s: s.start_ns)
+
+    def chain_head(self, instance_id: str) -> tuple[str, int]:
+        """(link hash, count) of the instance's stored span chain — what an exported report quotes."""
+        from scopeflow.spans.integrity import genesis
+
+        with self.sessions() as session:
+            last = session.execute(select(SpanRow.link_hash, SpanRow.seq).where(SpanRow.instance_id == instance_id)
+                                   .order_by(SpanRow.seq.desc()).limit(1)).first()
+        return (last[0], last[1]) if last else (genesis(instance_id), 0)
 
     # ---------------------------------------------------------------- models
     def deploy(self, models: list[str] | None = None, models_dir: Path | None = None) -> list[dict[str, Any]]:
@@ -282,6 +293,7 @@ class Engine:
         runner = Runner(workflow, identity, self.telemetry.tracer, read_secret=self._read_secret,
                         has_secret=self.secrets.has,
                         recorded_spans=lambda: self.recorded_spans(instance_id),
+                        chain_head=lambda: self.chain_head(instance_id),
                         checkpoint_threshold_s=self.settings.checkpoint_threshold_s,
                         redact=self._redactor())
         work = _Work(instance_id, row_version, loaded, workflow, runner, carrier, had_open_tasks=had_tasks)
@@ -535,26 +547,73 @@ class Engine:
 
     # ---------------------------------------------------------------- worker support
     def due_instances(self, limit: int = 50) -> list[str]:
-        """Instances a worker should advance now: marked ready, or with a timer that is due."""
+        """Instances a worker should advance now (read only; :meth:`claim_due` also leases them).
+
+        Due means: marked ready, waiting with a timer that is due, or running under a lease that
+        expired (its worker died mid-advance, after a checkpoint that cleared ``needs_advance``).
+        """
         now = utcnow()
         with self.sessions() as session:
-            query = (select(Instance.id)
-                     .where(or_(Instance.needs_advance.is_(True),
-                                (Instance.status == WAITING) & (Instance.wake_at <= now)),
-                            Instance.status.in_([RUNNING, WAITING]),
-                            or_(Instance.lock_owner.is_(None), Instance.lock_expires_at < now))
-                     .order_by(Instance.updated_at).limit(limit))
+            query = select(Instance.id).where(_due(now)).order_by(Instance.updated_at).limit(limit)
             return list(session.scalars(query).all())
 
+    def claim_due(self, limit: int = 1, *, lease_s: float | None = None) -> list[str]:
+        """Lease up to ``limit`` due instances to this engine's worker id and return their ids.
+
+        One statement: an UPDATE of the rows a sub-select picks. On PostgreSQL the sub-select is
+        ``FOR UPDATE SKIP LOCKED``, so concurrent claimers never wait for or share a row; SQLite
+        serialises writers, so the same conditional UPDATE is atomic there. A claimed row is
+        advanced with :meth:`advance` by this engine (the lease is re-entrant for its owner).
+        ``lease_s`` overrides the lease length (the Celery dispatcher's claim until a worker
+        takes the row over); the default is ``settings.lock_lease_s``.
+        """
+        if limit < 1:
+            return []
+        now = utcnow()
+        expires = now + timedelta(seconds=self.settings.lock_lease_s if lease_s is None else lease_s)
+        with self.sessions.begin() as session:
+            pick = select(Instance.id).where(_due(now)).order_by(Instance.updated_at).limit(limit)
+            if session.get_bind().dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            claimed = session.execute(
+                update(Instance)
+                .where(Instance.id.in_(pick.scalar_subquery()), _lease_free(now))
+                .values(lock_owner=self.worker_id, lock_expires_at=expires)
+                .returning(Instance.id)
+                .execution_options(synchronize_session=False)
+            ).scalars().all()
+        return list(claimed)
+
     def run_due(self, limit: int = 50) -> list[tuple[str, str]]:
-        """Advance every due instance once; returns (instance id, status or 'busy')."""
+        """Claim up to ``limit`` due instances and advance each once.
+
+        Returns (instance id, status), or (id, 'busy') when the lease was lost meanwhile, or
+        (id, 'failed: <message>') when the engine refused it (e.g. a corrupt state row) — one bad
+        instance never stops the others.
+        """
         results = []
-        for instance_id in self.due_instances(limit):
+        for instance_id in self.claim_due(limit):
             try:
                 results.append((instance_id, self.advance(instance_id, reason="worker")))
             except Busy:
                 results.append((instance_id, "busy"))
+            except EngineError as exc:
+                log.error("instance %s: advance refused: %s", instance_id, exc)
+                results.append((instance_id, f"failed: {exc}"))
         return results
+
+
+def _lease_free(now: datetime):
+    """No worker holds the row, or its lease expired (a live lease of this engine counts as held)."""
+    return or_(Instance.lock_owner.is_(None), Instance.lock_expires_at < now)
+
+
+def _due(now: datetime):
+    """The SQL condition of an instance a worker should advance now (see ``due_instances``)."""
+    abandoned = (Instance.status == RUNNING) & Instance.lock_owner.is_not(None)
+    timer_due = (Instance.status == WAITING) & (Instance.wake_at <= now)
+    return and_(or_(Instance.needs_advance.is_(True), timer_due, abandoned),
+                Instance.status.in_([RUNNING, WAITING]), _lease_free(now))
 
 
 # -------------------------------------------------------------------- helpers

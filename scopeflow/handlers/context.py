@@ -57,6 +57,7 @@ class TaskContext:
     has_secret: Callable[[str], bool] | None = None
     recorded_spans: Callable[[], list[Any]] | None = None      # this instance's spans so far (SpanRecord)
     evidence_rules: str = ""                                    # the model's evidence.toml text, if any
+    chain_head: Callable[[], tuple[str, int]] | None = None     # (link hash, count) of the stored span chain
     llm: Any = None
     deadline: float | None = None
 

@@ -33,4 +33,10 @@ def verify_evidence(ctx: TaskContext, stage: str = "final") -> dict[str, Any]:
     ctx.record({"scopeflow.evidence.stage": stage, "scopeflow.evidence.ok": report.ok,
                 "scopeflow.evidence.rules": len(report.rules), "scopeflow.evidence.failed": len(failed),
                 "scopeflow.evidence.spans": len(spans)})
-    return {"ok": report.ok, "failed": failed, "report": report.to_data()}
+    result: dict[str, Any] = {"ok": report.ok, "failed": failed, "report": report.to_data()}
+    if ctx.chain_head is not None:
+        head, count = ctx.chain_head()
+        # The head of the chain as stored before this gate ran: `scopeflow evidence verify ID --head`
+        # checks an exported report against it later (this gate's own span comes after it).
+        result.update(chain_head=head, chain_spans=count)
+    return result
