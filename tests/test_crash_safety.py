@@ -34,7 +34,7 @@ def test_sigkill_mid_run_resumes_without_redoing_checkpointed_steps(tmp_path: Pa
     env = {**os.environ, "SCOPEFLOW_HOME": str(home), "SCOPEFLOW_MODELS": str(models),
            "SCOPEFLOW_DATABASE_URL": settings.effective_database_url, "SCOPEFLOW_LOCK_LEASE": "2",
            "SCOPEFLOW_WORKSPACES": str(settings.workspaces_dir)}
-    worker = subprocess.Popen([sys.executable, "-m", "scopeflow.cli", "worker", "--once"], env=env,
+    worker = subprocess.Popen([sys.executable, "-m", "scopeflow", "worker", "--once"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     stored_before_kill = 0

@@ -163,7 +163,7 @@ def test_cli_submit_reports_json_and_exit_codes(tmp_path):
            "HOME": str(tmp_path)}
     empty = tmp_path / "empty.md"
     empty.write_text("\n")
-    proc = subprocess.run([sys.executable, "-m", "scopeflow.cli", "submit", str(empty), "--yes"],
+    proc = subprocess.run([sys.executable, "-m", "scopeflow", "submit", str(empty), "--yes"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: scope is empty"
     assert "Traceback" not in proc.stderr

@@ -117,7 +117,7 @@ def _process(path: str, proc: etree._Element) -> ProcessInfo:
         tag = _local(el.tag)
         ns = _ns(el.tag)
         if ns == BPMN_NS and tag in UNSUPPORTED_TAGS:
-            owner = el if el.get("id") else el.getparent()
+            owner = el.getparent() if tag.endswith("EventDefinition") else el
             info.unsupported.append((owner.get("id", "?"), el.sourceline or 0, UNSUPPORTED_TAGS[tag]))
         elif ns and ns not in (BPMN_NS, SPIFF_NS) and _local(el.getparent().tag) == "extensionElements":
             info.foreign_extensions.append((el.getparent().getparent().get("id", "?"), el.sourceline or 0, el.tag))

@@ -41,7 +41,7 @@ def lint_catalog(catalog: Catalog, models: list[str] | None = None) -> list[Lint
             files.update(catalog.bundle(model))
     for rel, why in sorted(catalog.broken.items()):
         if models is None or rel in files or not rel.endswith(".bpmn"):
-            messages.append(LintMessage(ERROR, rel, _line_of(why), "", why.split(": ", 2)[-1]))
+            messages.append(LintMessage(ERROR, rel, _line_of(why), "", _without_location(why)))
     for rel in sorted(f for f in files if f.endswith(".bpmn") and f in catalog.bpmn):
         messages.extend(_lint_bpmn_file(catalog, rel))
     for rel in sorted(f for f in files if f.startswith(f"{FORMS_DIR}/")):
@@ -51,6 +51,12 @@ def lint_catalog(catalog: Catalog, models: list[str] | None = None) -> list[Lint
 
 def errors(messages: list[LintMessage]) -> list[LintMessage]:
     return [m for m in messages if m.level == ERROR]
+
+
+def _without_location(text: str) -> str:
+    """``path:line: message`` → ``message`` (the location is kept in the message's own fields)."""
+    parts = text.split(": ", 1)
+    return parts[1] if len(parts) == 2 and ":" in parts[0] else text
 
 
 def _line_of(text: str) -> int:

@@ -1,0 +1,102 @@
+"""Bad models and bad input get one-line errors with the right exit code, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scopeflow.processes.catalog import scan
+from scopeflow.processes.lint import ERROR, WARNING, lint_catalog
+from scopeflow.processes.synth import linear_process
+from tests.conftest import MODELS
+
+HEADER = ('<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+          'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="t">\n')
+
+
+def lint_dir(tmp_path: Path, files: dict[str, str]):
+    root = tmp_path / "models"
+    root.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return lint_catalog(scan(root))
+
+
+def test_the_repository_models_lint_clean():
+    messages = lint_catalog(scan(MODELS))
+    assert [str(m) for m in messages if m.level == ERROR] == []
+
+
+def test_malformed_xml_is_reported_with_file_and_line(tmp_path):
+    [message] = lint_dir(tmp_path, {"broken.bpmn": HEADER + "<bpmn:process id='p'>\n<oops>\n</bpmn:definitions>"})
+    assert message.level == ERROR and message.file == "broken.bpmn" and message.line > 0
+    assert "malformed XML" in message.message
+
+
+def test_a_file_without_an_executable_process_is_an_error(tmp_path):
+    messages = lint_dir(tmp_path, {"idle.bpmn": HEADER + '<bpmn:process id="idle" isExecutable="false">'
+                                   '<bpmn:startEvent id="s"/></bpmn:process></bpmn:definitions>'})
+    assert any("no executable process" in m.message for m in messages)
+
+
+def test_an_unregistered_operator_is_named(tmp_path):
+    messages = lint_dir(tmp_path, {"odd.bpmn": linear_process("odd", [("step", "no_such_operator", {})])})
+    assert any(m.element == "step" and "'no_such_operator' is not registered" in m.message for m in messages)
+
+
+def test_compensation_is_an_error_and_foreign_extensions_are_warnings(tmp_path):
+    xml = linear_process("comp", [("step", "noop", {})]).replace(
+        '<bpmn:endEvent id="end" name="End">',
+        '<bpmn:endEvent id="end" name="End"><bpmn:extensionElements><camunda:properties/>'
+        '</bpmn:extensionElements>'
+    ).replace('</bpmn:incoming></bpmn:endEvent>', '</bpmn:incoming><bpmn:compensateEventDefinition id="c1"/></bpmn:endEvent>').replace('xmlns:spiffworkflow=', 'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" xmlns:spiffworkflow=')
+    messages = lint_dir(tmp_path, {"comp.bpmn": xml})
+    assert any(m.level == ERROR and m.element == "end" and "compensation" in m.message for m in messages)
+    assert any(m.level == WARNING and "camunda" in m.message for m in messages)
+
+
+def scopeflow(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SCOPEFLOW_HOME": str(tmp_path / "home"), "SCOPEFLOW_MODELS": str(MODELS)}
+    env.pop("SCOPEFLOW_DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "scopeflow", *args], capture_output=True, text=True,
+                          env=env, input=stdin, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["start", "nope"], "unknown model 'nope'"),
+    (["start", "hello", "--data", "{bad"], "--data is not valid JSON"),
+    (["start", "failures", "--data", '{"failure_kind": "meteor"}'], "start data is invalid"),
+    (["instances", "show", "00000000-0000-0000-0000-000000000000"], "unknown instance"),
+    (["tasks", "complete", "missing-task", "--data", "{}"], "unknown task missing-task"),
+    (["instances", "retry", "00000000-0000-0000-0000-000000000000"], "unknown instance"),
+    (["secrets", "set", "bad name!", "--value", "x"], "invalid secret name"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    proc = scopeflow(tmp_path, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_an_example_runs_end_to_end_from_the_cli(tmp_path):
+    started = scopeflow(tmp_path, "start", "approval", "--data", '{"requester": "ann"}', "--json")
+    assert started.returncode == 0, started.stderr
+    import json
+
+    summary = json.loads(started.stdout)
+    [task] = summary["tasks"]
+    assert summary["status"] == "waiting" and task["role"] == "reviewer"
+    done = scopeflow(tmp_path, "tasks", "complete", task["id"], "--data", '{"decision": "approve"}', "--as", "rita")
+    assert done.returncode == 0 and "instance is completed" in done.stdout
+    again = scopeflow(tmp_path, "tasks", "complete", task["id"], "--data", '{"decision": "approve"}')
+    assert again.returncode == 2 and "not open" in again.stderr
+    tree = scopeflow(tmp_path, "trace", summary["id"])
+    assert "Approve request" in tree.stdout and "human.actor=rita" in tree.stdout
+    secret = scopeflow(tmp_path, "secrets", "set", "API_TOKEN", stdin="s3cr3t-value\n")
+    assert secret.returncode == 0
+    listed = scopeflow(tmp_path, "secrets", "list")
+    assert "API_TOKEN" in listed.stdout and "s3cr3t-value" not in listed.stdout
