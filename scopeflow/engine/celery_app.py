@@ -34,7 +34,7 @@ from sqlalchemy import func, select, update
 from scopeflow.config import Settings
 from scopeflow.engine.models import Instance, utcnow
 from scopeflow.engine.service import Busy, Engine, EngineError
-from scopeflow.engine.workers import park, worker_id
+from scopeflow.engine.workers import park, prepare_secret_key, worker_id
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ class Dispatcher:
         if backlog < 1:
             raise ValueError(f"dispatcher backlog must be at least 1, got {backlog}")
         self.engine = Engine(settings, worker_id=worker_id("dispatch"))
+        prepare_secret_key(self.engine)
         self.app = app
         self.backlog = backlog
         self.poll_s = poll_s

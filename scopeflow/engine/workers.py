@@ -58,6 +58,15 @@ class WorkerTally:
                 self.advanced += 1
 
 
+def prepare_secret_key(engine: Engine) -> None:
+    """Open the secret store once before threads start, so the key file is created by one thread.
+
+    (``secrets.load_key`` creates ``<home>/secret.key`` on first use; engines opening it at the same
+    moment could read it half-written.) An unusable key fails here, with its one-line message.
+    """
+    engine.secrets.has("_")
+
+
 def worker_id(role: str) -> str:
     """A lease owner name that says where it runs: ``host:pid:role:random``."""
     return f"{socket.gethostname()}:{os.getpid()}:{role}:{uuid.uuid4().hex[:6]}"
@@ -82,6 +91,7 @@ class EmbeddedWorker:
         self.report = report
         self.tally = WorkerTally()
         self.engines = [Engine(settings, worker_id=worker_id(f"t{i}")) for i in range(concurrency)]
+        prepare_secret_key(self.engines[0])
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
