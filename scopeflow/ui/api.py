@@ -1,0 +1,169 @@
+"""The JSON API under ``/api/v1``: what the pages do, for scripts.
+
+Authentication is the session cookie or ``Authorization: Bearer <token>``; role checks are the
+pages' own. A request authenticated by cookie must carry the CSRF token (``X-CSRFToken`` header)
+on POST; a bearer token cannot be sent by a browser on its own, so it needs none.
+Errors are ``{"error": "..."}`` with 400/401/403/404.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, request
+from flask_login import current_user
+from sqlalchemy import select
+
+from scopeflow.engine.models import HumanTask, ModelVersion
+from scopeflow.engine.queries import list_instances, list_tasks, task_detail
+from scopeflow.engine.service import EngineError, NotFound
+from scopeflow.ui import evidence_view, run_view, submission
+from scopeflow.ui.instances import STATUSES, VIEWERS, load_instance
+from scopeflow.ui.openapi import document
+from scopeflow.ui.security import engine, error_response, requires
+from scopeflow.ui.tasks import WORKERS, my_roles
+from scopeflow.ui.trace import AUDITORS
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@bp.before_request
+def csrf_for_cookie_sessions() -> None:
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.headers.get("Authorization", "").startswith("Bearer "):
+        return
+    from scopeflow.ui import csrf
+
+    csrf.protect()
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, "the request body must be a JSON object")
+    return body
+
+
+@bp.route("/openapi.json")
+def openapi():
+    return jsonify(document())
+
+
+@bp.route("/instances", methods=["GET"])
+@requires(*VIEWERS)
+def instances():
+    status = request.args.get("status") or None
+    if status and status not in STATUSES:
+        abort(400, f"unknown status {status!r}")
+    limit = min(max(request.args.get("limit", 50, type=int) or 50, 1), 500)
+    offset = max(request.args.get("offset", 0, type=int) or 0, 0)
+    with engine().sessions() as session:
+        rows, total = list_instances(session, status=status, model=request.args.get("model") or None,
+                                     limit=limit, offset=offset)
+    return jsonify({"instances": rows, "total": total, "limit": limit, "offset": offset})
+
+
+@bp.route("/instances", methods=["POST"])
+@requires("submitter")
+def submit():
+    body = _json_body()
+    options = submission.start_options(engine().settings.models_dir)
+    scope = body.get("scope")
+    if not isinstance(scope, str):
+        abort(400, "scope must be a string")
+    result = submission.validate(str(body.get("title") or ""), scope, body.get("options") or {}, options)
+    if result.errors:
+        field, message = next(iter(result.errors.items()))
+        return jsonify({"error": f"{field}: {message}", "fields": result.errors}), 400
+    instance_id = submission.start(engine(), result, current_user.name)
+    return instance(instance_id, 201)
+
+
+@bp.route("/instances/<instance_id>")
+@requires(*VIEWERS)
+def instance(instance_id: str, code: int = 200):
+    from scopeflow.engine.queries import instance_summary
+
+    with engine().sessions() as session:
+        row = load_instance(session, instance_id)
+        payload = instance_summary(row)
+        payload["elements"] = {k: asdict(v) for k, v in run_view.element_states(session, row).items()}
+        payload["tasks"] = list_tasks(session, status=None, instance_id=row.id)
+    return jsonify(payload), code
+
+
+@bp.route("/instances/<instance_id>/spans")
+@requires(*AUDITORS)
+def spans(instance_id: str):
+    with engine().sessions() as session:
+        load_instance(session, instance_id)
+    records = engine().recorded_spans(instance_id)
+    return jsonify({"instance_id": instance_id, "spans": [asdict(s) for s in records]})
+
+
+@bp.route("/instances/<instance_id>/evidence")
+@requires(*AUDITORS)
+def evidence(instance_id: str):
+    with engine().sessions() as session:
+        row = load_instance(session, instance_id)
+        rules_text = evidence_view.evidence_rules_text(session, row)
+        chain = evidence_view.integrity(session, row.id)
+    report, why = evidence_view.evidence(rules_text, engine().recorded_spans(instance_id))
+    return jsonify({"instance_id": instance_id, "evidence": report.to_data() if report else None,
+                    "problem": why, "integrity": chain.__dict__})
+
+
+@bp.route("/tasks")
+@requires(*WORKERS)
+def tasks():
+    status = request.args.get("status", "open")
+    if status not in ("open", "completed", "cancelled"):
+        abort(400, f"unknown task status {status!r}")
+    with engine().sessions() as session:
+        rows = list_tasks(session, status=status, roles=my_roles(), instance_id=request.args.get("instance") or None,
+                          limit=200)
+    return jsonify({"tasks": rows})
+
+
+def _task_row(session, task_id: str) -> HumanTask:
+    row = session.get(HumanTask, task_id)
+    if row is None:
+        abort(404, f"unknown task {task_id}")
+    if not current_user.has_role(row.role):
+        abort(403)
+    return row
+
+
+@bp.route("/tasks/<task_id>")
+@requires(*WORKERS)
+def task(task_id: str):
+    with engine().sessions() as session:
+        return jsonify(task_detail(_task_row(session, task_id)))
+
+
+@bp.route("/tasks/<task_id>/complete", methods=["POST"])
+@requires(*WORKERS)
+def complete(task_id: str):
+    body = _json_body()
+    with engine().sessions() as session:
+        row = _task_row(session, task_id)
+        assignee, instance_id = row.assignee, row.instance_id
+    if assignee and assignee != current_user.name and not current_user.has_role("admin"):
+        abort(403, f"claimed by {assignee}")
+    try:
+        status = engine().complete_task(task_id, body.get("data", {}), actor=current_user.name)
+    except NotFound as exc:
+        abort(404, str(exc))
+    except EngineError as exc:
+        return error_response(400, str(exc))
+    return jsonify({"task_id": task_id, "instance_id": instance_id, "instance_status": status})
+
+
+@bp.route("/models")
+@requires("designer")
+def models():
+    with engine().sessions() as session:
+        rows = session.execute(select(ModelVersion.name, ModelVersion.version, ModelVersion.content_hash,
+                                      ModelVersion.created_at).order_by(ModelVersion.name, ModelVersion.version)).all()
+    return jsonify({"models": [{"name": r.name, "version": r.version, "hash": r.content_hash,
+                                "created_at": r.created_at.isoformat()} for r in rows]})

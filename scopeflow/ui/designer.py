@@ -1,0 +1,128 @@
+"""The designer's pages: models and versions, view, upload, edit in the modeler, diff, download."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, jsonify, render_template, request, url_for
+from sqlalchemy import select
+
+from scopeflow.engine import versions
+from scopeflow.engine.models import ModelVersion
+from scopeflow.processes.catalog import CatalogError, scan
+from scopeflow.ui import model_diff, model_store
+from scopeflow.ui.security import engine, requires
+
+bp = Blueprint("designer", __name__)
+
+
+def load_version(session, name: str, number: int) -> ModelVersion:
+    row = session.scalar(select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == number))
+    if row is None:
+        abort(404, f"unknown model version {name} v{number}")
+    return row
+
+
+def main_file(row: ModelVersion) -> str:
+    process = versions.load(row).catalog.processes.get(row.name)
+    return process.file if process else ""
+
+
+@bp.route("/models")
+@requires("designer")
+def index():
+    with engine().sessions() as session:
+        rows = session.execute(select(ModelVersion.name, ModelVersion.version, ModelVersion.content_hash,
+                                      ModelVersion.created_at)
+                               .order_by(ModelVersion.name, ModelVersion.version.desc())).all()
+    try:
+        on_disk = scan(engine().settings.models_dir).models
+    except CatalogError:
+        on_disk = []
+    grouped: dict[str, list] = {}
+    for row in rows:
+        grouped.setdefault(row.name, []).append(row)
+    return render_template("models.html", grouped=grouped, undeployed=sorted(set(on_disk) - set(grouped)))
+
+
+@bp.route("/models/<name>/<int:number>")
+@requires("designer")
+def show(name: str, number: int):
+    with engine().sessions() as session:
+        row = load_version(session, name, number)
+        others = session.scalars(select(ModelVersion.version).where(ModelVersion.name == name)
+                                 .order_by(ModelVersion.version.desc())).all()
+    path = main_file(row)
+    return render_template("model.html", row=row, path=path, xml=row.files.get(path, ""), others=others)
+
+
+@bp.route("/models/<name>/<int:number>/files/<path:path>")
+@requires("designer")
+def download(name: str, number: int, path: str):
+    with engine().sessions() as session:
+        row = load_version(session, name, number)
+    if path not in row.files:
+        abort(404, f"no file {path} in {name} v{number}")
+    return Response(row.files[path], mimetype="application/octet-stream",
+                    headers={"Content-Disposition": f"attachment; filename={path.rsplit('/', 1)[-1]}"})
+
+
+@bp.route("/models/upload", methods=["GET", "POST"])
+@requires("designer")
+def upload():
+    if request.method == "GET":
+        return render_template("model_upload.html", result=None, xml="", lint_state={})
+    upload = request.files.get("bpmn")
+    if upload is None or not upload.filename:
+        return render_template("model_upload.html", result=model_store.StoreResult(problem="choose a .bpmn file"),
+                               xml="", lint_state={}), 400
+    content = upload.read()
+    result = model_store.store_upload(engine().sessions, engine().settings.models_dir, upload.filename, content)
+    xml = content.decode("utf-8", errors="replace")
+    lint_state = {"elements": {m.element: {"state": "error", "retries": 0}
+                               for m in result.messages if m.element and m.level == "error"}}
+    return render_template("model_upload.html", result=result, xml=xml, lint_state=lint_state), \
+        (200 if result.ok else 400)
+
+
+@bp.route("/models/<name>/<int:number>/edit")
+@requires("designer")
+def edit(name: str, number: int):
+    with engine().sessions() as session:
+        row = load_version(session, name, number)
+    path = main_file(row)
+    return render_template("model_edit.html", row=row, path=path, xml=row.files.get(path, ""))
+
+
+@bp.route("/models/<name>/<int:number>/save", methods=["POST"])
+@requires("designer")
+def save(name: str, number: int):
+    """Lint the edited diagram; store a new version when clean. Answers JSON for the modeler script."""
+    with engine().sessions() as session:
+        row = load_version(session, name, number)
+    result = model_store.store_edit(engine().sessions, row, request.form.get("path", ""), request.form.get("xml", ""))
+    payload = {"ok": result.ok, "problem": result.problem,
+               "messages": [{"level": m.level, "element": m.element, "line": m.line, "text": str(m)}
+                            for m in result.messages],
+               "stored": [{"model": m, "version": v, "created": c,
+                           "url": url_for("designer.show", name=m, number=v)} for m, v, c in result.stored]}
+    return jsonify(payload), (200 if result.ok else 400)
+
+
+@bp.route("/models/<name>/diff")
+@requires("designer")
+def diff(name: str):
+    a, b = request.args.get("a", type=int), request.args.get("b", type=int)
+    if a is None or b is None:
+        abort(400, "choose two versions (a and b)")
+    with engine().sessions() as session:
+        old, new = load_version(session, name, a), load_version(session, name, b)
+    path = main_file(new)
+    old_path = main_file(old)
+    try:
+        changes = model_diff.diff_files(path, old.files.get(old_path, ""), new.files.get(path, ""))
+    except model_diff.BpmnFileError as exc:
+        abort(400, str(exc))
+    files_changed = sorted(p for p in set(old.files) | set(new.files) if old.files.get(p) != new.files.get(p))
+    state = {"elements": {c.element_id: {"state": "added" if c.change == "added" else "changed", "retries": 0}
+                          for c in changes if c.change != "removed"}}
+    return render_template("model_diff.html", name=name, old=old, new=new, changes=changes,
+                           files_changed=files_changed, xml=new.files.get(path, ""), state=state)

@@ -1,0 +1,85 @@
+"""The auditor's figures for one instance: spans as a waterfall, the evidence report and the
+integrity check — the same functions the CLI's ``evidence`` and ``trace`` commands use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from scopeflow import __version__
+from scopeflow.engine.models import Instance, ModelVersion
+from scopeflow.engine.spanstore import load_chain
+from scopeflow.processes.catalog import evidence_path
+from scopeflow.spans.evidence import EvidenceReport, evaluate
+from scopeflow.spans.integrity import ChainReport, verify_chain
+from scopeflow.spans.otlp_json import to_otlp_json
+from scopeflow.spans.record import SpanRecord
+from scopeflow.spans.rules import RuleError, parse_rules
+
+
+@dataclass
+class WaterfallRow:
+    """One span placed on the instance's time axis (percentages of the whole run)."""
+
+    span: SpanRecord
+    depth: int
+    left_pct: float
+    width_pct: float
+
+
+def waterfall(spans: list[SpanRecord]) -> list[WaterfallRow]:
+    """Spans in start order, indented under their parents, positioned on one shared time axis."""
+    if not spans:
+        return []
+    start = min(s.start_ns for s in spans)
+    total = max(max(s.end_ns for s in spans) - start, 1)
+    parents = {s.span_id: s.parent_span_id for s in spans}
+    depth_cache: dict[str, int] = {}
+
+    def depth(span_id: str) -> int:
+        seen, current, level = set(), parents.get(span_id), 0
+        while current and current in parents and current not in seen:
+            if current in depth_cache:
+                level += depth_cache[current] + 1
+                break
+            seen.add(current)
+            level += 1
+            current = parents.get(current)
+        depth_cache[span_id] = level
+        return level
+
+    return [WaterfallRow(s, min(depth(s.span_id), 12), 100.0 * (s.start_ns - start) / total,
+                         max(0.2, 100.0 * s.duration_ns / total))
+            for s in sorted(spans, key=lambda s: (s.start_ns, s.seq))]
+
+
+def evidence_rules_text(session: Session, row: Instance) -> str:
+    """The ``*.evidence.toml`` stored with the instance's model version ('' when it has none)."""
+    from scopeflow.engine import versions
+
+    version = session.get(ModelVersion, row.model_version_id)
+    if version is None:
+        return ""
+    process = versions.load(version).catalog.processes.get(version.name)
+    return version.files.get(evidence_path(process.file), "") if process else ""
+
+
+def evidence(rules_text: str, spans: list[SpanRecord]) -> tuple[EvidenceReport | None, str]:
+    """(report, '') or (None, why) when the model has no rules or they do not parse."""
+    if not rules_text:
+        return None, "this model version has no evidence rules"
+    try:
+        rules = parse_rules(rules_text, "evidence rules")
+    except RuleError as exc:
+        return None, f"the evidence rules do not parse: {exc}"
+    return evaluate(rules, spans), ""
+
+
+def integrity(session: Session, instance_id: str) -> ChainReport:
+    return verify_chain(load_chain(session, instance_id), instance_id)
+
+
+def otlp_document(spans: list[SpanRecord]) -> dict[str, Any]:
+    return to_otlp_json(spans, {"service.name": "scopeflow", "service.version": __version__})

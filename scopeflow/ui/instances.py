@@ -1,0 +1,132 @@
+"""Instance list and instance page: diagram coloured by task state, timeline, human tasks, files,
+report, and the operator actions (retry an incident with edited data, cancel)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from scopeflow.engine.models import BLOCKED, ERROR, FINAL_STATUSES, Instance, ModelVersion
+from scopeflow.engine.queries import list_instances, list_tasks
+from scopeflow.engine.service import EngineError, NotFound
+from scopeflow.ui import run_view, workspace_files
+from scopeflow.ui.security import engine, requires
+
+bp = Blueprint("instances", __name__)
+
+VIEWERS = ("submitter", "operator", "reviewer", "auditor")
+PAGE_SIZE = 50
+STATUSES = ("running", "waiting", "completed", "blocked", "error", "cancelled")
+
+
+def load_instance(session, instance_id: str) -> Instance:
+    row = session.get(Instance, instance_id)
+    if row is None:
+        abort(404, f"unknown instance {instance_id}")
+    return row
+
+
+@bp.route("/instances")
+@requires(*VIEWERS)
+def index():
+    status = request.args.get("status") or None
+    model = request.args.get("model") or None
+    if status and status not in STATUSES:
+        abort(400, f"unknown status {status!r}")
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    with engine().sessions() as session:
+        rows, total = list_instances(session, status=status, model=model, limit=PAGE_SIZE,
+                                     offset=(page - 1) * PAGE_SIZE)
+        models = session.scalars(select(ModelVersion.name).distinct()).all()
+    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+    return render_template("instances.html", rows=rows, total=total, page=page, pages=pages,
+                           status=status or "", model=model or "", statuses=STATUSES, models=sorted(models))
+
+
+@bp.route("/instances/<instance_id>")
+@requires(*VIEWERS)
+def show(instance_id: str):
+    with engine().sessions() as session:
+        row = load_instance(session, instance_id)
+        xml = run_view.diagram_xml(session, row)
+        steps = run_view.timeline(session, row.id)
+        tasks = list_tasks(session, status=None, instance_id=row.id)
+        state = run_view.state_payload(session, row)
+    data = run_view.latest_data(row)
+    workspace = engine().workspace(row.id)
+    return render_template(
+        "instance.html", row=row, xml=xml, steps=steps, tasks=tasks, state=state,
+        release=run_view.unwrap(data.get("release"), "release"), report=run_view.report(workspace),
+        files=workspace_files.listing(workspace), retryable=row.status in (ERROR, BLOCKED),
+        cancellable=row.status not in FINAL_STATUSES,
+    )
+
+
+@bp.route("/instances/<instance_id>/state.json")
+@requires(*VIEWERS)
+def state(instance_id: str):
+    with engine().sessions() as session:
+        row = load_instance(session, instance_id)
+        payload = run_view.state_payload(session, row)
+        payload["timeline"] = [asdict(s) for s in run_view.timeline(session, row.id)]
+    return jsonify(payload)
+
+
+@bp.route("/instances/<instance_id>/workspace.zip")
+@requires(*VIEWERS)
+def download_workspace(instance_id: str):
+    with engine().sessions() as session:
+        load_instance(session, instance_id)
+    archive = workspace_files.zip_workspace(engine().workspace(instance_id))
+    return send_file(archive, mimetype="application/zip", as_attachment=True,
+                     download_name=f"scopeflow-{instance_id}.zip")
+
+
+@bp.route("/instances/<instance_id>/files/<path:relative>")
+@requires(*VIEWERS)
+def download_file(instance_id: str, relative: str):
+    with engine().sessions() as session:
+        load_instance(session, instance_id)
+    try:
+        path = workspace_files.confined(engine().workspace(instance_id), relative)
+    except workspace_files.OutsideWorkspace as exc:
+        abort(404, str(exc))
+    # Always an attachment of plain bytes: generated HTML must never render in our origin.
+    return send_file(path, mimetype="application/octet-stream", as_attachment=True, download_name=path.name)
+
+
+def _operator_action(instance_id: str, action):
+    try:
+        status = action()
+    except NotFound as exc:
+        abort(404, str(exc))
+    except EngineError as exc:
+        flash(f"refused: {exc}")
+    else:
+        flash(f"instance is now {status}")
+    return redirect(url_for("instances.show", instance_id=instance_id))
+
+
+@bp.route("/instances/<instance_id>/retry", methods=["POST"])
+@requires("operator")
+def retry(instance_id: str):
+    text = request.form.get("data", "").strip()
+    try:
+        data = json.loads(text) if text else {}
+    except json.JSONDecodeError as exc:
+        flash(f"refused: data is not valid JSON ({exc.msg} at line {exc.lineno})")
+        return redirect(url_for("instances.show", instance_id=instance_id))
+    if not isinstance(data, dict):
+        flash("refused: data must be a JSON object")
+        return redirect(url_for("instances.show", instance_id=instance_id))
+    return _operator_action(instance_id, lambda: engine().retry(instance_id, data, actor=current_user.name))
+
+
+@bp.route("/instances/<instance_id>/cancel", methods=["POST"])
+@requires("operator")
+def cancel(instance_id: str):
+    return _operator_action(instance_id, lambda: engine().cancel(instance_id, actor=current_user.name))

@@ -1,0 +1,87 @@
+"""Designer operations on models: lint an uploaded or edited .bpmn, and store it as a new version.
+
+Nothing is stored unless lint finds no error. An upload is linted together with the current
+models directory (written into a temporary catalog) so its called processes, forms and evidence
+rules resolve; an edit replaces one file of a stored version's bundle.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from scopeflow.engine import versions
+from scopeflow.engine.models import ModelVersion
+from scopeflow.processes.catalog import Catalog, catalog_from_files, scan
+from scopeflow.processes.lint import LintMessage, errors, lint_catalog
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}\.bpmn$")
+
+
+@dataclass
+class StoreResult:
+    """The lint messages, and the versions stored (empty when lint found errors)."""
+
+    messages: list[LintMessage] = field(default_factory=list)
+    stored: list[tuple[str, int, bool]] = field(default_factory=list)   # (model, version, created)
+    problem: str = ""                                                    # a refusal before lint
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem and not errors(self.messages)
+
+
+def _models_in(catalog: Catalog, rel: str) -> list[str]:
+    return sorted(pid for pid, info in catalog.processes.items() if info.file == rel and info.executable)
+
+
+def _lint_and_store(sessions: sessionmaker[Session], catalog: Catalog, rel: str) -> StoreResult:
+    models = _models_in(catalog, rel)
+    if rel in catalog.broken:
+        return StoreResult(problem=catalog.broken[rel])
+    if not models:
+        return StoreResult(problem=f"{rel} defines no executable process")
+    result = StoreResult(messages=lint_catalog(catalog, models))
+    if not result.ok:
+        return result
+    with sessions.begin() as session:
+        for model in models:
+            row, created = versions.deploy(session, catalog, model)
+            result.stored.append((model, row.version, created))
+    return result
+
+
+def store_upload(sessions: sessionmaker[Session], models_dir: Path, filename: str, content: bytes) -> StoreResult:
+    """Lint ``content`` as ``filename`` beside the current models; store new versions when clean."""
+    name = Path(filename or "").name
+    if not SAFE_NAME.match(name):
+        return StoreResult(problem="upload a .bpmn file (letters, digits, . _ - in its name)")
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return StoreResult(problem=f"{name} is not UTF-8 text")
+    with tempfile.TemporaryDirectory(prefix="scopeflow-upload-") as tmp:
+        root = Path(tmp) / "models"
+        if Path(models_dir).is_dir():
+            shutil.copytree(models_dir, root)
+        else:
+            root.mkdir()
+        (root / name).write_text(text, encoding="utf-8")
+        catalog = scan(root)
+        return _lint_and_store(sessions, catalog, name)
+
+
+def store_edit(sessions: sessionmaker[Session], version: ModelVersion, path: str, text: str) -> StoreResult:
+    """Replace ``path`` in ``version``'s bundle with ``text``; store a new version when lint is clean."""
+    if path not in version.files or not path.endswith(".bpmn"):
+        return StoreResult(problem=f"{path!r} is not a diagram of {version.name} v{version.version}")
+    files = {**version.files, path: text}
+    catalog = catalog_from_files(files)
+    if version.name not in _models_in(catalog, path) and path not in catalog.broken:
+        return StoreResult(problem=f"the edited file no longer defines the executable process {version.name!r}")
+    return _lint_and_store(sessions, catalog, path)

@@ -1,0 +1,152 @@
+"""What an instance page shows, computed from the store: element states, retries, the timeline,
+the diagram XML, the latest task data and the report file.
+
+Element states come from the spans (the evidence of record), the open human tasks, the timers and
+the incident — never from deserializing the workflow — so the 2-second poll stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from scopeflow.engine import versions
+from scopeflow.engine.models import HumanTask, Instance, ModelVersion, SpanRow, Timer
+from scopeflow.spans import semconv
+
+REPORT_FILES = ("DELIVERY.md", "BLOCKERS.md")
+
+
+@dataclass
+class ElementState:
+    """How one BPMN element stands: completed / active / error / waiting, plus its retry count."""
+
+    state: str
+    runs: int = 0
+    retries: int = 0
+    span_ids: list[str] | None = None
+
+
+@dataclass
+class Step:
+    """One task run on the timeline."""
+
+    span_id: str
+    element_id: str
+    name: str
+    start_ns: int
+    duration_ns: int
+    status: str
+    outcome: str
+    attempt: int
+
+
+def _task_span_rows(session: Session, instance_id: str) -> list[Any]:
+    return session.execute(
+        select(SpanRow.span_id, SpanRow.bpmn_element_id, SpanRow.name, SpanRow.start_ns, SpanRow.end_ns,
+               SpanRow.status, SpanRow.attributes, SpanRow.events)
+        .where(SpanRow.instance_id == instance_id, SpanRow.bpmn_element_id.is_not(None))
+        .order_by(SpanRow.seq)
+    ).all()
+
+
+def _retries(attributes: dict[str, Any], events: list[Any]) -> int:
+    from_events = sum(1 for e in events or [] if e.get("name") == "retry")
+    attempt = attributes.get(semconv.TASK_ATTEMPT)
+    from_attempt = attempt - 1 if isinstance(attempt, int) and attempt > 1 else 0
+    return max(from_events, from_attempt)
+
+
+def element_states(session: Session, row: Instance) -> dict[str, ElementState]:
+    """bpmn element id → state, from task spans, open human tasks, timers and the incident."""
+    states: dict[str, ElementState] = {}
+    for span in _task_span_rows(session, row.id):
+        if span.attributes.get(semconv.SPAN_TYPE, semconv.SPAN_TYPE_TASK) != semconv.SPAN_TYPE_TASK:
+            continue
+        entry = states.setdefault(span.bpmn_element_id, ElementState("completed", span_ids=[]))
+        entry.runs += 1
+        entry.retries += _retries(span.attributes, span.events)
+        entry.span_ids.append(span.span_id)
+        entry.state = "error" if span.status == "ERROR" else "completed"
+    open_tasks = session.scalars(select(HumanTask.bpmn_id).where(HumanTask.instance_id == row.id,
+                                                                 HumanTask.status == "open")).all()
+    for bpmn_id in open_tasks:
+        states.setdefault(bpmn_id, ElementState("active", span_ids=[])).state = "active"
+    for bpmn_id in session.scalars(select(Timer.bpmn_id).where(Timer.instance_id == row.id)).all():
+        states.setdefault(bpmn_id, ElementState("waiting", span_ids=[])).state = "waiting"
+    if row.incident and row.incident.get("bpmn_id"):
+        states.setdefault(row.incident["bpmn_id"], ElementState("error", span_ids=[])).state = "error"
+    return states
+
+
+def timeline(session: Session, instance_id: str) -> list[Step]:
+    """Task runs in start order (advance and handler spans are left to the trace view)."""
+    steps = []
+    for span in _task_span_rows(session, instance_id):
+        if span.attributes.get(semconv.SPAN_TYPE, semconv.SPAN_TYPE_TASK) != semconv.SPAN_TYPE_TASK:
+            continue
+        attempt = span.attributes.get(semconv.TASK_ATTEMPT, 1)
+        steps.append(Step(span.span_id, span.bpmn_element_id, span.name, span.start_ns,
+                          span.end_ns - span.start_ns, span.status,
+                          str(span.attributes.get(semconv.TASK_OUTCOME, "")), attempt if isinstance(attempt, int) else 1))
+    return steps
+
+
+def state_payload(session: Session, row: Instance) -> dict[str, Any]:
+    """The JSON the instance page polls: status, progress, mode, element states, timeline size."""
+    states = element_states(session, row)
+    return {
+        "id": row.id, "status": row.status, "progress": row.progress, "mode": row.mode,
+        "incident": row.incident.get("message") if row.incident else None,
+        "elements": {k: asdict(v) for k, v in states.items()},
+        "steps": len(timeline(session, row.id)),
+        "final": row.status in ("completed", "blocked", "cancelled"),
+    }
+
+
+def diagram_xml(session: Session, row: Instance) -> str:
+    """The BPMN XML of the model version the instance runs (from the stored bundle)."""
+    version = session.get(ModelVersion, row.model_version_id)
+    return version_diagram(version)
+
+
+def version_diagram(version: ModelVersion | None) -> str:
+    if version is None:
+        return ""
+    loaded = versions.load(version)
+    process = loaded.catalog.processes.get(version.name)
+    return version.files.get(process.file, "") if process else ""
+
+
+def latest_data(row: Instance, spiff_task_id: str | None = None) -> dict[str, Any]:
+    """The data of a task (by Spiff id) or of the workflow's last task; {} when the state is unreadable."""
+    from uuid import UUID
+
+    from scopeflow.engine.spiff import deserialize
+
+    try:
+        workflow = deserialize(row.state)
+        task = workflow.get_task_from_id(UUID(spiff_task_id)) if spiff_task_id else workflow.last_task
+    except Exception:  # a broken state row shows up as the instance's incident; the page stays usable
+        return {}
+    return dict(task.data) if task is not None else {}
+
+
+def unwrap(value: Any, key: str) -> dict[str, Any]:
+    """Operators return ``{key: {...}}`` into a variable of the same name; give the inner object."""
+    if isinstance(value, dict) and isinstance(value.get(key), dict):
+        return value[key]
+    return value if isinstance(value, dict) else {}
+
+
+def report(workspace: Path) -> tuple[str, str] | None:
+    """(file name, markdown text) of DELIVERY.md or BLOCKERS.md in the workspace, if written."""
+    for name in REPORT_FILES:
+        path = workspace / name
+        if path.is_file():
+            return name, path.read_text(encoding="utf-8", errors="replace")
+    return None

@@ -1,0 +1,144 @@
+"""The inbox: open human tasks for my roles, claim/unclaim, and the task page with its form.
+
+A task's lane decides its role (HumanTask.role): only an operator sees credential tasks, only a
+reviewer completes a review (admin may do all). Completing goes through ``Engine.complete_task``,
+which validates again and sends ``x-secret`` values straight to the secret store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from scopeflow.engine.models import AuditEvent, HumanTask, Instance
+from scopeflow.engine.queries import list_tasks
+from scopeflow.engine.service import EngineError, NotFound
+from scopeflow.ui import run_view, schema_form
+from scopeflow.ui.security import engine, requires
+
+bp = Blueprint("tasks", __name__)
+
+WORKERS = ("submitter", "operator", "reviewer")
+
+
+def my_roles() -> list[str] | None:
+    """The roles whose tasks I see; None means every role (admin)."""
+    return None if current_user.has_role("admin") else list(current_user.roles)
+
+
+def load_task(session, task_id: str) -> HumanTask:
+    row = session.get(HumanTask, task_id)
+    if row is None:
+        abort(404, f"unknown task {task_id}")
+    if not current_user.has_role(row.role):
+        abort(403)
+    return row
+
+
+@bp.route("/tasks")
+@requires(*WORKERS)
+def inbox():
+    show = request.args.get("show", "open")
+    with engine().sessions() as session:
+        roles = my_roles()
+        tasks = list_tasks(session, status="completed" if show == "completed" else "open",
+                           roles=roles, limit=200)
+        if show == "mine":
+            tasks = [t for t in tasks if t["assignee"] == current_user.name]
+        elif show == "unassigned":
+            tasks = [t for t in tasks if not t["assignee"]]
+        titles = dict(session.execute(select(Instance.id, Instance.title)
+                                      .where(Instance.id.in_({t["instance_id"] for t in tasks}))).all())
+    return render_template("inbox.html", tasks=tasks, titles=titles, show=show)
+
+
+def _claim(task_id: str, assignee: str | None) -> Any:
+    with engine().sessions.begin() as session:
+        row = load_task(session, task_id)
+        if row.status != "open":
+            flash(f"task is {row.status}")
+        elif assignee and row.assignee and row.assignee != assignee:
+            flash(f"already claimed by {row.assignee}")
+        elif not assignee and row.assignee not in (None, current_user.name) and not current_user.has_role("admin"):
+            flash(f"only {row.assignee} or an admin can unclaim this task")
+        else:
+            row.assignee = assignee
+            session.add(AuditEvent(actor=current_user.name, action="task.claim" if assignee else "task.unclaim",
+                                   target=row.id, instance_id=row.instance_id))
+    return redirect(request.form.get("back") or url_for("tasks.show", task_id=task_id))
+
+
+@bp.route("/tasks/<task_id>/claim", methods=["POST"])
+@requires(*WORKERS)
+def claim(task_id: str):
+    return _claim(task_id, current_user.name)
+
+
+@bp.route("/tasks/<task_id>/unclaim", methods=["POST"])
+@requires(*WORKERS)
+def unclaim(task_id: str):
+    return _claim(task_id, None)
+
+
+def decision_context(data: dict[str, Any]) -> dict[str, Any]:
+    """What a person needs to decide: spec summary, open questions, plan, check results, review."""
+    spec = run_view.unwrap(data.get("spec"), "spec")
+    analysis = run_view.unwrap(data.get("analysis"), "analysis")
+    plan = run_view.unwrap(data.get("plan"), "plan")
+    verification = run_view.unwrap(data.get("verification"), "verification")
+    review = run_view.unwrap(data.get("review"), "review")
+    checks = verification.get("checks") if isinstance(verification.get("checks"), dict) else {}
+    return {
+        "spec": spec or run_view.unwrap(analysis.get("spec"), "spec"),
+        "questions": [q for q in (spec.get("questions") or analysis.get("questions") or []) if isinstance(q, dict)],
+        "plan_tasks": [t for t in plan.get("tasks") or [] if isinstance(t, dict)],
+        "plan_notes": plan.get("notes") or [],
+        "checks": {k: v for k, v in checks.items() if isinstance(v, int | float | str)},
+        "review": review,
+    }
+
+
+def _map_keys(context: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Row names to propose: question ids for answer maps, credential names for secret maps."""
+    questions = {str(q.get("id")): str(q.get("default", "")) for q in context["questions"] if q.get("id")}
+    credentials = {name: "" for i in context["spec"].get("integrations") or [] if isinstance(i, dict)
+                   for name in i.get("credentials") or []}
+    return {"answers": questions, "values": credentials}
+
+
+def _render(row: HumanTask, instance: Instance, values: dict[str, Any], errors: dict[str, str], status: int = 200):
+    context = decision_context(run_view.latest_data(instance, row.spiff_task_id))
+    fields = schema_form.build_fields(row.form_schema or {}, values, _map_keys(context))
+    for item in fields:
+        item.error = errors.get(item.name, "")
+    return render_template("task.html", task=row, instance=instance, fields=fields, context=context,
+                           form_error=errors.get("(form)", "")), status
+
+
+@bp.route("/tasks/<task_id>", methods=["GET", "POST"])
+@requires(*WORKERS)
+def show(task_id: str):
+    with engine().sessions() as session:
+        row = load_task(session, task_id)
+        instance = session.get(Instance, row.instance_id)
+    if request.method == "GET":
+        return _render(row, instance, {}, {})
+    if row.status != "open":
+        flash(f"task is already {row.status}")
+        return redirect(url_for("instances.show", instance_id=row.instance_id))
+    if row.assignee and row.assignee != current_user.name and not current_user.has_role("admin"):
+        abort(403, f"claimed by {row.assignee}")
+    data, errors = schema_form.parse_form(row.form_schema or {}, request.form)
+    if errors:
+        return _render(row, instance, schema_form.safe_echo(row.form_schema or {}, data), errors, 400)
+    try:
+        status = engine().complete_task(row.id, data, actor=current_user.name)
+    except NotFound as exc:
+        abort(404, str(exc))
+    except EngineError as exc:
+        return _render(row, instance, schema_form.safe_echo(row.form_schema or {}, data), {"(form)": str(exc)}, 400)
+    flash(f"'{row.name}' completed; the instance is now {status}")
+    return redirect(url_for("instances.show", instance_id=row.instance_id))

@@ -1,0 +1,50 @@
+"""Shared pieces of the web UI tests: an app over a fresh store, users per role, signing in with
+the CSRF token the login page hands out. (No tests here; the helpers are imported by test_ui_*.)"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import make_settings
+
+from scopeflow.engine.models import ROLES
+
+PASSWORD = "correct horse battery"
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = TOKEN.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def csrf(client, url: str = "/login") -> str:
+    return csrf_from(client.get(url).get_data(as_text=True))
+
+
+def login(client, name: str, password: str = PASSWORD):
+    return client.post("/login", data={"name": name, "password": password, "csrf_token": csrf(client)})
+
+
+def make_ui(tmp_path: Path, models_dir: Path | None = None):
+    """(app, engine) over a fresh SQLite store, with one user per role named after it."""
+    from scopeflow.engine.service import Engine
+    from scopeflow.ui import create_app
+    from scopeflow.ui.accounts import create_user
+
+    kwargs = {"models_dir": models_dir} if models_dir else {}
+    engine = Engine(make_settings(tmp_path / "home", **kwargs))
+    for role in ROLES:
+        create_user(engine.sessions, role, [role], PASSWORD)
+    app = create_app(engine=engine)
+    app.config["TESTING"] = True
+    return app, engine
+
+
+def signed_in(app, name: str):
+    client = app.test_client()
+    response = login(client, name)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
