@@ -285,6 +285,13 @@ def build_task(ctx: TaskContext, spec: dict[str, Any], plan: dict[str, Any], tas
         task = parsed_plan.task(task_id)
     except KeyError:
         raise TaskFailure(DESIGN_FLAW, f"build_task: the plan has no task {task_id!r}", {}) from None
+    # -- LLM author (plan tasks with author="llm"): the model writes them; templates never do
+    if task.author == "llm":
+        from scopeflow.handlers import llm_agents
+
+        return llm_agents.build_llm_task(ctx, llm_agents.settings_from_env(), parsed_spec, parsed_plan, task,
+                                         feedback)
+    # -- end of the LLM author
     targets = {path: safe_target(ctx.workspace, path) for path in task.files}
     with ctx.span("scopeflow.build.render", **{"scopeflow.build.task": task.id}) as span:
         rendered = render_task(parsed_spec, parsed_plan, task)

@@ -320,6 +320,12 @@ def plan_build(ctx: TaskContext, spec: dict[str, Any], feedback: str | None = No
         raise TaskFailure(DESIGN_FLAW, f"plan_build: spec is malformed: {exc}", {}) from None
     with ctx.span("scopeflow.plan", entities=len(parsed.entities)) as span:
         plan = make_plan(parsed, feedback)
+        # -- LLM planning (only with SCOPEFLOW_LLM_BASE_URL set): the LLM builds what no template does
+        from scopeflow.handlers import llm_agents
+
+        if llm_agents.settings_from_env() is not None:
+            plan = llm_agents.plan_llm_features(plan, parsed)
+        # -- end of LLM planning
         buildable = [t for t in plan.tasks if t.buildable]
         order = topological_order(plan, buildable)
         span.set(**{"scopeflow.plan.tasks": len(plan.tasks)})

@@ -163,4 +163,16 @@ def review_changes(ctx: TaskContext, spec: dict[str, Any], plan: dict[str, Any],
         raise TaskFailure(DESIGN_FLAW, f"review_changes: spec or plan is malformed: {exc}", {}) from None
     review = make_review(parsed_spec, parsed_plan, checks)
     ctx.record({"scopeflow.review.confidence": review.confidence})
+    # -- LLM reviewer (only with SCOPEFLOW_LLM_BASE_URL set): the rationale is the model's words
+    from scopeflow.handlers import llm_agents
+
+    settings = llm_agents.settings_from_env()
+    if settings is not None:
+        written = llm_agents.llm_written_files(parsed_plan)
+        if written:
+            review.risks.append("written by an LLM, not by templates: " + ", ".join(f["path"] for f in written))
+        rationale = llm_agents.review_rationale(ctx, settings, parsed_spec, parsed_plan, review.to_data())
+        ctx.record({"scopeflow.review.rationale_author": llm_agents.LLM_AUTHOR})
+        return {"review": review.to_data(), "rationale": rationale}
+    # -- end of the LLM reviewer
     return {"review": review.to_data()}

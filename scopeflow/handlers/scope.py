@@ -895,6 +895,14 @@ def analyze_scope(ctx: TaskContext, scope: str) -> dict[str, Any]:
     except ScopeError as exc:
         raise TaskFailure(DESIGN_FLAW, str(exc), {"scope_chars": len(scope) if isinstance(scope, str) else 0}) \
             from None
+    # -- LLM analyst (only with SCOPEFLOW_LLM_BASE_URL set): reads prose the parser could not structure
+    from scopeflow.handlers import llm_agents
+
+    settings = llm_agents.settings_from_env()
+    if settings is not None and llm_agents.needs_llm_analysis(spec):
+        spec = llm_agents.analyze_with_llm(ctx, settings, scope, spec)
+        ctx.record({"scopeflow.spec.author": llm_agents.LLM_AUTHOR})
+    # -- end of the LLM analyst
     ctx.record({
         "scopeflow.spec.entities": len(spec.entities),
         "scopeflow.spec.fields": sum(len(e.fields) for e in spec.entities),
