@@ -1,0 +1,123 @@
+"""Every route × every role: who gets 200 (or the route's success code), who gets 403, and what
+an anonymous visitor gets (pages: redirect to sign-in; API: 401)."""
+
+from __future__ import annotations
+
+import pytest
+from test_ui_support import csrf, make_ui, signed_in
+
+from scopeflow.engine.models import ROLES
+from scopeflow.engine.queries import list_tasks
+
+VIEWERS = {"submitter", "operator", "reviewer", "auditor"}
+AUDITORS = {"auditor", "operator"}
+WORKERS = {"submitter", "operator", "reviewer"}
+EVERYONE = set(ROLES)
+
+# (url, roles allowed, code for an allowed role)
+GET_MATRIX = [
+    ("/instances", VIEWERS, 200),
+    ("/instances/{iid}", VIEWERS, 200),
+    ("/instances/{iid}/state.json", VIEWERS, 200),
+    ("/instances/{iid}/workspace.zip", VIEWERS, 200),
+    ("/instances/{iid}/files/missing.txt", VIEWERS, 404),
+    ("/instances/{iid}/trace", AUDITORS, 200),
+    ("/instances/{iid}/trace/otlp.json", AUDITORS, 200),
+    ("/instances/{iid}/evidence.json", AUDITORS, 200),
+    ("/tasks", WORKERS, 200),
+    ("/tasks/{tid}", {"reviewer"}, 200),
+    ("/submit", {"submitter"}, 200),
+    ("/models", {"designer"}, 200),
+    ("/models/approval/1", {"designer"}, 200),
+    ("/models/approval/1/edit", {"designer"}, 200),
+    ("/models/approval/1/files/examples/approval.bpmn", {"designer"}, 200),
+    ("/models/approval/diff?a=1&b=1", {"designer"}, 200),
+    ("/models/upload", {"designer"}, 200),
+    ("/account", EVERYONE, 200),
+    ("/api/v1/instances", VIEWERS, 200),
+    ("/api/v1/instances/{iid}", VIEWERS, 200),
+    ("/api/v1/instances/{iid}/spans", AUDITORS, 200),
+    ("/api/v1/instances/{iid}/evidence", AUDITORS, 200),
+    ("/api/v1/tasks", WORKERS, 200),
+    ("/api/v1/tasks/{tid}", {"reviewer"}, 200),
+    ("/api/v1/models", {"designer"}, 200),
+]
+
+# POSTs a wrong role must not get through (checked before any work is done).
+POST_MATRIX = [
+    ("/submit", {"submitter"}),
+    ("/submit/preview", {"submitter"}),
+    ("/instances/{iid}/retry", {"operator"}),
+    ("/instances/{iid}/cancel", {"operator"}),
+    ("/tasks/{tid}", {"reviewer"}),
+    ("/tasks/{tid}/claim", {"reviewer"}),
+    ("/tasks/{tid}/unclaim", {"reviewer"}),
+    ("/models/upload", {"designer"}),
+    ("/models/approval/1/save", {"designer"}),
+]
+
+PUBLIC = {"/login", "/logout", "/api/v1/openapi.json", "/static/<path:filename>", "/"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    app, engine = make_ui(tmp_path_factory.mktemp("routes"))
+    iid = engine.start("approval", {"requester": "alice"}, actor="submitter", title="Approve it")
+    with engine.sessions() as session:
+        tid = list_tasks(session, instance_id=iid)[0]["id"]
+    clients = {role: signed_in(app, role) for role in ROLES}
+    return app, clients, {"iid": iid, "tid": tid}
+
+
+@pytest.mark.parametrize("url,allowed,ok", GET_MATRIX, ids=[u for u, _a, _o in GET_MATRIX])
+def test_get_route_by_role(world, url, allowed, ok):
+    app, clients, ids = world
+    target = url.format(**ids)
+    for role in ROLES:
+        expected = ok if role in allowed or role == "admin" else 403
+        got = clients[role].get(target).status_code
+        assert got == expected, f"{role} GET {target}: {got}, expected {expected}"
+    anonymous = app.test_client().get(target).status_code
+    assert anonymous == (401 if target.startswith("/api/") or target.endswith(".json") else 302)
+
+
+@pytest.mark.parametrize("url,allowed", POST_MATRIX, ids=[u for u, _a in POST_MATRIX])
+def test_post_route_refuses_other_roles(world, url, allowed):
+    _app, clients, ids = world
+    target = url.format(**ids)
+    for role in ROLES:
+        if role in allowed or role == "admin":
+            continue
+        client = clients[role]
+        got = client.post(target, data={"csrf_token": csrf(client, "/account")}).status_code
+        assert got == 403, f"{role} POST {target}: {got}, expected 403"
+
+
+def test_every_route_is_in_the_matrix(world):
+    app, _clients, _ids = world
+    covered = {u.split("?")[0] for u, _a, _o in GET_MATRIX} | {u for u, _a in POST_MATRIX}
+    normalised = set()
+    for rule in app.url_map.iter_rules():
+        path = (str(rule).replace("<instance_id>", "{iid}").replace("<task_id>", "{tid}")
+                .replace("<name>", "approval").replace("<int:number>", "1"))
+        normalised.add(path)
+    dynamic = {"/instances/{iid}/files/<path:relative>", "/models/approval/1/files/<path:path>",
+               "/api/v1/tasks/{tid}/complete"}
+    missing = normalised - covered - PUBLIC - dynamic
+    assert not missing, f"routes without a role expectation: {sorted(missing)}"
+
+
+def test_unknown_ids_are_404_pages_and_json_for_the_api(world):
+    _app, clients, _ids = world
+    page = clients["admin"].get("/instances/nope")
+    assert page.status_code == 404 and "unknown instance nope" in page.get_data(as_text=True)
+    api = clients["admin"].get("/api/v1/instances/nope")
+    assert api.status_code == 404 and api.get_json() == {"error": "unknown instance nope"}
+    assert clients["admin"].get("/tasks/nope").status_code == 404
+    assert clients["admin"].get("/models/approval/99").status_code == 404
+
+
+def test_forbidden_api_answer_is_json(world):
+    _app, clients, ids = world
+    response = clients["designer"].get(f"/api/v1/instances/{ids['iid']}")
+    assert response.status_code == 403 and response.get_json()["error"]
