@@ -279,7 +279,7 @@ def test_with_an_llm_the_planner_makes_unbuilt_features_llm_tasks(llm_env, ctx):
     assert (task.kind, task.author, task.buildable, task.reason) == ("llm_feature", "llm", True, "")
     assert task.files == [EXT_MODULE, EXT_TESTS]
     assert task.depends_on == ["app-core", "entity-plants"]      # the entity the feature names
-    assert result["unbuildable"] == [] and result["build_order"][-1] == "feature-2"
+    assert result["unbuildable"] == [] and "feature-2" in result["build_order"]
     assert llm_agents.llm_written_files(result["plan"]) == [
         {"task_id": "feature-2", "title": "Reminders for thirsty plants", "path": EXT_MODULE},
         {"task_id": "feature-2", "title": "Reminders for thirsty plants", "path": EXT_TESTS},
