@@ -270,6 +270,11 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _quiet_spiff(record: logging.LogRecord) -> bool:
+    """Drop SpiffWorkflow's per-task INFO lines (one per state change) from the worker log."""
+    return record.levelno >= logging.WARNING or not record.name.startswith("spiff")
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m scopeflow.engine.workers [--concurrency N] [--once] [--poll S]`` (settings from env)."""
     parser = argparse.ArgumentParser(prog="python -m scopeflow.engine.workers", description=__doc__.splitlines()[0])
@@ -278,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between polls when idle")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.root.handlers:
+        handler.addFilter(_quiet_spiff)
     try:
         tally = run_worker(load_settings(), args.concurrency, args.once, poll_s=args.poll,
                            report=lambda i, s: print(f"{i}: {s}", flush=True) if args.once else None)
