@@ -59,10 +59,16 @@ def genesis(instance_id: str) -> str:
     return hashlib.sha256(f"scopeflow:{instance_id}".encode()).hexdigest()
 
 
+_HASHED_FIELDS = tuple(f.name for f in dataclasses.fields(SpanRecord) if f.name != "seq")
+
+
 def canonical_json(span: SpanRecord) -> str:
     """The exact text that :func:`content_hash` hashes (every field but ``seq``)."""
-    data = dataclasses.asdict(span)
-    del data["seq"]
+    data = {name: getattr(span, name) for name in _HASHED_FIELDS}
+    # Same shape as dataclasses.asdict, without its deep copy (this runs for every stored span).
+    data["events"] = [{"name": e.name, "time_ns": e.time_ns, "attributes": e.attributes} for e in span.events]
+    data["links"] = [{"trace_id": lk.trace_id, "span_id": lk.span_id, "attributes": lk.attributes}
+                     for lk in span.links]
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_reject)
 
 
