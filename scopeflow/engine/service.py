@@ -30,7 +30,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from scopeflow.config import Settings
@@ -51,6 +51,7 @@ from scopeflow.engine.models import (
     ModelVersion,
     SpanRow,
     Timer,
+    new_id,
     utcnow,
 )
 from scopeflow.engine.runner import RunIdentity, Runner, incident_from
@@ -96,6 +97,7 @@ class _Work:
     runner: Runner
     carrier: dict[str, str]
     had_open_tasks: bool = True         # False only for a fresh instance (nothing to close yet)
+    had_waits: bool = True              # likewise for timer and message-subscription rows
 
 
 class Engine:
@@ -203,22 +205,22 @@ class Engine:
         except CatalogError as exc:
             raise NotFound(str(exc)) from None
         now = utcnow()
+        instance_id = new_id()
         with self.sessions.begin() as session:
             row = versions.latest_version(session, model)
             loaded = versions.load(row)
             start_data = self._start_data(loaded, data or {})
             workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs)
             workflow.get_next_task(state=TaskState.READY).data.update(start_data)
-            instance = Instance(model_name=model, model_version_id=row.id, model_version=row.version,
-                                status=RUNNING, title=(title or model)[:300], state=serialize(workflow),
-                                needs_advance=True, created_by=actor,
-                                lock_owner=self.worker_id if advance else None,
-                                lock_expires_at=now + timedelta(seconds=self.settings.lock_lease_s) if advance else None)
-            session.add(instance)
-            session.flush()
-            session.add(AuditEvent(actor=actor, action="instance.start", target=instance.id,
-                                   instance_id=instance.id, details={"model": model, "version": row.version}))
-            instance_id = instance.id
+            session.execute(insert(Instance).values(
+                id=instance_id, model_name=model, model_version_id=row.id, model_version=row.version,
+                status=RUNNING, title=(title or model)[:300], state=serialize(workflow), needs_advance=True,
+                created_by=actor, created_at=now, updated_at=now,
+                lock_owner=self.worker_id if advance else None,
+                lock_expires_at=now + timedelta(seconds=self.settings.lock_lease_s) if advance else None))
+            session.execute(insert(AuditEvent).values(
+                actor=actor, action="instance.start", target=instance_id, instance_id=instance_id, at=now,
+                details={"model": model, "version": row.version}))
         self.workspace(instance_id).mkdir(parents=True, exist_ok=True)
         if advance:
             with self._work(instance_id, fresh=(workflow, 1, loaded)) as work:
@@ -296,7 +298,8 @@ class Engine:
                         chain_head=lambda: self.chain_head(instance_id),
                         checkpoint_threshold_s=self.settings.checkpoint_threshold_s,
                         redact=self._redactor())
-        work = _Work(instance_id, row_version, loaded, workflow, runner, carrier, had_open_tasks=had_tasks)
+        work = _Work(instance_id, row_version, loaded, workflow, runner, carrier, had_open_tasks=had_tasks,
+                     had_waits=had_tasks)
         runner.on_checkpoint = lambda: self._checkpoint(work, final=False)
         return work
 
@@ -350,8 +353,9 @@ class Engine:
         return RUNNING if snapshot.ready_automatic else WAITING
 
     def _sync_waits(self, session: Session, work: _Work, now: datetime) -> datetime | None:
-        session.execute(delete(Timer).where(Timer.instance_id == work.instance_id))
-        session.execute(delete(MessageSubscription).where(MessageSubscription.instance_id == work.instance_id))
+        if work.had_waits:
+            session.execute(delete(Timer).where(Timer.instance_id == work.instance_id))
+            session.execute(delete(MessageSubscription).where(MessageSubscription.instance_id == work.instance_id))
         earliest = None
         for task in list(work.workflow.event_manager.tasks.values()):
             definition = task.task_spec.event_definition
@@ -367,6 +371,9 @@ class Engine:
                 session.add(MessageSubscription(instance_id=work.instance_id, bpmn_id=task.task_spec.bpmn_id,
                                                 message_name=definition.name,
                                                 correlation_key=None if key is None else str(key)))
+                work.had_waits = True
+        if earliest is not None:
+            work.had_waits = True
         return earliest
 
     def _sync_human_tasks(self, session: Session, work: _Work, status: str, snapshot: _Snapshot) -> None:
