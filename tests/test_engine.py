@@ -222,3 +222,15 @@ def test_models_are_versioned_by_content_and_instances_keep_theirs(tmp_path):
     (models / "versioned.bpmn").write_text(linear_process("versioned", [("a", "noop", {}), ("b", "noop", {})]))
     second = engine.start("versioned", {})
     assert (status_of(engine, first).model_version, status_of(engine, second).model_version) == (1, 2)
+
+
+def test_each_advance_is_a_new_trace_linked_to_the_previous_one(engine):
+    instance_id = engine.start("approval", {"requester": "ann"})
+    [task] = open_tasks(engine, instance_id)
+    engine.complete_task(task.id, {"decision": "approve"}, actor="rita")
+    advances = [s for s in spans_of(engine, instance_id) if s.attributes.get("scopeflow.span.type") == "advance"]
+    assert len(advances) == 2
+    first, second = sorted(advances, key=lambda s: s.start_ns)
+    assert first.trace_id != second.trace_id
+    assert [(link.trace_id, link.span_id) for link in second.links] == [(first.trace_id, first.span_id)]
+    assert second.links[0].attributes == {"scopeflow.link.reason": "resume"}
