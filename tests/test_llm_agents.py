@@ -159,6 +159,14 @@ def test_unreadable_llm_settings_are_a_configuration_failure(llm_env, monkeypatc
     assert caught.value.kind == CONFIGURATION and "http(s)" in caught.value.message
 
 
+def test_other_llm_variables_are_not_read_without_a_base_url(llm_env, monkeypatch):
+    monkeypatch.setenv("SCOPEFLOW_LLM_TIMEOUT", "soon")
+    assert llm_agents.settings_from_env() is None
+    monkeypatch.setenv("SCOPEFLOW_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    with pytest.raises(TaskFailure, match="SCOPEFLOW_LLM_TIMEOUT must be a number"):
+        llm_agents.settings_from_env()
+
+
 def test_the_spend_is_summed_from_the_gen_ai_spans_only(llm_env, ctx, monkeypatch):
     with FakeLlmServer() as server:
         llm_env(server, MAX_TOKENS_PER_INSTANCE="5000")

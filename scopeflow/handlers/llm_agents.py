@@ -60,7 +60,7 @@ from scopeflow.handlers.scope import (  # noqa: I001 - grouped apart: private he
     _wants_login,
     score,
 )
-from scopeflow.handlers.spec import FIELD_TYPES, Entity, Spec
+from scopeflow.handlers.spec import FIELD_TYPES, Entity, Feature, Spec
 
 LLM_AUTHOR = "llm"
 LLM_TASK_KIND = "llm_feature"
@@ -80,8 +80,11 @@ SELF_CHECK_TIMEOUT_S = 120.0
 def settings_from_env() -> LlmSettings | None:
     """The LLM settings when an endpoint is configured, else None (the agents stay offline).
 
-    Unreadable ``SCOPEFLOW_LLM_*`` values are a ``configuration`` failure with the variable's problem.
+    Without a base URL nothing else is read, so a stray ``SCOPEFLOW_LLM_*`` value cannot disturb
+    the offline agents; with one, unreadable values are a ``configuration`` failure naming the problem.
     """
+    if not os.environ.get("SCOPEFLOW_LLM_BASE_URL", "").strip():
+        return None
     try:
         settings = LlmSettings.from_env(os.environ)
     except ValueError as exc:
@@ -314,7 +317,7 @@ def plan_llm_features(plan: Plan, spec: Spec) -> Plan:
     return planned
 
 
-def _feature_of(task: PlanTask, spec: Spec) -> Any:
+def _feature_of(task: PlanTask, spec: Spec) -> Feature | None:
     """The spec feature behind an unbuildable ``feature-<n>`` task (numbered from 1), else None."""
     if task.buildable or not task.id.startswith("feature-"):
         return None
