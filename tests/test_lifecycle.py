@@ -167,3 +167,18 @@ def test_cli_submit_reports_json_and_exit_codes(tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: scope is empty"
     assert "Traceback" not in proc.stderr
+
+
+def test_a_build_blocked_from_outside_ends_with_a_blocker_plan(engine, monkeypatch):
+    from scopeflow.handlers.failures import TaskFailure
+
+    def blocked(ctx, **params):
+        raise TaskFailure("external_blocker", "LLM budget exceeded: 120 tokens spent, cap 100", {"spent": 120})
+
+    original = registry.get("build_task")
+    monkeypatch.setitem(registry._REGISTRY, "build_task", registry.Operator(
+        name="build_task", fn=blocked, retry=original.retry))
+    result = run(engine, "simple-bookshelf.md")
+    assert result.status == "blocked"
+    text = Path(result.report).read_text(encoding="utf-8")
+    assert "budget exceeded" in text and "execution" in text
