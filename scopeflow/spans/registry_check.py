@@ -7,6 +7,12 @@ attribute with a value of the wrong type, and a span kind other than the group's
 ``scopeflow.span.type`` (other libraries' spans) are not checked. :func:`undeclared_attributes`
 lists ``scopeflow.*`` keys the registry does not declare (what Weaver's live-check would flag).
 
+An attribute of Weaver's template type (``type: template[string]``, ``template[any]``, …) declares a
+family of keys: its id is a prefix, and ``<id>.<suffix>`` is declared by it and type-checked against
+its inner type (``scopeflow.human.data`` declares ``scopeflow.human.data.review_decision.decision``).
+The bare template id is not itself a declared key. A template ref marked ``required`` in a span
+group is met by any key the template declares (a key with its own entry belongs to that entry).
+
 References (``ref:``) to ids outside ``scopeflow.*`` point at the OpenTelemetry registry (``gen_ai.*``)
 and are accepted unresolved; an unresolved ``scopeflow.*`` reference is a :class:`RegistryError`.
 """
@@ -27,6 +33,10 @@ DEFAULT_REGISTRY = Path(__file__).parent / "registry" / "scopeflow.yaml"
 SPAN_GROUP_PREFIX = "span.scopeflow."
 OWN_PREFIX = "scopeflow."
 SPAN_KINDS = ("internal", "server", "client", "producer", "consumer")
+SCALAR_TYPES = ("string", "int", "double", "boolean")
+# Weaver's simple types: the scalars, their arrays, and ``any`` (any valid attribute value).
+SIMPLE_TYPES = (*SCALAR_TYPES, *(f"{t}[]" for t in SCALAR_TYPES), "any")
+TEMPLATE_OPEN, TEMPLATE_CLOSE = "template[", "]"
 
 
 class RegistryError(ValueError):
@@ -36,10 +46,20 @@ class RegistryError(ValueError):
 @dataclass(frozen=True)
 class AttributeDef:
     id: str
-    type: str                       # string | int | double | boolean | string[] | … | enum
+    type: str                       # a SIMPLE_TYPES entry, template[<simple type>], or enum
     brief: str
     stability: str
     members: tuple[str, ...] = ()   # allowed values, for enum attributes
+
+    @property
+    def is_template(self) -> bool:
+        """Whether the id is a prefix declaring the keys ``<id>.<suffix>`` rather than one key."""
+        return self.type.startswith(TEMPLATE_OPEN)
+
+    @property
+    def value_type(self) -> str:
+        """The type each value must have: the template's inner type, else the type itself."""
+        return self.type[len(TEMPLATE_OPEN):-len(TEMPLATE_CLOSE)] if self.is_template else self.type
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,21 @@ class SpanGroup:
 class Registry:
     attributes: dict[str, AttributeDef]
     spans: dict[str, SpanGroup]     # by span type
+
+    def lookup(self, key: str) -> AttributeDef | None:
+        """The definition declaring ``key``: its own entry, else the longest template it lies under."""
+        exact = self.attributes.get(key)
+        if exact is not None and not exact.is_template:
+            return exact
+        families = [a for a in self.attributes.values() if a.is_template and key.startswith(a.id + ".")]
+        return max(families, key=lambda a: len(a.id), default=None)
+
+    def carries(self, attributes: dict[str, Any], ref: str) -> bool:
+        """Whether a span's attributes satisfy a span group's ``ref`` (for a template: a key it declares)."""
+        definition = self.attributes.get(ref)
+        if definition is None or not definition.is_template:
+            return ref in attributes
+        return any(self.lookup(key) is definition for key in attributes)
 
 
 @functools.cache
@@ -102,9 +137,18 @@ def _attribute(raw: Any, path: Path) -> AttributeDef:
         members = tuple(str(m["value"]) for m in raw_members)
         type_ = "enum"
     _require(isinstance(type_, str), path, f"attribute {raw['id']}: missing type")
+    _require(type_ == "enum" or _known_type(type_), path,
+             f"attribute {raw['id']}: unknown type {type_!r} (expected one of {', '.join(SIMPLE_TYPES)}, "
+             "template[<one of those>] or an enum)")
     for key in ("brief", "stability"):
         _require(isinstance(raw.get(key), str), path, f"attribute {raw['id']}: missing {key}")
     return AttributeDef(raw["id"], type_, raw["brief"], raw["stability"], members)
+
+
+def _known_type(type_: str) -> bool:
+    if type_.startswith(TEMPLATE_OPEN) and type_.endswith(TEMPLATE_CLOSE):
+        type_ = type_[len(TEMPLATE_OPEN):-len(TEMPLATE_CLOSE)]
+    return type_ in SIMPLE_TYPES
 
 
 def _span_group(raw: dict[str, Any], attributes: dict[str, AttributeDef], path: Path) -> SpanGroup:
@@ -151,7 +195,7 @@ def check_spans(spans: list[SpanRecord], registry: Registry | None = None) -> li
         if group is None:
             problems.append(f"span {span.span_id} ({span.name!r}): unknown {semconv.SPAN_TYPE} {span_type!r}")
             continue
-        missing = sorted(group.required - set(span.attributes))
+        missing = sorted(ref for ref in group.required if not registry.carries(span.attributes, ref))
         if missing:
             problems.append(f"{where}: missing required attribute(s) {', '.join(missing)}")
         if span.kind != group.span_kind:
@@ -161,18 +205,21 @@ def check_spans(spans: list[SpanRecord], registry: Registry | None = None) -> li
 
 
 def undeclared_attributes(spans: list[SpanRecord], registry: Registry | None = None) -> set[str]:
-    """``scopeflow.*`` attribute keys on these spans that the registry does not declare."""
+    """``scopeflow.*`` attribute keys on these spans that the registry does not declare.
+
+    A key under a template attribute's id (``<id>.<suffix>``) counts as declared.
+    """
     registry = registry or load_registry()
     keys = {key for span in spans for key in span.attributes if key.startswith(OWN_PREFIX)}
-    return keys - set(registry.attributes)
+    return {key for key in keys if registry.lookup(key) is None}
 
 
 def _value_problems(attributes: dict[str, Any], registry: Registry) -> list[str]:
     problems = []
     for key, value in attributes.items():
-        definition = registry.attributes.get(key)
+        definition = registry.lookup(key)
         if definition is not None and not _has_type(value, definition):
-            expected = f"one of {', '.join(definition.members)}" if definition.members else definition.type
+            expected = f"one of {', '.join(definition.members)}" if definition.members else definition.value_type
             problems.append(f"attribute {key} is {value!r}, expected {expected}")
     return problems
 
@@ -186,10 +233,21 @@ _SCALAR_CHECKS = {
 
 
 def _has_type(value: Any, definition: AttributeDef) -> bool:
-    if definition.type == "enum":
+    type_ = definition.value_type
+    if type_ == "enum":
         return value in definition.members
-    if definition.type.endswith("[]"):
-        check = _SCALAR_CHECKS.get(definition.type[:-2])
+    if type_ == "any":
+        return _is_attribute_value(value)
+    if type_.endswith("[]"):
+        check = _SCALAR_CHECKS.get(type_[:-2])
         return check is not None and isinstance(value, list | tuple) and all(check(v) for v in value)
-    check = _SCALAR_CHECKS.get(definition.type)
+    check = _SCALAR_CHECKS.get(type_)
     return check is not None and check(value)
+
+
+def _is_attribute_value(value: Any) -> bool:
+    """An OpenTelemetry attribute value: a scalar, or a list of scalars of one type."""
+    if isinstance(value, str | bool | int | float):
+        return True
+    return isinstance(value, list | tuple) and len({type(v) for v in value}) <= 1 \
+        and all(isinstance(v, str | bool | int | float) for v in value)

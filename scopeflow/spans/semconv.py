@@ -38,3 +38,72 @@ SPAN_TYPE_ADVANCE = "advance"           # one advance() of an instance
 SPAN_TYPE_HANDLER = "handler"           # a child span around real work inside a handler
 SPAN_TYPE_GEN_AI = "gen_ai"             # one LLM call (OpenTelemetry GenAI conventions)
 SPAN_TYPES = (SPAN_TYPE_TASK, SPAN_TYPE_ADVANCE, SPAN_TYPE_HANDLER, SPAN_TYPE_GEN_AI)
+
+# Task runs and human tasks, beyond the identity attributes above.
+TASK_ID = "scopeflow.task.id"                      # the engine's id of this task run
+RETRY_EXHAUSTED = "scopeflow.retry.exhausted"      # a transient failure on the last allowed attempt
+# A template (Weaver ``template[any]``): the keys are ``scopeflow.human.data.<form variable>.<field>``.
+HUMAN_DATA_PREFIX = "scopeflow.human.data"
+
+# What the handlers measured, one block per operator family.
+SPEC_ENTITIES = "scopeflow.spec.entities"
+SPEC_FIELDS = "scopeflow.spec.fields"
+SPEC_QUESTIONS = "scopeflow.spec.questions"
+SPEC_COMPLEXITY = "scopeflow.spec.complexity"
+SPEC_DEFAULTS_USED = "scopeflow.spec.defaults_used"
+SPEC_ANSWERS_APPLIED = "scopeflow.spec.answers_applied"
+SPEC_AUTHOR = "scopeflow.spec.author"
+
+PLAN_TASKS = "scopeflow.plan.tasks"
+PLAN_UNBUILDABLE = "scopeflow.plan.unbuildable"
+PLAN_PHASES = "scopeflow.plan.phases"
+
+BUILD_TASK = "scopeflow.build.task"
+BUILD_FILES = "scopeflow.build.files"
+BUILD_FEEDBACK_IGNORED = "scopeflow.build.feedback_ignored"
+BUILD_AUTHOR = "scopeflow.build.author"
+BUILD_FEEDBACK_USED = "scopeflow.build.feedback_used"
+BUILD_SELF_CHECK_PYTEST_EXIT = "scopeflow.build.self_check.pytest_exit"
+BUILD_SELF_CHECK_RUFF_EXIT = "scopeflow.build.self_check.ruff_exit"
+
+CHECK_NAME = "scopeflow.check.name"
+CHECK_FILES = "scopeflow.check.files"
+CHECK_DURATION_S = "scopeflow.check.duration_s"
+CHECK_ERROR = "scopeflow.check.error"
+TESTS_SKIPPED = "scopeflow.tests.skipped"
+SECURITY_LOW = "scopeflow.security.low"
+
+REVIEW_CONFIDENCE = "scopeflow.review.confidence"
+REVIEW_RATIONALE_AUTHOR = "scopeflow.review.rationale_author"
+
+CREDENTIALS_REQUIRED = "scopeflow.credentials.required"
+CREDENTIALS_MISSING = "scopeflow.credentials.missing"
+
+DEPLOY_RELEASE_ID = "scopeflow.deploy.release_id"
+DEPLOY_PORT = "scopeflow.deploy.port"
+DEPLOY_URL = "scopeflow.deploy.url"
+DEPLOY_HEALTH_OK = "scopeflow.deploy.health_ok"
+DEPLOY_HEALTH_STATUS = "scopeflow.deploy.health_status"
+DEPLOY_REUSED = "scopeflow.deploy.reused"
+DEPLOY_ROLLED_BACK = "scopeflow.deploy.rolled_back"
+
+EVIDENCE_STAGE = "scopeflow.evidence.stage"
+EVIDENCE_OK = "scopeflow.evidence.ok"
+EVIDENCE_RULES = "scopeflow.evidence.rules"
+EVIDENCE_FAILED = "scopeflow.evidence.failed"
+EVIDENCE_SPANS = "scopeflow.evidence.spans"
+
+REPORT_KIND = "scopeflow.report.kind"
+REPORT_BLOCKERS = "scopeflow.report.blockers"
+REPORT_TEMPLATE = "scopeflow.report.template"
+REPORT_BYTES = "scopeflow.report.bytes"
+
+# On ``chat {model}`` spans, beside the GenAI conventions' ``gen_ai.*`` (handlers/llm.py sets them).
+LLM_ROLE = "scopeflow.llm.role"
+LLM_ATTEMPT = "scopeflow.llm.attempt"
+LLM_COST = "scopeflow.llm.cost"                    # micro-dollars, rounded up
+LLM_COST_PRICED = "scopeflow.llm.cost_priced"
+LLM_USAGE_ESTIMATED = "scopeflow.llm.usage_estimated"
+LLM_REPLY_PROBLEM = "scopeflow.llm.reply_problem"
+
+EXAMPLE_COUNT = "scopeflow.example.count"          # the example models' sum_values operator
