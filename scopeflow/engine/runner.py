@@ -23,7 +23,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
-from scopeflow.engine.spiff import ScopeflowScriptEngine
+from scopeflow.engine.spiff import ScopeflowScriptEngine, do_engine_steps
 from scopeflow.handlers import registry
 from scopeflow.handlers.context import ChildSpan, TaskContext
 from scopeflow.handlers.failures import TRANSIENT, TaskFailure
@@ -102,7 +102,7 @@ class Runner:
         """Refresh timers and run every READY non-human task; exceptions propagate (incident)."""
         self.workflow.refresh_timers()
         try:
-            self.workflow.do_engine_steps(will_complete_task=self._will, did_complete_task=self._did)
+            do_engine_steps(self.workflow, self._will, self._did)
         except Exception as exc:
             for task_id, span in list(self._open.items()):
                 span.record_exception(exc)

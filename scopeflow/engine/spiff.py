@@ -20,6 +20,7 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser
@@ -128,6 +129,60 @@ def serialize(workflow: BpmnWorkflow) -> str:
 
 def deserialize(state: str) -> BpmnWorkflow:
     return SERIALIZER.deserialize_json(state)
+
+
+def do_engine_steps(workflow: BpmnWorkflow, will_complete_task, did_complete_task) -> None:
+    """``BpmnWorkflow.do_engine_steps``, fixed for failures caught by boundary events.
+
+    The stock loop collects the READY tasks first and runs them all. When a parallel multi-instance
+    child fails into an interrupting boundary event, the next children would still run (the boundary
+    has not cancelled the activity yet) and fail again into a boundary that no longer waits — an
+    incident instead of the diagram's path. Here, after a caught failure the READY list is collected
+    again with boundary events first, and a task that is no longer READY is skipped.
+    """
+
+    def update(wf) -> int:
+        count = 0
+        # Boundary events first: a fired interrupting boundary must cancel its activity before any
+        # other READY part of that activity (a sibling multi-instance child) runs.
+        ready = sorted(wf.get_tasks(state=TaskState.READY), key=lambda t: not isinstance(t.task_spec, BoundaryEvent))
+        for task in ready:
+            if task.task_spec.manual or task.state != TaskState.READY:
+                continue
+            if _inside_cancelled(task):
+                task.cancel()  # a multi-instance child whose activity a boundary event interrupted
+                continue
+            will_complete_task(task)
+            task.run()
+            count += 1
+            did_complete_task(task)
+            if task.internal_data.get("scopeflow_failure"):
+                break  # a boundary event caught it: collect READY tasks again, boundary first
+        return count
+
+    def one_pass() -> bool:
+        active = workflow.get_active_subprocesses()
+        for sub in sorted(active, key=lambda v: v.depth, reverse=True):
+            while update(sub) > 0:
+                pass
+            if sub.parent_task_id is not None:
+                parent = workflow.get_task_from_id(sub.parent_task_id)
+                parent.task_spec._update(parent)
+        ran = update(workflow)
+        return ran > 0 or len(workflow.get_active_subprocesses()) > len(active)
+
+    while one_pass():
+        pass
+    workflow.refresh_timers()
+
+
+def _inside_cancelled(task: Task) -> bool:
+    parent = task.parent
+    while parent is not None:
+        if parent.state == TaskState.CANCELLED:
+            return True
+        parent = parent.parent
+    return False
 
 
 def ready_manual_task(workflow: BpmnWorkflow, task_id: str) -> Task:
