@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -374,16 +373,18 @@ def messages_send(app: App, name: str, correlation_key: str | None, data: str | 
 # ------------------------------------------------------------------------------ worker
 @main.command("worker")
 @click.option("--once", is_flag=True, help="advance what is due now, then exit")
-@click.option("--interval", default=1.0, show_default=True, help="seconds between polls")
+@click.option("--concurrency", default=4, show_default=True, help="threads (or Celery processes) advancing instances")
+@click.option("--interval", default=1.0, show_default=True, help="seconds between polls when idle")
 @pass_app
-def worker(app: App, once: bool, interval: float) -> None:
-    """Advance ready instances and fire due timers (embedded worker; Celery when a broker is set)."""
-    while True:
-        for instance_id, status in app.engine.run_due():
-            click.echo(f"{instance_id}: {status}")
-        if once:
-            return
-        time.sleep(interval)
+def worker(app: App, once: bool, concurrency: int, interval: float) -> None:
+    """Advance due instances and fire due timers: Celery when SCOPEFLOW_BROKER_URL is set,
+    embedded threads otherwise (--once always runs embedded)."""
+    from scopeflow.engine.workers import run_worker
+
+    tally = run_worker(app.settings, concurrency, once, poll_s=interval,
+                       report=lambda instance_id, status: click.echo(f"{instance_id}: {status}"))
+    if tally is not None and tally.failed:
+        sys.exit(EXIT_FAILED)
 
 
 # ------------------------------------------------------------------------------ secrets

@@ -255,6 +255,7 @@ class Engine:
             work = self._prepare(instance_id, workflow, row_version, loaded, carrier, fresh is None)
             yield work
         except Busy:
+            self.telemetry.buffer.discard(instance_id)  # the lease is someone else's now: keep nothing
             raise
         except BaseException:
             self.telemetry.buffer.discard(instance_id)
