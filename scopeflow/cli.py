@@ -498,6 +498,7 @@ def _register_command_modules() -> None:
     """Command groups kept in their own modules attach themselves to ``main`` on import."""
     import scopeflow.commands.evidence  # noqa: F401
     import scopeflow.commands.releases  # noqa: F401
+    import scopeflow.commands.web  # noqa: F401
 
 
 _register_command_modules()
