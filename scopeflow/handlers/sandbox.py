@@ -5,6 +5,8 @@ runs one command with:
 
 - a **scrubbed environment**: only ``PATH``, ``LANG``/``LC_ALL``, ``HOME`` (= the working
   directory), ``TMPDIR`` and a few Python switches, plus what the caller passes in ``env_extra``.
+  ``run_sandboxed`` points ``TMPDIR``/``TMP``/``TEMP`` at a fresh private directory inside the
+  working directory and deletes it afterwards, so ``~`` and ``tempfile`` stay in the workspace.
   Nothing else from ``os.environ`` is inherited, so ``SCOPEFLOW_*`` settings and credentials never
   reach the child; ``env_extra`` may not name ``SCOPEFLOW_*`` variables either;
 - **resource limits** set in the child before it ``exec``s the command (CPU seconds, address
@@ -15,7 +17,9 @@ runs one command with:
 - **bounded output**: at most ``Limits.output_bytes`` of stdout and of stderr are kept (the rest
   is counted and dropped), so a chatty child cannot exhaust our memory.
 
-What is *not* contained: network access and reads of world-readable files. And ``RLIMIT_NPROC``
+What is *not* contained: network access, reads of any file the user running Scopeflow can read
+(as root: every file, by absolute path, including ``/root/.ssh``), and writes by absolute path
+wherever that user may write — HOME and TMPDIR only redirect well-behaved code. ``RLIMIT_NPROC``
 is not enforced by the kernel for a process with ``CAP_SYS_RESOURCE``/``CAP_SYS_ADMIN`` (root in
 most containers): there the limit is set but a fork bomb is contained only by the timeout and the
 process-group kill. For a non-root user the limit counts *all* processes of that user, not only
@@ -27,9 +31,11 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +98,9 @@ def scrubbed_env(cwd: Path, env_extra: dict[str, str] | None = None) -> dict[str
             raise ValueError(f"sandbox env_extra may not pass Scopeflow settings to a child: {key}")
         env[key] = value
     return env
+
+
+PRIVATE_TMP_PREFIX = ".sandbox-tmp-"   # the child's TMPDIR, made inside its working directory
 
 
 # Limits are applied by a tiny Python launcher that then ``exec``s the command, rather than by a
@@ -182,15 +191,20 @@ def run_sandboxed(
     """
     cwd = _check_request(argv, cwd, timeout_s)
     env = scrubbed_env(cwd, env_extra)
+    private_tmp = Path(tempfile.mkdtemp(prefix=PRIVATE_TMP_PREFIX, dir=cwd))
+    env["TMPDIR"] = env["TMP"] = env["TEMP"] = str(private_tmp)
     start = time.monotonic()
-    proc = subprocess.Popen(  # nosec B603 - argv list, no shell; this is the sandbox itself
-        launcher_argv(argv, limits), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-    )
-    out, err = _BoundedBuffer(limits.output_bytes), _BoundedBuffer(limits.output_bytes)
-    timed_out = _pump(proc, {proc.stdout: out, proc.stderr: err}, start + timeout_s)
-    returncode = proc.wait()
-    _kill_group(proc.pid)   # sweep background grandchildren that outlived the command
+    try:
+        proc = subprocess.Popen(  # nosec B603 - argv list, no shell; this is the sandbox itself
+            launcher_argv(argv, limits), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        )
+        out, err = _BoundedBuffer(limits.output_bytes), _BoundedBuffer(limits.output_bytes)
+        timed_out = _pump(proc, {proc.stdout: out, proc.stderr: err}, start + timeout_s)
+        returncode = proc.wait()
+        _kill_group(proc.pid)   # sweep background grandchildren that outlived the command
+    finally:
+        shutil.rmtree(private_tmp, ignore_errors=True)
     return RunResult(
         argv=list(argv),
         returncode=returncode,
