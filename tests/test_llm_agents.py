@@ -87,11 +87,8 @@ EXT_CODE = textwrap.dedent('''\
 def ext_tests(expected_next: str = "2024-01-04") -> str:
     """The feature's test file; a wrong ``expected_next`` makes it fail (a looping builder)."""
     return textwrap.dedent(f'''\
-        from webapp.ext.{SLUG} import register
-
-
         def test_next_watering_is_the_last_one_plus_the_interval(app):
-            register(app)
+            # create_app() registered webapp/ext/{SLUG}.py already
             response = app.test_client().get("/ext/watering-due?last=2024-01-01&every=3")
             assert response.status_code == 200
             assert response.get_json()["next"] == "{expected_next}"

@@ -110,8 +110,6 @@ def test_the_process_version_is_the_deployed_version_number(delivered):
     assert versions == {1}     # a fresh store deploys the delivery model as version 1
 
 
-@pytest.mark.xfail(strict=True, reason="scopeflow/handlers/planner.py:321 opens the 'scopeflow.plan' span "
-                   "with entities=..., a bare key: _dotted only namespaces keys written with '__'")
 def test_no_span_carries_an_unnamespaced_attribute(delivered):
     _, spans = delivered
     bare = {(span.name, key) for span in spans for key in span.attributes if "." not in key}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Link, Status, StatusCode
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
@@ -226,10 +226,13 @@ class Runner:
         def open_span(name: str, attributes: dict[str, Any]) -> Iterator[ChildSpan]:
             handle = ChildSpan(name, attributes)
             parent = trace.set_span_in_context(span or self._advance_span)
+            span_type = attributes.get("scopeflow.span.type", "handler")
             base = {semconv.INSTANCE_ID: identity.instance_id,
                     semconv.BPMN_ELEMENT_ID: task.task_spec.bpmn_id,
-                    "scopeflow.span.type": attributes.get("scopeflow.span.type", "handler")}
-            with self.tracer.start_as_current_span(name, context=parent, attributes=base,
+                    "scopeflow.span.type": span_type}
+            # A model call is a client span (OpenTelemetry GenAI conventions); other work is internal.
+            kind = SpanKind.CLIENT if span_type == "gen_ai" else SpanKind.INTERNAL
+            with self.tracer.start_as_current_span(name, context=parent, attributes=base, kind=kind,
                                                    record_exception=True, set_status_on_exception=True) as child:
                 try:
                     yield handle

@@ -356,8 +356,9 @@ Rules:
 - The module must define `register(app: Flask) -> None` that adds the feature to an app, e.g. by
   registering a Blueprint whose URLs start with /ext/. Import only flask, sqlalchemy, the standard
   library and webapp modules.
-- The test file must call register(app) on the `app` fixture before making requests with
-  app.test_client(), and assert real behaviour of the feature.
+- create_app() already calls register(app) for every module in webapp/ext, so the test file uses
+  the `app` fixture (or `client`) as it is, never calls register(app) itself, and asserts real
+  behaviour of the feature.
 - Code must pass ruff (rules E, F, W, B; line length 100), bandit without high findings, and its tests."""
 
 

@@ -318,7 +318,7 @@ def plan_build(ctx: TaskContext, spec: dict[str, Any], feedback: str | None = No
         parsed = Spec.from_data(spec)
     except (TypeError, ValueError) as exc:
         raise TaskFailure(DESIGN_FLAW, f"plan_build: spec is malformed: {exc}", {}) from None
-    with ctx.span("scopeflow.plan", entities=len(parsed.entities)) as span:
+    with ctx.span("scopeflow.plan", plan__entities=len(parsed.entities)) as span:
         plan = make_plan(parsed, feedback)
         # -- LLM planning (only with SCOPEFLOW_LLM_BASE_URL set): the LLM builds what no template does
         from scopeflow.handlers import llm_agents

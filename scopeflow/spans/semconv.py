@@ -55,6 +55,7 @@ SPEC_ANSWERS_APPLIED = "scopeflow.spec.answers_applied"
 SPEC_AUTHOR = "scopeflow.spec.author"
 
 PLAN_TASKS = "scopeflow.plan.tasks"
+PLAN_ENTITIES = "scopeflow.plan.entities"
 PLAN_UNBUILDABLE = "scopeflow.plan.unbuildable"
 PLAN_PHASES = "scopeflow.plan.phases"
 
