@@ -110,6 +110,7 @@ class Engine:
         self._secrets: SecretStore | None = None
         self._secret_lock = threading.Lock()
         self._catalogs: dict[str, tuple[tuple, Catalog]] = {}
+        self._versions: dict[str, tuple[str, versions.LoadedVersion]] = {}
 
     # ---------------------------------------------------------------- secrets
     @property
@@ -182,6 +183,24 @@ class Engine:
                 out.append({"model": name, "version": row.version, "hash": row.content_hash, "created": created})
         return out
 
+    def _current_version(self, model: str) -> versions.LoadedVersion:
+        """The deployed version matching ``model``'s files in the models directory (deployed now if
+        they changed). Remembered by content hash, so a start costs no catalog query when nothing
+        changed on disk."""
+        catalog = self._scan(self.settings.models_dir)
+        catalog.process(model)
+        digest = bundle_hash(catalog.bundle(model))
+        cached = self._versions.get(model)
+        if cached is not None and cached[0] == digest:
+            return cached[1]
+        self.deploy([model])
+        with self.sessions() as session:
+            row = versions.latest_version(session, model)
+            loaded = versions.load(row)
+        if row.content_hash == digest:
+            self._versions[model] = (digest, loaded)
+        return loaded
+
     def _scan(self, root: Path) -> Catalog:
         """The catalog of ``root``, re-read only when a file in it changed (stat signature)."""
         signature = _tree_signature(Path(root))
@@ -201,26 +220,24 @@ class Engine:
         workflow in memory instead of reading back the state it just wrote.
         """
         try:
-            self.deploy([model])
+            loaded = self._current_version(model)
         except CatalogError as exc:
             raise NotFound(str(exc)) from None
         now = utcnow()
         instance_id = new_id()
         with self.sessions.begin() as session:
-            row = versions.latest_version(session, model)
-            loaded = versions.load(row)
             start_data = self._start_data(loaded, data or {})
             workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs)
             workflow.get_next_task(state=TaskState.READY).data.update(start_data)
             session.execute(insert(Instance).values(
-                id=instance_id, model_name=model, model_version_id=row.id, model_version=row.version,
+                id=instance_id, model_name=model, model_version_id=loaded.id, model_version=loaded.version,
                 status=RUNNING, title=(title or model)[:300], state=serialize(workflow), needs_advance=True,
                 created_by=actor, created_at=now, updated_at=now,
                 lock_owner=self.worker_id if advance else None,
                 lock_expires_at=now + timedelta(seconds=self.settings.lock_lease_s) if advance else None))
             session.execute(insert(AuditEvent).values(
                 actor=actor, action="instance.start", target=instance_id, instance_id=instance_id, at=now,
-                details={"model": model, "version": row.version}))
+                details={"model": model, "version": loaded.version}))
         self.workspace(instance_id).mkdir(parents=True, exist_ok=True)
         if advance:
             with self._work(instance_id, fresh=(workflow, 1, loaded)) as work:
