@@ -1,0 +1,95 @@
+"""End to end in headless Chromium: a submitter submits a scope and watches it reach a review
+task; a reviewer approves it in the inbox; an auditor opens the trace and sees the rules.
+
+The tests share one instance (the lifecycle's offline agents build and test a real app).
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import REPO, Session
+
+SCOPE = (REPO / "examples" / "scopes" / "simple-bookshelf.md").read_text()
+state: dict[str, str] = {}
+
+
+def _marker(page, element_id: str) -> str:
+    return page.get_attribute(f'g.djs-element[data-element-id="{element_id}"]', "class") or ""
+
+
+def test_submitter_submits_and_watches_it_reach_a_review_task(server, browser):
+    base, _engine = server
+    s = Session(browser, base, "submitter")
+    page = s.page
+    page.goto(f"{base}/submit")
+    page.fill("#scope", SCOPE)
+    page.wait_for_selector("#preview-body li")            # the live preview rendered the entities
+    assert "Book" in page.inner_text("#preview-body")
+    s.shot("01-submit-preview")
+    page.click("#submit-button")
+    page.wait_for_selector('#diagram[data-rendered="true"]')
+    state["instance"] = page.url.rsplit("/", 1)[-1]
+    assert "st-active" in _marker(page, "confirm_scope")
+    s.shot("02-instance-confirm-scope")
+    page.click("#human-tasks a:has-text('Confirm scope')")
+    page.wait_for_selector("#task-form")
+    page.click("#complete-button")
+    page.wait_for_selector('#diagram[data-rendered="true"]')
+    assert "st-active" in _marker(page, "design_review")
+    assert "st-completed" in _marker(page, "confirm_scope")
+    assert page.inner_text("#instance-status") == "waiting"
+    s.shot("03-instance-design-review")
+    assert not [e for e in s.errors if "Content Security Policy" in e], s.errors
+    s.close()
+
+
+def test_reviewer_approves_in_the_inbox(server, browser):
+    if "instance" not in state:
+        pytest.skip("the submitter test did not create the instance")
+    base, _engine = server
+    s = Session(browser, base, "reviewer")
+    page = s.page
+    page.goto(f"{base}/tasks")
+    page.click("#tasks a:has-text('Review the design')")
+    page.wait_for_selector("#task-form")
+    assert "Plan" in page.inner_text(".context")
+    s.shot("04-design-review-task")
+    page.select_option("select[name='f.decision']", "approve")
+    page.click("#complete-button")                       # builds and verifies the app (synchronous)
+    page.wait_for_selector('#diagram[data-rendered="true"]')
+    assert "st-completed" in _marker(page, "design_review")
+    s.shot("05-after-design-approval")
+    page.goto(f"{base}/tasks")
+    final = page.locator("#tasks a:has-text('Final review')")
+    if final.count():
+        final.first.click()
+        page.wait_for_selector("#task-form")
+        page.select_option("select[name='f.decision']", "approve")
+        page.click("#complete-button")
+        page.wait_for_selector('#diagram[data-rendered="true"]')
+    s.shot("06-after-final-review")
+    assert not [e for e in s.errors if "Content Security Policy" in e], s.errors
+    s.close()
+
+
+def test_auditor_opens_the_trace_and_sees_the_rules(server, browser):
+    if "instance" not in state:
+        pytest.skip("the submitter test did not create the instance")
+    base, _engine = server
+    s = Session(browser, base, "auditor")
+    page = s.page
+    page.goto(f"{base}/instances/{state['instance']}/trace")
+    page.wait_for_selector('#diagram[data-rendered="true"]')
+    rules = page.locator("#evidence li.rule")
+    assert rules.count() > 0
+    assert page.locator("#waterfall li.span-row").count() > 5
+    assert "intact" in page.inner_text("#integrity")
+    width = page.eval_on_selector("#waterfall .bar", "el => el.style.width")
+    assert width.endswith("%")                            # trace.js positioned the bars
+    page.click('g.djs-element[data-element-id="analyze_scope_task"]')
+    visible = page.locator("#waterfall li.span-row:visible")
+    assert visible.count() >= 1
+    assert all(v == "analyze_scope_task" for v in visible.evaluate_all("els => els.map(e => e.dataset.element)"))
+    s.shot("07-auditor-trace")
+    assert not [e for e in s.errors if "Content Security Policy" in e], s.errors
+    s.close()
