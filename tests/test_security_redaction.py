@@ -163,9 +163,6 @@ def _leaky(ctx: TaskContext, mode: str) -> dict:
     raise TaskFailure(RECOVERABLE, f"gateway refused key {value}", {"key": value})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known leak, fix belongs to engine/runner.py + engine/service.py (see docs/security.md): "
-    "span.record_exception/_one_line(exc) and the incident traceback are stored unredacted"))
 @pytest.mark.parametrize("mode", ["exception", "child_span", "task_failure"])
 def test_a_handler_that_puts_a_credential_in_its_failure_leaks_nothing(tmp_path, mode, every_logger_at_debug, capfd):
     models = tmp_path / "models"

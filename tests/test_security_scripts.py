@@ -241,10 +241,6 @@ def test_a_hostile_operator_parameter_expression_becomes_an_incident(hostile_eng
     assert "repetition" in incident["traceback"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/runner.py incident_from reads only exc.__cause__; SpiffWorkflow keeps an expression's "
-    "error in WorkflowTaskException.exception (not chained), so the message says only "
-    "'Error evaluating expression ...'"))
 def test_an_expression_incident_message_says_why_it_was_refused(hostile_engine):
     incident = _incident_after(hostile_engine, "cond_huge")
     assert "repetition" in incident["message"]

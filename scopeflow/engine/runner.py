@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from scopeflow.engine.spiff import ScopeflowScriptEngine, do_engine_steps
@@ -89,8 +90,7 @@ class Runner:
         try:
             yield new_carrier
         except BaseException as exc:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, _one_line(exc)))
+            self._fail_span(span, exc)
             raise
         finally:
             span.set_attribute(semconv.ADVANCE_STEPS, self.steps)
@@ -105,8 +105,7 @@ class Runner:
             do_engine_steps(self.workflow, self._will, self._did)
         except Exception as exc:
             for task_id, span in list(self._open.items()):
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, _one_line(exc)))
+                self._fail_span(span, exc)
                 span.set_attribute(semconv.TASK_OUTCOME, "error")
                 span.end()
                 self._open.pop(task_id, None)
@@ -166,6 +165,16 @@ class Runner:
             self.on_checkpoint()
             self._last_checkpoint = time.monotonic()
 
+    def _fail_span(self, span: trace.Span, exc: BaseException) -> None:
+        """ERROR status and an ``exception`` event, redacted: an exception's text may hold a secret
+        (the SDK's own ``record_exception`` would store it verbatim)."""
+        span.add_event("exception", {
+            "exception.type": type(exc).__name__,
+            "exception.message": self.redact(str(exc)),
+            "exception.stacktrace": self.redact("".join(traceback.format_exception(exc))),
+        })
+        span.set_status(Status(StatusCode.ERROR, self.redact(_one_line(exc))))
+
     # -- human task completion ----------------------------------------------------------------
     def complete_human_task(self, task, data: dict[str, Any], actor: str) -> None:
         """Run a READY human task (already guarded) with a span from READY to now."""
@@ -182,8 +191,7 @@ class Runner:
             task.data.update(data)
             task.run()
         except Exception as exc:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, _one_line(exc)))
+            self._fail_span(span, exc)
             span.end()
             raise
         span.set_attribute(semconv.TASK_OUTCOME, "completed")
@@ -233,9 +241,12 @@ class Runner:
             # A model call is a client span (OpenTelemetry GenAI conventions); other work is internal.
             kind = SpanKind.CLIENT if span_type == "gen_ai" else SpanKind.INTERNAL
             with self.tracer.start_as_current_span(name, context=parent, attributes=base, kind=kind,
-                                                   record_exception=True, set_status_on_exception=True) as child:
+                                                   record_exception=False, set_status_on_exception=False) as child:
                 try:
                     yield handle
+                except BaseException as exc:
+                    self._fail_span(child, exc)
+                    raise
                 finally:
                     for key, value in handle.attributes.items():
                         child.set_attribute(key, _attr_value(value, self.redact))
@@ -310,14 +321,20 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
 
 
-def incident_from(exc: BaseException, task=None) -> dict[str, Any]:
-    """What an operator needs to fix and retry: kept server-side (the traceback never leaves it)."""
-    cause = exc.__cause__ or exc
-    failed = task or getattr(exc, "task", None)
+def incident_from(exc: BaseException, redact: Callable[[str], str] = lambda text: text) -> dict[str, Any]:
+    """What an operator needs to fix and retry: kept server-side, redacted like every span."""
+    # Ours chain the real error as ``__cause__``; Spiff raises its wrapper inside the ``except`` of
+    # the real error (an expression's), which leaves it as ``__context__``.
+    spiff_wrapped = exc.__cause__ is None and isinstance(exc, WorkflowException) and exc.__context__ is not None
+    cause = exc.__cause__ or (exc.__context__ if spiff_wrapped else None) or exc
+    message = _one_line(cause)
+    if spiff_wrapped:  # keep what Spiff says (which expression) and why it failed
+        message = f"{str(exc).strip().rstrip('.')}: {message}"
+    failed = getattr(exc, "task", None)
     return {
-        "message": _one_line(cause if cause is not exc else exc),
+        "message": redact(message),
         "task_id": str(failed.id) if failed is not None else None,
         "bpmn_id": getattr(getattr(failed, "task_spec", None), "bpmn_id", None),
         "error_type": type(cause).__name__,
-        "traceback": "".join(traceback.format_exception(exc)),
+        "traceback": redact("".join(traceback.format_exception(exc))),
     }

@@ -444,8 +444,7 @@ class Engine:
             except (EngineError, LookupError):
                 raise
             except Exception as exc:
-                incident = incident_from(exc)
-                incident["message"] = work.runner.redact(incident["message"])
+                incident = incident_from(exc, work.runner.redact)
                 log.info("instance %s: incident: %s", work.instance_id, incident["message"])
         return self._checkpoint(work, final=True, incident=incident, audit=audit)
 

@@ -70,7 +70,13 @@ class ScopeflowServiceTask(ServiceTask):
 
 
 def _throw_failure(my_task: Task, failure: TaskFailure) -> None:
-    """Throw the failure as a BPMN error; if nothing in the diagram catches it, raise."""
+    """Throw the failure as a BPMN error; if nothing in the diagram catches it, raise.
+
+    The payload lands in task data (and so in the stored state): it is redacted first.
+    """
+    runner = getattr(my_task.workflow.script_engine, "runner", None)
+    redact = getattr(runner, "redact", None) or (lambda text: text)
+    failure = TaskFailure(failure.kind, redact(failure.message), _redacted(failure.details, redact))
     definition = ErrorEventDefinition(failure.kind, code=failure.kind)
     event = BpmnEvent(definition, payload=failure.to_payload(), target=my_task.workflow)
     top = my_task.workflow.top_workflow
@@ -81,6 +87,16 @@ def _throw_failure(my_task: Task, failure: TaskFailure) -> None:
         raise WorkflowTaskException(str(uncaught), task=my_task, exception=uncaught) from uncaught
     my_task.internal_data["scopeflow_failure"] = failure.to_payload()
     return None  # the interrupting boundary cancels this task and its path runs
+
+
+def _redacted(value: Any, redact) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item, redact) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item, redact) for item in value]
+    return value
 
 
 class ScopeflowScriptEngine(PythonScriptEngine):
