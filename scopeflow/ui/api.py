@@ -87,7 +87,7 @@ def instance(instance_id: str, code: int = 200):
     with engine().sessions() as session:
         row = load_instance(session, instance_id)
         payload = instance_summary(row)
-        payload["elements"] = {k: asdict(v) for k, v in run_view.element_states(session, row).items()}
+        payload["elements"] = {k: asdict(v) for k, v in run_view.element_states(session, row, run_view.task_spans(session, row.id)).items()}
         payload["tasks"] = list_tasks(session, status=None, instance_id=row.id)
     return jsonify(payload), code
 

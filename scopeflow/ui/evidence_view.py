@@ -55,6 +55,16 @@ def waterfall(spans: list[SpanRecord]) -> list[WaterfallRow]:
             for s in sorted(spans, key=lambda s: (s.start_ns, s.seq))]
 
 
+def span_details(spans: list[SpanRecord]) -> dict[str, dict[str, Any]]:
+    """span id → what the waterfall's detail panel shows (rendered by trace.js, as text)."""
+    return {s.span_id: {"trace_id": s.trace_id, "parent_span_id": s.parent_span_id, "status": s.status,
+                        "status_message": s.status_message, "kind": s.kind, "attributes": s.attributes,
+                        "events": [{"name": e.name, "attributes": e.attributes} for e in s.events],
+                        "links": [{"trace_id": lk.trace_id, "span_id": lk.span_id, "attributes": lk.attributes}
+                                  for lk in s.links]}
+            for s in spans}
+
+
 def evidence_rules_text(session: Session, row: Instance) -> str:
     """The ``*.evidence.toml`` stored with the instance's model version ('' when it has none)."""
     from scopeflow.engine import versions
@@ -79,6 +89,12 @@ def evidence(rules_text: str, spans: list[SpanRecord]) -> tuple[EvidenceReport |
 
 def integrity(session: Session, instance_id: str) -> ChainReport:
     return verify_chain(load_chain(session, instance_id), instance_id)
+
+
+def stored_trace(session: Session, instance_id: str) -> tuple[list[SpanRecord], ChainReport]:
+    """The stored spans (the evidence of record) and their chain check, from one read of the table."""
+    chain = load_chain(session, instance_id)
+    return [row.span for row in chain], verify_chain(chain, instance_id)
 
 
 def otlp_document(spans: list[SpanRecord]) -> dict[str, Any]:

@@ -53,9 +53,10 @@ def show(instance_id: str):
     with engine().sessions() as session:
         row = load_instance(session, instance_id)
         xml = run_view.diagram_xml(session, row)
-        steps = run_view.timeline(session, row.id)
+        spans = run_view.task_spans(session, row.id)
+        steps = run_view.timeline(spans)
         tasks = list_tasks(session, status=None, instance_id=row.id)
-        state = run_view.state_payload(session, row)
+        state = run_view.state_payload(session, row, spans)
     data = run_view.latest_data(row)
     workspace = engine().workspace(row.id)
     return render_template(
@@ -71,8 +72,9 @@ def show(instance_id: str):
 def state(instance_id: str):
     with engine().sessions() as session:
         row = load_instance(session, instance_id)
-        payload = run_view.state_payload(session, row)
-        payload["timeline"] = [asdict(s) for s in run_view.timeline(session, row.id)]
+        spans = run_view.task_spans(session, row.id)
+        payload = run_view.state_payload(session, row, spans)
+        payload["timeline"] = [asdict(s) for s in run_view.timeline(spans)]
     return jsonify(payload)
 
 

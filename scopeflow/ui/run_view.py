@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from scopeflow.engine import versions
 from scopeflow.engine.models import HumanTask, Instance, ModelVersion, SpanRow, Timer
 from scopeflow.spans import semconv
+from scopeflow.spans.record import SpanRecord
 
 REPORT_FILES = ("DELIVERY.md", "BLOCKERS.md")
 
@@ -45,31 +46,58 @@ class Step:
     attempt: int
 
 
-def _task_span_rows(session: Session, instance_id: str) -> list[Any]:
-    return session.execute(
+@dataclass
+class TaskSpan:
+    """The columns of a task span the instance page needs (not the whole stored record)."""
+
+    span_id: str
+    element_id: str
+    name: str
+    start_ns: int
+    end_ns: int
+    status: str
+    attributes: dict[str, Any]
+    event_names: list[str]
+
+
+def task_spans(session: Session, instance_id: str) -> list[TaskSpan]:
+    """The instance's BPMN task spans in chain order, read column-wise from the span table."""
+    rows = session.execute(
         select(SpanRow.span_id, SpanRow.bpmn_element_id, SpanRow.name, SpanRow.start_ns, SpanRow.end_ns,
                SpanRow.status, SpanRow.attributes, SpanRow.events)
         .where(SpanRow.instance_id == instance_id, SpanRow.bpmn_element_id.is_not(None))
         .order_by(SpanRow.seq)
     ).all()
+    spans = [TaskSpan(r.span_id, r.bpmn_element_id, r.name, r.start_ns, r.end_ns, r.status, r.attributes or {},
+                      [e.get("name", "") for e in r.events or []]) for r in rows]
+    return [s for s in spans if _is_task(s.attributes)]
 
 
-def _retries(attributes: dict[str, Any], events: list[Any]) -> int:
-    from_events = sum(1 for e in events or [] if e.get("name") == "retry")
-    attempt = attributes.get(semconv.TASK_ATTEMPT)
+def task_spans_of(records: list[SpanRecord]) -> list[TaskSpan]:
+    """The same view over already loaded span records (the trace page has them in memory)."""
+    return [TaskSpan(r.span_id, r.attributes[semconv.BPMN_ELEMENT_ID], r.name, r.start_ns, r.end_ns, r.status,
+                     r.attributes, [e.name for e in r.events])
+            for r in records if r.attributes.get(semconv.BPMN_ELEMENT_ID) and _is_task(r.attributes)]
+
+
+def _is_task(attributes: dict[str, Any]) -> bool:
+    return attributes.get(semconv.SPAN_TYPE, semconv.SPAN_TYPE_TASK) == semconv.SPAN_TYPE_TASK
+
+
+def _retries(span: TaskSpan) -> int:
+    from_events = span.event_names.count("retry")
+    attempt = span.attributes.get(semconv.TASK_ATTEMPT)
     from_attempt = attempt - 1 if isinstance(attempt, int) and attempt > 1 else 0
     return max(from_events, from_attempt)
 
 
-def element_states(session: Session, row: Instance) -> dict[str, ElementState]:
+def element_states(session: Session, row: Instance, spans: list[TaskSpan]) -> dict[str, ElementState]:
     """bpmn element id → state, from task spans, open human tasks, timers and the incident."""
     states: dict[str, ElementState] = {}
-    for span in _task_span_rows(session, row.id):
-        if span.attributes.get(semconv.SPAN_TYPE, semconv.SPAN_TYPE_TASK) != semconv.SPAN_TYPE_TASK:
-            continue
-        entry = states.setdefault(span.bpmn_element_id, ElementState("completed", span_ids=[]))
+    for span in spans:
+        entry = states.setdefault(span.element_id, ElementState("completed", span_ids=[]))
         entry.runs += 1
-        entry.retries += _retries(span.attributes, span.events)
+        entry.retries += _retries(span)
         entry.span_ids.append(span.span_id)
         entry.state = "error" if span.status == "ERROR" else "completed"
     open_tasks = session.scalars(select(HumanTask.bpmn_id).where(HumanTask.instance_id == row.id,
@@ -83,27 +111,25 @@ def element_states(session: Session, row: Instance) -> dict[str, ElementState]:
     return states
 
 
-def timeline(session: Session, instance_id: str) -> list[Step]:
+def timeline(spans: list[TaskSpan]) -> list[Step]:
     """Task runs in start order (advance and handler spans are left to the trace view)."""
     steps = []
-    for span in _task_span_rows(session, instance_id):
-        if span.attributes.get(semconv.SPAN_TYPE, semconv.SPAN_TYPE_TASK) != semconv.SPAN_TYPE_TASK:
-            continue
+    for span in sorted(spans, key=lambda s: s.start_ns):
         attempt = span.attributes.get(semconv.TASK_ATTEMPT, 1)
-        steps.append(Step(span.span_id, span.bpmn_element_id, span.name, span.start_ns,
-                          span.end_ns - span.start_ns, span.status,
-                          str(span.attributes.get(semconv.TASK_OUTCOME, "")), attempt if isinstance(attempt, int) else 1))
+        steps.append(Step(span.span_id, span.element_id, span.name, span.start_ns, span.end_ns - span.start_ns,
+                          span.status, str(span.attributes.get(semconv.TASK_OUTCOME, "")),
+                          attempt if isinstance(attempt, int) else 1))
     return steps
 
 
-def state_payload(session: Session, row: Instance) -> dict[str, Any]:
+def state_payload(session: Session, row: Instance, spans: list[TaskSpan]) -> dict[str, Any]:
     """The JSON the instance page polls: status, progress, mode, element states, timeline size."""
-    states = element_states(session, row)
+    states = element_states(session, row, spans)
     return {
         "id": row.id, "status": row.status, "progress": row.progress, "mode": row.mode,
         "incident": row.incident.get("message") if row.incident else None,
         "elements": {k: asdict(v) for k, v in states.items()},
-        "steps": len(timeline(session, row.id)),
+        "steps": len(spans),
         "final": row.status in ("completed", "blocked", "cancelled"),
     }
 

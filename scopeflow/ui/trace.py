@@ -1,5 +1,9 @@
-"""The auditor view: every span of an instance as a waterfall with details, the diagram linked to
-its spans, the evidence report, the integrity check, and OTLP JSON / evidence JSON exports."""
+"""The auditor view: every stored span of an instance as a waterfall with details, the diagram
+linked to its spans, the evidence report, the integrity check, and OTLP JSON / evidence JSON exports.
+
+The page reads the span table once (``load_chain``) for spans and integrity alike, so it shows the
+evidence of record: spans an advance running right now has not checkpointed yet appear on reload.
+The exports use ``Engine.recorded_spans`` (stored + buffered), like the CLI."""
 
 from __future__ import annotations
 
@@ -22,14 +26,14 @@ def show(instance_id: str):
     with engine().sessions() as session:
         row = load_instance(session, instance_id)
         rules_text = evidence_view.evidence_rules_text(session, row)
-        chain = evidence_view.integrity(session, row.id)
+        spans, chain = evidence_view.stored_trace(session, row.id)
         xml = run_view.diagram_xml(session, row)
-        state = run_view.state_payload(session, row)
-    spans = engine().recorded_spans(instance_id)
+        state = run_view.state_payload(session, row, run_view.task_spans_of(spans))
     report, why = evidence_view.evidence(rules_text, spans)
     rows = evidence_view.waterfall(spans)
     return render_template("trace.html", row=row, rows=rows, traces=sorted({s.trace_id for s in spans}),
-                           report=report, evidence_problem=why, chain=chain, xml=xml, state=state)
+                           report=report, evidence_problem=why, chain=chain, xml=xml, state=state,
+                           details=evidence_view.span_details(spans))
 
 
 def _json_download(data: object, name: str) -> Response:

@@ -90,6 +90,10 @@ def test_auditor_opens_the_trace_and_sees_the_rules(server, browser):
     visible = page.locator("#waterfall li.span-row:visible")
     assert visible.count() >= 1
     assert all(v == "analyze_scope_task" for v in visible.evaluate_all("els => els.map(e => e.dataset.element)"))
+    first = page.locator("#waterfall li.span-row:visible summary").first
+    first.click()
+    page.wait_for_selector("#waterfall li.span-row:visible .span-detail table")
+    assert "scopeflow.bpmn.element.id" in page.inner_text("#waterfall li.span-row:visible .span-detail")
     s.shot("07-auditor-trace")
     assert not [e for e in s.errors if "Content Security Policy" in e], s.errors
     s.close()

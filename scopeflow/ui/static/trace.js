@@ -17,3 +17,41 @@
   const all = document.getElementById("show-all-spans");
   if (all) all.addEventListener("click", function (event) { event.preventDefault(); show(null); });
 })();
+
+// Span details (attributes, events, links, status) are built when a row is opened, from the
+// #span-details data island, so a 2,000-span page does not render 2,000 tables up front.
+(function () {
+  "use strict";
+  const island = document.getElementById("span-details");
+  if (!island) return;
+  const details = JSON.parse(island.textContent);
+
+  function row(table, key, value) {
+    const tr = table.insertRow();
+    const th = document.createElement("th");
+    th.textContent = key;
+    tr.appendChild(th);
+    tr.insertCell().textContent = typeof value === "string" ? value : JSON.stringify(value);
+  }
+
+  function fill(panel) {
+    const d = details[panel.dataset.span];
+    if (!d || panel.dataset.filled) return;
+    panel.dataset.filled = "true";
+    const table = document.createElement("table");
+    table.className = "kv";
+    row(table, "span", panel.dataset.span + " in trace " + d.trace_id + (d.parent_span_id ? ", parent " + d.parent_span_id : ""));
+    row(table, "status", d.status + (d.status_message ? " " + d.status_message : ""));
+    row(table, "kind", d.kind);
+    for (const key of Object.keys(d.attributes).sort()) row(table, key, d.attributes[key]);
+    for (const e of d.events) row(table, "event " + e.name, e.attributes);
+    for (const l of d.links) row(table, "link", l.trace_id + "/" + l.span_id + " " + JSON.stringify(l.attributes));
+    panel.appendChild(table);
+  }
+
+  for (const element of document.querySelectorAll(".waterfall details")) {
+    element.addEventListener("toggle", function () {
+      if (element.open) fill(element.querySelector(".span-detail"));
+    });
+  }
+})();
