@@ -415,6 +415,31 @@ def secrets_list(app: App, as_json: bool) -> None:
         _table(rows, ["name", "updated_at", "updated_by"])
 
 
+@secrets.command("rotate-key")
+@pass_app
+def secrets_rotate_key(app: App) -> None:
+    """Re-encrypt every secret under a new key (resumes an interrupted rotation)."""
+    from cryptography.fernet import Fernet
+
+    from scopeflow.engine.db import session_factory
+    from scopeflow.engine.secrets import KEY_FILE, interrupted_rotation_key, read_key_file, rotate_key
+
+    home = app.settings.home
+    key_file = home / KEY_FILE
+    if app.settings.secret_key:
+        old, target = app.settings.secret_key.encode(), None
+    elif key_file.exists():
+        old, target = read_key_file(key_file), key_file
+    else:
+        raise Fail(f"no secret key yet ({key_file} does not exist and SCOPEFLOW_SECRET_KEY is unset)")
+    new = interrupted_rotation_key(home) or Fernet.generate_key()
+    count = rotate_key(session_factory(app.settings.effective_database_url), old, new, key_file=target,
+                       actor="cli")
+    click.echo(f"re-encrypted {count} secret(s); running Scopeflow processes must be restarted")
+    if target is None:
+        click.echo(f"set SCOPEFLOW_SECRET_KEY={new.decode()} for every Scopeflow process")
+
+
 @secrets.command("delete")
 @click.argument("name")
 @pass_app

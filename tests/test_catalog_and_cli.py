@@ -100,3 +100,16 @@ def test_an_example_runs_end_to_end_from_the_cli(tmp_path):
     assert secret.returncode == 0
     listed = scopeflow(tmp_path, "secrets", "list")
     assert "API_TOKEN" in listed.stdout and "s3cr3t-value" not in listed.stdout
+
+
+def test_rotate_key_keeps_every_secret_readable(tmp_path):
+    assert scopeflow(tmp_path, "secrets", "set", "API_TOKEN", "--value", "before-rotation").returncode == 0
+    old_key = (tmp_path / "home" / "secret.key").read_bytes()
+    rotated = scopeflow(tmp_path, "secrets", "rotate-key")
+    assert rotated.returncode == 0 and "re-encrypted 1 secret(s)" in rotated.stdout
+    assert (tmp_path / "home" / "secret.key").read_bytes() != old_key
+    from scopeflow.engine.service import Engine
+    from tests.conftest import make_settings
+
+    engine = Engine(make_settings(tmp_path / "home"))
+    assert engine.secrets.get("API_TOKEN", actor="test") == "before-rotation"
