@@ -97,3 +97,19 @@ def test_auditor_opens_the_trace_and_sees_the_rules(server, browser):
     s.shot("07-auditor-trace")
     assert not [e for e in s.errors if "Content Security Policy" in e], s.errors
     s.close()
+
+
+def test_designer_edits_in_the_modeler_and_saves_a_linted_version(server, browser):
+    base, engine = server
+    version = next(d["version"] for d in engine.deploy(["approval"]))
+    s = Session(browser, base, "designer")
+    page = s.page
+    page.goto(f"{base}/models/approval/{version}/edit")
+    page.wait_for_selector('#modeler[data-rendered="true"]')
+    page.wait_for_selector(".djs-palette")                 # the modeler (not just a viewer) is up
+    page.click("#save-model")
+    page.wait_for_selector("#modeler-messages li.ok a")
+    assert f"Stored approval v{version + 1}" in page.inner_text("#modeler-messages")
+    s.shot("08-designer-modeler")
+    assert not [e for e in s.errors if "Content Security Policy" in e], s.errors
+    s.close()
