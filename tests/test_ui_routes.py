@@ -121,3 +121,15 @@ def test_forbidden_api_answer_is_json(world):
     _app, clients, ids = world
     response = clients["designer"].get(f"/api/v1/instances/{ids['iid']}")
     assert response.status_code == 403 and response.get_json()["error"]
+
+
+@pytest.mark.parametrize("role,links", [
+    ("designer", {"/models"}), ("auditor", {"/instances"}), ("submitter", {"/submit", "/instances", "/tasks"}),
+    ("admin", {"/submit", "/instances", "/tasks", "/models"}),
+])
+def test_navigation_offers_only_what_the_role_may_open(world, role, links):
+    _app, clients, _ids = world
+    page = clients[role].get("/account").get_data(as_text=True)
+    nav = page.split("<nav>", 1)[1].split("</nav>", 1)[0]
+    offered = {href for href in ("/submit", "/instances", "/tasks", "/models") if f'href="{href}"' in nav}
+    assert offered == links
