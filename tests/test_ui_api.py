@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_ui_support import make_ui, signed_in
 
 from scopeflow.engine.models import HumanTask
 from scopeflow.ui.accounts import issue_api_token
+from tests.test_ui_support import make_ui, signed_in
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from test_ui_support import PASSWORD, csrf, login, make_ui, signed_in
 
 from scopeflow.engine.models import User
 from scopeflow.ui import accounts
+from tests.test_ui_support import PASSWORD, csrf, login, make_ui, signed_in
 
 
 @pytest.fixture

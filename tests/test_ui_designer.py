@@ -7,10 +7,10 @@ import json
 import re
 
 import pytest
-from conftest import MODELS
-from test_ui_support import csrf, make_ui, signed_in
 
 from scopeflow.engine.models import ModelVersion
+from tests.conftest import MODELS
+from tests.test_ui_support import csrf, make_ui, signed_in
 
 HELLO = (MODELS / "examples" / "hello.bpmn").read_text()
 

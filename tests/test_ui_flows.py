@@ -7,10 +7,10 @@ import io
 import zipfile
 
 import pytest
-from test_ui_support import csrf, make_ui, signed_in
 
 from scopeflow.engine.models import HumanTask, Instance
 from scopeflow.engine.queries import list_tasks
+from tests.test_ui_support import csrf, make_ui, signed_in
 
 HOSTILE = "<script>alert(1)</script>"
 SCOPE = f"""# Shelf {HOSTILE}

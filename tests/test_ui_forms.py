@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from conftest import MODELS
 from werkzeug.datastructures import MultiDict
 
 from scopeflow.ui.filters import age, render_markdown, sla_state
 from scopeflow.ui.schema_form import build_fields, parse_form, safe_echo
+from tests.conftest import MODELS
 
 FORMS = MODELS / "forms"
 

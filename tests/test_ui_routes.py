@@ -4,10 +4,10 @@ an anonymous visitor gets (pages: redirect to sign-in; API: 401)."""
 from __future__ import annotations
 
 import pytest
-from test_ui_support import csrf, make_ui, signed_in
 
 from scopeflow.engine.models import ROLES
 from scopeflow.engine.queries import list_tasks
+from tests.test_ui_support import csrf, make_ui, signed_in
 
 VIEWERS = {"submitter", "operator", "reviewer", "auditor"}
 AUDITORS = {"auditor", "operator"}

@@ -7,10 +7,10 @@ import threading
 import time
 
 import httpx
-from test_ui_support import make_ui
 
 from scopeflow.engine.models import Instance
 from scopeflow.ui.serve import Worker, make_server
+from tests.test_ui_support import make_ui
 
 
 def test_waitress_serves_the_login_page_with_security_headers(tmp_path):

@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import make_settings
-
 from scopeflow.engine.models import ROLES
+from tests.conftest import make_settings
 
 PASSWORD = "correct horse battery"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -7,30 +7,14 @@ SCOPEFLOW_CI=1 where that is a failure (``require_service``).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS))  # for test_ui_support
-
-
-def _load_shared_conftest():
-    """tests/conftest.py under its own name: a plain ``import conftest`` here would find this file."""
-    spec = importlib.util.spec_from_file_location("scopeflow_tests_conftest", TESTS / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_shared = _load_shared_conftest()
-REPO, require_service = _shared.REPO, _shared.require_service
-make_settings = _shared.make_settings  # test_ui_support imports it from "conftest", which is this file here
+from tests.conftest import REPO, make_settings, require_service  # noqa: F401 - re-exported for the tests
 
 CHROMIUM = os.environ.get("SCOPEFLOW_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"

@@ -7,7 +7,8 @@ The tests share one instance (the lifecycle's offline agents build and test a re
 from __future__ import annotations
 
 import pytest
-from conftest import REPO, Session
+
+from tests.browser.conftest import REPO, Session
 
 SCOPE = (REPO / "examples" / "scopes" / "simple-bookshelf.md").read_text()
 state: dict[str, str] = {}
