@@ -25,7 +25,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """(base URL, engine) of a live server with one user per role; stopped after the module."""
-    from test_ui_support import make_ui
+    from tests.test_ui_support import make_ui
 
     from scopeflow.ui.serve import Worker, make_server
 
@@ -69,7 +69,7 @@ class Session:
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         self.page.goto(f"{base}/login")
         self.page.fill("input[name=name]", name)
-        from test_ui_support import PASSWORD
+        from tests.test_ui_support import PASSWORD
 
         self.page.fill("input[name=password]", PASSWORD)
         self.page.click("button[type=submit]")
