@@ -108,7 +108,8 @@ def evidence(instance_id: str):
         row = load_instance(session, instance_id)
         rules_text = evidence_view.evidence_rules_text(session, row)
         chain = evidence_view.integrity(session, row.id)
-    report, why = evidence_view.evidence(rules_text, engine().recorded_spans(instance_id))
+    report, why = evidence_view.evidence(rules_text, engine().recorded_spans(instance_id),
+                                        evidence_view.evidence_stage(row))
     return jsonify({"instance_id": instance_id, "evidence": report.to_data() if report else None,
                     "problem": why, "integrity": chain.__dict__})
 

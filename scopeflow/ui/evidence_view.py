@@ -76,7 +76,13 @@ def evidence_rules_text(session: Session, row: Instance) -> str:
     return version.files.get(evidence_path(process.file), "") if process else ""
 
 
-def evidence(rules_text: str, spans: list[SpanRecord]) -> tuple[EvidenceReport | None, str]:
+def evidence_stage(row: Instance) -> str:
+    """Which rules are due: all of them once the instance completed, else those due at the deploy
+    gate (an instance still on its way cannot have deployed yet, so final rules would fail empty)."""
+    return "final" if row.status == "completed" else "deploy"
+
+
+def evidence(rules_text: str, spans: list[SpanRecord], stage: str | None = None) -> tuple[EvidenceReport | None, str]:
     """(report, '') or (None, why) when the model has no rules or they do not parse."""
     if not rules_text:
         return None, "this model version has no evidence rules"
@@ -84,7 +90,7 @@ def evidence(rules_text: str, spans: list[SpanRecord]) -> tuple[EvidenceReport |
         rules = parse_rules(rules_text, "evidence rules")
     except RuleError as exc:
         return None, f"the evidence rules do not parse: {exc}"
-    return evaluate(rules, spans), ""
+    return evaluate(rules, spans, stage=stage), ""
 
 
 def integrity(session: Session, instance_id: str) -> ChainReport:

@@ -29,7 +29,7 @@ def show(instance_id: str):
         spans, chain = evidence_view.stored_trace(session, row.id)
         xml = run_view.diagram_xml(session, row)
         state = run_view.state_payload(session, row, run_view.task_spans_of(spans))
-    report, why = evidence_view.evidence(rules_text, spans)
+    report, why = evidence_view.evidence(rules_text, spans, evidence_view.evidence_stage(row))
     rows = evidence_view.waterfall(spans)
     return render_template("trace.html", row=row, rows=rows, traces=sorted({s.trace_id for s in spans}),
                            report=report, evidence_problem=why, chain=chain, xml=xml, state=state,
@@ -57,6 +57,7 @@ def evidence_json(instance_id: str):
         row = load_instance(session, instance_id)
         rules_text = evidence_view.evidence_rules_text(session, row)
         chain = evidence_view.integrity(session, row.id)
-    report, why = evidence_view.evidence(rules_text, engine().recorded_spans(instance_id))
+    report, why = evidence_view.evidence(rules_text, engine().recorded_spans(instance_id),
+                                        evidence_view.evidence_stage(row))
     return _json_download({"instance_id": instance_id, "evidence": report.to_data() if report else None,
                            "problem": why, "integrity": chain.__dict__}, f"evidence-{instance_id}.json")
