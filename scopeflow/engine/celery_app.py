@@ -66,7 +66,7 @@ def make_app(settings: Settings) -> Celery:
     )
     engines = _ThreadEngines(settings)
 
-    @app.task(name=ADVANCE_TASK)
+    @app.task(name=ADVANCE_TASK, shared=False)  # not shared: each app (one per store) has its own
     def advance(instance_id: str, claim: str | None = None) -> str:
         return advance_claimed(engines.get(), instance_id, claim)
 
