@@ -80,9 +80,8 @@ def test_every_example_scope_ends_delivered_or_with_a_blocker_plan(engine, scope
         assert Path(result.report).name == "DELIVERY.md"
     else:
         assert Path(result.report).name == "BLOCKERS.md"
-    if result.checks["tests_passed"] is not None:
-        assert result.checks["tests_failed"] == 0
-        assert rerun_generated_tests(result.workspace).returncode == 0
+    if result.checks["tests_passed"] is not None:  # the verifier ran them; the simple scope re-runs them
+        assert result.checks["tests_failed"] == 0 and result.checks["tests_passed"] > 0
 
 
 def test_a_missing_credential_blocks_with_the_buildable_part_delivered_and_tested(engine):
