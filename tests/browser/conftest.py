@@ -25,9 +25,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """(base URL, engine) of a live server with one user per role; stopped after the module."""
-    from tests.test_ui_support import make_ui
-
     from scopeflow.ui.serve import Worker, make_server
+    from tests.test_ui_support import make_ui
 
     _app, engine = make_ui(tmp_path_factory.mktemp("browser"))
     srv, _app2, _engine = make_server(engine.settings, "127.0.0.1", 0, engine=engine)
