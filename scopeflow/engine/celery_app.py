@@ -33,8 +33,8 @@ from sqlalchemy import func, select, update
 
 from scopeflow.config import Settings
 from scopeflow.engine.models import Instance, utcnow
-from scopeflow.engine.service import Busy, Engine, EngineError
-from scopeflow.engine.workers import park, prepare_secret_key, worker_id
+from scopeflow.engine.service import Engine
+from scopeflow.engine.workers import advance_safely, prepare_secret_key, worker_id
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +96,7 @@ def advance_claimed(engine: Engine, instance_id: str, claim: str | None) -> str:
     if claim is not None and not take_over(engine, instance_id, claim):
         log.info("instance %s: claim %s is gone (expired or done); message skipped", instance_id, claim)
         return SKIPPED
-    try:
-        return engine.advance(instance_id, reason="celery")
-    except Busy:
-        return "busy"
-    except EngineError as exc:
-        log.error("instance %s: advance refused: %s", instance_id, exc)
-        park(engine, instance_id)
-        return f"failed: {exc}"
-    except Exception as exc:  # the store or a bug; handler errors are incidents inside advance
-        log.exception("instance %s: advance crashed", instance_id)
-        park(engine, instance_id)
-        return f"failed: {type(exc).__name__}: {exc}"
+    return advance_safely(engine, instance_id, reason="celery")
 
 
 def take_over(engine: Engine, instance_id: str, claim: str) -> bool:

@@ -151,7 +151,7 @@ class EmbeddedWorker:
             self._stop.wait(self.poll_s)
             return False
         for instance_id in claimed:
-            self._record(instance_id, _advance(engine, instance_id))
+            self._record(instance_id, advance_safely(engine, instance_id))
         return bool(claimed)
 
     def _record(self, instance_id: str, status: str) -> None:
@@ -175,10 +175,11 @@ class EmbeddedWorker:
             self._stop.wait(min(delay, self.poll_s * 10))
 
 
-def _advance(engine: Engine, instance_id: str) -> str:
-    """Advance a claimed instance; any failure becomes a status string, logged with its cause."""
+def advance_safely(engine: Engine, instance_id: str, reason: str = "worker") -> str:
+    """Advance a claimed instance; any failure becomes a status string, logged with its cause
+    (shared by the embedded pool and the Celery task)."""
     try:
-        return engine.advance(instance_id, reason="worker")
+        return engine.advance(instance_id, reason=reason)
     except Busy:
         return "busy"
     except EngineError as exc:

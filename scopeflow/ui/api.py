@@ -15,14 +15,14 @@ from flask import Blueprint, abort, jsonify, request
 from flask_login import current_user
 from sqlalchemy import select
 
-from scopeflow.engine.models import HumanTask, ModelVersion
+from scopeflow.engine.models import ModelVersion
 from scopeflow.engine.queries import list_instances, list_tasks, task_detail
 from scopeflow.engine.service import EngineError, NotFound
 from scopeflow.ui import evidence_view, run_view, submission
 from scopeflow.ui.instances import STATUSES, VIEWERS, load_instance
 from scopeflow.ui.openapi import document
 from scopeflow.ui.security import engine, error_response, requires
-from scopeflow.ui.tasks import WORKERS, my_roles
+from scopeflow.ui.tasks import WORKERS, load_task, my_roles
 from scopeflow.ui.trace import AUDITORS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -104,14 +104,8 @@ def spans(instance_id: str):
 @bp.route("/instances/<instance_id>/evidence")
 @requires(*AUDITORS)
 def evidence(instance_id: str):
-    with engine().sessions() as session:
-        row = load_instance(session, instance_id)
-        rules_text = evidence_view.evidence_rules_text(session, row)
-        chain = evidence_view.integrity(session, row.id)
-    report, why = evidence_view.evidence(rules_text, engine().recorded_spans(instance_id),
-                                        evidence_view.evidence_stage(row))
-    return jsonify({"instance_id": instance_id, "evidence": report.to_data() if report else None,
-                    "problem": why, "integrity": chain.__dict__})
+    return jsonify(evidence_view.evidence_payload(engine().sessions, engine().recorded_spans, instance_id,
+                                                  load_instance))
 
 
 @bp.route("/tasks")
@@ -126,20 +120,13 @@ def tasks():
     return jsonify({"tasks": rows})
 
 
-def _task_row(session, task_id: str) -> HumanTask:
-    row = session.get(HumanTask, task_id)
-    if row is None:
-        abort(404, f"unknown task {task_id}")
-    if not current_user.has_role(row.role):
-        abort(403)
-    return row
 
 
 @bp.route("/tasks/<task_id>")
 @requires(*WORKERS)
 def task(task_id: str):
     with engine().sessions() as session:
-        return jsonify(task_detail(_task_row(session, task_id)))
+        return jsonify(task_detail(load_task(session, task_id)))
 
 
 @bp.route("/tasks/<task_id>/complete", methods=["POST"])
@@ -147,7 +134,7 @@ def task(task_id: str):
 def complete(task_id: str):
     body = _json_body()
     with engine().sessions() as session:
-        row = _task_row(session, task_id)
+        row = load_task(session, task_id)
         assignee, instance_id = row.assignee, row.instance_id
     if assignee and assignee != current_user.name and not current_user.has_role("admin"):
         abort(403, f"claimed by {assignee}")

@@ -105,3 +105,14 @@ def stored_trace(session: Session, instance_id: str) -> tuple[list[SpanRecord], 
 
 def otlp_document(spans: list[SpanRecord]) -> dict[str, Any]:
     return to_otlp_json(spans, {"service.name": "scopeflow", "service.version": __version__})
+
+
+def evidence_payload(sessions, recorded_spans, instance_id: str, load_instance) -> dict:
+    """What the evidence API and export return: the report due so far, and the chain check."""
+    with sessions() as session:
+        row = load_instance(session, instance_id)
+        rules_text = evidence_rules_text(session, row)
+        chain = integrity(session, row.id)
+    report, why = evidence(rules_text, recorded_spans(instance_id), evidence_stage(row))
+    return {"instance_id": instance_id, "evidence": report.to_data() if report else None,
+            "problem": why, "integrity": chain.__dict__}

@@ -53,11 +53,5 @@ def otlp(instance_id: str):
 @bp.route("/instances/<instance_id>/evidence.json")
 @requires(*AUDITORS)
 def evidence_json(instance_id: str):
-    with engine().sessions() as session:
-        row = load_instance(session, instance_id)
-        rules_text = evidence_view.evidence_rules_text(session, row)
-        chain = evidence_view.integrity(session, row.id)
-    report, why = evidence_view.evidence(rules_text, engine().recorded_spans(instance_id),
-                                        evidence_view.evidence_stage(row))
-    return _json_download({"instance_id": instance_id, "evidence": report.to_data() if report else None,
-                           "problem": why, "integrity": chain.__dict__}, f"evidence-{instance_id}.json")
+    payload = evidence_view.evidence_payload(engine().sessions, engine().recorded_spans, instance_id, load_instance)
+    return _json_download(payload, f"evidence-{instance_id}.json")
