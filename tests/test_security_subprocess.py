@@ -3,9 +3,11 @@
 Each test plants a hostile test file in a small generated app and runs it the way the verifier
 does. What holds on every machine: the child sees none of our environment (``SCOPEFLOW_*``,
 credentials), ``~`` and ``tempfile`` resolve inside the workspace, and a fork bomb ends at the
-timeout with its whole process group killed. What does *not* hold (documented in
-docs/security.md): reads and writes by absolute path are limited only by the permissions of the
-user running Scopeflow — as root, none — and ``RLIMIT_NPROC`` is not enforced for root.
+timeout with its whole process group killed. Under namespace isolation (probed; available on this
+project's machines) the filesystem is contained too: a generated test cannot read the Scopeflow
+home (database, ``secret.key``, other workspaces) or a home directory, and cannot write outside
+its workspace. Without it, reads and writes by absolute path are limited only by the permissions
+of the user running Scopeflow, and the result says ``isolation == "none"`` (README, Security).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from scopeflow.handlers import sandbox
 from scopeflow.handlers.context import RecordingContext
-from scopeflow.handlers.sandbox import PRIVATE_TMP_PREFIX, Limits, run_sandboxed
+from scopeflow.handlers.sandbox import NAMESPACE, PRIVATE_TMP_PREFIX, Limits, isolation_support, run_sandboxed
 from scopeflow.handlers.verifier import verify_workspace
 
 APP = '''"""A tiny generated app."""
@@ -127,16 +130,119 @@ def test_a_hanging_generated_test_is_reported_as_a_timeout(tmp_path):
     assert not checks.ok
 
 
+needs_namespace = pytest.mark.skipif(isolation_support().mode != NAMESPACE,
+                                     reason=f"no namespace isolation here: {isolation_support().reason}")
+
+
+def fake_home(tmp_path: Path) -> tuple[Path, Path]:
+    """A Scopeflow home laid out as the engine does, with a database, a key, another instance's
+    workspace and a planted ``.ssh`` key; returns (home, this instance's workspace)."""
+    home = tmp_path / "home"
+    (home / "workspaces" / "other" / "app").mkdir(parents=True)
+    (home / "workspaces" / "other" / "app" / "notes.txt").write_text("other instance", encoding="utf-8")
+    (home / "scopeflow.db").write_text("SQLite format 3 rows", encoding="utf-8")
+    (home / "secret.key").write_text("fernet-key-material", encoding="utf-8")
+    (home / ".ssh").mkdir()
+    (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY", encoding="utf-8")
+    return home, home / "workspaces" / "mine"
+
+
+@needs_namespace
+def test_a_generated_test_cannot_read_the_scopeflow_home_or_write_outside_its_workspace(tmp_path):
+    home, workspace = fake_home(tmp_path)
+    app = make_app(workspace, f"""
+        from pathlib import Path
+
+        import pytest
+
+        HOME = Path({str(home)!r})
+
+
+        @pytest.mark.parametrize("secret", ["scopeflow.db", "secret.key", ".ssh/id_ed25519",
+                                            "workspaces/other/app/notes.txt"])
+        def test_steal(secret):
+            print((HOME / secret).read_text())
+
+
+        def test_root_home():
+            print(sorted(p.name for p in Path("/root").iterdir()))
+            assert not Path("/root/.ssh").exists()
+
+
+        @pytest.mark.parametrize("target", ["/etc/scopeflow-planted", "/usr/scopeflow-planted",
+                                            "/var/tmp/scopeflow-planted"])
+        def test_plant(target):
+            Path(target).write_text("x")
+
+
+        def test_own_workspace_is_writable():
+            Path("written-by-tests.txt").write_text("mine")
+    """)
+    ctx = RecordingContext(instance_id="i-1", task_id="t-1", bpmn_id="verify_build_task", workspace=workspace)
+    checks = verify_workspace(ctx, app, timeout_s=60)
+    # The two honest tests pass; every theft and every plant fails, and the verifier names them.
+    assert (checks.tests_passed, checks.tests_failed) == (3, 7), checks.failures
+    for secret in ("scopeflow.db", "secret.key", ".ssh/id_ed25519", "workspaces/other/app/notes.txt"):
+        assert any(f"test_steal[{secret}]" in failure and "No such file" in failure for failure in checks.failures)
+    assert sum("test_plant" in f and "Read-only file system" in f for f in checks.failures) == 3
+    assert not any(Path(p).exists() for p in ("/etc/scopeflow-planted", "/var/tmp/scopeflow-planted"))
+    assert (app / "written-by-tests.txt").read_text(encoding="utf-8") == "mine"
+    for text in ("fernet-key-material", "SQLite format 3", "PRIVATE KEY", "other instance"):
+        assert text not in checks.outputs["tests"]
+    spans = [s for s in ctx.child_spans if s.name.startswith("check ")]
+    assert {s.attributes["scopeflow.sandbox.isolation"] for s in spans} == {"namespace"}
+
+
+@needs_namespace
+def test_under_namespace_isolation_absolute_paths_outside_the_workspace_are_contained(tmp_path):
+    """The reversal of the old limitation: an absolute-path read of a hidden directory finds
+    nothing, an absolute-path write outside the working directory is refused (or, under /tmp,
+    lands in the child's private /tmp and vanishes with it), and the child holds no capability
+    with which to unmount what hides the files."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "outside.txt").write_text("private", encoding="utf-8")
+    work = hidden / "work"
+    work.mkdir()
+    code = textwrap.dedent(f"""
+        import subprocess
+        from pathlib import Path
+        print("visible:", Path({str(hidden / 'outside.txt')!r}).exists())
+        try:
+            Path("/var/tmp/scopeflow-planted").write_text("x")
+        except OSError as exc:
+            print("write:", exc.strerror)
+        Path({str(tmp_path / 'written')!r}).write_text("private /tmp")
+        print("umount:", subprocess.run(["umount", {str(hidden)!r}], capture_output=True).returncode)
+        print("caps:", open("/proc/self/status").read().split("CapEff:")[1].split()[0])
+        Path("ok.txt").write_text("in the workspace")
+    """)
+    result = run_sandboxed([sys.executable, "-c", code], cwd=work, timeout_s=10, hide=[hidden])
+    assert result.ok, result.stderr
+    assert result.isolation == "namespace"
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["visible: False", "write: Read-only file system"]
+    assert lines[2] != "umount: 0" and lines[3] == "caps: 0000000000000000"
+    assert not (tmp_path / "written").exists() and not Path("/var/tmp/scopeflow-planted").exists()
+    assert (work / "ok.txt").read_text(encoding="utf-8") == "in the workspace"
+    assert (hidden / "outside.txt").read_text(encoding="utf-8") == "private"   # hidden, not harmed
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="documents what root can do; a normal user is limited by permissions")
-def test_as_root_absolute_paths_outside_the_workspace_are_not_contained(tmp_path):
-    """Recorded so the limitation is known and the docs stay true: if this starts failing, the
-    sandbox gained filesystem isolation — update docs/security.md."""
+def test_without_isolation_absolute_paths_are_not_contained_and_the_result_says_so(tmp_path, monkeypatch,
+                                                                                   caplog):
+    """The fallback, pinned so the README stays true: where namespaces are not allowed the child
+    reads and writes by absolute path as the user running Scopeflow, and says so loudly."""
+    monkeypatch.setattr(sandbox, "isolation_support",
+                        lambda: sandbox.Isolation(sandbox.NO_ISOLATION, "namespaces not allowed (test)"))
     outside = tmp_path / "outside.txt"
     outside.write_text("private", encoding="utf-8")
     os.chmod(outside, 0o600)
     work = tmp_path / "work"
     work.mkdir()
     code = f"print(open({str(outside)!r}).read()); open({str(tmp_path / 'written')!r}, 'w').write('x')"
-    result = run_sandboxed([sys.executable, "-c", code], cwd=work, timeout_s=10)
+    result = run_sandboxed([sys.executable, "-c", code], cwd=work, timeout_s=10, hide=[tmp_path])
     assert result.stdout.strip() == "private"
     assert (tmp_path / "written").exists()
+    assert (result.isolation, result.isolation_reason) == ("none", "namespaces not allowed (test)")
+    assert "WITHOUT filesystem isolation: namespaces not allowed (test)" in caplog.text

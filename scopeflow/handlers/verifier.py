@@ -32,7 +32,7 @@ from scopeflow.handlers.checks import Checks, trim_output
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import CONFIGURATION, DESIGN_FLAW, RECOVERABLE, TaskFailure
 from scopeflow.handlers.registry import NO_RETRY, operator
-from scopeflow.handlers.sandbox import RunResult, run_sandboxed
+from scopeflow.handlers.sandbox import RunResult, isolation_support, run_sandboxed
 from scopeflow.spans import semconv
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -69,8 +69,16 @@ def python_files(app_dir: Path) -> list[str]:
     return found
 
 
-def _run(argv: list[str], app_dir: Path, timeout_s: float, name: str) -> RunResult:
-    result = run_sandboxed(argv, cwd=app_dir, timeout_s=timeout_s)
+def hidden_from_checks(workspace: Path) -> Path:
+    """The directory the checked code must not see: the Scopeflow home (database, ``secret.key``,
+    every instance's workspace) when the workspace has the engine's ``<home>/workspaces/<id>``
+    layout, otherwise at least the workspace's parent (its sibling workspaces)."""
+    workspace = Path(workspace).resolve()
+    return workspace.parent.parent if workspace.parent.name == "workspaces" else workspace.parent
+
+
+def _run(argv: list[str], app_dir: Path, timeout_s: float, name: str, hide: tuple[Path, ...] = ()) -> RunResult:
+    result = run_sandboxed(argv, cwd=app_dir, timeout_s=timeout_s, hide=hide)
     if result.returncode == 127 and not result.timed_out:
         raise _ToolFailed(f"{name}: {result.stderr.strip()}")
     return result
@@ -84,13 +92,14 @@ def _load_json(result: RunResult, name: str) -> Any:
         raise _ToolFailed(f"{name} gave no readable report (exit {result.returncode}): {last}") from None
 
 
-def check_compile(app_dir: Path, checks: Checks, timeout_s: float) -> dict[str, Any]:
+def check_compile(app_dir: Path, checks: Checks, timeout_s: float,
+                  hide: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Check 1: every Python file compiles. Returns the span attributes it measured."""
     files = python_files(app_dir)
     if not files:
         checks.failures.append("compile: the app has no Python files")
         return {"scopeflow.check.files": 0, semconv.COMPILE_ERRORS: 0}
-    result = _run([sys.executable, "-c", _COMPILE_SCRIPT, *files], app_dir, timeout_s, "compile")
+    result = _run([sys.executable, "-c", _COMPILE_SCRIPT, *files], app_dir, timeout_s, "compile", hide)
     if result.timed_out:
         raise _ToolFailed(f"compile: timed out after {timeout_s:g}s")
     errors = _load_json(result, "compile")
@@ -108,11 +117,12 @@ def _ruff_config(app_dir: Path) -> list[str]:
     return ["--isolated"]
 
 
-def check_lint(app_dir: Path, checks: Checks, timeout_s: float) -> dict[str, Any]:
+def check_lint(app_dir: Path, checks: Checks, timeout_s: float,
+               hide: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Check 2: ruff finds nothing (syntax errors excluded: *compile* counts those)."""
     argv = [sys.executable, "-m", "ruff", "check", "--output-format", "json", "--no-cache",
             *_ruff_config(app_dir), "."]
-    result = _run(argv, app_dir, timeout_s, "ruff")
+    result = _run(argv, app_dir, timeout_s, "ruff", hide)
     if result.timed_out or result.returncode not in (0, 1):
         raise _ToolFailed(f"ruff failed (exit {result.returncode}): {result.stderr.strip()[:300]}")
     findings = [f for f in _load_json(result, "ruff") if f.get("code") not in (None, "invalid-syntax")]
@@ -126,12 +136,15 @@ def check_lint(app_dir: Path, checks: Checks, timeout_s: float) -> dict[str, Any
     return {semconv.LINT_ERRORS: checks.lint_errors}
 
 
-def check_tests(app_dir: Path, checks: Checks, timeout_s: float) -> dict[str, Any]:
+def check_tests(app_dir: Path, checks: Checks, timeout_s: float,
+                hide: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Check 3: pytest, counted from the JUnit XML it writes."""
-    with tempfile.TemporaryDirectory(prefix="scopeflow-junit-") as tmp:
+    # Inside the app: under namespace isolation the child's /tmp is private, and the app
+    # directory is the only place it can write that we can read back.
+    with tempfile.TemporaryDirectory(prefix=".scopeflow-junit-", dir=app_dir) as tmp:
         report = Path(tmp) / "junit.xml"
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"]
-        result = _run(argv, app_dir, timeout_s, "pytest")
+        result = _run(argv, app_dir, timeout_s, "pytest", hide)
         checks.outputs["tests"] = trim_output(result.stdout + result.stderr)
         if result.timed_out:
             checks.tests_errors += 1
@@ -173,10 +186,11 @@ def _count_junit(report: Path, checks: Checks) -> None:
             checks.failures.append(f"tests: {outcome.tag} {test_id}: {message[0] if message else ''}")
 
 
-def check_security(app_dir: Path, checks: Checks, timeout_s: float) -> dict[str, Any]:
+def check_security(app_dir: Path, checks: Checks, timeout_s: float,
+                   hide: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Check 4: bandit over the app (tests excluded), findings counted by severity."""
     argv = [sys.executable, "-m", "bandit", "-r", ".", "-f", "json", "-q", "-x", "./tests"]
-    result = _run(argv, app_dir, timeout_s, "bandit")
+    result = _run(argv, app_dir, timeout_s, "bandit", hide)
     if result.timed_out or result.returncode not in (0, 1):
         raise _ToolFailed(f"bandit failed (exit {result.returncode}): {result.stderr.strip()[:300]}")
     report = _load_json(result, "bandit")
@@ -205,13 +219,17 @@ def verify_workspace(ctx: TaskContext, app_dir: Path, timeout_s: float = DEFAULT
     """
     app_dir = Path(app_dir).resolve()
     checks = Checks()
+    hide = (hidden_from_checks(ctx.workspace),)
+    isolation = isolation_support()     # what every run_sandboxed call of these checks uses
     for name, check in CHECKS:
         left = ctx.time_left()
         budget = timeout_s if left is None else max(1.0, min(timeout_s, left))
-        with ctx.span(f"check {name}", **{"scopeflow.check.name": name}) as span:
+        with ctx.span(f"check {name}", **{"scopeflow.check.name": name,
+                                           semconv.SANDBOX_ISOLATION: isolation.mode,
+                                           semconv.SANDBOX_ISOLATION_REASON: isolation.reason}) as span:
             started = time.monotonic()
             try:
-                measured = check(app_dir, checks, budget)
+                measured = check(app_dir, checks, budget, hide)
             except _ToolFailed as exc:
                 span.set(**{"scopeflow.check.error": str(exc)})
                 raise TaskFailure(CONFIGURATION, f"{name} check could not run: {exc}",

@@ -73,6 +73,8 @@ CHECK_DURATION_S = "scopeflow.check.duration_s"
 CHECK_ERROR = "scopeflow.check.error"
 TESTS_SKIPPED = "scopeflow.tests.skipped"
 SECURITY_LOW = "scopeflow.security.low"
+SANDBOX_ISOLATION = "scopeflow.sandbox.isolation"            # namespace | none
+SANDBOX_ISOLATION_REASON = "scopeflow.sandbox.isolation_reason"
 
 REVIEW_CONFIDENCE = "scopeflow.review.confidence"
 REVIEW_RATIONALE_AUTHOR = "scopeflow.review.rationale_author"
