@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from scopeflow.handlers.sandbox import Limits, run_sandboxed, scrubbed_env
+from scopeflow.handlers.sandbox import (
+    LAUNCH_FAILED,
+    NAMESPACE,
+    Limits,
+    _namespace_prefix,
+    hidden_directories,
+    isolation_support,
+    launcher_argv,
+    run_sandboxed,
+    scrubbed_env,
+)
 
 
 def _python(code: str) -> list[str]:
@@ -177,3 +189,61 @@ def test_a_missing_program_is_a_result_not_a_crash(tmp_path):
     result = run_sandboxed(["no-such-program-xyz"], cwd=tmp_path, timeout_s=5)
     assert result.returncode == 127
     assert "no-such-program-xyz" in result.stderr
+
+
+needs_namespace = pytest.mark.skipif(isolation_support().mode != NAMESPACE,
+                                     reason=f"no namespace isolation here: {isolation_support().reason}")
+
+
+def test_the_isolation_probe_gives_a_mode_and_a_one_line_reason():
+    support = isolation_support()
+    assert support.mode in (NAMESPACE, "none")
+    assert support.reason and "\n" not in support.reason
+    assert isolation_support() is support          # probed once, then cached
+
+
+def test_hide_must_name_absolute_directories_other_than_root(tmp_path):
+    with pytest.raises(ValueError, match="absolute directories other than /, got 'relative'"):
+        run_sandboxed(["true"], cwd=tmp_path, timeout_s=5, hide=[Path("relative")])
+    with pytest.raises(ValueError, match="other than /, got '/'"):
+        run_sandboxed(["true"], cwd=tmp_path, timeout_s=5, hide=[Path("/")])
+
+
+def test_hidden_directories_always_include_root_and_drop_nested_or_missing_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    (tmp_path / "user" / "inner").mkdir(parents=True)
+    hidden = hidden_directories([tmp_path / "user" / "inner", tmp_path / "missing"])
+    assert hidden == sorted([Path("/root"), (tmp_path / "user").resolve()])
+
+
+@needs_namespace
+def test_the_child_gets_a_private_tmp_and_dev_and_our_interpreter_still_works(tmp_path):
+    marker = Path(tempfile.gettempdir()) / f"scopeflow-sandbox-marker-{os.getpid()}"
+    marker.write_text("ours")
+    try:
+        code = f"""
+            import os, sys
+            from pathlib import Path
+            print(Path({str(marker)!r}).exists(), sorted(os.listdir("/dev")))
+            Path("/tmp/child-scratch").write_text("x")
+            Path("/dev/shm/child-shm").write_text("x")
+            print(sys.prefix)
+        """
+        result = run_sandboxed(_python(code), cwd=tmp_path, timeout_s=10, hide=[Path(sys.prefix).parent])
+    finally:
+        marker.unlink()
+    assert result.ok, result.stderr
+    first, prefix = result.stdout.splitlines()
+    assert first == "False ['fd', 'full', 'null', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'urandom', 'zero']"
+    assert prefix == sys.prefix           # the venv was bound back inside the hidden directory
+    assert not Path("/tmp/child-scratch").exists() and not Path("/dev/shm/child-shm").exists()
+
+
+@needs_namespace
+def test_a_sandbox_that_cannot_be_set_up_runs_nothing_and_says_why(tmp_path):
+    plan = {"work": str(tmp_path / "vanished"), "hide": [], "keep": []}
+    argv = [*_namespace_prefix(), *launcher_argv(["touch", str(tmp_path / "ran")], Limits(), plan)]
+    result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == LAUNCH_FAILED
+    assert "sandbox: cannot contain the filesystem, command not run" in result.stderr
+    assert not (tmp_path / "ran").exists()
