@@ -215,6 +215,10 @@ def test_under_namespace_isolation_absolute_paths_outside_the_workspace_are_cont
         Path({str(tmp_path / 'written')!r}).write_text("private /tmp")
         print("umount:", subprocess.run(["umount", {str(hidden)!r}], capture_output=True).returncode)
         print("caps:", open("/proc/self/status").read().split("CapEff:")[1].split()[0])
+        try:
+            print("our environ:", len(open("/proc/{os.getpid()}/environ").read()))
+        except OSError as exc:
+            print("our environ:", exc.strerror)
         Path("ok.txt").write_text("in the workspace")
     """)
     result = run_sandboxed([sys.executable, "-c", code], cwd=work, timeout_s=10, hide=[hidden])
@@ -223,6 +227,8 @@ def test_under_namespace_isolation_absolute_paths_outside_the_workspace_are_cont
     lines = result.stdout.splitlines()
     assert lines[:2] == ["visible: False", "write: Read-only file system"]
     assert lines[2] != "umount: 0" and lines[3] == "caps: 0000000000000000"
+    if os.geteuid() == 0:    # we hold capabilities the child lacks, so our environment is closed to it
+        assert lines[4] == "our environ: Permission denied"
     assert not (tmp_path / "written").exists() and not Path("/var/tmp/scopeflow-planted").exists()
     assert (work / "ok.txt").read_text(encoding="utf-8") == "in the workspace"
     assert (hidden / "outside.txt").read_text(encoding="utf-8") == "private"   # hidden, not harmed
