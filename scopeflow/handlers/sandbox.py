@@ -15,8 +15,7 @@ runs one command with:
 - its own **session and process group**, killed as a whole with ``SIGKILL`` on timeout, and swept
   once more after the command exits, so background grandchildren do not outlive it;
 - **bounded output**: at most ``Limits.output_bytes`` of stdout and of stderr are kept (the rest
-  is counted and dropped), so a chatty child cannot exhaust our memory.
-
+  is counted and dropped), so a chatty child cannot exhaust our memory;
 - **filesystem containment** (``isolation == "namespace"``), when the platform allows it: the
   child starts in a new mount namespace (``unshare --mount``, or ``unshare --user --map-root-user
   --mount`` when we are not root) where, before the command runs,
@@ -25,7 +24,7 @@ runs one command with:
     themselves are never touched), so writes outside the working directory fail;
   * ``/root``, the parent's ``$HOME`` and every directory in ``hide`` (the verifier passes the
     Scopeflow home: database, ``secret.key``, other instances' workspaces) are covered by an
-    empty read-only tmpfs;
+    empty read-only tmpfs (those under ``/tmp`` by the private ``/tmp`` below);
   * the working directory is bound back, writable, at its own path; the interpreter's prefixes
     (``sys.prefix``, ``sys.base_prefix``) are bound back read-only if a hidden directory held them;
   * ``/tmp`` and ``/dev/shm`` are fresh private tmpfs mounts; ``/dev`` holds only ``null``,
@@ -42,10 +41,9 @@ leave visible (``/etc``, system libraries, ``/proc`` — other processes' comman
 the environment of processes that hold capabilities the child lacks); the child still runs as the
 same user id. Without namespace isolation, reads and writes by absolute path are limited only by
 the permissions of the user running Scopeflow (as root: none) — HOME and TMPDIR only redirect
-well-behaved code. ``RLIMIT_NPROC``
-is not enforced by the kernel for real uid 0 (nor a process with ``CAP_SYS_RESOURCE``/``CAP_SYS_ADMIN``):
-there the limit is set but a fork bomb is contained only by the timeout and the
-process-group kill. For a non-root user the limit counts *all* processes of that user, not only
+well-behaved code. ``RLIMIT_NPROC`` is not enforced by the kernel for real uid 0 (nor for a
+process with ``CAP_SYS_RESOURCE``/``CAP_SYS_ADMIN``): there the limit is set but a fork bomb is
+contained only by the timeout and the process-group kill. For a non-root user the limit counts *all* processes of that user, not only
 the sandboxed ones. ``tests/test_sandbox.py`` checks which case applies on the machine it runs on.
 
 This file is also the launcher: the child runs it as a script (``python -I -S sandbox.py``), so
@@ -293,8 +291,8 @@ def _minimal_dev(devices: dict[str, int]) -> None:
         _mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, _MS_BIND)
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "fd/0"), ("stdout", "fd/1"), ("stderr", "fd/2")):
         os.symlink(target, f"/dev/{name}")
-    os.mkdir("/dev/shm")
-    _tmpfs("/dev/shm", mode="1777")
+    os.mkdir("/dev/shm")  # nosec B108 - a fresh private tmpfs in the child's own namespace
+    _tmpfs("/dev/shm", mode="1777")  # nosec B108
 
 
 def _contain(plan: dict) -> None:
@@ -339,7 +337,7 @@ def _launch(plan_json: str, argv: list[str]) -> None:
     for name, soft, hard in plan["rlimits"]:
         resource.setrlimit(getattr(resource, name), (soft, hard))
     try:
-        os.execvp(argv[0], argv)
+        os.execvp(argv[0], argv)  # nosec B606 - argv list, no shell: the command the caller asked for
     except OSError as exc:
         sys.stderr.write(f"cannot run {argv[0]!r}: {exc.strerror}\n")
         os._exit(127)
