@@ -61,6 +61,7 @@ from scopeflow.handlers.scope import (  # noqa: I001 - grouped apart: private he
     score,
 )
 from scopeflow.handlers.spec import FIELD_TYPES, Entity, Feature, Spec
+from scopeflow.handlers.verifier import hidden_from_checks
 
 LLM_AUTHOR = "llm"
 LLM_TASK_KIND = "llm_feature"
@@ -430,15 +431,16 @@ def self_check_output(ctx: TaskContext, task: PlanTask) -> str | None:
     if not rel:
         return None
     tests = [path for path in rel if path.startswith("tests/")]
+    hide = (hidden_from_checks(ctx.workspace),)  # the LLM's code sees no store, key or other workspace
     outputs = []
     with ctx.span("scopeflow.build.self_check", **{"scopeflow.build.task": task.id}) as span:
         if tests:
             result = run_sandboxed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
-                                   cwd=app_dir, timeout_s=SELF_CHECK_TIMEOUT_S)
+                                   cwd=app_dir, timeout_s=SELF_CHECK_TIMEOUT_S, hide=hide)
             outputs.append(f"$ pytest {' '.join(tests)} (exit {result.returncode})\n{result.stdout}{result.stderr}")
             span.set(**{"scopeflow.build.self_check.pytest_exit": result.returncode})
         result = run_sandboxed([sys.executable, "-m", "ruff", "check", "--no-cache", *rel],
-                               cwd=app_dir, timeout_s=SELF_CHECK_TIMEOUT_S)
+                               cwd=app_dir, timeout_s=SELF_CHECK_TIMEOUT_S, hide=hide)
         outputs.append(f"$ ruff check (exit {result.returncode})\n{result.stdout}{result.stderr}")
         span.set(**{"scopeflow.build.self_check.ruff_exit": result.returncode})
     return trim_output("\n".join(outputs))
