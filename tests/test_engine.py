@@ -234,3 +234,14 @@ def test_each_advance_is_a_new_trace_linked_to_the_previous_one(engine):
     assert first.trace_id != second.trace_id
     assert [(link.trace_id, link.span_id) for link in second.links] == [(first.trace_id, first.span_id)]
     assert second.links[0].attributes == {"scopeflow.link.reason": "resume"}
+
+
+def test_completing_without_advancing_leaves_the_rest_to_a_worker(engine):
+    instance_id = engine.start("approval", {"requester": "ann"})
+    [task] = open_tasks(engine, instance_id)
+    assert engine.complete_task(task.id, {"decision": "approve"}, actor="rita", advance=False) == "running"
+    row = status_of(engine, instance_id)
+    assert row.needs_advance and row.lock_owner is None
+    assert engine.due_instances() == [instance_id]
+    engine.run_due()
+    assert status_of(engine, instance_id).status == "completed"

@@ -10,7 +10,7 @@ import pytest
 
 from scopeflow.engine.models import HumanTask, Instance
 from scopeflow.engine.queries import list_tasks
-from tests.test_ui_support import csrf, make_ui, signed_in
+from tests.test_ui_support import csrf, make_ui, signed_in, wait_for_status
 
 HOSTILE = "<script>alert(1)</script>"
 SCOPE = f"""# Shelf {HOSTILE}
@@ -109,11 +109,11 @@ def test_task_form_from_schema_validates_and_completes(ui):
     assert bad.status_code == 400 and "is not one of" in body and HOSTILE not in body
     done = client.post(f"/tasks/{task_id}", data={"csrf_token": token, "f.decision": "approve", "f.comment": HOSTILE})
     assert done.status_code == 302
+    wait_for_status(engine, instance_id, "completed")  # the request returned before the rest ran
     with engine.sessions() as session:
         task = session.get(HumanTask, task_id)
         assert task.status == "completed" and task.completed_by == "reviewer"
         assert task.data == {"decision": "approve", "comment": HOSTILE}
-        assert session.get(Instance, instance_id).status == "completed"
     page = client.get(f"/instances/{instance_id}").get_data(as_text=True)
     assert HOSTILE not in page
 

@@ -47,3 +47,18 @@ def signed_in(app, name: str):
     response = login(client, name)
     assert response.status_code == 302, response.get_data(as_text=True)
     return client
+
+
+def wait_for_status(engine, instance_id: str, status: str, timeout_s: float = 60) -> None:
+    """Completing a task in the UI advances the instance in the background: wait for it."""
+    import time
+
+    from scopeflow.engine.models import Instance
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with engine.sessions() as session:
+            if session.get(Instance, instance_id).status == status:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"instance {instance_id} did not reach {status} within {timeout_s} s")

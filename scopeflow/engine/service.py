@@ -337,7 +337,7 @@ class Engine:
         with self.sessions.begin() as session:
             values: dict[str, Any] = dict(
                 state=serialize(wf), status=status, row_version=work.row_version + 1, updated_at=now,
-                incident=incident, needs_advance=False, progress=snapshot.progress, mode=snapshot.mode,
+                incident=incident, needs_advance=snapshot.ready_automatic and incident is None, progress=snapshot.progress, mode=snapshot.mode,
                 wake_at=None, trace_carrier=work.carrier,
             )
             if status in FINAL_STATUSES:
@@ -433,14 +433,16 @@ class Engine:
         with self._work(instance_id) as work:
             return self._run(work, reason)
 
-    def _run(self, work: _Work, reason: str, before=None, audit: list[AuditEvent] | None = None) -> str:
+    def _run(self, work: _Work, reason: str, before=None, audit: list[AuditEvent] | None = None,
+             steps: bool = True) -> str:
         incident = None
         with work.runner.advance_span(work.carrier, reason) as carrier:
             work.carrier = carrier
             try:
                 if before is not None:
                     before(work)
-                work.runner.run_steps()
+                if steps:
+                    work.runner.run_steps()
             except (EngineError, LookupError):
                 raise
             except Exception as exc:
@@ -449,8 +451,12 @@ class Engine:
         return self._checkpoint(work, final=True, incident=incident, audit=audit)
 
     # ---------------------------------------------------------------- human tasks
-    def complete_task(self, task_row_id: str, data: dict[str, Any], *, actor: str) -> str:
-        """Validate ``data`` against the task's form, complete it, and advance the instance."""
+    def complete_task(self, task_row_id: str, data: dict[str, Any], *, actor: str, advance: bool = True) -> str:
+        """Validate ``data`` against the task's form, complete it, and advance the instance.
+
+        With ``advance=False`` only the completion is checkpointed; the instance is left ``running``
+        and marked for a worker (what the web UI does, so a request never waits for a build).
+        """
         if not isinstance(data, dict):
             raise EngineError("task data must be a JSON object")
         with self.sessions() as session:
@@ -477,7 +483,7 @@ class Engine:
                             details={"fields": sorted(filled), "secrets": sorted(secrets)})]
         with self._work(instance_id) as work:
             try:
-                status = self._run(work, "task completed", before=complete, audit=audit)
+                status = self._run(work, "task completed", before=complete, audit=audit, steps=advance)
             except LookupError as exc:
                 raise EngineError(str(exc)) from None
         with self.sessions.begin() as session:

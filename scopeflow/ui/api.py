@@ -19,6 +19,7 @@ from scopeflow.engine.models import ModelVersion
 from scopeflow.engine.queries import list_instances, list_tasks, task_detail
 from scopeflow.engine.service import EngineError, NotFound
 from scopeflow.ui import evidence_view, run_view, submission
+from scopeflow.ui.background import advance_later
 from scopeflow.ui.instances import STATUSES, VIEWERS, load_instance
 from scopeflow.ui.openapi import document
 from scopeflow.ui.security import engine, error_response, requires
@@ -139,7 +140,9 @@ def complete(task_id: str):
     if assignee and assignee != current_user.name and not current_user.has_role("admin"):
         abort(403, f"claimed by {assignee}")
     try:
-        status = engine().complete_task(task_id, body.get("data", {}), actor=current_user.name)
+        status = engine().complete_task(task_id, body.get("data", {}), actor=current_user.name, advance=False)
+        if status == "running":  # the rest runs in the background; poll the instance
+            advance_later(engine(), instance_id)
     except NotFound as exc:
         abort(404, str(exc))
     except EngineError as exc:

@@ -17,6 +17,7 @@ from scopeflow.engine.models import AuditEvent, HumanTask, Instance
 from scopeflow.engine.queries import list_tasks
 from scopeflow.engine.service import EngineError, NotFound
 from scopeflow.ui import run_view, schema_form
+from scopeflow.ui.background import advance_later
 from scopeflow.ui.security import engine, requires
 
 bp = Blueprint("tasks", __name__)
@@ -135,10 +136,14 @@ def show(task_id: str):
     if errors:
         return _render(row, instance, schema_form.safe_echo(row.form_schema or {}, data), errors, 400)
     try:
-        status = engine().complete_task(row.id, data, actor=current_user.name)
+        status = engine().complete_task(row.id, data, actor=current_user.name, advance=False)
     except NotFound as exc:
         abort(404, str(exc))
     except EngineError as exc:
         return _render(row, instance, schema_form.safe_echo(row.form_schema or {}, data), {"(form)": str(exc)}, 400)
-    flash(f"'{row.name}' completed; the instance is now {status}")
+    if status == "running":
+        advance_later(engine(), row.instance_id)
+        flash(f"'{row.name}' completed; the instance continues (this page follows it live)")
+    else:
+        flash(f"'{row.name}' completed; the instance is now {status}")
     return redirect(url_for("instances.show", instance_id=row.instance_id))

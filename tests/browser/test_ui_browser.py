@@ -14,8 +14,10 @@ SCOPE = (REPO / "examples" / "scopes" / "simple-bookshelf.md").read_text()
 state: dict[str, str] = {}
 
 
-def _marker(page, element_id: str) -> str:
-    return page.get_attribute(f'g.djs-element[data-element-id="{element_id}"]', "class") or ""
+def _wait_marker(page, element_id: str, state_name: str, timeout_s: float = 120) -> None:
+    """Wait until the live diagram colours ``element_id`` (the page polls the instance's state)."""
+    page.wait_for_selector(f'g.djs-element.st-{state_name}[data-element-id="{element_id}"]',
+                           timeout=timeout_s * 1000)
 
 
 def test_submitter_submits_and_watches_it_reach_a_review_task(server, browser):
@@ -30,14 +32,14 @@ def test_submitter_submits_and_watches_it_reach_a_review_task(server, browser):
     page.click("#submit-button")
     page.wait_for_selector('#diagram[data-rendered="true"]')
     state["instance"] = page.url.rsplit("/", 1)[-1]
-    assert "st-active" in _marker(page, "confirm_scope")
+    _wait_marker(page, "confirm_scope", "active")
     s.shot("02-instance-confirm-scope")
     page.click("#human-tasks a:has-text('Confirm scope')")
     page.wait_for_selector("#task-form")
     page.click("#complete-button")
     page.wait_for_selector('#diagram[data-rendered="true"]')
-    assert "st-active" in _marker(page, "design_review")
-    assert "st-completed" in _marker(page, "confirm_scope")
+    _wait_marker(page, "design_review", "active")
+    _wait_marker(page, "confirm_scope", "completed")
     assert page.inner_text("#instance-status") == "waiting"
     s.shot("03-instance-design-review")
     assert not [e for e in s.errors if "Content Security Policy" in e], s.errors
@@ -56,18 +58,20 @@ def test_reviewer_approves_in_the_inbox(server, browser):
     assert "Plan" in page.inner_text(".context")
     s.shot("04-design-review-task")
     page.select_option("select[name='f.decision']", "approve")
-    page.click("#complete-button")                       # builds and verifies the app (synchronous)
+    page.click("#complete-button")                       # the build and its checks run in the background
     page.wait_for_selector('#diagram[data-rendered="true"]')
-    assert "st-completed" in _marker(page, "design_review")
+    _wait_marker(page, "design_review", "completed")
+    _wait_marker(page, "final_review", "active")         # the page followed the build live
     s.shot("05-after-design-approval")
     page.goto(f"{base}/tasks")
-    final = page.locator("#tasks a:has-text('Final review')")
-    if final.count():
-        final.first.click()
-        page.wait_for_selector("#task-form")
-        page.select_option("select[name='f.decision']", "approve")
-        page.click("#complete-button")
-        page.wait_for_selector('#diagram[data-rendered="true"]')
+    page.click("#tasks a:has-text('Final review')")
+    page.wait_for_selector("#task-form")
+    assert "tests" in page.inner_text(".context").lower()  # the check results the decision needs
+    page.select_option("select[name='f.decision']", "approve")
+    page.click("#complete-button")
+    page.wait_for_selector('#diagram[data-rendered="true"]')
+    _wait_marker(page, "final_review", "completed")
+    _wait_marker(page, "deploy_approval", "active")      # next: the operator's deploy sign-off
     s.shot("06-after-final-review")
     assert not [e for e in s.errors if "Content Security Policy" in e], s.errors
     s.close()
@@ -83,6 +87,8 @@ def test_auditor_opens_the_trace_and_sees_the_rules(server, browser):
     page.wait_for_selector('#diagram[data-rendered="true"]')
     rules = page.locator("#evidence li.rule")
     assert rules.count() > 0
+    assert "holds" in page.inner_text("#evidence h2") and "does not hold" not in page.inner_text("#evidence h2")
+    assert page.locator("#evidence li.rule.bad").count() == 0      # every rule due so far passes
     assert page.locator("#waterfall li.span-row").count() > 5
     assert "intact" in page.inner_text("#integrity")
     width = page.eval_on_selector("#waterfall .bar", "el => el.style.width")
