@@ -74,6 +74,9 @@ class Runner:
         previous = trace.get_current_span(PROPAGATOR.extract(carrier)).get_span_context() if carrier else None
         if previous is not None and previous.is_valid:
             links.append(Link(previous, {semconv.LINK_REASON: "resume"}))
+        caller = trace.get_current_span().get_span_context()
+        if caller.is_valid:  # e.g. the Celery task run that carries this advance
+            links.append(Link(caller, {semconv.LINK_REASON: "caller"}))
         attributes = {
             semconv.INSTANCE_ID: self.identity.instance_id,
             semconv.PROCESS_ID: self.identity.model_name,
