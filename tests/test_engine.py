@@ -198,7 +198,8 @@ def test_a_corrupt_state_row_is_reported_not_crashed(engine):
         session.execute(update(Instance).where(Instance.id == instance_id).values(state="{not json"))
     with pytest.raises(EngineError, match="corrupt state"):
         engine.advance(instance_id)
-    assert status_of(engine, instance_id).lock_owner is None
+    row = status_of(engine, instance_id)
+    assert row.lock_owner is None and row.status == "error" and "corrupt state" in row.incident["message"]
 
 
 def test_spans_are_hash_chained_and_tampering_is_detected(engine):

@@ -260,7 +260,8 @@ def test_a_failing_instance_is_parked_and_does_not_stop_the_others(tmp_path: Pat
     assert [s for i, s in tally.results if i == broken][0].startswith("failed: instance")
     states = rows(engine, [broken, *good])
     assert all(states[i].status == "completed" for i in good)
-    assert states[broken].lock_owner.startswith("parked-by:"), "a failing instance is parked, not spun on"
+    assert states[broken].status == "error", "an unreadable instance becomes an incident, not spun on"
+    assert "corrupt state row" in states[broken].incident["message"]
     assert engine.due_instances() == []
 
 

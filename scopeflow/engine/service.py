@@ -300,8 +300,9 @@ class Engine:
         try:
             workflow = deserialize(state)
         except Exception as exc:
-            raise EngineError(f"instance {instance_id} has a corrupt state row: {type(exc).__name__}: {exc}",
-                              code=1) from None
+            message = f"instance {instance_id} has a corrupt state row: {type(exc).__name__}: {exc}"
+            self._mark_corrupt(instance_id, message)
+            raise EngineError(message, code=1) from None
         return workflow, row_version, loaded, carrier
 
     def _prepare(self, instance_id: str, workflow: BpmnWorkflow, row_version: int,
@@ -320,6 +321,15 @@ class Engine:
                      had_waits=had_tasks)
         runner.on_checkpoint = lambda: self._checkpoint(work, final=False)
         return work
+
+    def _mark_corrupt(self, instance_id: str, message: str) -> None:
+        """An unreadable state is an incident (status ``error``): no worker picks it up again
+        until someone repairs the row and retries."""
+        with self.sessions.begin() as session:
+            session.execute(update(Instance).where(Instance.id == instance_id, Instance.lock_owner == self.worker_id)
+                            .values(status=ERROR, needs_advance=False, lock_owner=None, lock_expires_at=None,
+                                    incident={"message": message[:500], "task_id": None, "bpmn_id": None,
+                                              "error_type": "CorruptState", "traceback": ""}))
 
     def _release(self, instance_id: str) -> None:
         with self.sessions.begin() as session:
