@@ -37,6 +37,8 @@ class Settings:
     releases_dir: Path = field(default_factory=lambda: Path(".scopeflow/releases"))
     broker_url: str = ""
     otlp_endpoint: str = ""
+    otlp_protocol: str = ""             # "grpc" for gRPC; HTTP/protobuf otherwise
+    secure_cookies: bool = False        # the web UI's cookies get the Secure flag (HTTPS deployments)
     checkpoint_threshold_s: float = 0.2
     lock_lease_s: float = 300.0
     secret_key: str = ""
@@ -68,7 +70,15 @@ def load_settings() -> Settings:
         releases_dir=_env_path("SCOPEFLOW_RELEASES", home / "releases"),
         broker_url=os.environ.get("SCOPEFLOW_BROKER_URL", ""),
         otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+        otlp_protocol=os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", ""),
+        secure_cookies=os.environ.get("SCOPEFLOW_SECURE_COOKIES") == "1",
         checkpoint_threshold_s=_env_float("SCOPEFLOW_CHECKPOINT_THRESHOLD", 0.2),
         lock_lease_s=_env_float("SCOPEFLOW_LOCK_LEASE", 300.0),
         secret_key=os.environ.get("SCOPEFLOW_SECRET_KEY", ""),
     )
+
+
+def llm_environment() -> dict[str, str]:
+    """The ``SCOPEFLOW_LLM_*`` variables; ``handlers/llm.py`` turns them into ``LlmSettings``
+    (the agents read them per task, so a change applies without restarting workers)."""
+    return {key: value for key, value in os.environ.items() if key.startswith("SCOPEFLOW_LLM_")}

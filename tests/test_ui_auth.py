@@ -97,8 +97,13 @@ def test_security_headers_and_cookie_flags(ui):
 
 def test_secure_cookie_flag_when_asked(tmp_path, monkeypatch):
     monkeypatch.setenv("SCOPEFLOW_SECURE_COOKIES", "1")
-    app, _engine = make_ui(tmp_path)
+    from scopeflow.config import load_settings
+
+    assert load_settings().secure_cookies is True
+    app, _engine = make_ui(tmp_path, secure_cookies=True)
     assert app.config["SESSION_COOKIE_SECURE"] is True
+    plain, _ = make_ui(tmp_path / "plain")
+    assert plain.config["SESSION_COOKIE_SECURE"] is False
 
 
 def test_logout_needs_csrf_and_ends_the_session(ui):

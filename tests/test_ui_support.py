@@ -27,13 +27,13 @@ def login(client, name: str, password: str = PASSWORD):
     return client.post("/login", data={"name": name, "password": password, "csrf_token": csrf(client)})
 
 
-def make_ui(tmp_path: Path, models_dir: Path | None = None):
+def make_ui(tmp_path: Path, models_dir: Path | None = None, **settings):
     """(app, engine) over a fresh SQLite store, with one user per role named after it."""
     from scopeflow.engine.service import Engine
     from scopeflow.ui import create_app
     from scopeflow.ui.accounts import create_user
 
-    kwargs = {"models_dir": models_dir} if models_dir else {}
+    kwargs = {"models_dir": models_dir, **settings} if models_dir else dict(settings)
     engine = Engine(make_settings(tmp_path / "home", **kwargs))
     for role in ROLES:
         create_user(engine.sessions, role, [role], PASSWORD)

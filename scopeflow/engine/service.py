@@ -104,8 +104,7 @@ class Engine:
     def __init__(self, settings: Settings, worker_id: str | None = None, telemetry_: Telemetry | None = None):
         self.settings = settings
         self.sessions = session_factory(settings.effective_database_url)
-        self.telemetry = telemetry_ or telemetry(settings.otlp_endpoint,
-                                                 os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", ""))
+        self.telemetry = telemetry_ or telemetry(settings.otlp_endpoint, settings.otlp_protocol)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._secrets: SecretStore | None = None
         self._secret_lock = threading.Lock()

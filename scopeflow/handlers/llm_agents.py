@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from scopeflow.config import llm_environment
 from scopeflow.handlers import naming
 from scopeflow.handlers.budget import Budget
 from scopeflow.handlers.builder import safe_target, write_file
@@ -84,10 +84,11 @@ def settings_from_env() -> LlmSettings | None:
     Without a base URL nothing else is read, so a stray ``SCOPEFLOW_LLM_*`` value cannot disturb
     the offline agents; with one, unreadable values are a ``configuration`` failure naming the problem.
     """
-    if not os.environ.get("SCOPEFLOW_LLM_BASE_URL", "").strip():
+    environ = llm_environment()
+    if not environ.get("SCOPEFLOW_LLM_BASE_URL", "").strip():
         return None
     try:
-        settings = LlmSettings.from_env(os.environ)
+        settings = LlmSettings.from_env(environ)
     except ValueError as exc:
         raise TaskFailure(CONFIGURATION, f"LLM settings: {exc}", {}) from None
     return settings if settings.configured else None

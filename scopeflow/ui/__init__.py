@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, engine: Any = None) -> Flask:
     app = Flask(__name__)
     app.config.update(SECRET_KEY=security.secret_key(settings.home, settings.secret_key),
                       MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES, WTF_CSRF_TIME_LIMIT=None)
-    security.cookie_settings(app)
+    security.cookie_settings(app, settings.secure_cookies)
     app.extensions["scopeflow.engine"] = engine
     csrf.init_app(app)
     _login_manager(engine).init_app(app)

@@ -75,9 +75,8 @@ def secret_key(home: Path, configured: str) -> str:
     return key
 
 
-def cookie_settings(app: Flask) -> None:
+def cookie_settings(app: Flask, secure: bool) -> None:
     """HttpOnly + SameSite=Lax always; Secure when ``SCOPEFLOW_SECURE_COOKIES=1`` (HTTPS deployments)."""
-    secure = os.environ.get("SCOPEFLOW_SECURE_COOKIES") == "1"
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=secure,
         REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_SECURE=secure,
