@@ -31,6 +31,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scopeflow.config import Settings
@@ -175,11 +176,19 @@ class Engine:
         problems = errors(lint_catalog(catalog, names))
         if problems:
             raise EngineError(f"{len(problems)} lint error(s), first: {problems[0]}")
-        out = []
-        with self.sessions.begin() as session:
-            for name in names:
-                row, created = versions.deploy(session, catalog, name)
-                out.append({"model": name, "version": row.version, "hash": row.content_hash, "created": created})
+        for attempt in (1, 2):
+            out = []
+            try:
+                with self.sessions.begin() as session:
+                    for name in names:
+                        row, created = versions.deploy(session, catalog, name)
+                        out.append({"model": name, "version": row.version, "hash": row.content_hash,
+                                    "created": created})
+                return out
+            except IntegrityError:
+                # Another thread or process stored the same new version first; read it back.
+                if attempt == 2:
+                    raise
         return out
 
     def _current_version(self, model: str) -> versions.LoadedVersion:
