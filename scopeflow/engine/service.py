@@ -191,6 +191,10 @@ class Engine:
                     raise
         return out
 
+    def catalog(self) -> Catalog:
+        """The models directory's catalog, re-read only when a file in it changed."""
+        return self._scan(self.settings.models_dir)
+
     def _current_version(self, model: str) -> versions.LoadedVersion:
         """The deployed version matching ``model``'s files in the models directory (deployed now if
         they changed). Remembered by content hash, so a start costs no catalog query when nothing

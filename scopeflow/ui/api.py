@@ -68,7 +68,7 @@ def instances():
 @requires("submitter")
 def submit():
     body = _json_body()
-    options = submission.start_options(engine().settings.models_dir)
+    options = submission.start_options(engine())
     scope = body.get("scope")
     if not isinstance(scope, str):
         abort(400, "scope must be a string")

@@ -12,7 +12,7 @@ from typing import Any
 from scopeflow.handlers.scope import ScopeError, analyze, describe
 from scopeflow.handlers.serde import to_data
 from scopeflow.lifecycle import MAX_SCOPE_BYTES, MODEL, ScopeRejected, read_scope
-from scopeflow.processes.catalog import CatalogError, scan
+from scopeflow.processes.catalog import CatalogError
 
 TITLE_MAX = 300
 
@@ -27,10 +27,10 @@ class Submission:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def start_options(models_dir: Any) -> dict[str, dict[str, Any]]:
+def start_options(engine: Any) -> dict[str, dict[str, Any]]:
     """The delivery start form's settable integer options (name → schema), e.g. revision limits."""
     try:
-        catalog = scan(models_dir)
+        catalog = engine.catalog()
         schema = catalog.form(catalog.process(MODEL).start_form or "") or {}
     except (CatalogError, ValueError):
         return {}

@@ -14,7 +14,7 @@ bp = Blueprint("submit", __name__)
 @bp.route("/submit", methods=["GET", "POST"])
 @requires("submitter")
 def form():
-    options = submission.start_options(engine().settings.models_dir)
+    options = submission.start_options(engine())
     if request.method == "GET":
         return render_template("submit.html", options=options, values={}, errors={})
     upload = request.files.get("scope_file")
