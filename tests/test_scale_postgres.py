@@ -128,9 +128,9 @@ def test_sigkilled_celery_workers_lose_nothing_and_redo_no_checkpointed_step(tmp
         victim = spawn_worker(settings, logs / "victim.log", concurrency=4, broker=REDIS_URL)
         snapshots = []
         try:
-            for kill in range(3):
+            for _kill in range(3):
                 wait_until_holding(engine, victim, timeout=30)
-                time.sleep(0.3 + 0.2 * kill)   # let it get well into its instances
+                wait_until_mid_instance(engine, victim, timeout=30)  # a checkpointed step, more to run
                 stored = set(stored_step_spans(engine))
                 snapshots.append((stored, mark_files(settings, ids)))
                 victim.send_signal(signal.SIGKILL)
@@ -179,6 +179,24 @@ def wait_until_holding(engine: Engine, worker: subprocess.Popen, timeout: float)
         assert worker.poll() is None, "the worker exited before it took any work"
         assert time.monotonic() < deadline, "the worker never took an instance"
         time.sleep(0.05)
+
+
+def wait_until_mid_instance(engine: Engine, worker: subprocess.Popen, timeout: float) -> None:
+    """Until ``worker`` holds an instance with some steps checkpointed and some still to run, so
+    the kill is certain to leave work that another worker must resume."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with engine.sessions() as session:
+            held = select(Instance.id).where(Instance.lock_owner.like(f"%:{worker.pid}:celery:%"))
+            stored = session.execute(
+                select(SpanRow.instance_id, func.count()).where(SpanRow.instance_id.in_(held),
+                                                                SpanRow.bpmn_element_id.in_(STEPS))
+                .group_by(SpanRow.instance_id)).all()
+        if any(1 <= count < len(STEPS) for _, count in stored):
+            return
+        assert worker.poll() is None, "the worker exited"
+        assert time.monotonic() < deadline, "the worker was never caught mid-instance"
+        time.sleep(0.005)
 
 
 def purge_queue(settings: Settings) -> None:
