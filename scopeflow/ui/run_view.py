@@ -131,6 +131,9 @@ def state_payload(session: Session, row: Instance, spans: list[TaskSpan]) -> dic
         "elements": {k: asdict(v) for k, v in states.items()},
         "steps": len(spans),
         "final": row.status in ("completed", "blocked", "cancelled"),
+        "tasks": [{"id": t.id, "name": t.name, "status": t.status, "role": t.role, "completed_by": t.completed_by}
+                  for t in session.scalars(select(HumanTask).where(HumanTask.instance_id == row.id)
+                                           .order_by(HumanTask.created_at))],
     }
 
 

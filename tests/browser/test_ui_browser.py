@@ -63,6 +63,7 @@ def test_reviewer_approves_in_the_inbox(server, browser):
     page.wait_for_selector('#diagram[data-rendered="true"]')
     _wait_marker(page, "design_review", "completed")
     _wait_marker(page, "final_review", "active")         # the page followed the build live
+    page.wait_for_selector("#human-tasks a:has-text('Final review')")  # the task list too
     s.shot("05-after-design-approval")
     page.goto(f"{base}/tasks")
     page.click("#tasks a:has-text('Final review')")

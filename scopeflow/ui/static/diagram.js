@@ -45,6 +45,35 @@
     if (node && value !== undefined && value !== null) node.textContent = value;
   }
 
+  function humanTasks(tasks) {
+    const list = document.getElementById("human-tasks");
+    if (!list || !tasks) return;
+    list.replaceChildren();
+    for (const t of tasks) {
+      const li = document.createElement("li");
+      if (t.status === "open") {
+        const a = document.createElement("a");
+        a.href = list.dataset.taskUrl.replace("TASK_ID", encodeURIComponent(t.id));
+        a.textContent = t.name;
+        li.appendChild(a);
+      } else {
+        li.appendChild(document.createTextNode(t.name));
+      }
+      const tag = document.createElement("span");
+      tag.className = "tag";
+      tag.textContent = t.status;
+      const who = document.createElement("small");
+      who.textContent = t.role + (t.completed_by ? " · by " + t.completed_by : "");
+      li.append(" ", tag, " ", who);
+      list.appendChild(li);
+    }
+    if (!tasks.length) {
+      const li = document.createElement("li");
+      li.textContent = "None yet.";
+      list.appendChild(li);
+    }
+  }
+
   function poll() {
     const url = host.dataset.stateUrl;
     if (!url) return;
@@ -71,6 +100,11 @@
               (step.attempt > 1 ? ", attempt " + step.attempt : "") + ")";
             timeline.appendChild(li);
           }
+        }
+        humanTasks(payload.tasks);
+        if (payload.final && !initial.final) {
+          window.location.reload();  // show the report and the release the run just produced
+          return;
         }
         if (!payload.final) setTimeout(poll, 2000);
       })
