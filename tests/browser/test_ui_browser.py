@@ -40,8 +40,8 @@ def test_submitter_submits_and_watches_it_reach_a_review_task(server, browser):
     page.wait_for_selector('#diagram[data-rendered="true"]')
     _wait_marker(page, "design_review", "active")
     _wait_marker(page, "confirm_scope", "completed")
-    page.wait_for_function("document.querySelector('#instance-status').innerText === 'waiting'",
-                           timeout=60_000)  # the status line follows the background advance live
+    # The status line follows the background advance live (a selector wait: the CSP forbids eval).
+    page.wait_for_selector("#instance-status.st-waiting", timeout=60_000)
     s.shot("03-instance-design-review")
     assert not [e for e in s.errors if "Content Security Policy" in e], s.errors
     s.close()
