@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -141,9 +140,8 @@ def trace(app: App, target: str, file: str | None, fmt: str, as_json: bool, outp
 
 
 def _import(app: App, path: Path) -> None:
-    from scopeflow.engine.models import SpanRow
-    from scopeflow.engine.spanstore import load_spans, record_of  # noqa: F401
-    from scopeflow.spans.integrity import content_hash, genesis, link_hash
+    from scopeflow.engine.spanstore import append_records, load_spans
+    from scopeflow.handlers.serde import to_data
     from scopeflow.spans.otlp_json import OtlpError, from_otlp_json
 
     if not path.is_file():
@@ -162,33 +160,15 @@ def _import(app: App, path: Path) -> None:
         with app.engine.sessions() as session:
             stored = load_spans(session, instance_id)
         if stored:
-            same = [_comparable(s) for s in stored] == [_comparable(s) for s in records]
+            same = [to_data(s) for s in stored] == [to_data(s) for s in records]
             click.echo(f"{instance_id}: {len(records)} spans; "
                        + ("identical to the stored record" if same else "DIFFERS from the stored record"))
             if not same:
                 sys.exit(EXIT_FAILED)
             continue
-        prev = genesis(instance_id)
         with app.engine.sessions.begin() as session:
-            for record in records:
-                content = content_hash(record)
-                link = link_hash(prev, content)
-                session.add(SpanRow(
-                    instance_id=instance_id, seq=record.seq, trace_id=record.trace_id, span_id=record.span_id,
-                    parent_span_id=record.parent_span_id, name=record.name, kind=record.kind,
-                    bpmn_element_id=record.attributes.get("scopeflow.bpmn.element.id"),
-                    start_ns=record.start_ns, end_ns=record.end_ns, status=record.status,
-                    status_message=record.status_message, attributes=record.attributes,
-                    events=[e.__dict__ for e in record.events], links=[lk.__dict__ for lk in record.links],
-                    content_hash=content, prev_hash=prev, link_hash=link))
-                prev = link
-        click.echo(f"{instance_id}: imported {len(records)} spans (chain head {prev})")
-
-
-def _comparable(span) -> Any:
-    from scopeflow.handlers.serde import to_data
-
-    return to_data(span)
+            head = append_records(session, instance_id, records)
+        click.echo(f"{instance_id}: imported {len(records)} spans (chain head {head})")
 
 
 @main.command("stats")

@@ -50,14 +50,13 @@ from scopeflow.engine.models import (
     Instance,
     MessageSubscription,
     ModelVersion,
-    SpanRow,
     Timer,
     new_id,
     utcnow,
 )
 from scopeflow.engine.runner import RunIdentity, Runner, incident_from
 from scopeflow.engine.secrets import SecretError, SecretStore, load_key
-from scopeflow.engine.spanstore import store_spans
+from scopeflow.engine.spanstore import chain_tail, store_spans
 from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize
 from scopeflow.handlers.failures import CONFIGURATION, TaskFailure
 from scopeflow.processes.bpmn_xml import lane_role
@@ -153,12 +152,9 @@ class Engine:
 
     def chain_head(self, instance_id: str) -> tuple[str, int]:
         """(link hash, count) of the instance's stored span chain — what an exported report quotes."""
-        from scopeflow.spans.integrity import genesis
-
         with self.sessions() as session:
-            last = session.execute(select(SpanRow.link_hash, SpanRow.seq).where(SpanRow.instance_id == instance_id)
-                                   .order_by(SpanRow.seq.desc()).limit(1)).first()
-        return (last[0], last[1]) if last else (genesis(instance_id), 0)
+            seq, head = chain_tail(session, instance_id)
+        return head, seq
 
     # ---------------------------------------------------------------- models
     def deploy(self, models: list[str] | None = None, models_dir: Path | None = None) -> list[dict[str, Any]]:
@@ -176,19 +172,18 @@ class Engine:
         problems = errors(lint_catalog(catalog, names))
         if problems:
             raise EngineError(f"{len(problems)} lint error(s), first: {problems[0]}")
-        for attempt in (1, 2):
-            out = []
-            try:
-                with self.sessions.begin() as session:
-                    for name in names:
-                        row, created = versions.deploy(session, catalog, name)
-                        out.append({"model": name, "version": row.version, "hash": row.content_hash,
-                                    "created": created})
-                return out
-            except IntegrityError:
-                # Another thread or process stored the same new version first; read it back.
-                if attempt == 2:
-                    raise
+        try:
+            return self._store_versions(catalog, names)
+        except IntegrityError:
+            # Another thread or process stored the same new version first: this time it reads it back.
+            return self._store_versions(catalog, names)
+
+    def _store_versions(self, catalog: Catalog, names: list[str]) -> list[dict[str, Any]]:
+        out = []
+        with self.sessions.begin() as session:
+            for name in names:
+                row, created = versions.deploy(session, catalog, name)
+                out.append({"model": name, "version": row.version, "hash": row.content_hash, "created": created})
         return out
 
     def catalog(self) -> Catalog:
@@ -405,7 +400,7 @@ class Engine:
                     session.add(Timer(instance_id=work.instance_id, bpmn_id=task.task_spec.bpmn_id, due_at=due))
                     earliest = due if earliest is None or due < earliest else earliest
             elif isinstance(definition, MessageEventDefinition):
-                element = work.runner._element(task)
+                element = work.runner.element_of(task)
                 key_var = element.properties.get("correlationKey") if element else None
                 key = task.data.get(key_var) if key_var else None
                 session.add(MessageSubscription(instance_id=work.instance_id, bpmn_id=task.task_spec.bpmn_id,
@@ -434,7 +429,7 @@ class Engine:
             if session.scalar(select(HumanTask.id).where(HumanTask.instance_id == work.instance_id,
                                                          HumanTask.spiff_task_id == task_id)):
                 continue
-            element = work.runner._element(task)
+            element = work.runner.element_of(task)
             props = element.properties if element else {}
             form = props.get("formJsonSchemaFilename", "")
             schema = work.version.catalog.form(form) if form else {}

@@ -22,24 +22,34 @@ from scopeflow.spans.record import SpanEvent, SpanLink, SpanRecord
 
 def store_spans(session: Session, instance_id: str, spans: Sequence[ReadableSpan]) -> int:
     """Append ``spans`` (ordered by start time) to the instance's chain; returns how many."""
-    if not spans:
-        return 0
+    ordered = sorted(spans, key=lambda s: (s.start_time or 0, s.end_time or 0))
+    append_records(session, instance_id, [to_record(span) for span in ordered])
+    return len(ordered)
+
+
+def chain_tail(session: Session, instance_id: str) -> tuple[int, str]:
+    """(seq, link hash) of the instance's last stored span; (0, genesis) when it has none."""
     last = session.execute(
         select(SpanRow.seq, SpanRow.link_hash).where(SpanRow.instance_id == instance_id)
         .order_by(SpanRow.seq.desc()).limit(1)
     ).first()
-    seq, prev = (last[0], last[1]) if last else (0, genesis(instance_id))
+    return (last[0], last[1]) if last else (0, genesis(instance_id))
+
+
+def append_records(session: Session, instance_id: str, records: Sequence[SpanRecord]) -> str:
+    """Number ``records`` after the stored ones, chain them, insert them; returns the new head."""
+    seq, prev = chain_tail(session, instance_id)
     rows = []
-    for span in sorted(spans, key=lambda s: (s.start_time or 0, s.end_time or 0)):
-        record = to_record(span)
+    for record in records:
         seq += 1
         record.seq = seq
         content = content_hash(record)
         link = link_hash(prev, content)
         rows.append(_row(record, content, prev, link))
         prev = link
-    session.execute(insert(SpanRow), rows)  # one executemany, not an ORM flush per row
-    return len(rows)
+    if rows:
+        session.execute(insert(SpanRow), rows)  # one executemany, not an ORM flush per row
+    return prev
 
 
 def _row(record: SpanRecord, content: str, prev: str, link: str) -> dict:
