@@ -486,7 +486,7 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
     """Run SCOPE_FILE (markdown, or - for stdin) through the delivery lifecycle."""
     from dataclasses import asdict
 
-    from scopeflow.lifecycle import submit
+    from scopeflow.lifecycle import MAX_SCOPE_BYTES, submit
 
     if scope_file == "-":
         text = click.get_text_stream("stdin").read()
@@ -494,7 +494,7 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
         path = Path(scope_file)
         if not path.is_file():
             raise Fail(f"no such scope file: {scope_file}")
-        if path.stat().st_size > 1_000_000:
+        if path.stat().st_size > MAX_SCOPE_BYTES:  # refused before reading it whole
             raise Fail("scope is larger than 1 MB")
         text = path.read_text(encoding="utf-8", errors="replace")
     secrets = {}

@@ -116,7 +116,7 @@ class Runner:
 
     def _task_attributes(self, task) -> dict[str, Any]:
         spec = task.task_spec
-        element = self._element(task)
+        element = self.element_of(task)
         attrs: dict[str, Any] = {
             semconv.INSTANCE_ID: self.identity.instance_id,
             semconv.PROCESS_ID: self.identity.model_name,
@@ -134,7 +134,8 @@ class Runner:
             attrs[semconv.OPERATOR] = element.operator
         return attrs
 
-    def _element(self, task):
+    def element_of(self, task):
+        """The catalog's view of the BPMN element a Spiff task runs (properties, lane, operator)."""
         process = self.identity.processes.get(task.workflow.spec.name)
         return process.element(task.task_spec.bpmn_id) if process else None
 
@@ -162,7 +163,7 @@ class Runner:
                 span.set_attribute(semconv.TASK_OUTCOME, TaskState.get_name(task.state).lower())
             span.end()
         slow = time.monotonic() - started > self.checkpoint_threshold_s
-        element = self._element(task) if span is not None else None
+        element = self.element_of(task) if span is not None else None
         expensive = bool(element and element.operator and _is_expensive(element.operator))
         if (slow or expensive) and self.on_checkpoint is not None:
             self.on_checkpoint()
