@@ -48,3 +48,21 @@ def require_service(name: str, reachable: bool, why: str) -> None:
     if IN_CI:
         pytest.fail(f"{name} is not reachable in CI: {why}")
     pytest.skip(f"{name} is not reachable: {why}")
+
+
+@pytest.fixture
+def llm_env(monkeypatch):
+    """Point the LLM agents at a fake server (``llm_env(server, PRICES=...)``); until called, no
+    endpoint is configured, whatever the surrounding environment says."""
+    from tests.test_llm_agents import MODEL
+
+    for name in ("BASE_URL", "API_KEY", "MODEL", "PRICES", "MAX_TOKENS_PER_INSTANCE", "MAX_COST_PER_INSTANCE"):
+        monkeypatch.delenv(f"SCOPEFLOW_LLM_{name}", raising=False)
+
+    def configure(server, **extra: str) -> None:
+        monkeypatch.setenv("SCOPEFLOW_LLM_BASE_URL", server.base_url)
+        monkeypatch.setenv("SCOPEFLOW_LLM_MODEL", MODEL)
+        for name, value in extra.items():
+            monkeypatch.setenv(f"SCOPEFLOW_LLM_{name}", value)
+
+    return configure

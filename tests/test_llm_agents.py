@@ -100,21 +100,6 @@ def builder_answer(expected_next: str = "2024-01-04", **kw):
 
 
 @pytest.fixture
-def llm_env(monkeypatch):
-    """Point the agents at a server (``llm_env(server)``); until called, no endpoint is configured."""
-    for name in ("BASE_URL", "API_KEY", "MODEL", "PRICES", "MAX_TOKENS_PER_INSTANCE", "MAX_COST_PER_INSTANCE"):
-        monkeypatch.delenv(f"SCOPEFLOW_LLM_{name}", raising=False)
-
-    def configure(server: FakeLlmServer, **extra: str) -> None:
-        monkeypatch.setenv("SCOPEFLOW_LLM_BASE_URL", server.base_url)
-        monkeypatch.setenv("SCOPEFLOW_LLM_MODEL", MODEL)
-        for name, value in extra.items():
-            monkeypatch.setenv(f"SCOPEFLOW_LLM_{name}", value)
-
-    return configure
-
-
-@pytest.fixture
 def ctx(tmp_path):
     return RecordingContext(instance_id="i-1", task_id="t-1", bpmn_id="task", workspace=tmp_path)
 

@@ -35,20 +35,6 @@ pytestmark = pytest.mark.slow
 RATIONALE = "Plants and waterings can be listed and edited; the reminder endpoint is LLM-written and tested."
 
 
-@pytest.fixture
-def llm_env(monkeypatch):
-    for name in ("BASE_URL", "API_KEY", "MODEL", "PRICES", "MAX_TOKENS_PER_INSTANCE", "MAX_COST_PER_INSTANCE"):
-        monkeypatch.delenv(f"SCOPEFLOW_LLM_{name}", raising=False)
-
-    def configure(server: FakeLlmServer, **extra: str) -> None:
-        monkeypatch.setenv("SCOPEFLOW_LLM_BASE_URL", server.base_url)
-        monkeypatch.setenv("SCOPEFLOW_LLM_MODEL", MODEL)
-        for name, value in extra.items():
-            monkeypatch.setenv(f"SCOPEFLOW_LLM_{name}", value)
-
-    return configure
-
-
 def engine_over(models_dir, tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("SCOPEFLOW_HOME", str(home))
