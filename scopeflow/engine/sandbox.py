@@ -44,6 +44,8 @@ from RestrictedPython.Guards import (
 from RestrictedPython.transformer import RestrictingNodeTransformer
 from SpiffWorkflow.bpmn.script_engine import TaskDataEnvironment
 
+from scopeflow.engine.plain_json import first_problem
+
 SCRIPT_FILENAME = "<bpmn script>"
 DEFAULT_TIME_BUDGET_S = 1.0
 MAX_SEQUENCE_LEN = 10_000_000   # characters, bytes or items one operation may produce
@@ -393,6 +395,10 @@ class RestrictedEnvironment(TaskDataEnvironment):
                 continue  # functions defined by the script do not belong in task data
             results[key] = value
         _check_result("task data left by the script", results)
+        problem = first_problem(results, "")
+        if problem is not None:
+            where = problem[0].lstrip(".") or "the data"
+            raise ScriptError(f"script left a value task data cannot hold: {where} {problem[1]}")
         context.update(results)
         return True
 

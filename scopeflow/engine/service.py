@@ -54,6 +54,7 @@ from scopeflow.engine.models import (
     new_id,
     utcnow,
 )
+from scopeflow.engine.plain_json import NotPlainJson
 from scopeflow.engine.runner import RunIdentity, Runner, incident_from
 from scopeflow.engine.secrets import SecretError, SecretStore, load_key
 from scopeflow.engine.spanstore import chain_tail, store_spans
@@ -65,6 +66,7 @@ from scopeflow.processes.lint import errors, lint_catalog
 from scopeflow.spans.tracing import Telemetry, telemetry
 
 log = logging.getLogger(__name__)
+UNSAVEABLE_STATE = "UnsaveableState"   # incident type: task data could not be written as plain JSON
 
 
 class EngineError(Exception):
@@ -465,7 +467,34 @@ class Engine:
             except Exception as exc:
                 incident = incident_from(exc, work.runner.redact)
                 log.info("instance %s: incident: %s", work.instance_id, incident["message"])
-        return self._checkpoint(work, final=True, incident=incident, audit=audit)
+        try:
+            return self._checkpoint(work, final=True, incident=incident, audit=audit)
+        except NotPlainJson as exc:
+            return self._refuse_unsaveable(work, exc)
+
+    def _refuse_unsaveable(self, work: _Work, exc: NotPlainJson) -> str:
+        """Task data that is not plain JSON cannot be written (nor safely read back): the instance
+        keeps its last checkpointed state and gets an incident naming the value; the spans of what
+        ran are kept, since it did run."""
+        message = work.runner.redact(
+            f"{exc}. The state could not be saved, so the instance stays at its last checkpoint; "
+            "a script or expression in the model put this value in the task data: fix the model")
+        incident = {"message": message[:2000], "task_id": None, "bpmn_id": None,
+                    "error_type": UNSAVEABLE_STATE, "traceback": ""}
+        spans = self.telemetry.buffer.take(work.instance_id)
+        with self.sessions.begin() as session:
+            written = session.execute(
+                update(Instance).where(Instance.id == work.instance_id, Instance.lock_owner == self.worker_id,
+                                       Instance.row_version == work.row_version)
+                .values(status=ERROR, incident=incident, needs_advance=False, lock_owner=None,
+                        lock_expires_at=None, updated_at=utcnow(), row_version=work.row_version + 1)
+            ).rowcount
+            if not written:
+                raise Busy(f"instance {work.instance_id}: lease lost before checkpoint; nothing written")
+            store_spans(session, work.instance_id, spans)
+        work.row_version += 1
+        log.info("instance %s: incident: %s", work.instance_id, message)
+        return ERROR
 
     # ---------------------------------------------------------------- human tasks
     def complete_task(self, task_row_id: str, data: dict[str, Any], *, actor: str, advance: bool = True) -> str:
@@ -529,8 +558,11 @@ class Engine:
                 raise EngineError(f"instance {instance_id} is {row.status}; only an instance in error or "
                                   "blocked by a failure can be retried")
             blocked = row.status == BLOCKED
+            error_type = (row.incident or {}).get("error_type")
 
         def reset(work: _Work) -> None:
+            if not blocked and error_type == UNSAVEABLE_STATE:
+                return  # nothing failed in the saved state: run on from the last checkpoint
             target = _last_routed_failure(work.workflow) if blocked else _errored_task(work.workflow, task_id)
             if target is None:
                 raise EngineError(f"instance {instance_id} was not stopped by a failed task "
@@ -754,10 +786,10 @@ def _instructions(props: dict[str, str], data: dict[str, Any]) -> str:
     text = props.get("instructionsForEndUser", "")
     if not text:
         return ""
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    try:
-        return SandboxedEnvironment(autoescape=False).from_string(text).render(**data)
+    try:   # immutable: rendering instructions must never change the task data it reads
+        return ImmutableSandboxedEnvironment(autoescape=False).from_string(text).render(**data)
     except Exception as exc:  # a template error must not stop the instance
         return f"{text}\n\n(instructions could not be rendered: {type(exc).__name__}: {exc})"
 

@@ -7,6 +7,13 @@ The three 3.2.0 work-arounds from the notes live here:
    completion goes through this guard.
 3. ``ScopeflowServiceTask`` is registered with the serializer (custom spec classes must be, or
    serialization fails with ``TypeError``).
+
+And one security rule: the serializer never revives task data. Stock SpiffWorkflow turns any dict
+with a ``"typename"`` key back into the registered class when a state is loaded, so user data shaped
+like a serialized workflow would come back as a live object with an unrestricted script engine.
+Our converters restore task data, workflow data, event payloads and internal data as the plain JSON
+they were written as, and refuse to write anything that is not plain JSON
+(:mod:`scopeflow.engine.plain_json`).
 """
 
 from __future__ import annotations
@@ -20,16 +27,25 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import (
+    BpmnEventConverter,
+    BpmnSubWorkflowConverter,
+    BpmnWorkflowConverter,
+    TaskConverter,
+)
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.spiff.serializer.task_spec import ServiceTaskConverter
 from SpiffWorkflow.spiff.specs.defaults import ServiceTask
 from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
+from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskState
 
+from scopeflow.engine.plain_json import NotPlainJson, require_plain
 from scopeflow.engine.sandbox import RestrictedEnvironment
 from scopeflow.handlers.failures import TaskFailure
 
@@ -130,9 +146,102 @@ def build_parser(validate: bool = True) -> ScopeflowParser:
     return ScopeflowParser(validator=VALIDATOR if validate else None)
 
 
+# Internal-data keys under which SpiffWorkflow itself keeps library objects (a multiple event's
+# seen events); everything else in internal data is plain JSON, user payloads included.
+_LIBRARY_INTERNAL_KEYS = {"seen_events": {"BpmnEvent"}}
+
+
+class PlainDataTaskConverter(TaskConverter):
+    """Tasks whose data and internal data are written and read back as plain JSON, never revived."""
+
+    def to_dict(self, task: SpiffTask) -> dict:
+        dct = super().to_dict(task)
+        name = _task_name(task)
+        require_plain(dct["data"], "data", name)
+        require_plain(dct["delta"].get("updates", {}), "data", name)
+        internal = {k: v for k, v in task.internal_data.items() if k not in _LIBRARY_INTERNAL_KEYS}
+        require_plain(internal, "internal data", name)
+        return dct
+
+    def from_dict(self, dct: dict, workflow) -> SpiffTask:
+        data, internal = dct.get("data") or {}, dct.get("internal_data") or {}
+        delta = dct.get("delta") or {}
+        updates = delta.get("updates") or {}
+        neutral = {**dct, "data": {}, "internal_data": {},
+                   "delta": {"updates": {}, "deletions": delta.get("deletions", [])} if delta else {}}
+        task = super().from_dict(neutral, workflow)
+        if delta and task.parent is not None:
+            task.data.update(updates)   # the library deep-copied the parent's data and applied deletions
+        else:
+            task.data = data
+        task.internal_data = {key: self._internal(key, value) for key, value in internal.items()}
+        return task
+
+    def _internal(self, key: str, value: Any) -> Any:
+        allowed = _LIBRARY_INTERNAL_KEYS.get(key)
+        if allowed is None:
+            return value
+        _only_typenames(value, allowed)
+        return self.registry.restore(value)
+
+
+def _only_typenames(value: Any, allowed: set[str]) -> None:
+    """Refuse a library-owned internal value whose top-level items are not the expected library types."""
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, dict) or item.get("typename") not in allowed:
+            raise NotPlainJson("internal data", f"holds an unexpected object (allowed: {sorted(allowed)})")
+
+
+class PlainPayloadEventConverter(BpmnEventConverter):
+    """BPMN events (messages, errors) whose payload is user data: restored as plain JSON."""
+
+    def to_dict(self, event: BpmnEvent) -> dict:
+        require_plain(event.payload, "event payload")
+        return super().to_dict(event)
+
+    def from_dict(self, dct: dict) -> BpmnEvent:
+        if not isinstance(dct.get("event_definition"), dict) or \
+                not str(dct["event_definition"].get("typename", "")).endswith("EventDefinition"):
+            raise NotPlainJson("event", "does not hold an event definition")
+        event = super().from_dict({**dct, "payload": None})
+        event.payload = dct.get("payload")
+        return event
+
+
+class _PlainWorkflowData:
+    """Workflow-level data (data objects) is user data too: restored as plain JSON."""
+
+    def set_default_attributes(self, workflow, dct: dict) -> None:
+        data = dct.pop("data", {})
+        super().set_default_attributes(workflow, dct)
+        workflow.data = data
+
+    def to_dict(self, workflow) -> dict:
+        require_plain(workflow.data, "workflow data")
+        return super().to_dict(workflow)
+
+
+class PlainDataWorkflowConverter(_PlainWorkflowData, BpmnWorkflowConverter):
+    pass
+
+
+class PlainDataSubWorkflowConverter(_PlainWorkflowData, BpmnSubWorkflowConverter):
+    pass
+
+
+def _task_name(task: SpiffTask) -> str:
+    spec = task.task_spec
+    return getattr(spec, "bpmn_name", None) or getattr(spec, "bpmn_id", None) or spec.name
+
+
 def _serializer_config() -> dict:
     config = dict(SPIFF_CONFIG)
     config[ScopeflowServiceTask] = ServiceTaskConverter  # work-around 3
+    config[SpiffTask] = PlainDataTaskConverter
+    config[BpmnEvent] = PlainPayloadEventConverter
+    config[BpmnWorkflow] = PlainDataWorkflowConverter
+    config[BpmnSubWorkflow] = PlainDataSubWorkflowConverter
     return config
 
 
