@@ -1,12 +1,15 @@
 """The ``scopeflow`` command line: ``scopeflow <noun> <verb>``.
 
 Exit codes: 0 ok, 1 the operation failed (e.g. evidence does not hold, an instance ended in error),
-2 bad input. Errors are one line on stderr — never a traceback.
+2 bad input; ``submit`` also exits 3 when the run ended blocked (a blocker plan was written) and 4
+when it waits for a person. Errors are one line on stderr — never a traceback. Output cut short by
+its reader (``| head -1``) ends quietly.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +20,9 @@ import click
 from scopeflow.config import Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_BLOCKED = 3    # submit: the run ended on the blocker path (a plan was written)
+EXIT_WAITING = 4    # submit: the run waits for a person (answer the task and it goes on)
+SUBMIT_EXIT = {"completed": EXIT_OK, "blocked": EXIT_BLOCKED, "waiting": EXIT_WAITING}
 
 
 class Fail(click.ClickException):
@@ -53,7 +59,12 @@ class SafeGroup(click.Group):
         from scopeflow.processes.catalog import CatalogError
 
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()   # here, not at exit: a closed pipe (`| head -1`) is handled below
+            return result
+        except BrokenPipeError:
+            _quiet_closed_stdout()
+            raise click.exceptions.Exit(EXIT_OK) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except EngineError as exc:
@@ -66,6 +77,12 @@ class SafeGroup(click.Group):
             raise Fail("interrupted", EXIT_FAILED) from None
         except Exception as exc:
             raise Fail(f"{type(exc).__name__}: {_one_line(exc)}", EXIT_FAILED) from None
+
+
+def _quiet_closed_stdout() -> None:
+    """The reader went away (``| head``): nothing more to say, and nothing to complain about at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _one_line(exc: BaseException) -> str:
@@ -337,13 +354,31 @@ def tasks_show(app: App, task_id: str, as_json: bool) -> None:
         default = f" default {json.dumps(prop['default'])}" if "default" in prop else ""
         options = f" one of {prop['enum']}" if "enum" in prop else ""
         click.echo(f"  {name}{' (required)' if required else ''}: {prop.get('title', '')}{options}{default}")
-    click.echo(f"complete with: scopeflow tasks complete {task_id} --data '{{...}}'")
+    for line in _how_to_complete(app, task_id, detail["role"]):
+        click.echo(line)
+
+
+def _how_to_complete(app: App, task_id: str, role: str) -> list[str]:
+    """Commands that complete the task as printed: as an account holding its role (made first if none)."""
+    from sqlalchemy import select
+
+    from scopeflow.engine.models import User
+
+    with app.engine.sessions() as session:
+        names = [u.name for u in session.scalars(select(User).where(User.active.is_(True)).order_by(User.name))
+                 if role in (u.roles or []) or "admin" in (u.roles or [])]
+    lines = []
+    if not names:
+        lines.append(f"no account holds the role {role} yet; create one with: scopeflow users add {role} --role {role}")
+    lines.append(f"complete with (omitted fields take their defaults): "
+                 f"scopeflow tasks complete {task_id} --as {names[0] if names else role} --data '{{}}'")
+    return lines
 
 
 @tasks.command("complete")
 @click.argument("task_id")
 @click.option("--data", help="the form data as JSON (or @file.json); omitted fields take their defaults")
-@click.option("--as", "actor", default="cli", show_default=True, help="who completes it (audit trail)")
+@click.option("--as", "actor", required=True, help="the account that decides (it must hold the task's role)")
 @pass_app
 def tasks_complete(app: App, task_id: str, data: str | None, actor: str) -> None:
     status = app.engine.complete_task(task_id, _json_arg(data, "--data"), actor=actor)
@@ -515,8 +550,8 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
             click.echo(f"  release: {result.release.get('url')} (stop with: scopeflow releases stop {result.release.get('id')})")
         for task in result.waiting_for:
             click.echo(f"  waiting for {task['role']}: {task['name']} — scopeflow tasks show {task['id']}")
-    if result.status == "error":
-        sys.exit(EXIT_FAILED)
+    sys.stdout.flush()
+    sys.exit(SUBMIT_EXIT.get(result.status, EXIT_FAILED))
 
 
 def _register_command_modules() -> None:

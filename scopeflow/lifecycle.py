@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from scopeflow.engine.models import Instance
+from scopeflow.engine.people import YES_POLICY
 from scopeflow.engine.queries import list_tasks
 from scopeflow.engine.service import Engine, EngineError
 from scopeflow.engine.spanstore import load_spans
@@ -71,7 +72,7 @@ def submit(engine: Engine, scope: str, *, yes: bool, secrets: dict[str, str] | N
                 break
             task = open_tasks[0]
             progress(f"  answering '{task['name']}' with its defaults (--yes)")
-            engine.complete_task(task["id"], {}, actor=f"{actor} --yes")
+            engine.complete_task(task["id"], {}, actor=actor, policy=YES_POLICY)
         elif row.wake_at is not None:
             wait = (row.wake_at.timestamp() - time.time())
             if wait > MAX_TIMER_WAIT_S:

@@ -66,3 +66,15 @@ def llm_env(monkeypatch):
             monkeypatch.setenv(f"SCOPEFLOW_LLM_{name}", value)
 
     return configure
+
+
+def add_account(engine, name: str, *roles: str) -> str:
+    """An active account (what the engine checks human-task completions against); returns its name."""
+    from werkzeug.security import generate_password_hash
+
+    from scopeflow.engine.models import User
+
+    with engine.sessions.begin() as session:
+        session.add(User(name=name, password_hash=generate_password_hash("unused-password", method="pbkdf2:sha256:1"),
+                         roles=list(roles)))
+    return name

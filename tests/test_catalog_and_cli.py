@@ -71,7 +71,7 @@ def scopeflow(tmp_path: Path, *args: str, stdin: str | None = None) -> subproces
     (["start", "hello", "--data", "{bad"], "--data is not valid JSON"),
     (["start", "failures", "--data", '{"failure_kind": "meteor"}'], "start data is invalid"),
     (["instances", "show", "00000000-0000-0000-0000-000000000000"], "unknown instance"),
-    (["tasks", "complete", "missing-task", "--data", "{}"], "unknown task missing-task"),
+    (["tasks", "complete", "missing-task", "--data", "{}", "--as", "rita"], "unknown task missing-task"),
     (["instances", "retry", "00000000-0000-0000-0000-000000000000"], "unknown instance"),
     (["secrets", "set", "bad name!", "--value", "x"], "invalid secret name"),
 ])
@@ -90,9 +90,14 @@ def test_an_example_runs_end_to_end_from_the_cli(tmp_path):
     summary = json.loads(started.stdout)
     [task] = summary["tasks"]
     assert summary["status"] == "waiting" and task["role"] == "reviewer"
+    shown = scopeflow(tmp_path, "tasks", "show", task["id"])
+    assert "scopeflow users add reviewer --role reviewer" in shown.stdout   # no reviewer account yet
+    assert scopeflow(tmp_path, "users", "add", "rita", "--role", "reviewer", "--password", "long-enough-pw").returncode == 0
+    shown = scopeflow(tmp_path, "tasks", "show", task["id"])
+    assert f"scopeflow tasks complete {task['id']} --as rita --data '{{}}'" in shown.stdout
     done = scopeflow(tmp_path, "tasks", "complete", task["id"], "--data", '{"decision": "approve"}', "--as", "rita")
     assert done.returncode == 0 and "instance is completed" in done.stdout
-    again = scopeflow(tmp_path, "tasks", "complete", task["id"], "--data", '{"decision": "approve"}')
+    again = scopeflow(tmp_path, "tasks", "complete", task["id"], "--data", '{"decision": "approve"}', "--as", "rita")
     assert again.returncode == 2 and "not open" in again.stderr
     tree = scopeflow(tmp_path, "trace", summary["id"])
     assert "Approve request" in tree.stdout and "human.actor=rita" in tree.stdout

@@ -13,7 +13,14 @@ from scopeflow.engine.spanstore import load_chain, load_spans
 from scopeflow.handlers.failures import KINDS
 from scopeflow.processes.synth import linear_process
 from scopeflow.spans.integrity import verify_chain
-from tests.conftest import make_settings
+from tests.conftest import add_account, make_settings
+
+
+@pytest.fixture(autouse=True)
+def rita(request):
+    """The approval model's tasks are in the Reviewer lane: rita is a reviewer account."""
+    if "engine" in request.fixturenames:
+        add_account(request.getfixturevalue("engine"), "rita", "reviewer")
 
 
 def status_of(engine: Engine, instance_id: str) -> Instance:

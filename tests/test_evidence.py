@@ -104,6 +104,7 @@ def test_render_text_marks_each_rule_and_explains_failures():
     report = evaluate([TESTS_GREEN, rule("scanned", 'span[name="scan"]', "attr:scopeflow.security.high = 0")], SPANS, stage="final")
     assert render_text(report).splitlines() == [
         "Evidence (stage final): 1 of 2 rule(s) hold — DOES NOT HOLD",
+        "  Rule set: none — no human decision was recorded: rules for decisions by people apply",
         "✓ tests green  (1 span(s))",
         "✗ scanned  (0 span(s))",
         '    selector: span[name="scan"]',

@@ -51,8 +51,12 @@ def test_a_delivered_instance_passes_evidence_show_and_verify(delivered):
     assert shown.returncode == 0, shown.stdout + shown.stderr
     report = json.loads(shown.stdout)
     assert report["evidence"]["ok"] and report["integrity"]["ok"]
-    assert {r["name"] for r in report["evidence"]["rules"]} >= {"tests ran and passed", "reviewer approved",
-                                                                "deploy health check passed"}
+    names = {r["name"] for r in report["evidence"]["rules"]}
+    # submit --yes decided every human task: the automated rule set applied, and it says so
+    assert report["evidence"]["decisions"] == "automated"
+    assert names >= {"tests ran and passed", "review approved (automated decisions: approved by policy or person)",
+                     "deploy health check passed", "every plan task built"}
+    assert "reviewer approved" not in names and "scope confirmed by a person" not in names
     assert cli(home, "evidence", "verify", result.instance_id).returncode == 0
 
 

@@ -19,7 +19,7 @@ from scopeflow.lifecycle import ScopeRejected, submit
 from scopeflow.spans.evidence import evaluate
 from scopeflow.spans.integrity import verify_chain
 from scopeflow.spans.rules import parse_rules
-from tests.conftest import MODELS, REPO, make_settings
+from tests.conftest import MODELS, REPO, add_account, make_settings
 
 SCOPES = REPO / "examples" / "scopes"
 RULES = parse_rules((MODELS / "delivery.evidence.toml").read_text(encoding="utf-8"))
@@ -105,6 +105,7 @@ def test_the_credential_scope_is_delivered_when_the_credentials_are_supplied(eng
 def test_a_blocked_run_resumes_once_the_credential_is_stored(engine):
     result = run(engine, "credential-shop.md")
     assert result.status == "blocked"
+    add_account(engine, "olga", "operator")
     assert engine.retry(result.instance_id) == "waiting"  # back at the credentials checkpoint
     for name in ("PAYMENT_API_KEY", "ACCOUNTING_EXPORT_SERVICE_API_KEY"):
         engine.secrets.set(name, "stored-later", actor="olga")

@@ -184,7 +184,7 @@ def test_blocker_waiting_on_a_human_task_resumes_by_completing_it(ctx):
     ]}, questions=[{"id": "q9", "text": "Merge?", "default": ""}])
 
     text = read(ctx, "BLOCKERS.md")
-    assert "scopeflow tasks complete task-42" in text
+    assert "scopeflow tasks show task-42" in text
     assert "1. drop the reference\n2. merge the entities" in text
     assert "- **Needed:** a decision on the cycle" in text
     assert "## Blocker 2: transient" in text and "1. resume later" in text

@@ -208,7 +208,7 @@ assert = ["count = 1"]
 '''
     problems = lint_rules(write(tmp_path, body), {"verify_build", "deploy_release"})
     assert problems == [
-        "delivery.evidence.toml: rule 'broken': unknown key 'extra' (allowed: name, selector, assert, stage, description)",
+        "delivery.evidence.toml: rule 'broken': unknown key 'extra' (allowed: name, selector, assert, stage, description, reference, decisions)",
         "delivery.evidence.toml: rule 'broken': selector: expected a value (number, duration, quoted string, "
         "true or false), found ']' at position 8 in 'span[x=]'",
         "delivery.evidence.toml: rule 'broken': assertion: unexpected character '~' at position 7 in 'count ~ 1'",

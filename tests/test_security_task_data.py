@@ -23,7 +23,7 @@ from scopeflow.engine.models import HumanTask, Instance
 from scopeflow.engine.plain_json import NotPlainJson, first_problem
 from scopeflow.engine.service import Engine
 from scopeflow.engine.spiff import deserialize, serialize
-from tests.conftest import make_settings
+from tests.conftest import add_account, make_settings
 
 
 def _wait_model(process_id: str, before: str, after: str) -> str:
@@ -92,7 +92,9 @@ def attack_engine(tmp_path_factory) -> tuple[Engine, Path]:
                                                   encoding="utf-8")
     models.joinpath("leaves_generator.bpmn").write_text(
         _wait_model("leaves_generator", "g = (i for i in [1, 2])", "b = 1"), encoding="utf-8")
-    return Engine(make_settings(root / "home", models)), marker
+    engine = Engine(make_settings(root / "home", models))
+    add_account(engine, "admin", "admin")
+    return engine, marker
 
 
 def _open_task(engine: Engine, instance_id: str) -> str:
@@ -241,6 +243,7 @@ def test_instructions_cannot_change_the_task_data_they_render():
 
 
 def test_a_message_payload_with_reserved_keys_arrives_as_plain_data(engine):
+    """A message payload is user data too."""
     instance_id = engine.start("message", {"order_id": "A-1"})
     payload = {"amount": 5, "meta": {"typename": "BpmnWorkflow", "spec": {}}}
     assert engine.send_message("payment_received", payload, correlation_key="A-1") == [instance_id]

@@ -24,6 +24,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 
+from scopeflow.engine.people import Decider
 from scopeflow.engine.spiff import ScopeflowScriptEngine, do_engine_steps
 from scopeflow.handlers import registry
 from scopeflow.handlers.context import ChildSpan, TaskContext
@@ -180,11 +181,17 @@ class Runner:
         span.set_status(Status(StatusCode.ERROR, self.redact(_one_line(exc))))
 
     # -- human task completion ----------------------------------------------------------------
-    def complete_human_task(self, task, data: dict[str, Any], actor: str) -> None:
-        """Run a READY human task (already guarded) with a span from READY to now."""
+    def complete_human_task(self, task, data: dict[str, Any], decider: Decider) -> None:
+        """Run a READY human task (already guarded) with a span from READY to now; ``decider`` was
+        checked against the lane's role by the engine (or is an automatic policy)."""
         attrs = self._task_attributes(task)
-        attrs[semconv.HUMAN_ACTOR] = actor
-        attrs[semconv.HUMAN_ROLE] = lane_role(getattr(task.task_spec, "lane", None))
+        attrs[semconv.HUMAN_ACTOR] = decider.actor
+        attrs[semconv.HUMAN_ROLE] = "" if decider.automated else lane_role(getattr(task.task_spec, "lane", None))
+        attrs[semconv.HUMAN_AUTOMATED] = decider.automated
+        if decider.automated:
+            attrs[semconv.HUMAN_POLICY] = decider.policy
+        else:
+            attrs[semconv.HUMAN_ROLES] = list(decider.roles)
         start_ns = int(task.last_state_change * 1e9)
         span = self.tracer.start_span(task.task_spec.bpmn_name or task.task_spec.bpmn_id,
                                       context=trace.set_span_in_context(self._advance_span),

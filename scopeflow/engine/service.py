@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scopeflow.config import Settings
-from scopeflow.engine import versions
+from scopeflow.engine import people, versions
 from scopeflow.engine.db import session_factory
 from scopeflow.engine.models import (
     BLOCKED,
@@ -79,6 +79,10 @@ class EngineError(Exception):
 
 class NotFound(EngineError):
     pass
+
+
+class Forbidden(EngineError):
+    """The account exists but lacks the role a task needs (a 403 in the API)."""
 
 
 class Busy(EngineError):
@@ -497,9 +501,13 @@ class Engine:
         return ERROR
 
     # ---------------------------------------------------------------- human tasks
-    def complete_task(self, task_row_id: str, data: dict[str, Any], *, actor: str, advance: bool = True) -> str:
+    def complete_task(self, task_row_id: str, data: dict[str, Any], *, actor: str, advance: bool = True,
+                      policy: str | None = None) -> str:
         """Validate ``data`` against the task's form, complete it, and advance the instance.
 
+        ``actor`` must be an active account holding the role of the task's lane (or admin), whatever
+        the channel; with ``policy`` (e.g. ``--yes``) the completion is an automatic decision on
+        ``actor``'s behalf and is recorded as automated, never as a person's.
         With ``advance=False`` only the completion is checkpointed; the instance is left ``running``
         and marked for a worker (what the web UI does, so a request never waits for a build).
         """
@@ -512,6 +520,7 @@ class Engine:
             if row.status != "open":
                 raise EngineError(f"task {task_row_id} is {row.status}, not open")
             instance_id, spiff_id, schema = row.instance_id, row.spiff_task_id, row.form_schema or {}
+            decider = self._decider(session, actor, policy, row)
         filled = _with_defaults(schema, data) if schema else dict(data)
         if schema:
             _validate(schema, filled, f"task {task_row_id}")
@@ -523,10 +532,11 @@ class Engine:
 
         def complete(work: _Work) -> None:
             task = ready_manual_task(work.workflow, spiff_id)
-            work.runner.complete_human_task(task, task_data, actor)
+            work.runner.complete_human_task(task, task_data, decider)
 
-        audit = [AuditEvent(actor=actor, action="task.complete", target=task_row_id, instance_id=instance_id,
-                            details={"fields": sorted(filled), "secrets": sorted(secrets)})]
+        audit = [AuditEvent(actor=decider.actor, action="task.complete", target=task_row_id, instance_id=instance_id,
+                            details={"fields": sorted(filled), "secrets": sorted(secrets),
+                                     "automated": decider.automated, "policy": decider.policy})]
         with self._work(instance_id) as work:
             try:
                 status = self._run(work, "task completed", before=complete, audit=audit, steps=advance)
@@ -534,9 +544,18 @@ class Engine:
                 raise EngineError(str(exc)) from None
         with self.sessions.begin() as session:
             row = session.get(HumanTask, task_row_id)
-            row.status, row.completed_at, row.completed_by = "completed", utcnow(), actor
+            row.status, row.completed_at, row.completed_by = "completed", utcnow(), decider.actor
             row.data = filled
         return status
+
+    @staticmethod
+    def _decider(session: Session, actor: str, policy: str | None, row: HumanTask) -> people.Decider:
+        if policy is not None:
+            return people.automatic(policy, actor)
+        try:
+            return people.person(session, actor, row.role, row.name)
+        except people.AccountRefused as exc:
+            raise (Forbidden(str(exc)) if exc.forbidden else EngineError(str(exc))) from None
 
     # ---------------------------------------------------------------- operator actions
     def retry(self, instance_id: str, data: dict[str, Any] | None = None, *, actor: str = "cli") -> str:

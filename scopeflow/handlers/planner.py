@@ -332,6 +332,7 @@ def plan_build(ctx: TaskContext, spec: dict[str, Any], feedback: str | None = No
     unbuildable = [{"id": t.id, "title": t.title, "reason": t.reason} for t in plan.tasks if not t.buildable]
     ctx.record({
         "scopeflow.plan.tasks": len(plan.tasks),
+        "scopeflow.plan.build_tasks": len(order),
         "scopeflow.plan.unbuildable": len(unbuildable),
         "scopeflow.plan.phases": len(plan.phases),
     })

@@ -263,7 +263,7 @@ def resume_commands(kind: str, blocker: dict[str, Any], instance_id: str) -> tup
     task = shell_token(blocker.get("task_id"))
     instance = shell_token(instance_id)
     if task:
-        commands.append(f"scopeflow tasks complete {task}")
+        commands.append(f"scopeflow tasks show {task}   # prints the exact command that completes it")
     elif instance:
         commands.append(f"scopeflow instances retry {instance}")
     return commands, skipped

@@ -22,6 +22,7 @@ from scopeflow.spans.rules import (
     MISSING,
     STAGES,
     Assertion,
+    Ref,
     Rule,
     compare,
     format_value,
@@ -30,6 +31,13 @@ from scopeflow.spans.rules import (
 )
 
 EMPTY_SELECTION = "empty selection"
+PEOPLE, AUTOMATED, NO_DECISIONS = "people", "automated", "none"
+DECISION_SETS = {
+    NO_DECISIONS: "no human decision was recorded: rules for decisions by people apply",
+    PEOPLE: "every human decision was made by a person (an account holding the task's role)",
+    AUTOMATED: "at least one human decision was automated (e.g. submit --yes): the weaker rule set for "
+               "automated decisions was applied, and this run is not verified as decided by people",
+}
 
 
 @dataclass
@@ -77,6 +85,7 @@ class EvidenceReport:
     at_element: str | None = None   # the BPMN element of the gate that asked (recorded only)
     message: str = ""               # report-level reason, e.g. no rule was due
     rules: list[RuleResult] = field(default_factory=list)
+    decisions: str = NO_DECISIONS   # which rule set applied: "people", "automated" or "none"
 
     def to_data(self) -> dict[str, Any]:
         return to_data(self)
@@ -100,7 +109,9 @@ def evaluate(rules: list[Rule], spans: list[SpanRecord], *, stage: str | None = 
     """
     if stage is not None and stage not in STAGES:
         raise ValueError(f"unknown evidence stage {stage!r}; expected one of {', '.join(STAGES)}")
-    due = [rule for rule in rules if rule.due_at(stage)]
+    decisions = decisions_of(spans)
+    rule_set = AUTOMATED if decisions == AUTOMATED else PEOPLE
+    due = [rule for rule in rules if rule.due_at(stage) and rule.applies_to(rule_set)]
     results = [evaluate_rule(rule, spans) for rule in due]
     message = "" if due else f"no evidence rule is due at stage {stage or 'any'}"
     return EvidenceReport(
@@ -110,13 +121,26 @@ def evaluate(rules: list[Rule], spans: list[SpanRecord], *, stage: str | None = 
         at_element=at_element,
         message=message,
         rules=results,
+        decisions=decisions,
     )
+
+
+def decisions_of(spans: list[SpanRecord]) -> str:
+    """``automated`` when any human-task span records an automatic decision, ``people`` when there
+    are human decisions and none was automated, ``none`` without any (rules for people apply)."""
+    flags = [span.attributes.get(semconv.HUMAN_AUTOMATED) for span in spans
+             if semconv.HUMAN_ACTOR in span.attributes]
+    if any(flag is True for flag in flags):
+        return AUTOMATED
+    return PEOPLE if flags else NO_DECISIONS
 
 
 def evaluate_rule(rule: Rule, spans: list[SpanRecord]) -> RuleResult:
     """One rule: select, then run every assertion on the selection."""
     selected = select(rule.selector, spans)
-    checks = [check_assertion(assertion, selected) for assertion in rule.assertions]
+    reference = select(rule.reference, spans)[-1:] if rule.reference is not None else []
+    checks = [check_assertion(assertion, selected, reference[0] if reference else None)
+              for assertion in rule.assertions]
     return RuleResult(
         name=rule.name,
         selector=rule.selector.text,
@@ -128,17 +152,28 @@ def evaluate_rule(rule: Rule, spans: list[SpanRecord]) -> RuleResult:
     )
 
 
-def check_assertion(assertion: Assertion, selected: list[SpanRecord]) -> AssertionResult:
-    """Run one assertion: ``count`` on the selection size, any other on every selected span."""
+def check_assertion(assertion: Assertion, selected: list[SpanRecord],
+                    reference: SpanRecord | None = None) -> AssertionResult:
+    """Run one assertion: ``count`` on the selection size, ``distinct`` on the number of different
+    values, any other on every selected span. ``@key`` expectations read ``reference``."""
     expected = assertion.expectation()
+    target = assertion.expected
+    if isinstance(target, Ref):
+        target = span_value(reference, target.key) if reference is not None else MISSING
+        if target is MISSING:
+            where = "the reference span" if reference is not None else "any span (the reference selected none)"
+            return AssertionResult(assertion.text, expected, False, f"{assertion.expected} is missing on {where}")
+        expected = f"{expected} ({format_value(target)})"
     key = assertion.key
-    if key is None:
-        passed = compare(len(selected), assertion.op, assertion.expected)
-        message = "" if passed else f"count is {len(selected)}, expected {expected}"
-        return AssertionResult(assertion.text, expected, passed, message, [Observation(len(selected), passed)])
+    if key is None or assertion.distinct:
+        size = len(selected) if key is None else len(_distinct_values(key, selected))
+        what = "count" if key is None else f"distinct {key}"
+        passed = compare(size, assertion.op, target)
+        message = "" if passed else f"{what} is {size}, expected {expected}"
+        return AssertionResult(assertion.text, expected, passed, message, [Observation(size, passed)])
     if not selected:
         return AssertionResult(assertion.text, expected, False, EMPTY_SELECTION)
-    observed = [_observe(key, assertion, span) for span in selected]
+    observed = [_observe(key, assertion.op, target, span) for span in selected]
     failing = [o for o in observed if not o.passed]
     message = ""
     if failing:
@@ -148,9 +183,14 @@ def check_assertion(assertion: Assertion, selected: list[SpanRecord]) -> Asserti
     return AssertionResult(assertion.text, expected, not failing, message, observed)
 
 
-def _observe(key: str, assertion: Assertion, span: SpanRecord) -> Observation:
+def _distinct_values(key: str, spans: list[SpanRecord]) -> set[str]:
+    values = (span_value(span, key) for span in spans)
+    return {format_value(value) for value in values if value is not MISSING}
+
+
+def _observe(key: str, op: str, expected: Any, span: SpanRecord) -> Observation:
     value = span_value(span, key)
-    passed = compare(value, assertion.op, assertion.expected)
+    passed = compare(value, op, expected)
     if value is MISSING:
         return Observation(None, passed, span.span_id, missing=True)
     return Observation(value, passed, span.span_id)
@@ -165,7 +205,8 @@ def render_text(report: EvidenceReport) -> str:
     """The report for a terminal: a headline, one ✓/✗ line per rule, details under failures."""
     held = sum(r.passed for r in report.rules)
     verdict = "HOLDS" if report.ok else "DOES NOT HOLD"
-    lines = [f"Evidence (stage {report.stage or 'all'}): {held} of {len(report.rules)} rule(s) hold — {verdict}"]
+    lines = [f"Evidence (stage {report.stage or 'all'}): {held} of {len(report.rules)} rule(s) hold — {verdict}",
+             f"  Rule set: {report.decisions} — {DECISION_SETS.get(report.decisions, '')}"]
     if report.message:
         lines.append(f"  {report.message}")
     for rule in report.rules:

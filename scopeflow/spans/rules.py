@@ -24,7 +24,21 @@ Selectors (Tracetest-like):
   (by ``parent_span_id``, within one trace).
 * ``:first``, ``:last``, ``:nth_child(n)`` (1-based) pick from one step's matches, by start time.
 
-Assertions: ``attr:<key> <op> <value>`` (the same keys and operators) or ``count <op> <integer>``.
+Assertions: ``attr:<key> <op> <value>`` (the same keys and operators), ``count <op> <integer>``, or
+``distinct:<key> <op> <integer>`` (how many different values of ``key`` the selection has).
+The expected side may be ``@<key>`` instead of a literal: the value of ``key`` on the one span the
+rule's ``reference`` selector picks (its last match), so a rule can compare what it observes with
+another observed value, e.g. the builds that completed with the tasks the planner planned::
+
+    selector = 'span[scopeflow.bpmn.element.id="build_each" scopeflow.task.outcome="completed"]'
+    reference = 'span[scopeflow.bpmn.element.id="plan_task"]:last'
+    assert = ["distinct:scopeflow.build.task = @scopeflow.plan.build_tasks"]
+
+A missing reference span or attribute fails the assertion.
+
+``decisions = "people"`` or ``"automated"`` makes a rule apply only to runs whose human decisions
+were all made by people (accounts), or to runs where a policy such as ``submit --yes`` decided at
+least one (the weaker set, stated as such in every report); the default ``"any"`` applies always.
 Values are numbers, quoted strings, ``true``/``false``, or durations (``30s``, ``500ms``; units
 ns us ms s m h), which become integer nanoseconds. A missing attribute never matches, whatever the
 operator. Numbers compare with numbers, strings with strings, booleans with booleans; a value of
@@ -46,7 +60,8 @@ from scopeflow.spans.record import SpanRecord
 
 STAGES = ("deploy", "final")
 DEFAULT_STAGE = "final"
-RULE_KEYS = ("name", "selector", "assert", "stage", "description")
+RULE_KEYS = ("name", "selector", "assert", "stage", "description", "reference", "decisions")
+DECISION_MODES = ("any", "people", "automated")
 FIELD_KEYS = ("name", "status", "kind", "duration")
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "contains", "not-contains")
 COUNT_OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
@@ -123,13 +138,25 @@ class Selector:
 
 
 @dataclass(frozen=True)
+class Ref:
+    """``@<key>`` on the expected side: the value of ``key`` on the rule's reference span."""
+
+    key: str
+
+    def __str__(self) -> str:
+        return f"@{self.key}"
+
+
+@dataclass(frozen=True)
 class Assertion:
-    """``attr:<key> <op> <value>`` (``key`` set) or ``count <op> <n>`` (``key`` is None)."""
+    """``attr:<key> <op> <value>`` (``key`` set), ``count <op> <n>`` (``key`` is None) or
+    ``distinct:<key> <op> <n>`` (``distinct`` set)."""
 
     text: str
     key: str | None
     op: str
-    expected: Value
+    expected: Value | Ref
+    distinct: bool = False
 
     @property
     def is_count(self) -> bool:
@@ -137,11 +164,12 @@ class Assertion:
 
     def holds_on_empty(self) -> bool:
         """Whether this assertion passes when nothing was selected (only ``count`` ones can)."""
-        return self.is_count and compare(0, self.op, self.expected)
+        return self.is_count and not isinstance(self.expected, Ref) and compare(0, self.op, self.expected)
 
     def expectation(self) -> str:
-        """The expected side as written, e.g. ``= 0`` or ``contains "ok"``."""
-        return f"{self.op} {format_value(self.expected)}"
+        """The expected side as written, e.g. ``= 0``, ``contains "ok"`` or ``= @scopeflow.plan.tasks``."""
+        shown = str(self.expected) if isinstance(self.expected, Ref) else format_value(self.expected)
+        return f"{self.op} {shown}"
 
 
 @dataclass(frozen=True)
@@ -151,6 +179,12 @@ class Rule:
     assertions: tuple[Assertion, ...]
     stage: str = DEFAULT_STAGE
     description: str = ""
+    reference: Selector | None = None
+    decisions: str = "any"
+
+    def applies_to(self, decisions: str) -> bool:
+        """Whether the rule belongs to the set for runs whose decisions were ``decisions``."""
+        return self.decisions in ("any", decisions)
 
     def due_at(self, stage: str | None) -> bool:
         """Whether the gate for ``stage`` checks this rule (None: every rule is due)."""
@@ -233,6 +267,7 @@ _TOKEN = re.compile(
       | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
       | (?P<number>-?\d+(?:\.\d+)?(?:ns|us|ms|s|m|h)?)(?![\w.])
       | (?P<op><=|>=|!=|=|<|>)
+      | (?P<ref>@[A-Za-z_][A-Za-z0-9_.\-]*)
       | (?P<word>[A-Za-z_][A-Za-z0-9_.\-]*)
       | (?P<punct>[\[\],:()])""",
     re.VERBOSE,
@@ -361,23 +396,41 @@ class _Parser:
         self.expect_punct(")")
         return "nth_child", int(n.text)
 
-    # assertion := 'count' op integer | 'attr' ':' key op value
+    def reference(self) -> Ref | None:
+        if self.peek().kind == "ref":
+            return Ref(self.take().text[1:])
+        return None
+
+    def whole_number(self, after: str) -> int | Ref:
+        ref = self.reference()
+        if ref is not None:
+            return ref
+        n = self.peek()
+        expected = self.value()
+        if not isinstance(expected, int) or isinstance(expected, bool) or not n.text.lstrip("-").isdigit():
+            raise self.fail(f"a whole number or @<key> after '{after}'", n)
+        return expected
+
+    # assertion := 'count' op number | 'distinct' ':' key op number | 'attr' ':' key op value
+    # (number and value may also be '@<key>', read from the rule's reference span)
     def assertion(self) -> Assertion:
         token = self.take()
         if token.kind == "word" and token.text == "count":
             op = self.operator(COUNT_OPERATORS)
-            n = self.peek()
-            expected = self.value()
-            if not isinstance(expected, int) or isinstance(expected, bool) or not n.text.lstrip("-").isdigit():
-                raise self.fail("a whole number after 'count " + op + "'", n)
+            expected = self.whole_number(f"count {op}")
             self.expect_end()
             return Assertion(self.text, None, op, expected)
-        if token.kind != "word" or token.text != "attr":
-            raise self.fail("'attr:<key>' or 'count'", token)
+        if token.kind != "word" or token.text not in ("attr", "distinct"):
+            raise self.fail("'attr:<key>', 'distinct:<key>' or 'count'", token)
         self.expect_punct(":")
         key = self.key()
+        if token.text == "distinct":
+            op = self.operator(COUNT_OPERATORS)
+            expected = self.whole_number(f"distinct:{key} {op}")
+            self.expect_end()
+            return Assertion(self.text, key, op, expected, distinct=True)
         op = self.operator(OPERATORS)
-        expected = self.value()
+        expected = self.reference() or self.value()
         self.expect_end()
         return Assertion(self.text, key, op, expected)
 
@@ -477,7 +530,8 @@ def lint_rules_text(text: str, known_element_ids: set[str], source: str = "") ->
     rules, problems = _parse_text(text, source)
     prefix = f"{source}: " if source else ""
     for rule in rules:
-        for element_id in sorted(rule.selector.element_ids() - set(known_element_ids)):
+        named = rule.selector.element_ids() | (rule.reference.element_ids() if rule.reference else set())
+        for element_id in sorted(named - set(known_element_ids)):
             problems.append(f"{prefix}rule {rule.name!r}: selector names unknown element id {element_id!r}")
     return problems
 
@@ -520,16 +574,24 @@ def _parse_table(table: dict[str, Any]) -> tuple[Rule | None, list[str]]:
         problems.append(f"'stage' must be one of {', '.join(STAGES)}, not {stage!r}")
     if not isinstance(description, str):
         problems.append("'description' must be a string")
+    decisions = table.get("decisions", "any")
+    if decisions not in DECISION_MODES:
+        problems.append(f"'decisions' must be one of {', '.join(DECISION_MODES)}, not {decisions!r}")
     selector = _collect(problems, parse_selector, table.get("selector"), "'selector' is missing")
+    reference = None
+    if "reference" in table:
+        reference = _collect(problems, parse_selector, table.get("reference"), "'reference' is empty")
     raw = table.get("assert")
     texts = [raw] if isinstance(raw, str) else raw
     if not isinstance(texts, list) or not texts:
         problems.append("'assert' must be a non-empty list of assertions")
         texts = []
     assertions = [_collect(problems, parse_assertion, text, "") for text in texts]
+    if reference is None and any(isinstance(a.expected, Ref) for a in assertions if a is not None):
+        problems.append("an assertion compares with '@<key>' but the rule has no 'reference' selector")
     if problems or selector is None or None in assertions:
         return None, problems
-    return Rule(name, selector, tuple(assertions), stage, description), []
+    return Rule(name, selector, tuple(assertions), stage, description, reference, decisions), []
 
 
 def _collect(problems: list[str], parse: Any, text: Any, missing: str) -> Any:

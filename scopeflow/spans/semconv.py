@@ -15,7 +15,10 @@ ADVANCE_STEPS = "scopeflow.advance.steps"
 ADVANCE_REASON = "scopeflow.advance.reason"
 LINK_REASON = "scopeflow.link.reason"
 HUMAN_ACTOR = "scopeflow.human.actor"              # who completed a human task
-HUMAN_ROLE = "scopeflow.human.role"
+HUMAN_ROLE = "scopeflow.human.role"                # the lane's role the account acted in
+HUMAN_ROLES = "scopeflow.human.roles"              # every role the account holds (looked up)
+HUMAN_AUTOMATED = "scopeflow.human.automated"      # true when a policy (--yes), not a person, decided
+HUMAN_POLICY = "scopeflow.human.policy"            # the policy that decided an automated completion
 FALLBACK = "scopeflow.fallback"                    # true when a fallback path ran
 FALLBACK_REASON = "scopeflow.fallback.reason"
 
@@ -55,6 +58,7 @@ SPEC_ANSWERS_APPLIED = "scopeflow.spec.answers_applied"
 SPEC_AUTHOR = "scopeflow.spec.author"
 
 PLAN_TASKS = "scopeflow.plan.tasks"
+PLAN_BUILD_TASKS = "scopeflow.plan.build_tasks"   # the build order's length (one completed build each)
 PLAN_ENTITIES = "scopeflow.plan.entities"
 PLAN_UNBUILDABLE = "scopeflow.plan.unbuildable"
 PLAN_PHASES = "scopeflow.plan.phases"

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from scopeflow.engine.models import ModelVersion
 from scopeflow.engine.queries import list_instances, list_tasks, task_detail
-from scopeflow.engine.service import EngineError, NotFound
+from scopeflow.engine.service import EngineError, Forbidden, NotFound
 from scopeflow.ui import evidence_view, run_view, submission
 from scopeflow.ui.background import advance_later
 from scopeflow.ui.instances import STATUSES, VIEWERS, load_instance
@@ -145,6 +145,8 @@ def complete(task_id: str):
             advance_later(engine(), instance_id)
     except NotFound as exc:
         abort(404, str(exc))
+    except Forbidden as exc:
+        return error_response(403, str(exc))
     except EngineError as exc:
         return error_response(400, str(exc))
     return jsonify({"task_id": task_id, "instance_id": instance_id, "instance_status": status})

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from scopeflow.engine.models import AuditEvent, HumanTask, Instance
 from scopeflow.engine.queries import list_tasks
-from scopeflow.engine.service import EngineError, NotFound
+from scopeflow.engine.service import EngineError, Forbidden, NotFound
 from scopeflow.ui import run_view, schema_form
 from scopeflow.ui.background import advance_later
 from scopeflow.ui.security import engine, requires
@@ -139,6 +139,8 @@ def show(task_id: str):
         status = engine().complete_task(row.id, data, actor=current_user.name, advance=False)
     except NotFound as exc:
         abort(404, str(exc))
+    except Forbidden as exc:
+        abort(403, str(exc))
     except EngineError as exc:
         return _render(row, instance, schema_form.safe_echo(row.form_schema or {}, data), {"(form)": str(exc)}, 400)
     if status == "running":
