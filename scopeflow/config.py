@@ -42,6 +42,7 @@ class Settings:
     checkpoint_threshold_s: float = 0.2
     lock_lease_s: float = 300.0
     secret_key: str = ""
+    chain_key: str = ""                 # SCOPEFLOW_CHAIN_KEY; else <home>/chain.key
 
     @property
     def effective_database_url(self) -> str:
@@ -75,6 +76,7 @@ def load_settings() -> Settings:
         checkpoint_threshold_s=_env_float("SCOPEFLOW_CHECKPOINT_THRESHOLD", 0.2),
         lock_lease_s=_env_float("SCOPEFLOW_LOCK_LEASE", 300.0),
         secret_key=os.environ.get("SCOPEFLOW_SECRET_KEY", ""),
+        chain_key=os.environ.get("SCOPEFLOW_CHAIN_KEY", ""),
     )
 
 

@@ -12,12 +12,11 @@ import pytest
 
 from scopeflow.engine.models import SpanRow
 from scopeflow.engine.service import Engine
-from scopeflow.engine.spanstore import load_chain, load_spans
+from scopeflow.engine.spanstore import load_spans
 from scopeflow.handlers import registry
 from scopeflow.handlers.release import stop_all
 from scopeflow.lifecycle import ScopeRejected, submit
 from scopeflow.spans.evidence import evaluate
-from scopeflow.spans.integrity import verify_chain
 from scopeflow.spans.rules import parse_rules
 from tests.conftest import MODELS, REPO, add_account, make_settings
 
@@ -64,8 +63,7 @@ def test_a_simple_scope_is_delivered_running_tested_and_verified(engine):
     assert rerun.returncode == 0, rerun.stdout[-2000:]
     report = evaluate(RULES, spans(engine, result.instance_id), stage="final")
     assert report.ok, [r.name for r in report.failed]
-    with engine.sessions() as session:
-        assert verify_chain(load_chain(session, result.instance_id), result.instance_id).ok
+    assert engine.verify_chain(result.instance_id).ok
 
 
 @pytest.mark.parametrize("scope", ["medium-helpdesk.md", "complex-inventory.md", "monster-marketplace.md",

@@ -31,11 +31,7 @@ def _rules_text(app: App, instance_id: str) -> str:
 
 
 def chain_report(app: App, instance_id: str):
-    from scopeflow.engine.spanstore import load_chain
-    from scopeflow.spans.integrity import verify_chain
-
-    with app.engine.sessions() as session:
-        return verify_chain(load_chain(session, instance_id), instance_id)
+    return app.engine.verify_chain(instance_id)
 
 
 @main.group(cls=SafeGroup)
@@ -74,14 +70,15 @@ def evidence_show(app: App, instance_id: str, stage: str, as_json: bool) -> None
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def evidence_verify(app: App, instance_id: str, expected_head: str | None, as_json: bool) -> None:
-    """Recompute the span hash chain; name the first altered, inserted or deleted span."""
+    """Recompute the span hash chain under the chain key (kept outside the database); name the first
+    altered, inserted or deleted span, even when every hash in the database was recomputed."""
     from scopeflow.engine.spanstore import load_chain
     from scopeflow.spans.integrity import verify_chain
 
     _load_instance(app, instance_id)
     with app.engine.sessions() as session:
         rows = load_chain(session, instance_id)
-    report = verify_chain(rows, instance_id)
+    report = verify_chain(rows, instance_id, key=app.engine.chain_key)
     result = dict(report.__dict__)
     if report.ok and expected_head:
         # A report quotes the head as it was when written; later spans extend the chain past it.
@@ -167,7 +164,7 @@ def _import(app: App, path: Path) -> None:
                 sys.exit(EXIT_FAILED)
             continue
         with app.engine.sessions.begin() as session:
-            head = append_records(session, instance_id, records)
+            head = append_records(session, instance_id, records, app.engine.chain_key)
         click.echo(f"{instance_id}: imported {len(records)} spans (chain head {head})")
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from scopeflow.config import Settings
 from scopeflow.engine import people, versions
+from scopeflow.engine.chain_key import load_chain_key
 from scopeflow.engine.db import session_factory
 from scopeflow.engine.models import (
     BLOCKED,
@@ -57,12 +59,14 @@ from scopeflow.engine.models import (
 from scopeflow.engine.plain_json import NotPlainJson
 from scopeflow.engine.runner import RunIdentity, Runner, incident_from
 from scopeflow.engine.secrets import SecretError, SecretStore, load_key
-from scopeflow.engine.spanstore import chain_tail, store_spans
+from scopeflow.engine.spanstore import chain_tail, load_chain, store_spans
 from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize
 from scopeflow.handlers.failures import CONFIGURATION, TaskFailure
 from scopeflow.processes.bpmn_xml import lane_role
 from scopeflow.processes.catalog import Catalog, CatalogError, bundle_hash, evidence_path, scan
 from scopeflow.processes.lint import errors, lint_catalog
+from scopeflow.redaction import secret_redactor
+from scopeflow.spans.integrity import ChainReport, verify_chain
 from scopeflow.spans.tracing import Telemetry, telemetry
 
 log = logging.getLogger(__name__)
@@ -132,19 +136,11 @@ class Engine:
             raise TaskFailure(CONFIGURATION, str(exc), {"secret": name}) from None
 
     def _redactor(self):
-        values = []
         try:
-            values = [v for v in self.secrets.values() if len(v) >= 4]
+            values = self.secrets.values()
         except SecretError:
             values = []
-
-        def redact(text: str) -> str:
-            for value in values:
-                if value in text:
-                    text = text.replace(value, "[REDACTED]")
-            return text
-
-        return redact
+        return secret_redactor(values)
 
     def recorded_spans(self, instance_id: str) -> list:
         """Every span of the instance: stored rows, then those buffered since the last checkpoint."""
@@ -155,6 +151,17 @@ class Engine:
             stored = load_spans(session, instance_id)
         buffered = [to_record(span) for span in self.telemetry.buffer.peek(instance_id)]
         return stored + sorted(buffered, key=lambda s: s.start_ns)
+
+    @cached_property
+    def chain_key(self) -> bytes:
+        """The span chain's HMAC key, from outside the database (``engine/chain_key.py``)."""
+        return load_chain_key(self.settings.home, self.settings.chain_key)
+
+    def verify_chain(self, instance_id: str, expected_head: str | None = None) -> ChainReport:
+        """Recompute the instance's stored span chain under the chain key; names the first bad link."""
+        with self.sessions() as session:
+            rows = load_chain(session, instance_id)
+        return verify_chain(rows, instance_id, expected_head=expected_head, key=self.chain_key)
 
     def chain_head(self, instance_id: str) -> tuple[str, int]:
         """(link hash, count) of the instance's stored span chain — what an exported report quotes."""
@@ -376,7 +383,7 @@ class Engine:
             ).rowcount
             if not written:
                 raise Busy(f"instance {work.instance_id}: lease lost before checkpoint; nothing written")
-            store_spans(session, work.instance_id, spans)
+            store_spans(session, work.instance_id, spans, self.chain_key)
             wake_at = self._sync_waits(session, work, now)
             if wake_at is not None:
                 session.execute(update(Instance).where(Instance.id == work.instance_id).values(wake_at=wake_at))
@@ -495,7 +502,7 @@ class Engine:
             ).rowcount
             if not written:
                 raise Busy(f"instance {work.instance_id}: lease lost before checkpoint; nothing written")
-            store_spans(session, work.instance_id, spans)
+            store_spans(session, work.instance_id, spans, self.chain_key)
         work.row_version += 1
         log.info("instance %s: incident: %s", work.instance_id, message)
         return ERROR

@@ -20,10 +20,10 @@ from scopeflow.spans.integrity import ChainRow, content_hash, genesis, link_hash
 from scopeflow.spans.record import SpanEvent, SpanLink, SpanRecord
 
 
-def store_spans(session: Session, instance_id: str, spans: Sequence[ReadableSpan]) -> int:
+def store_spans(session: Session, instance_id: str, spans: Sequence[ReadableSpan], key: bytes) -> int:
     """Append ``spans`` (ordered by start time) to the instance's chain; returns how many."""
     ordered = sorted(spans, key=lambda s: (s.start_time or 0, s.end_time or 0))
-    append_records(session, instance_id, [to_record(span) for span in ordered])
+    append_records(session, instance_id, [to_record(span) for span in ordered], key)
     return len(ordered)
 
 
@@ -36,15 +36,16 @@ def chain_tail(session: Session, instance_id: str) -> tuple[int, str]:
     return (last[0], last[1]) if last else (0, genesis(instance_id))
 
 
-def append_records(session: Session, instance_id: str, records: Sequence[SpanRecord]) -> str:
-    """Number ``records`` after the stored ones, chain them, insert them; returns the new head."""
+def append_records(session: Session, instance_id: str, records: Sequence[SpanRecord], key: bytes) -> str:
+    """Number ``records`` after the stored ones, chain them under the chain ``key``, insert them;
+    returns the new head."""
     seq, prev = chain_tail(session, instance_id)
     rows = []
     for record in records:
         seq += 1
         record.seq = seq
         content = content_hash(record)
-        link = link_hash(prev, content)
+        link = link_hash(prev, content, key)
         rows.append(_row(record, content, prev, link))
         prev = link
     if rows:

@@ -42,12 +42,12 @@ from jsonschema.exceptions import best_match
 from scopeflow.handlers.budget import Budget
 from scopeflow.handlers.context import ChildSpan, TaskContext
 from scopeflow.handlers.failures import CONFIGURATION, RECOVERABLE, TRANSIENT, TaskFailure
+from scopeflow.redaction import secret_redactor
 from scopeflow.spans.semconv import FALLBACK, FALLBACK_REASON
 
 T = TypeVar("T")
 
 ROLES = ("planner", "builder", "reviewer", "analyst")
-REDACTED = "[REDACTED]"
 
 # Attribute names: the GenAI semantic conventions (notes/opentelemetry.md) plus ours.
 SPAN_TYPE = "scopeflow.span.type"
@@ -213,18 +213,6 @@ def _parse_prices(text: str) -> dict[str, ModelPrice]:
 # --------------------------------------------------------------------------------------------
 # Redaction, replies, small helpers
 # --------------------------------------------------------------------------------------------
-
-
-def secret_redactor(secret_values: Iterable[str]) -> Callable[[str], str]:
-    """A redactor that replaces each given secret value (empty ones ignored) with ``[REDACTED]``."""
-    secrets = sorted({value for value in secret_values if value}, key=len, reverse=True)
-
-    def redact(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, REDACTED)
-        return text
-
-    return redact
 
 
 @dataclass

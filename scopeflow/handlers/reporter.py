@@ -185,8 +185,19 @@ def view_evidence(evidence: Any) -> dict[str, Any] | None:
              for r in _list(report, "rules") if isinstance(r, dict)]
     ok = report.get("ok", outer.get("ok"))
     head = outer.get("chain_head") or report.get("chain_head") or outer.get("head")
+    decisions = report.get("decisions")
     return {"ok": ok if isinstance(ok, bool) else None, "stage": report.get("stage"), "rules": rules,
-            "chain_head": head if isinstance(head, str) else ""}
+            "chain_head": head if isinstance(head, str) else "",
+            "decisions": DECISIONS_TEXT.get(decisions, "") if isinstance(decisions, str) else ""}
+
+
+DECISIONS_TEXT = {
+    "automated": "Human checkpoints were auto-approved by --yes (not confirmed by a person): the weaker rule "
+                 "set for automated decisions was applied.",
+    "people": "Every human checkpoint was decided by a person (an account holding the task's role): the rule "
+              "set for decisions by people was applied.",
+    "none": "No human decision was recorded: the rule set for decisions by people was applied.",
+}
 
 
 # ------------------------------------------------------------------------------ blockers

@@ -5,7 +5,12 @@ Per stored span row (ordered by ``seq`` = 1, 2, …) the store keeps three hashe
 * ``content_hash`` = sha256 of the canonical JSON of every :class:`SpanRecord` field except ``seq``
   (sorted keys, no whitespace, UTF-8, floats as Python ``repr``),
 * ``prev_hash``    = the ``link_hash`` of the row before it (row 1: :func:`genesis` of the instance),
-* ``link_hash``    = sha256(``prev_hash`` + ``content_hash``).
+* ``link_hash``    = HMAC-SHA256(chain key, ``prev_hash`` + ``content_hash``).
+
+The chain key lives outside the database (``<home>/chain.key`` or ``SCOPEFLOW_CHAIN_KEY``): someone
+who can write the database but not read the key cannot edit a span and recompute the links so that
+they verify. (Without a key, ``key=None``, links are plain SHA-256: fine for tests of the chain's
+shape, proof of nothing against such a writer.)
 
 :func:`verify_chain` recomputes all of it and names the first broken row. What a chain alone cannot
 show: rows removed from (or validly appended to) the *end*. Keep the head (last ``link_hash``) and
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -80,11 +86,14 @@ def content_hash(span: SpanRecord) -> str:
     return hashlib.sha256(canonical_json(span).encode("utf-8")).hexdigest()
 
 
-def link_hash(prev_link_hash: str, content: str) -> str:
-    return hashlib.sha256((prev_link_hash + content).encode("ascii")).hexdigest()
+def link_hash(prev_link_hash: str, content: str, key: bytes | None = None) -> str:
+    message = (prev_link_hash + content).encode("ascii")
+    if key:
+        return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hashlib.sha256(message).hexdigest()
 
 
-def chain(spans: list[SpanRecord], instance_id: str | None = None) -> list[tuple[str, str]]:
+def chain(spans: list[SpanRecord], instance_id: str | None = None, key: bytes | None = None) -> list[tuple[str, str]]:
     """``(content_hash, link_hash)`` for spans already in ``seq`` order, all of one instance.
 
     ``instance_id`` defaults to the spans' own; a span of another instance is a ValueError.
@@ -97,18 +106,18 @@ def chain(spans: list[SpanRecord], instance_id: str | None = None) -> list[tuple
         if span.instance_id != instance_id:
             raise ValueError(f"span {span.span_id} belongs to instance {span.instance_id!r}, not {instance_id!r}")
         content = content_hash(span)
-        prev = link_hash(prev, content)
+        prev = link_hash(prev, content, key)
         out.append((content, prev))
     return out
 
 
-def build_rows(spans: list[SpanRecord], instance_id: str | None = None) -> list[ChainRow]:
+def build_rows(spans: list[SpanRecord], instance_id: str | None = None, key: bytes | None = None) -> list[ChainRow]:
     """The rows a store would write for these spans (in ``seq`` order), with their hashes."""
     if not spans:
         return []
     prev = genesis(spans[0].instance_id if instance_id is None else instance_id)
     rows = []
-    for span, (content, link) in zip(spans, chain(spans, instance_id), strict=True):
+    for span, (content, link) in zip(spans, chain(spans, instance_id, key), strict=True):
         rows.append(ChainRow(span.seq, span, content, prev, link))
         prev = link
     return rows
@@ -122,11 +131,12 @@ class _Break:
 
 
 def verify_chain(rows: list[ChainRow], instance_id: str | None = None, *,
-                 expected_head: str | None = None) -> ChainReport:
+                 expected_head: str | None = None, key: bytes | None = None) -> ChainReport:
     """Recompute the chain over ``rows`` (any order; sorted by seq here) and name the first break.
 
     ``instance_id`` defaults to the first row's span's. ``expected_head``, when given, is the head
-    recorded elsewhere; a different head means rows were cut from or added to the end.
+    recorded elsewhere; a different head means rows were cut from or added to the end. ``key`` is
+    the chain key the rows were written with: links recomputed without it do not verify.
     """
     ordered = sorted(rows, key=lambda r: r.seq)
     if instance_id is None:
@@ -134,7 +144,7 @@ def verify_chain(rows: list[ChainRow], instance_id: str | None = None, *,
     index_of_link = {row.link_hash: i for i, row in enumerate(ordered)}
     prev, prev_seq = genesis(instance_id), 0
     for index, row in enumerate(ordered):
-        broken = _check_row(row, index, ordered, index_of_link, prev, prev_seq, instance_id)
+        broken = _check_row(row, index, ordered, index_of_link, prev, prev_seq, instance_id, key)
         if broken is not None:
             blamed = broken.row
             return ChainReport(False, len(ordered), prev, f"seq {blamed.seq}: {broken.problem}", broken.kind,
@@ -148,7 +158,7 @@ def verify_chain(rows: list[ChainRow], instance_id: str | None = None, *,
 
 
 def _check_row(row: ChainRow, index: int, ordered: list[ChainRow], index_of_link: dict[str, int],
-               prev: str, prev_seq: int, instance_id: str) -> _Break | None:
+               prev: str, prev_seq: int, instance_id: str, key: bytes | None) -> _Break | None:
     """What is wrong with ``row`` given that every row before it checked out, else None."""
     span_id = row.span.span_id
     if row.span.instance_id != instance_id:
@@ -157,8 +167,9 @@ def _check_row(row: ChainRow, index: int, ordered: list[ChainRow], index_of_link
         return _Break(DUPLICATE, f"two rows have seq {row.seq}", row)
     if content_hash(row.span) != row.content_hash:
         return _Break(ALTERED, f"span {span_id} was altered (its content no longer matches its stored hash)", row)
-    if link_hash(row.prev_hash, row.content_hash) != row.link_hash:
-        return _Break(ALTERED, f"the stored link hash of span {span_id} was altered", row)
+    if link_hash(row.prev_hash, row.content_hash, key) != row.link_hash:
+        return _Break(ALTERED, f"the stored link hash of span {span_id} does not match: it was altered or "
+                               "recomputed without the chain key", row)
     gap = row.seq != prev_seq + 1
     if row.prev_hash == prev:
         if gap:

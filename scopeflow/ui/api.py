@@ -106,7 +106,7 @@ def spans(instance_id: str):
 @requires(*AUDITORS)
 def evidence(instance_id: str):
     return jsonify(evidence_view.evidence_payload(engine().sessions, engine().recorded_spans, instance_id,
-                                                  load_instance))
+                                                  load_instance, engine().chain_key))
 
 
 @bp.route("/tasks")

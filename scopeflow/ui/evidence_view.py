@@ -93,26 +93,27 @@ def evidence(rules_text: str, spans: list[SpanRecord], stage: str | None = None)
     return evaluate(rules, spans, stage=stage), ""
 
 
-def integrity(session: Session, instance_id: str) -> ChainReport:
-    return verify_chain(load_chain(session, instance_id), instance_id)
+def integrity(session: Session, instance_id: str, key: bytes) -> ChainReport:
+    return verify_chain(load_chain(session, instance_id), instance_id, key=key)
 
 
-def stored_trace(session: Session, instance_id: str) -> tuple[list[SpanRecord], ChainReport]:
-    """The stored spans (the evidence of record) and their chain check, from one read of the table."""
+def stored_trace(session: Session, instance_id: str, key: bytes) -> tuple[list[SpanRecord], ChainReport]:
+    """The stored spans (the evidence of record) and their chain check (under the chain ``key``),
+    from one read of the table."""
     chain = load_chain(session, instance_id)
-    return [row.span for row in chain], verify_chain(chain, instance_id)
+    return [row.span for row in chain], verify_chain(chain, instance_id, key=key)
 
 
 def otlp_document(spans: list[SpanRecord]) -> dict[str, Any]:
     return to_otlp_json(spans, {"service.name": "scopeflow", "service.version": __version__})
 
 
-def evidence_payload(sessions, recorded_spans, instance_id: str, load_instance) -> dict:
+def evidence_payload(sessions, recorded_spans, instance_id: str, load_instance, chain_key: bytes) -> dict:
     """What the evidence API and export return: the report due so far, and the chain check."""
     with sessions() as session:
         row = load_instance(session, instance_id)
         rules_text = evidence_rules_text(session, row)
-        chain = integrity(session, row.id)
+        chain = integrity(session, row.id, chain_key)
     report, why = evidence(rules_text, recorded_spans(instance_id), evidence_stage(row))
     return {"instance_id": instance_id, "evidence": report.to_data() if report else None,
             "problem": why, "integrity": chain.__dict__}

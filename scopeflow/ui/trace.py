@@ -26,7 +26,7 @@ def show(instance_id: str):
     with engine().sessions() as session:
         row = load_instance(session, instance_id)
         rules_text = evidence_view.evidence_rules_text(session, row)
-        spans, chain = evidence_view.stored_trace(session, row.id)
+        spans, chain = evidence_view.stored_trace(session, row.id, engine().chain_key)
         xml = run_view.diagram_xml(session, row)
         state = run_view.state_payload(session, row, run_view.task_spans_of(spans))
     report, why = evidence_view.evidence(rules_text, spans, evidence_view.evidence_stage(row))
@@ -53,5 +53,6 @@ def otlp(instance_id: str):
 @bp.route("/instances/<instance_id>/evidence.json")
 @requires(*AUDITORS)
 def evidence_json(instance_id: str):
-    payload = evidence_view.evidence_payload(engine().sessions, engine().recorded_spans, instance_id, load_instance)
+    payload = evidence_view.evidence_payload(engine().sessions, engine().recorded_spans, instance_id, load_instance,
+                                             engine().chain_key)
     return _json_download(payload, f"evidence-{instance_id}.json")

@@ -1,0 +1,31 @@
+"""The one redactor: stored secret values never reach spans, incidents, logs or reports.
+
+Every place that writes text a secret could end up in (the engine's spans and incidents, the LLM
+client's content capture) uses :func:`secret_redactor`. Two rules make it safe:
+
+- **longest value first**, in one pass: when one secret contains another (``TOKEN`` and
+  ``TOKEN-EXTENDED-TAIL``), the longer is replaced whole instead of leaving its tail behind;
+- **no minimum length**: a 3-digit PIN is a secret too. The price is that a very short secret (one
+  or two characters) also blanks out every unrelated occurrence of those characters; store real
+  credentials, not single characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+REDACTED = "[REDACTED]"
+
+
+def secret_redactor(secret_values: Iterable[str]) -> Callable[[str], str]:
+    """A function replacing each of ``secret_values`` (empty ones ignored) with ``[REDACTED]``."""
+    secrets = sorted({value for value in secret_values if value}, key=len, reverse=True)
+    if not secrets:
+        return lambda text: text
+    pattern = re.compile("|".join(re.escape(value) for value in secrets))
+
+    def redact(text: str) -> str:
+        return pattern.sub(REDACTED, text) if isinstance(text, str) else text
+
+    return redact
