@@ -61,7 +61,7 @@ from scopeflow.engine.runner import RunIdentity, Runner, incident_from
 from scopeflow.engine.secrets import SecretError, SecretStore, load_key
 from scopeflow.engine.spanstore import chain_tail, load_chain, store_spans
 from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize
-from scopeflow.handlers.failures import CONFIGURATION, TaskFailure
+from scopeflow.handlers.failures import CONFIGURATION, TaskFailure, resumable
 from scopeflow.processes.bpmn_xml import lane_role
 from scopeflow.processes.catalog import Catalog, CatalogError, bundle_hash, evidence_path, scan
 from scopeflow.processes.lint import errors, lint_catalog
@@ -589,6 +589,8 @@ class Engine:
         def reset(work: _Work) -> None:
             if not blocked and error_type == UNSAVEABLE_STATE:
                 return  # nothing failed in the saved state: run on from the last checkpoint
+            if blocked:
+                _refuse_unless_resumable(work.workflow, instance_id)
             target = _last_routed_failure(work.workflow) if blocked else _errored_task(work.workflow, task_id)
             if target is None:
                 raise EngineError(f"instance {instance_id} was not stopped by a failed task "
@@ -723,8 +725,33 @@ def _due(now: datetime):
 
 # -------------------------------------------------------------------- helpers
 def _errored_task(wf: BpmnWorkflow, task_id: str | None):
-    failed = wf.get_tasks(state=TaskState.ERROR)
-    return next((t for t in failed if str(t.id) == task_id), failed[0] if failed else None)
+    """The incident's task, else any errored task. ``get_tasks(state=ERROR)`` misses an errored
+    multi-instance child in SpiffWorkflow 3.2, so look the id up directly and scan every task."""
+    if task_id:
+        task = wf.tasks.get(_uuid(task_id))
+        for sub in wf.subprocesses.values():
+            task = task or sub.tasks.get(_uuid(task_id))
+        if task is not None and task.state == TaskState.ERROR:
+            return task
+    failed = [t for t in wf.get_tasks() if t.state == TaskState.ERROR]
+    return failed[0] if failed else None
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _refuse_unless_resumable(wf: BpmnWorkflow, instance_id: str) -> None:
+    """A run ended by a decision or a verdict (not a failure of the taxonomy) cannot be retried."""
+    blocker = (wf.last_task.data.get("blocker") if wf.last_task is not None else None) or {}
+    kind = blocker.get("kind") if isinstance(blocker, dict) else None
+    if isinstance(kind, str) and not resumable(kind):
+        raise EngineError(f"instance {instance_id} cannot be resumed: it stopped on a blocker of kind {kind} "
+                          f"({blocker.get('message', 'see BLOCKERS.md')}), and running the same steps again "
+                          "would decide the same; edit the scope and submit it again (BLOCKERS.md names the file)")
 
 
 def _last_routed_failure(wf: BpmnWorkflow):

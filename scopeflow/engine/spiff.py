@@ -33,6 +33,7 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import (
     BpmnWorkflowConverter,
     TaskConverter,
 )
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
@@ -102,7 +103,22 @@ def _throw_failure(my_task: Task, failure: TaskFailure) -> None:
         uncaught = UncaughtFailure(failure)
         raise WorkflowTaskException(str(uncaught), task=my_task, exception=uncaught) from uncaught
     my_task.internal_data["scopeflow_failure"] = failure.to_payload()
+    activity = _activity_with_boundaries(my_task)
+    if activity is not None and activity is not my_task:
+        # A multi-instance child is dropped from the tree when the boundary cancels its activity:
+        # the activity keeps the failure so `instances retry` can find what to run again.
+        activity.internal_data["scopeflow_failure"] = failure.to_payload()
     return None  # the interrupting boundary cancels this task and its path runs
+
+
+def _activity_with_boundaries(task: Task) -> Task | None:
+    """The nearest ancestor-or-self whose parent is the boundary-event split of its activity."""
+    current = task
+    while current is not None:
+        if current.parent is not None and isinstance(current.parent.task_spec, BoundaryEventSplit):
+            return current
+        current = current.parent
+    return None
 
 
 def _redacted(value: Any, redact) -> Any:

@@ -18,6 +18,17 @@ EXTERNAL_BLOCKER = "external_blocker"
 KINDS = (TRANSIENT, RECOVERABLE, CONFIGURATION, DESIGN_FLAW, EXTERNAL_BLOCKER)
 
 
+def resumable(blocker_kind: str) -> bool:
+    """Whether ``scopeflow instances retry`` can resume a run that this kind of blocker stopped.
+
+    A failure of the taxonomy left a task to run again once its cause is fixed. The other blocker
+    kinds are decisions and verdicts (a person rejected or did not confirm, the scope is not
+    buildable, the evidence does not hold): running the same steps again would decide the same, so
+    those runs end for good and the scope is submitted again.
+    """
+    return blocker_kind in KINDS
+
+
 class TaskFailure(Exception):
     """A handler failure of a known kind, routed by BPMN error boundary events."""
 

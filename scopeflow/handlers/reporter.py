@@ -24,12 +24,20 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from scopeflow.handlers.checks import Checks
 from scopeflow.handlers.context import TaskContext
-from scopeflow.handlers.failures import CONFIGURATION, DESIGN_FLAW, EXTERNAL_BLOCKER, RECOVERABLE, TRANSIENT
+from scopeflow.handlers.failures import (
+    CONFIGURATION,
+    DESIGN_FLAW,
+    EXTERNAL_BLOCKER,
+    RECOVERABLE,
+    TRANSIENT,
+    resumable,
+)
 from scopeflow.handlers.registry import NO_RETRY, operator
 
 TEMPLATES = Path(__file__).parent / "templates" / "reports"
 DELIVERY_FILE = "DELIVERY.md"
 BLOCKERS_FILE = "BLOCKERS.md"
+SCOPE_FILE = "SCOPE.md"          # the scope as submitted (with clarifications), to edit and submit again
 MAX_FILES_LISTED = 200
 MAX_DETAIL_CHARS = 300
 LOG_LINES_SHOWN = 20
@@ -220,10 +228,12 @@ OPTIONS = {
     RECOVERABLE: ["resume: the agents build again with the failure as context",
                   "fix the generated code in the workspace by hand, then resume"],
     TRANSIENT: ["resume later"],
-    "unbuildable": ["answer the open questions and submit the scope again", "drop the unbuildable features"],
+    "unbuildable": ["add what is missing (answer the open questions) and submit the scope again",
+                    "drop the unbuildable features"],
     "decision": ["talk to whoever decided (their comment is in the details)", "submit a revised scope"],
-    "evidence": ["find out why the failed rules do not hold (see the details) and resume",
-                 "fix the model's evidence rules if they are wrong, then resume"],
+    "evidence": ["find out why the failed rules do not hold (see the details), fix the cause and submit the "
+                 "scope again",
+                 "if a rule is wrong, fix it in the model's evidence rules first (a new model version)"],
 }
 
 
@@ -235,6 +245,7 @@ class BlockerItem:
     needed: str
     options: list[str]
     commands: list[str]                                          # shell commands, plain tokens only
+    resumable: bool = True                                       # False: the commands submit the scope again
     skipped: list[str] = field(default_factory=list)             # names left out of commands (not plain)
     details: list[tuple[str, str]] = field(default_factory=list)  # (key, value as text), scalars only
     log: list[str] = field(default_factory=list)                 # last lines of a log, if one came along
@@ -260,10 +271,18 @@ def missing_names(details: dict[str, Any]) -> list[str]:
     return _text_list(missing if isinstance(missing, list) else _dict(missing).get("missing"))
 
 
-def resume_commands(kind: str, blocker: dict[str, Any], instance_id: str) -> tuple[list[str], list[str]]:
-    """The CLI commands that resume the run after this blocker, as fits its kind, and the names
-    that could not be put in a command because they are not plain tokens."""
+def resume_commands(kind: str, blocker: dict[str, Any], instance_id: str,
+                    scope_path: str = "") -> tuple[list[str], list[str]]:
+    """The CLI commands that go on after this blocker, as fits its kind, and the names that could
+    not be put in a command because they are not plain tokens. A blocker that is not resumable
+    (see :func:`failures.resumable`) gets the command that submits the scope again instead of one
+    that would refuse."""
     commands, skipped = [], []
+    if not resumable(kind) and not blocker.get("task_id"):
+        path = shell_token(scope_path)
+        if path:
+            commands.append(f"scopeflow submit {path}   # edit the scope first")
+        return commands, skipped
     if kind == CONFIGURATION:
         for name in missing_names(merged_details(blocker)):
             token = shell_token(name)
@@ -299,16 +318,17 @@ def _details(details: dict[str, Any]) -> list[tuple[str, str]]:
     return shown
 
 
-def view_blocker(blocker: Any, instance_id: str) -> BlockerItem:
+def view_blocker(blocker: Any, instance_id: str, scope_path: str = "") -> BlockerItem:
     data = _dict(blocker)
     kind = str(data.get("kind") or "unknown")
     details = merged_details(data)
     stage = data.get("stage") or details.get("stage") or data.get("task") or ""
     options = _text_list(data.get("options")) or OPTIONS.get(kind, ["resume once the cause is fixed"])
     log = str(details.get("log_tail") or "").splitlines()
-    commands, skipped = resume_commands(kind, data, instance_id)
+    commands, skipped = resume_commands(kind, data, instance_id, scope_path)
     return BlockerItem(kind=kind, stage=str(stage), message=str(data.get("message") or "no message was given"),
                        needed=_needed(kind, data), options=options, commands=commands, skipped=skipped,
+                       resumable=resumable(kind) or bool(data.get("task_id")),
                        details=_details(details),
                        log=[line for line in log if line.strip()][-LOG_LINES_SHOWN:])
 
@@ -318,8 +338,8 @@ def raw_blockers(blocker: Any) -> list[dict[str, Any]]:
     return [b for b in _list(blocker, "blockers") if isinstance(b, dict)] or [_dict(blocker)]
 
 
-def view_blockers(blocker: Any, instance_id: str) -> list[BlockerItem]:
-    return [view_blocker(b, instance_id) for b in raw_blockers(blocker)]
+def view_blockers(blocker: Any, instance_id: str, scope_path: str = "") -> list[BlockerItem]:
+    return [view_blocker(b, instance_id, scope_path) for b in raw_blockers(blocker)]
 
 
 def view_questions(questions: Any, spec: Any, blocker: Any) -> list[dict[str, str]]:
@@ -365,20 +385,29 @@ def write_report(ctx: TaskContext, spec: Any = None, plan: Any = None, checks: A
             "review": view_review(review), "unbuildable": view_unbuildable(spec, plan),
             "release": view_release(release, ctx), "evidence": view_evidence(evidence)}
     written = write_markdown(ctx, DELIVERY_FILE, "DELIVERY.md.j2", view)
+    (Path(ctx.workspace) / BLOCKERS_FILE).unlink(missing_ok=True)   # a resumed run: the old plan is stale
     ctx.record({"scopeflow.report.kind": "delivery", "scopeflow.report.blockers": 0})
     return {"report": {**written, "outcome": "delivered"}}
 
 
 @operator("write_blocker_plan", retry=NO_RETRY)
 def write_blocker_plan(ctx: TaskContext, blocker: Any = None, spec: Any = None, plan: Any = None,
-                       checks: Any = None, release: Any = None, questions: Any = None) -> dict[str, Any]:
-    """Write BLOCKERS.md: each blocker with what is needed, options and how to resume, plus what was delivered."""
+                       checks: Any = None, release: Any = None, questions: Any = None,
+                       scope: Any = None) -> dict[str, Any]:
+    """Write BLOCKERS.md: each blocker with what is needed, options and how to go on, plus what was
+    delivered; and SCOPE.md, the scope as submitted, for the blockers that end with submitting again."""
     spec, plan = _dict(spec, unwrap="spec"), _dict(plan, unwrap="plan")
-    blockers = view_blockers(blocker, ctx.instance_id)
+    scope_path = ""
+    if isinstance(scope, str) and scope.strip():
+        target = Path(ctx.workspace) / SCOPE_FILE
+        target.write_text(scope, encoding="utf-8")
+        scope_path = str(target.resolve())
+    blockers = view_blockers(blocker, ctx.instance_id, scope_path)
     view = {"instance_id": ctx.instance_id, "blockers": blockers, "built": view_built(ctx, spec, None),
             "checks": view_checks(checks), "release": view_release(release, ctx),
             "rollback": view_rollback(blocker), "unbuildable": view_unbuildable(spec, plan),
             "questions": view_questions(questions, spec, blocker)}
     written = write_markdown(ctx, BLOCKERS_FILE, "BLOCKERS.md.j2", view)
+    (Path(ctx.workspace) / DELIVERY_FILE).unlink(missing_ok=True)
     ctx.record({"scopeflow.report.kind": "blockers", "scopeflow.report.blockers": len(blockers)})
     return {"report": {**written, "outcome": "blocked", "blockers": [b.summary() for b in blockers]}}

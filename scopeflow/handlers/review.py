@@ -171,7 +171,14 @@ def review_changes(ctx: TaskContext, spec: dict[str, Any], plan: dict[str, Any],
         written = llm_agents.llm_written_files(parsed_plan)
         if written:
             review.risks.append("written by an LLM, not by templates: " + ", ".join(f["path"] for f in written))
-        rationale = llm_agents.review_rationale(ctx, settings, parsed_spec, parsed_plan, review.to_data())
+        try:
+            rationale = llm_agents.review_rationale(ctx, settings, parsed_spec, parsed_plan, review.to_data())
+        except TaskFailure as failure:
+            # The rationale is optional: the review above is complete without it. Say why it is missing.
+            reason = f"{failure.kind}: {failure.message}"
+            ctx.record({"scopeflow.review.rationale_missing": reason})
+            review.risks.append(f"no LLM rationale: {reason}")
+            return {"review": review.to_data(), "rationale": None, "rationale_missing": reason}
         ctx.record({"scopeflow.review.rationale_author": llm_agents.LLM_AUTHOR})
         return {"review": review.to_data(), "rationale": rationale}
     # -- end of the LLM reviewer

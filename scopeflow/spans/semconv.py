@@ -82,6 +82,7 @@ SANDBOX_ISOLATION_REASON = "scopeflow.sandbox.isolation_reason"
 
 REVIEW_CONFIDENCE = "scopeflow.review.confidence"
 REVIEW_RATIONALE_AUTHOR = "scopeflow.review.rationale_author"
+REVIEW_RATIONALE_MISSING = "scopeflow.review.rationale_missing"   # why the optional LLM rationale is absent
 
 CREDENTIALS_REQUIRED = "scopeflow.credentials.required"
 CREDENTIALS_MISSING = "scopeflow.credentials.missing"
