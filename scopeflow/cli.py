@@ -224,7 +224,8 @@ def _describe(summary: dict[str, Any]) -> None:
     click.echo(f"instance {summary['id']}: {summary['status']} ({summary['model']} v{summary['version']})")
     if summary.get("incident"):
         click.echo(f"  incident at {summary['incident'].get('bpmn_id')}: {summary['incident']['message']}")
-        click.echo(f"  fix the data, then: scopeflow instances retry {summary['id']} --data '{{...}}'")
+        click.echo(f"  fix the cause, then: scopeflow instances retry {summary['id']}"
+                   "   (--data JSON sets data on the failed task first)")
     for task in summary.get("tasks", []):
         click.echo(f"  waiting for {task['role']}: {task['name']} — scopeflow tasks show {task['id']}")
     if summary.get("wake_at"):
@@ -283,8 +284,24 @@ def instances_show(app: App, instance_id: str, as_json: bool) -> None:
         return
     _describe({**summary, "tasks": [t for t in summary["tasks"] if t["status"] == "open"]})
     click.echo(f"  workspace: {summary['workspace']}")
+    for line in _outcome_lines(row.outcome or {}, Path(summary["workspace"])):
+        click.echo(line)
     for event in summary["audit"]:
         click.echo(f"  {event['at']}  {event['actor']}  {event['action']}  {event['target']}")
+
+
+def _outcome_lines(outcome: dict[str, Any], workspace: Path) -> list[str]:
+    """Where a finished run's report is and where its release runs."""
+    lines = []
+    report = outcome.get("report")
+    report = report.get("report", report) if isinstance(report, dict) else None
+    if isinstance(report, dict) and report.get("path"):
+        lines.append(f"  report: {workspace / str(report['path'])}")
+    release = outcome.get("release")
+    release = release.get("release", release) if isinstance(release, dict) else None
+    if isinstance(release, dict) and release.get("url"):
+        lines.append(f"  release: {release['url']} (stop with: scopeflow releases stop {release.get('id')})")
+    return lines
 
 
 @instances.command("retry")
@@ -292,8 +309,13 @@ def instances_show(app: App, instance_id: str, as_json: bool) -> None:
 @click.option("--data", help="data to set on the failed task before it runs again (JSON)")
 @pass_app
 def instances_retry(app: App, instance_id: str, data: str | None) -> None:
+    from scopeflow.engine.queries import list_tasks
+
     status = app.engine.retry(instance_id, _json_arg(data, "--data"), actor="cli")
     click.echo(f"instance {instance_id}: {status}")
+    with app.engine.sessions() as session:
+        for task in list_tasks(session, instance_id=instance_id):
+            click.echo(f"  waiting for {task['role']}: {task['name']} — scopeflow tasks show {task['id']}")
     if status == "error":
         sys.exit(EXIT_FAILED)
 

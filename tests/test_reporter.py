@@ -88,7 +88,8 @@ def test_delivery_report_with_everything(ctx):
     assert "- `app/run.py`" in text and "- `app/webapp/__init__.py`" in text and ".pyc" not in text
     assert "at http://127.0.0.1:40123, health check passed (HTTP 200)" in text
     assert "sh /srv/releases/inst-7/rel-1/run.sh" in text
-    assert f"cd {ctx.workspace}/app && python run.py" in text
+    assert (f"cd {ctx.workspace}/app && python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt "
+            "&& .venv/bin/python run.py") in text
     assert "| tests passed | 14 |" in text and "| security medium | 1 |" in text
     assert "checks passed: 14 tests passed, 1 skipped, 1 medium / 3 low security findings" in text
     assert "Confidence **0.85**; basis: 1.00 - 0.05 (1 medium security finding)" in text
@@ -201,7 +202,10 @@ def test_blocker_plan_with_nothing_known_still_writes_a_plan(tmp_path):
     assert result["report"]["blockers"] == [{"kind": "unknown", "stage": "", "message": "no message was given"}]
     assert "- none: nothing was built before the run stopped" in text
     assert "Checks: verification did not run." in text
-    assert "scopeflow instances retry inst-7" in text
+    # An unknown kind is not a failure `instances retry` can resume (it would refuse), so no retry
+    # command is printed; without the scope text there is no file to submit again either.
+    assert "scopeflow instances retry" not in text and "This run cannot be resumed" in text
+    assert "No command can be given" in text
     assert "## Open questions\n\nNone." in text
     assert not Path(ctx.workspace, "DELIVERY.md").exists()
 

@@ -906,6 +906,7 @@ def _ended_blocked(work: _Work, snapshot: _Snapshot) -> bool:
 def _outcome(wf: BpmnWorkflow) -> dict[str, Any]:
     data = wf.last_task.data if wf.last_task is not None else {}
     try:
-        return json.loads(json.dumps({k: data[k] for k in ("report",) if k in data}, default=str))
+        kept = {k: data[k] for k in ("report", "release") if isinstance(data.get(k), dict)}
+        return json.loads(json.dumps(kept, default=str))
     except (TypeError, ValueError):
         return {}

@@ -168,17 +168,30 @@ def view_unbuildable(spec: Any, plan: Any) -> list[dict[str, str]]:
 
 
 def view_release(release: Any, ctx: TaskContext) -> dict[str, Any]:
-    """The release URL and the commands that start it (only when the paths are plain tokens)."""
+    """The release URL and the commands that stop and start it (only when paths are plain tokens).
+
+    ``steps`` are (what it does, command) pairs; each command works as printed: the release's own
+    ``run.sh`` uses the interpreter Scopeflow runs with, and the "anywhere" command makes the virtual
+    environment the app needs (its requirements come from the package index)."""
     data = _dict(release, unwrap="release")
     path = shell_token(data.get("path"))
+    release_id = shell_token(data.get("id"))
     app_dir = shell_token(str(Path(ctx.workspace) / "app"))
-    commands = [f"sh {path}/run.sh"] if path else []
+    steps = []
+    if release_id and data.get("status") == "running":
+        steps.append(("Stop the running release", f"scopeflow releases stop {release_id}"))
+    if path:
+        steps.append(("Start this release by hand (in the foreground, on its port)", f"sh {path}/run.sh"))
     if app_dir:
-        commands.append(f"cd {app_dir} && python run.py")
+        steps.append(("Run the app from its source on any machine with Python 3.11+ (installs its requirements "
+                      "into a fresh virtual environment; PORT=8000 by default)",
+                      f"cd {app_dir} && python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt "
+                      "&& .venv/bin/python run.py"))
     health = _dict(data.get("health"))
     return {"deployed": bool(data), "url": data.get("url") or "", "id": data.get("id") or "",
             "status": data.get("status") or "", "health_ok": health.get("ok"),
-            "health_status": health.get("status"), "commands": commands}
+            "health_status": health.get("status"), "steps": steps,
+            "commands": [command for _what, command in steps]}
 
 
 def view_evidence(evidence: Any) -> dict[str, Any] | None:
