@@ -204,7 +204,7 @@ def test_blocker_plan_with_nothing_known_still_writes_a_plan(tmp_path):
     assert "Checks: verification did not run." in text
     # An unknown kind is not a failure `instances retry` can resume (it would refuse), so no retry
     # command is printed; without the scope text there is no file to submit again either.
-    assert "scopeflow instances retry" not in text and "This run cannot be resumed" in text
+    assert "scopeflow instances retry inst-7" not in text and "This run cannot be resumed" in text
     assert "No command can be given" in text
     assert "## Open questions\n\nNone." in text
     assert not Path(ctx.workspace, "DELIVERY.md").exists()
