@@ -472,6 +472,14 @@ def secrets_list(app: App, as_json: bool) -> None:
         _table(rows, ["name", "updated_at", "updated_by"])
 
 
+@secrets.command("reveal")
+@click.argument("name")
+@pass_app
+def secrets_reveal(app: App, name: str) -> None:
+    """Print one secret's value (e.g. a generated app's admin password); the read is audited."""
+    click.echo(app.engine.secrets.get(name, actor="cli (secrets reveal)"))
+
+
 @secrets.command("rotate-key")
 @pass_app
 def secrets_rotate_key(app: App) -> None:
@@ -570,6 +578,12 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
             click.echo(f"  report: {result.report}")
         if result.release:
             click.echo(f"  release: {result.release.get('url')} (stop with: scopeflow releases stop {result.release.get('id')})")
+        if result.sign_in:
+            password = app.engine.secrets.get(result.sign_in["password_secret"], actor="cli (submit)")
+            click.echo(f"  sign in as {result.sign_in['username']} with password {password}  (shown once; "
+                       f"again with: scopeflow secrets reveal {result.sign_in['password_secret']})")
+        if result.reason:
+            click.echo(f"  reason: {result.reason}")
         for task in result.waiting_for:
             click.echo(f"  waiting for {task['role']}: {task['name']} — scopeflow tasks show {task['id']}")
     sys.stdout.flush()

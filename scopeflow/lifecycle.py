@@ -41,6 +41,8 @@ class SubmitResult:
     questions: list[dict[str, Any]] = field(default_factory=list)
     report: str | None = None
     waiting_for: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""                      # why the run is not (yet) delivered; "" when it is
+    sign_in: dict[str, str] | None = None  # the deployed app's account: username + the secret holding its password
 
 
 def read_scope(text: str) -> str:
@@ -136,13 +138,32 @@ def _result(engine: Engine, instance_id: str) -> SubmitResult:
     workspace = engine.workspace(instance_id)
     report_path = report.get("path") if isinstance(report, dict) else None
     outcome = {"completed": "delivered", "blocked": "blocked"}.get(row.status, row.status)
+    blockers = report.get("blockers", []) if isinstance(report, dict) else []
+    release_data = data.get("release") if isinstance(data.get("release"), dict) else {}
+    sign_in = release_data.get("sign_in") if isinstance(release_data.get("sign_in"), dict) else None
     return SubmitResult(
         instance_id=instance_id, status=row.status, outcome=outcome, workspace=str(workspace),
         release=_unwrap(data.get("release"), "release") or None,
         checks={"tests_passed": checks.get("tests_passed"), "tests_failed": checks.get("tests_failed"),
                 "lint_errors": checks.get("lint_errors"), "security_high": checks.get("security_high")},
-        blockers=report.get("blockers", []) if isinstance(report, dict) else [],
+        blockers=blockers,
         questions=analysis.get("questions", []) if isinstance(analysis, dict) else [],
         report=str(Path(workspace) / report_path) if report_path else None,
         waiting_for=waiting,
+        reason=_reason(row, blockers, waiting),
+        sign_in=sign_in if row.status == "completed" else None,
     )
+
+
+def _reason(row: Instance, blockers: list[dict[str, Any]], waiting: list[dict[str, Any]]) -> str:
+    """One line saying why a run is not delivered (what --json callers and scripts read)."""
+    if row.status == "completed":
+        return ""
+    if row.status == "blocked":
+        return "; ".join(f"{b.get('stage')}: {b.get('message')}" for b in blockers) or "blocked"
+    if row.status == "error":
+        incident = row.incident or {}
+        return f"incident at {incident.get('bpmn_id')}: {incident.get('message', '')}"
+    if waiting:
+        return "waiting for " + ", ".join(f"{t['role']}: {t['name']}" for t in waiting)
+    return row.status

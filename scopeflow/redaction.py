@@ -18,14 +18,17 @@ from collections.abc import Callable, Iterable
 REDACTED = "[REDACTED]"
 
 
-def secret_redactor(secret_values: Iterable[str]) -> Callable[[str], str]:
-    """A function replacing each of ``secret_values`` (empty ones ignored) with ``[REDACTED]``."""
+def secret_redactor(secret_values: Iterable[str],
+                    then: Callable[[str], str] | None = None) -> Callable[[str], str]:
+    """A function replacing each of ``secret_values`` (empty ones ignored) with ``[REDACTED]``;
+    ``then`` (an earlier redactor, e.g. for secrets stored before) runs on the result."""
     secrets = sorted({value for value in secret_values if value}, key=len, reverse=True)
+    after = then or (lambda text: text)
     if not secrets:
-        return lambda text: text
+        return after
     pattern = re.compile("|".join(re.escape(value) for value in secrets))
 
     def redact(text: str) -> str:
-        return pattern.sub(REDACTED, text) if isinstance(text, str) else text
+        return after(pattern.sub(REDACTED, text)) if isinstance(text, str) else text
 
     return redact

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -98,3 +99,44 @@ def test_each_how_to_run_command_of_delivery_md_works_as_printed(tmp_path, monke
         assert (app_venv / "bin" / "python").exists()
     finally:
         stop_all(engine.settings.releases_dir)
+
+
+def test_a_login_app_gets_an_admin_account_whose_password_is_shown_once(tmp_path):
+    """submit prints the password once; it signs in to the running app; `secrets reveal` (the
+    documented command, printed in DELIVERY.md) shows it again; spans never hold it."""
+    home = tmp_path / "home"
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
+           "SCOPEFLOW_HOME": str(home), "SCOPEFLOW_MODELS": str(MODELS)}
+    scope = tmp_path / "scope.md"
+    scope.write_text(SCOPE + "\n## Features\n- Users must log in\n", encoding="utf-8")
+    try:
+        ran = subprocess.run([sys.executable, "-m", "scopeflow", "submit", str(scope), "--yes"], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr
+        match = re.search(r"sign in as admin with password (\S+)  \(shown once; again with: (scopeflow secrets "
+                          r"reveal APP_ADMIN_PASSWORD_\w+)\)", ran.stdout)
+        assert match, ran.stdout
+        password, reveal = match.groups()
+        url = re.search(r"release: (http://\S+)", ran.stdout).group(1)
+
+        import http.cookiejar
+        import urllib.parse
+
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        form = urllib.parse.urlencode({"username": "admin", "password": password}).encode()
+        with opener.open(url + "/login", data=form, timeout=10) as response:
+            assert response.status == 200 and "/login" not in response.url      # signed in, redirected home
+        wrong = urllib.parse.urlencode({"username": "admin", "password": password + "x"}).encode()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            opener.open(url + "/login", data=wrong, timeout=10)
+        assert refused.value.code == 401
+
+        report = re.search(r"report: (\S+)", ran.stdout).group(1)
+        assert reveal in Path(report).read_text(encoding="utf-8")
+        shown = subprocess.run([sys.executable, "-m", "scopeflow", *reveal.split()[1:]], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0 and shown.stdout.strip() == password
+        for store in home.glob("scopeflow.db*"):       # the database and its write-ahead log
+            assert password.encode() not in store.read_bytes()
+    finally:
+        stop_all(home / "releases")

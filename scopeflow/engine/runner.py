@@ -30,6 +30,7 @@ from scopeflow.handlers import registry
 from scopeflow.handlers.context import ChildSpan, TaskContext
 from scopeflow.handlers.failures import TRANSIENT, TaskFailure
 from scopeflow.processes.bpmn_xml import ProcessInfo, lane_role
+from scopeflow.redaction import secret_redactor
 from scopeflow.spans import semconv
 
 PROPAGATOR = TraceContextTextMapPropagator()
@@ -52,6 +53,7 @@ class Runner:
     tracer: trace.Tracer
     read_secret: Callable[[str, str, str], str] | None = None   # (name, instance_id, task) -> value
     has_secret: Callable[[str], bool] | None = None
+    write_secret: Callable[[str, str, str, str], None] | None = None   # (name, value, instance_id, task)
     recorded_spans: Callable[[], list[Any]] | None = None       # stored + buffered SpanRecords
     chain_head: Callable[[], tuple[str, int]] | None = None     # head of the stored span chain
     checkpoint_threshold_s: float = 0.2
@@ -267,6 +269,12 @@ class Runner:
                 raise TaskFailure("configuration", f"secret {name!r} is not available (no secret store)")
             return self.read_secret(name, identity.instance_id, task.task_spec.bpmn_id)
 
+        def write_secret(name: str, value: str) -> None:
+            if self.write_secret is None:
+                raise TaskFailure("configuration", f"secret {name!r} cannot be stored (no secret store)")
+            self.write_secret(name, value, identity.instance_id, task.task_spec.bpmn_id)
+            self.redact = secret_redactor([value], then=self.redact)   # from now on, in this advance too
+
         return TaskContext(
             instance_id=identity.instance_id,
             task_id=str(task.id),
@@ -278,6 +286,7 @@ class Runner:
             open_span=open_span,
             read_secret=read_secret,
             has_secret=self.has_secret,
+            store_secret=write_secret,
             recorded_spans=self.recorded_spans,
             evidence_rules=identity.evidence_rules,
             chain_head=self.chain_head,

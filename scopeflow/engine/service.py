@@ -333,6 +333,8 @@ class Engine:
                                evidence_rules=loaded.catalog.files.get(evidence_path(process_file), ""))
         runner = Runner(workflow, identity, self.telemetry.tracer, read_secret=self._read_secret,
                         has_secret=self.secrets.has,
+                        write_secret=lambda name, value, instance, task: self.secrets.set(
+                            name, value, actor="engine", instance_id=instance, task=task),
                         recorded_spans=lambda: self.recorded_spans(instance_id),
                         chain_head=lambda: self.chain_head(instance_id),
                         checkpoint_threshold_s=self.settings.checkpoint_threshold_s,

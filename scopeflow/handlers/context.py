@@ -55,6 +55,7 @@ class TaskContext:
     open_span: SpanOpener | None = None
     read_secret: Callable[[str], str] | None = None
     has_secret: Callable[[str], bool] | None = None
+    store_secret: Callable[[str, str], None] | None = None      # (name, value): into the secret store
     recorded_spans: Callable[[], list[Any]] | None = None      # this instance's spans so far (SpanRecord)
     evidence_rules: str = ""                                    # the model's evidence.toml text, if any
     chain_head: Callable[[], tuple[str, int]] | None = None     # (link hash, count) of the stored span chain
@@ -86,6 +87,17 @@ class TaskContext:
         if self.read_secret is None:
             raise TaskFailure(CONFIGURATION, f"secret {name!r} is not available", {"secret": name})
         return self.read_secret(name)
+
+    def set_secret(self, name: str, value: str) -> None:
+        """Store a secret this operator made (e.g. a generated password); it is redacted from then on.
+        Only operators that declared the name (or ``*``) may."""
+        from scopeflow.handlers.failures import CONFIGURATION, TaskFailure
+
+        if name not in self.secret_names and "*" not in self.secret_names:
+            raise TaskFailure(CONFIGURATION, f"operator may not store secret {name!r}", {"secret": name})
+        if self.store_secret is None:
+            raise TaskFailure(CONFIGURATION, f"secret {name!r} cannot be stored here", {"secret": name})
+        self.store_secret(name, value)
 
     def secret_exists(self, name: str) -> bool:
         """Whether a credential is stored (no value is read, so no declaration is needed)."""

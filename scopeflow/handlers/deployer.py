@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from scopeflow.config import load_settings
+from scopeflow.handlers.app_admin import admin_environment
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import CONFIGURATION, DESIGN_FLAW, EXTERNAL_BLOCKER, TaskFailure
 from scopeflow.handlers.registry import NO_RETRY, operator
@@ -423,10 +424,11 @@ def deploy_release(ctx: TaskContext, app_dir: str = "app", spec: dict[str, Any] 
     files = app_files(app)
     digest = app_digest(app, files)
     needed = required_credentials(spec)
-    credentials = credential_env(ctx, list(needed))
+    admin_env, sign_in = admin_environment(ctx, app)
+    credentials = {**credential_env(ctx, list(needed)), **admin_env}
     existing = _reusable(ctx, root, digest)
     if existing is not None:
-        return _succeeded(ctx, existing, reused=True)
+        return {**_succeeded(ctx, existing, reused=True), "sign_in": sign_in}
     left = ctx.time_left()
     timeout_s = health_timeout_s if left is None else max(1.0, min(health_timeout_s, left))
     release = _prepare(root, ctx.instance_id, app, files, digest, list(needed))
@@ -434,4 +436,4 @@ def deploy_release(ctx: TaskContext, app_dir: str = "app", spec: dict[str, Any] 
     if not _checked(ctx, release, timeout_s).ok:
         _fail(ctx, root, release, credentials, timeout_s)
     _retire(root, ctx.instance_id, release)
-    return _succeeded(ctx, release, reused=False)
+    return {**_succeeded(ctx, release, reused=False), "sign_in": sign_in}

@@ -188,10 +188,14 @@ def view_release(release: Any, ctx: TaskContext) -> dict[str, Any]:
                       f"cd {app_dir} && python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt "
                       "&& .venv/bin/python run.py"))
     health = _dict(data.get("health"))
+    sign_in = _dict(_dict(release).get("sign_in"))
+    secret = shell_token(sign_in.get("password_secret"))
     return {"deployed": bool(data), "url": data.get("url") or "", "id": data.get("id") or "",
             "status": data.get("status") or "", "health_ok": health.get("ok"),
             "health_status": health.get("status"), "steps": steps,
-            "commands": [command for _what, command in steps]}
+            "commands": [command for _what, command in steps],
+            "sign_in": {"username": str(sign_in.get("username") or ""),
+                        "command": f"scopeflow secrets reveal {secret}"} if secret else None}
 
 
 def view_evidence(evidence: Any) -> dict[str, Any] | None:
