@@ -216,3 +216,14 @@ def test_trace_page_says_when_a_model_has_no_rules(ui):
     instance_id, _task_id = _approval(engine)
     page = signed_in(app, "auditor").get(f"/instances/{instance_id}/trace").get_data(as_text=True)
     assert "has no evidence rules" in page
+
+
+def test_a_run_that_cannot_be_resumed_offers_no_retry_and_says_what_to_do(ui):
+    from scopeflow.lifecycle import submit
+
+    app, engine = ui
+    result = submit(engine, "Please help.", yes=True)       # nothing buildable: ends for good
+    assert result.status == "blocked"
+    page = signed_in(app, "operator").get(f"/instances/{result.instance_id}").get_data(as_text=True)
+    assert "cannot be resumed" in page and "SCOPE.md" in page
+    assert f'action="/instances/{result.instance_id}/retry"' not in page

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from scopeflow.engine.models import BLOCKED, ERROR, FINAL_STATUSES, Instance, ModelVersion
 from scopeflow.engine.queries import list_instances, list_tasks
 from scopeflow.engine.service import EngineError, NotFound
+from scopeflow.handlers.failures import resumable
 from scopeflow.ui import run_view, workspace_files
 from scopeflow.ui.security import engine, requires
 
@@ -59,12 +60,29 @@ def show(instance_id: str):
         state = run_view.state_payload(session, row, spans)
     data = run_view.latest_data(row)
     workspace = engine().workspace(row.id)
+    retryable, not_resumable = _resumability(row, data)
     return render_template(
         "instance.html", row=row, xml=xml, steps=steps, tasks=tasks, state=state,
         release=run_view.unwrap(data.get("release"), "release"), report=run_view.report(workspace),
-        files=workspace_files.listing(workspace), retryable=row.status in (ERROR, BLOCKED),
+        files=workspace_files.listing(workspace), retryable=retryable, not_resumable=not_resumable,
         cancellable=row.status not in FINAL_STATUSES,
     )
+
+
+def _resumability(row: Instance, data: dict) -> tuple[bool, str]:
+    """(offer Retry?, why not) — the same rule as ``Engine.retry``: a blocked run resumes only when a
+    failure of the taxonomy stopped it, never after a decision or a verdict."""
+    if row.status == ERROR:
+        return True, ""
+    if row.status != BLOCKED:
+        return False, ""
+    blocker = data.get("blocker") if isinstance(data.get("blocker"), dict) else {}
+    kind = str(blocker.get("kind") or "unknown")
+    if resumable(kind):
+        return True, ""
+    return False, (f"This run stopped on a blocker of kind {kind} ({blocker.get('message', 'see BLOCKERS.md')}) "
+                   "and cannot be resumed: running the same steps again would decide the same. Edit the scope "
+                   "(saved as submitted in the workspace's SCOPE.md) and submit it again.")
 
 
 @bp.route("/instances/<instance_id>/state.json")
