@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, jsonify, redirect, request, url_for
 from flask_login import current_user
@@ -48,6 +49,17 @@ def requires(*roles: str) -> Callable:
         return checked
 
     return wrap
+
+
+def local_path(target: str | None, fallback: str) -> str:
+    """``target`` when it is a path on this site, else ``fallback``: an absolute, scheme-relative or
+    backslash URL (browsers read ``/\\host`` as ``//host``) would redirect off-site."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return fallback
+    if "\\" in target or any(ord(c) < 0x21 or c == "\x7f" for c in target):
+        return fallback
+    parts = urlsplit(target)
+    return fallback if parts.scheme or parts.netloc else target
 
 
 def add_security_headers(response: Any) -> Any:
