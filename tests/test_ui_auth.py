@@ -220,3 +220,52 @@ def test_account_page_issues_a_token_once(ui):
     client = signed_in(app, "submitter")
     page = client.post("/account", data={"csrf_token": csrf(client, "/account")}).get_data(as_text=True)
     assert "sf_" in page and "is not shown again" in page
+
+
+def _approval_task(engine) -> str:
+    from scopeflow.engine.queries import list_tasks
+
+    iid = engine.start("approval", {"requester": "ann"}, actor="submitter", title="Approve it")
+    with engine.sessions() as session:
+        return list_tasks(session, instance_id=iid)[0]["id"]
+
+
+def _task_status(engine, task_id: str) -> str:
+    from scopeflow.engine.models import HumanTask
+
+    with engine.sessions() as session:
+        return session.get(HumanTask, task_id).status
+
+
+def test_an_invalid_bearer_header_does_not_let_a_cookie_session_skip_csrf(ui):
+    app, engine = ui
+    tid = _approval_task(engine)
+    browser = signed_in(app, "reviewer")   # the victim's cookie, sent along by a forged request
+    body = {"data": {"decision": "approve"}}
+    for header in ("Bearer nope", "Bearer ", "Bearer"):
+        forged = browser.post(f"/api/v1/tasks/{tid}/complete", json=body, headers={"Authorization": header})
+        assert forged.status_code in (400, 401), (header, forged.status_code)
+    assert browser.post(f"/api/v1/tasks/{tid}/complete", json=body).status_code == 400   # no CSRF header
+    assert _task_status(engine, tid) == "open"
+    token = accounts.issue_api_token(engine.sessions, "reviewer")
+    done = app.test_client().post(f"/api/v1/tasks/{tid}/complete", json=body,
+                                  headers={"Authorization": f"Bearer {token}"})
+    assert done.status_code == 200 and _task_status(engine, tid) == "completed"
+
+
+@pytest.mark.parametrize("back", ["https://evil.example/x", "//evil.example/x", "/\\evil.example/x",
+                                  "\\\\evil.example", "javascript:alert(1)", "evil.example", "/\t/evil.example", " //evil"])
+def test_claim_never_redirects_off_site(ui, back):
+    app, engine = ui
+    tid = _approval_task(engine)
+    client = signed_in(app, "reviewer")
+    response = client.post(f"/tasks/{tid}/claim", data={"csrf_token": csrf(client, "/tasks"), "back": back})
+    assert response.status_code == 302 and response.headers["Location"] == f"/tasks/{tid}"
+
+
+def test_claim_goes_back_to_a_local_page(ui):
+    app, engine = ui
+    tid = _approval_task(engine)
+    client = signed_in(app, "reviewer")
+    response = client.post(f"/tasks/{tid}/claim", data={"csrf_token": csrf(client, "/tasks"), "back": "/tasks?show=mine"})
+    assert response.headers["Location"] == "/tasks?show=mine"
