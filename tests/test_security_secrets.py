@@ -16,6 +16,7 @@ from scopeflow.engine.secrets import (
     SecretStore,
     interrupted_rotation_key,
     load_key,
+    open_store,
     read_key_file,
     rotate_key,
 )
@@ -144,8 +145,8 @@ def test_rotation_reencrypts_every_secret_and_replaces_the_key_file(engine):
     with pytest.raises(SecretError, match="cannot be decrypted with the current key"):
         SecretStore(engine.sessions, old_key).get("PAYMENT_API_KEY", actor="t")
     actions = [(r.actor, r.action, r.target) for r in _audit_rows(engine) if r.actor == "admin"]
-    assert actions == [("admin", "secret.reencrypt", "PAYMENT_API_KEY"),
-                       ("admin", "secret.reencrypt", "SMTP_PASSWORD"), ("admin", "secret.rotate_key", "*")]
+    assert actions == [("admin", "secret.rotate_key", "*"), ("admin", "secret.reencrypt", "PAYMENT_API_KEY"),
+                       ("admin", "secret.reencrypt", "SMTP_PASSWORD")]
     assert VALUE not in _audit_text(engine)
 
 
@@ -160,7 +161,8 @@ def test_rotation_of_an_environment_key_writes_no_file(engine):
 
 def test_rotation_changes_nothing_when_one_secret_does_not_decrypt(engine):
     old_key = _store_two(engine)
-    SecretStore(engine.sessions, Fernet.generate_key()).set("FOREIGN", "from-another-key", actor="x")
+    with engine.sessions.begin() as session:   # a row under a key nobody has (a store would refuse it)
+        session.add(Secret(name="FOREIGN", ciphertext=Fernet(Fernet.generate_key()).encrypt(b"x"), updated_by="x"))
     before = _ciphertexts(engine)
     key_file = engine.settings.home / "secret.key"
     with pytest.raises(SecretError, match="FOREIGN decrypts with neither key: nothing was rotated"):
@@ -170,8 +172,10 @@ def test_rotation_changes_nothing_when_one_secret_does_not_decrypt(engine):
     assert not (engine.settings.home / "secret.key.next").exists()
 
 
-def test_an_interrupted_rotation_is_detected_and_finished_by_running_it_again(engine, monkeypatch):
+def test_an_interrupted_rotation_keeps_reads_working_refuses_writes_and_is_finished_by_running_it_again(
+        engine, monkeypatch):
     old_key = _store_two(engine)
+    running = engine.secrets   # a process that was running all along
     home, key_file, new_key = engine.settings.home, engine.settings.home / "secret.key", Fernet.generate_key()
 
     def crash(*_args):
@@ -181,14 +185,92 @@ def test_an_interrupted_rotation_is_detected_and_finished_by_running_it_again(en
     with pytest.raises(OSError, match="power cut"):
         rotate_key(engine.sessions, old_key, new_key, key_file=key_file)
     monkeypatch.undo()
-    # The rows are under the new key now, but secret.key still holds the old one: refuse to guess.
-    with pytest.raises(SecretError, match="key rotation was interrupted"):
-        load_key(home)
-    assert interrupted_rotation_key(home) == new_key
+    # The rows are under the new key now, secret.key still holds the old one: both keys read.
+    assert interrupted_rotation_key(home) == new_key and load_key(home) == old_key
+    for store in (running, open_store(engine.sessions, home)):
+        assert store.get("PAYMENT_API_KEY", actor="t") == VALUE
+        assert sorted(store.values()) == sorted([VALUE, "hunter2-but-longer"])
+        with pytest.raises(SecretError, match=r"rotation is unfinished .*secret.key.next exists.*rotate-key"):
+            store.set("NEW_ONE", "written-mid-rotation", actor="t")
+    assert "NEW_ONE" not in _ciphertexts(engine)
     assert rotate_key(engine.sessions, read_key_file(key_file), interrupted_rotation_key(home),
                       key_file=key_file) == 2
-    assert load_key(home) == new_key
-    assert SecretStore(engine.sessions, new_key).get("PAYMENT_API_KEY", actor="t") == VALUE
+    assert load_key(home) == new_key and not (home / "secret.key.next").exists()
+    running.set("NEW_ONE", "written-after", actor="t")
+    assert SecretStore(engine.sessions, new_key).get("NEW_ONE", actor="t") == "written-after"
+
+
+def test_a_rotation_interrupted_while_staging_its_key_leaves_nothing_behind(engine, monkeypatch):
+    old_key = _store_two(engine)
+    home, key_file = engine.settings.home, engine.settings.home / "secret.key"
+
+    def crash(*_args):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(secrets_module.os, "fsync", crash)   # dies writing secret.key.next
+    with pytest.raises(OSError, match="power cut"):
+        rotate_key(engine.sessions, old_key, Fernet.generate_key(), key_file=key_file)
+    monkeypatch.undo()
+    assert sorted(p.name for p in home.iterdir() if "key" in p.name) == ["secret.key"]
+    assert load_key(home) == old_key
+    engine.secrets.set("AFTER", "still-writable", actor="t")
+
+
+def test_a_half_written_next_key_does_not_lock_the_store_and_rotate_key_replaces_it(tmp_path):
+    from tests.test_catalog_and_cli import scopeflow
+
+    assert scopeflow(tmp_path, "secrets", "set", "PAYMENT_API_KEY", "--value", VALUE).returncode == 0
+    home = tmp_path / "home"
+    pending = home / "secret.key.next"
+    fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)   # created, never written
+    os.close(fd)
+    assert interrupted_rotation_key(home) is None
+    listed = scopeflow(tmp_path, "secrets", "list")
+    assert listed.returncode == 0 and "PAYMENT_API_KEY" in listed.stdout, listed.stderr
+    rotated = scopeflow(tmp_path, "secrets", "rotate-key")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "re-encrypted 1 secret(s)" in rotated.stdout and not pending.exists()
+    assert scopeflow(tmp_path, "secrets", "set", "OTHER", "--value", "another-value").returncode == 0
+
+
+def test_a_running_process_follows_a_rotation_and_keeps_redacting(engine):
+    old_key = _store_two(engine)
+    running = engine.secrets
+    key_file = engine.settings.home / "secret.key"
+    new_key = Fernet.generate_key()
+    rotate_key(engine.sessions, old_key, new_key, key_file=key_file)   # as `secrets rotate-key` elsewhere
+    assert VALUE in running.values()
+    assert engine._redactor()(f"token={VALUE}") == "token=[REDACTED]"
+    running.set("WRITTEN_AFTER", "readable-by-everyone", actor="t")
+    assert SecretStore(engine.sessions, new_key).get("WRITTEN_AFTER", actor="t") == "readable-by-everyone"
+
+
+def test_a_process_whose_key_was_rotated_away_refuses_writes_and_says_it_cannot_redact(engine, caplog):
+    old_key = _store_two(engine)
+    stale = SecretStore(engine.sessions, old_key)   # SCOPEFLOW_SECRET_KEY still holds the old key
+    rotate_key(engine.sessions, old_key, Fernet.generate_key())
+    with pytest.raises(SecretError, match="opens none of the stored secrets .*restart with the current key"):
+        stale.set("LOST", "would-be-unreadable", actor="t")
+    assert "LOST" not in _ciphertexts(engine)
+    with caplog.at_level("ERROR", logger="scopeflow.engine.secrets"):
+        assert stale.values() == []
+    assert "2 stored secret(s) do not decrypt with this process's key" in caplog.text
+
+
+def test_a_write_that_races_a_rotation_is_rolled_back(engine, monkeypatch):
+    _store_two(engine)
+    store = engine.secrets
+    pending = engine.settings.home / "secret.key.next"
+    check = SecretStore._refuse_stale_key
+
+    def rotation_starts_meanwhile(self, session, keys, name):
+        secrets_module._publish(pending, Fernet.generate_key())   # what rotate_key stages first
+        return check(self, session, keys, name)
+
+    monkeypatch.setattr(SecretStore, "_refuse_stale_key", rotation_starts_meanwhile)
+    with pytest.raises(SecretError, match="key changed while RACED was being stored .*nothing was stored"):
+        store.set("RACED", "old-key-value", actor="t")
+    assert "RACED" not in _ciphertexts(engine)
 
 
 @pytest.mark.parametrize(("old", "new", "message"), [

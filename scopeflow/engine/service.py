@@ -58,7 +58,7 @@ from scopeflow.engine.models import (
 )
 from scopeflow.engine.plain_json import NotPlainJson
 from scopeflow.engine.runner import RunIdentity, Runner, incident_from
-from scopeflow.engine.secrets import SecretError, SecretStore, load_key
+from scopeflow.engine.secrets import SecretError, SecretStore, open_store
 from scopeflow.engine.spanstore import chain_tail, load_chain, store_spans
 from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize
 from scopeflow.handlers.failures import CONFIGURATION, TaskFailure, resumable
@@ -126,7 +126,7 @@ class Engine:
     def secrets(self) -> SecretStore:
         with self._secret_lock:
             if self._secrets is None:
-                self._secrets = SecretStore(self.sessions, load_key(self.settings.home, self.settings.secret_key))
+                self._secrets = open_store(self.sessions, self.settings.home, self.settings.secret_key)
             return self._secrets
 
     def _read_secret(self, name: str, instance_id: str, task: str) -> str:
