@@ -285,3 +285,34 @@ def test_bad_rotation_requests_are_refused(engine, old, new, message):
     with pytest.raises(SecretError, match=message):
         rotate_key(engine.sessions, old, new, key_file=engine.settings.home / "secret.key")
     assert SecretStore(engine.sessions, current).get("PAYMENT_API_KEY", actor="t") == VALUE
+
+
+# ------------------------------------------------------------------------------ human input
+
+def _everything_stored(engine) -> str:
+    """Every column of every row of every table, as text (what a stolen database would show)."""
+    from sqlalchemy import inspect as sa_inspect
+    from sqlalchemy import text
+
+    with engine.sessions() as session:
+        tables = sa_inspect(session.get_bind()).get_table_names()
+        return "\n".join(str(row) for table in tables for row in session.execute(text(f'SELECT * FROM "{table}"')))
+
+
+def test_a_stored_secret_typed_into_a_task_comment_reaches_neither_the_store_nor_the_spans(engine):
+    from scopeflow.engine.models import HumanTask
+    from scopeflow.engine.queries import list_tasks
+
+    engine.secrets.set("PAYMENT_API_KEY", VALUE, actor="ops")
+    iid = engine.start("approval", {"requester": "ann"}, actor="ann", title="Approve")
+    with engine.sessions() as session:
+        tid = list_tasks(session, instance_id=iid)[0]["id"]
+    comment = f"fine, the key is {VALUE} by the way"
+    assert engine.complete_task(tid, {"decision": "approve", "comment": comment}, actor="rita") == "completed"
+    assert VALUE not in _everything_stored(engine)
+    spans = engine.recorded_spans(iid)
+    assert VALUE not in repr([(s.attributes, s.events, s.status_message) for s in spans])
+    decided = [s.attributes for s in spans if "scopeflow.human.data.approval.comment" in s.attributes]
+    assert decided and decided[0]["scopeflow.human.data.approval.comment"] == "fine, the key is [REDACTED] by the way"
+    with engine.sessions() as session:
+        assert session.get(HumanTask, tid).data["comment"] == "fine, the key is [REDACTED] by the way"

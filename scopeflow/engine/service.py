@@ -58,7 +58,7 @@ from scopeflow.engine.models import (
 )
 from scopeflow.engine.plain_json import NotPlainJson
 from scopeflow.engine.runner import RunIdentity, Runner, incident_from
-from scopeflow.engine.secrets import SecretError, SecretStore, open_store
+from scopeflow.engine.secrets import SecretError, SecretStore, open_store, redact_data
 from scopeflow.engine.spanstore import chain_tail, load_chain, store_spans
 from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize
 from scopeflow.handlers.failures import CONFIGURATION, TaskFailure, resumable
@@ -536,6 +536,7 @@ class Engine:
         secrets, filled = _split_secrets(schema, filled)
         for name, value in secrets.items():
             self.secrets.set(name, value, actor=actor, instance_id=instance_id)
+        filled = redact_data(filled, self._redactor())   # a stored secret typed into a free-text field
         variable = schema.get("x-variable") if schema else None
         task_data = {variable: filled} if variable else filled
 
