@@ -33,6 +33,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from scopeflow.engine.db import private_dir
 from scopeflow.engine.models import AuditEvent, Secret, utcnow
 
 SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -58,7 +59,7 @@ def load_key(home: Path, env_key: str = "") -> bytes:
         return env_key.encode()
     path = Path(home) / KEY_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(path.parent)
         _publish(path, Fernet.generate_key())
     return read_key_file(path)
 

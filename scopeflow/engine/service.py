@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from scopeflow.config import Settings
 from scopeflow.engine import people, versions
 from scopeflow.engine.chain_key import load_chain_key
-from scopeflow.engine.db import session_factory
+from scopeflow.engine.db import private_dir, session_factory
 from scopeflow.engine.models import (
     BLOCKED,
     CANCELLED,
@@ -113,6 +113,7 @@ class _Work:
 class Engine:
     def __init__(self, settings: Settings, worker_id: str | None = None, telemetry_: Telemetry | None = None):
         self.settings = settings
+        private_dir(settings.home)   # the home holds the key, the workspaces and maybe the database
         self.sessions = session_factory(settings.effective_database_url)
         self.telemetry = telemetry_ or telemetry(settings.otlp_endpoint, settings.otlp_protocol)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 from flask import Flask, abort, current_app, jsonify, redirect, request, url_for
 from flask_login import current_user
 
+from scopeflow.engine.db import private_dir
+
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
 
@@ -79,7 +81,7 @@ def secret_key(home: Path, configured: str) -> str:
     path = Path(home) / "ui-secret-key"
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     key = secrets.token_hex(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
