@@ -316,3 +316,72 @@ def test_a_stored_secret_typed_into_a_task_comment_reaches_neither_the_store_nor
     assert decided and decided[0]["scopeflow.human.data.approval.comment"] == "fine, the key is [REDACTED] by the way"
     with engine.sessions() as session:
         assert session.get(HumanTask, tid).data["comment"] == "fine, the key is [REDACTED] by the way"
+
+
+# ------------------------------------------------------------------------------ PostgreSQL
+
+def _blocked_on_a_lock(url: str, timeout_s: float = 10.0) -> bool:
+    """True once some connection of this database waits for a lock (polled from outside)."""
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    probe = create_engine(url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            with probe.connect() as connection:
+                if connection.execute(text("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a "
+                                           "ON a.pid = l.pid WHERE NOT l.granted "
+                                           "AND a.datname = current_database()")).scalar():
+                    return True
+            time.sleep(0.02)
+        return False
+    finally:
+        probe.dispose()
+
+
+@pytest.mark.parametrize("rotation_starts", ["before the writer's check", "after the writer's check"])
+def test_on_postgresql_a_write_racing_a_rotation_is_reencrypted_or_refused_never_lost(
+        tmp_path, monkeypatch, rotation_starts):
+    import threading
+    from dataclasses import replace
+
+    from scopeflow.engine.service import Engine
+    from tests.conftest import make_settings
+    from tests.test_workers import fresh_postgres_database
+
+    with fresh_postgres_database() as url:
+        engine = Engine(replace(make_settings(tmp_path / "home"), database_url=url))
+        old_key = _store_two(engine)
+        new_key, key_file = Fernet.generate_key(), engine.settings.home / "secret.key"
+        rotation = threading.Thread(target=rotate_key, args=(engine.sessions, old_key, new_key),
+                                    kwargs={"key_file": key_file})
+        check = SecretStore._refuse_stale_key
+
+        def rotation_meanwhile(self, session, keys, name):
+            if rotation_starts == "before the writer's check":
+                rotation.start()
+                assert _blocked_on_a_lock(url), "the rotation did not wait for the writer's row lock"
+                return check(self, session, keys, name)
+            check(self, session, keys, name)
+            rotation.start()
+            assert _blocked_on_a_lock(url), "the rotation did not wait for the writer's row lock"
+            return None
+
+        monkeypatch.setattr(SecretStore, "_refuse_stale_key", rotation_meanwhile)
+        try:
+            engine.secrets.set("RACED", "written-during-rotation", actor="t")
+            stored = True
+        except SecretError as exc:
+            assert "key changed while RACED was being stored" in str(exc)
+            stored = False
+        rotation.join(timeout=30)
+        assert not rotation.is_alive() and read_key_file(key_file) == new_key
+        assert stored == (rotation_starts == "after the writer's check")
+        rotated = SecretStore(engine.sessions, new_key)
+        assert rotated.get("PAYMENT_API_KEY", actor="t") == VALUE
+        if stored:   # the rotation waited for the write and re-encrypted it with the rest
+            assert rotated.get("RACED", actor="t") == "written-during-rotation"
+        else:
+            assert "RACED" not in _ciphertexts(engine)
