@@ -216,21 +216,23 @@ def test_a_rotation_interrupted_while_staging_its_key_leaves_nothing_behind(engi
     engine.secrets.set("AFTER", "still-writable", actor="t")
 
 
-def test_a_half_written_next_key_does_not_lock_the_store_and_rotate_key_replaces_it(tmp_path):
+def test_a_half_written_next_key_does_not_lock_the_store_and_rotate_key_replaces_it(engine, tmp_path):
     from tests.test_catalog_and_cli import scopeflow
 
-    assert scopeflow(tmp_path, "secrets", "set", "PAYMENT_API_KEY", "--value", VALUE).returncode == 0
-    home = tmp_path / "home"
+    assert engine.settings.home == tmp_path / "home"   # where the CLI below looks
+    engine.secrets.set("PAYMENT_API_KEY", VALUE, actor="ops")
+    home = engine.settings.home
     pending = home / "secret.key.next"
     fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)   # created, never written
     os.close(fd)
     assert interrupted_rotation_key(home) is None
-    listed = scopeflow(tmp_path, "secrets", "list")
-    assert listed.returncode == 0 and "PAYMENT_API_KEY" in listed.stdout, listed.stderr
+    fresh = open_store(engine.sessions, home)
+    assert fresh.get("PAYMENT_API_KEY", actor="t") == VALUE
+    fresh.set("OTHER", "another-value", actor="t")
     rotated = scopeflow(tmp_path, "secrets", "rotate-key")
     assert rotated.returncode == 0, rotated.stderr
-    assert "re-encrypted 1 secret(s)" in rotated.stdout and not pending.exists()
-    assert scopeflow(tmp_path, "secrets", "set", "OTHER", "--value", "another-value").returncode == 0
+    assert "re-encrypted 2 secret(s)" in rotated.stdout and not pending.exists()
+    assert open_store(engine.sessions, home).get("OTHER", actor="t") == "another-value"
 
 
 def test_a_running_process_follows_a_rotation_and_keeps_redacting(engine):

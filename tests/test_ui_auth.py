@@ -104,14 +104,18 @@ def test_a_locked_account_loses_its_sessions_and_its_api_token(ui):
 
 
 def test_users_lock_and_the_printed_unlock_command_work(tmp_path):
+    from scopeflow.engine.service import Engine
+    from tests.conftest import make_settings
     from tests.test_catalog_and_cli import scopeflow
 
-    assert scopeflow(tmp_path, "users", "add", "ann", "--role", "auditor", "--password", PASSWORD).returncode == 0
+    accounts.create_user(Engine(make_settings(tmp_path / "home")).sessions, "ann", ["auditor"], PASSWORD)
     locked = scopeflow(tmp_path, "users", "lock", "ann")
     assert locked.returncode == 0, locked.stderr
     printed = locked.stdout.split("unlock with: ", 1)[1].strip().split()
     assert printed[:3] == ["scopeflow", "users", "unlock"]
     assert scopeflow(tmp_path, *printed[1:]).returncode == 0
+    engine = Engine(make_settings(tmp_path / "home"))
+    assert accounts.authenticate(engine.sessions, "ann", PASSWORD).name == "ann"
     unknown = scopeflow(tmp_path, "users", "lock", "nobody")
     assert unknown.returncode == 2 and "unknown user 'nobody'" in unknown.stderr
 
@@ -253,19 +257,21 @@ def test_an_invalid_bearer_header_does_not_let_a_cookie_session_skip_csrf(ui):
     assert done.status_code == 200 and _task_status(engine, tid) == "completed"
 
 
+@pytest.fixture(scope="module")
+def claimable(tmp_path_factory):
+    app, engine = make_ui(tmp_path_factory.mktemp("claim"))
+    return signed_in(app, "reviewer"), _approval_task(engine)
+
+
 @pytest.mark.parametrize("back", ["https://evil.example/x", "//evil.example/x", "/\\evil.example/x",
                                   "\\\\evil.example", "javascript:alert(1)", "evil.example", "/\t/evil.example", " //evil"])
-def test_claim_never_redirects_off_site(ui, back):
-    app, engine = ui
-    tid = _approval_task(engine)
-    client = signed_in(app, "reviewer")
+def test_claim_never_redirects_off_site(claimable, back):
+    client, tid = claimable
     response = client.post(f"/tasks/{tid}/claim", data={"csrf_token": csrf(client, "/tasks"), "back": back})
     assert response.status_code == 302 and response.headers["Location"] == f"/tasks/{tid}"
 
 
-def test_claim_goes_back_to_a_local_page(ui):
-    app, engine = ui
-    tid = _approval_task(engine)
-    client = signed_in(app, "reviewer")
+def test_claim_goes_back_to_a_local_page(claimable):
+    client, tid = claimable
     response = client.post(f"/tasks/{tid}/claim", data={"csrf_token": csrf(client, "/tasks"), "back": "/tasks?show=mine"})
     assert response.headers["Location"] == "/tasks?show=mine"
