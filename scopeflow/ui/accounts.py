@@ -100,23 +100,17 @@ def authenticate(sessions: sessionmaker[Session], name: str, password: str) -> A
 
     Wrong guesses never lock an account (anyone could lock anyone out): the web UI throttles the
     guessing *client* instead (``ui/auth_throttle.py``). The password is checked against a hash in
-    every case, a dummy one for unknown names, so the answer's timing does not tell which names
-    exist. A failure is counted on the account for the record; a success clears the count.
+    every case, a dummy one for unknown names, and a failure writes nothing, so the answer's timing
+    does not tell which names exist.
     """
-    refused = AccountError("wrong user name or password, or the account is locked")
     now = utcnow()
-    with sessions.begin() as session:  # commits the failure count: raising inside would roll it back
+    with sessions.begin() as session:
         row = session.scalar(select(User).where(User.name == (name or "").strip()))
         matches = check_password_hash(row.password_hash if row is not None else _dummy_hash(), password or "")
-        account = None
-        if row is not None and not matches:
-            row.failed_logins += 1
-        elif matches and _usable(row, now):
-            row.failed_logins, row.last_login_at = 0, now
-            account = _account(row)
-    if account is None:
-        raise refused
-    return account
+        if not (matches and _usable(row, now)):
+            raise AccountError("wrong user name or password, or the account is locked")
+        row.failed_logins, row.last_login_at = 0, now
+        return _account(row)
 
 
 def lock(sessions: sessionmaker[Session], name: str, until: datetime | None = None) -> None:
