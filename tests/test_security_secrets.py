@@ -232,6 +232,7 @@ def test_a_half_written_next_key_does_not_lock_the_store_and_rotate_key_replaces
     rotated = scopeflow(tmp_path, "secrets", "rotate-key")
     assert rotated.returncode == 0, rotated.stderr
     assert "re-encrypted 2 secret(s)" in rotated.stdout and not pending.exists()
+    assert "read the new secret.key by themselves" in rotated.stdout
     assert open_store(engine.sessions, home).get("OTHER", actor="t") == "another-value"
 
 
