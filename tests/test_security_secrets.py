@@ -306,6 +306,9 @@ def test_a_stored_secret_typed_into_a_task_comment_reaches_neither_the_store_nor
     from scopeflow.engine.models import HumanTask
     from scopeflow.engine.queries import list_tasks
 
+    from scopeflow.ui.accounts import create_user
+
+    create_user(engine.sessions, "rita", ["reviewer"], "correct horse battery")
     engine.secrets.set("PAYMENT_API_KEY", VALUE, actor="ops")
     iid = engine.start("approval", {"requester": "ann"}, actor="ann", title="Approve")
     with engine.sessions() as session:
