@@ -305,7 +305,6 @@ def _everything_stored(engine) -> str:
 def test_a_stored_secret_typed_into_a_task_comment_reaches_neither_the_store_nor_the_spans(engine):
     from scopeflow.engine.models import HumanTask
     from scopeflow.engine.queries import list_tasks
-
     from scopeflow.ui.accounts import create_user
 
     create_user(engine.sessions, "rita", ["reviewer"], "correct horse battery")
