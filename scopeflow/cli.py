@@ -500,9 +500,11 @@ def secrets_rotate_key(app: App) -> None:
     new = interrupted_rotation_key(home) or Fernet.generate_key()
     count = rotate_key(session_factory(app.settings.effective_database_url), old, new, key_file=target,
                        actor="cli")
-    click.echo(f"re-encrypted {count} secret(s); running Scopeflow processes must be restarted")
     if target is None:
-        click.echo(f"set SCOPEFLOW_SECRET_KEY={new.decode()} for every Scopeflow process")
+        click.echo(f"re-encrypted {count} secret(s); set SCOPEFLOW_SECRET_KEY={new.decode()} for every "
+                   "Scopeflow process and restart them")
+    else:
+        click.echo(f"re-encrypted {count} secret(s); running Scopeflow processes read the new {KEY_FILE} by themselves")
 
 
 @secrets.command("delete")

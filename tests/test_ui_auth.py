@@ -6,6 +6,7 @@ import pytest
 
 from scopeflow.engine.models import User
 from scopeflow.ui import accounts
+from scopeflow.ui.auth_throttle import MAX_FAILURES, LoginThrottle
 from tests.test_ui_support import PASSWORD, csrf, login, make_ui, signed_in
 
 
@@ -44,14 +45,94 @@ def test_login_redirects_and_wrong_password_is_refused(ui):
     assert client.get("/instances").status_code == 200
 
 
-def test_five_failures_lock_the_account_even_for_the_right_password(ui):
-    app, engine = ui
+def _client_at(app, address: str):
     client = app.test_client()
-    for _ in range(accounts.MAX_FAILED_LOGINS):
-        assert login(client, "reviewer", "nope-nope").status_code == 401
-    assert login(client, "reviewer").status_code == 401
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_guessing_throttles_the_guessing_client_and_never_locks_the_account(ui):
+    app, engine = ui
+    guesser = _client_at(app, "203.0.113.9")
+    for _ in range(MAX_FAILURES):
+        assert login(guesser, "reviewer", "nope-nope").status_code == 401
+    refused = login(guesser, "reviewer")   # even the right password: this client is throttled
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "too many failed sign-ins" in refused.get_data(as_text=True)
+    assert login(guesser, "auditor").status_code == 429   # the budget is the client's, not a name's
+    owner = _client_at(app, "198.51.100.7")
+    assert login(owner, "reviewer").status_code == 302   # the account itself is not locked
     with engine.sessions() as session:
-        assert session.query(User).filter_by(name="reviewer").one().locked_until is not None
+        assert session.query(User).filter_by(name="reviewer").one().locked_until is None
+
+
+def test_a_success_does_not_reset_the_guessing_budget(ui):
+    app, _engine = ui
+    guesser = _client_at(app, "203.0.113.10")
+    for _ in range(MAX_FAILURES - 1):
+        login(guesser, "reviewer", "nope-nope")
+    assert login(guesser, "auditor").status_code == 302   # the guesser's own account
+    assert login(guesser, "reviewer", "nope-nope").status_code == 401
+    assert login(guesser, "reviewer").status_code == 429
+
+
+def test_the_throttle_forgets_failures_once_they_leave_the_window():
+    now = [1000.0]
+    throttle = LoginThrottle(max_failures=2, window_s=60, clock=lambda: now[0])
+    throttle.failed("a")
+    now[0] += 30
+    throttle.failed("a")
+    assert throttle.retry_after("a") == 31 and throttle.retry_after("b") == 0
+    now[0] += 31
+    assert throttle.retry_after("a") == 0
+
+
+def test_a_locked_account_loses_its_sessions_and_its_api_token(ui):
+    app, engine = ui
+    token = accounts.issue_api_token(engine.sessions, "operator")
+    browser = signed_in(app, "operator")
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert app.test_client().get("/api/v1/instances", headers=bearer).status_code == 200
+    accounts.lock(engine.sessions, "operator")
+    assert app.test_client().get("/api/v1/instances", headers=bearer).status_code == 401
+    assert browser.get("/instances").status_code == 302
+    assert login(app.test_client(), "operator").status_code == 401
+    accounts.unlock(engine.sessions, "operator")
+    assert app.test_client().get("/api/v1/instances", headers=bearer).status_code == 200
+    assert browser.get("/instances").status_code == 302   # unlocking does not revive old sessions
+    assert login(app.test_client(), "operator").status_code == 302
+
+
+def test_users_lock_and_the_printed_unlock_command_work(tmp_path):
+    from scopeflow.engine.service import Engine
+    from tests.conftest import make_settings
+    from tests.test_catalog_and_cli import scopeflow
+
+    accounts.create_user(Engine(make_settings(tmp_path / "home")).sessions, "ann", ["auditor"], PASSWORD)
+    locked = scopeflow(tmp_path, "users", "lock", "ann")
+    assert locked.returncode == 0, locked.stderr
+    printed = locked.stdout.split("unlock with: ", 1)[1].strip().split()
+    assert printed[:3] == ["scopeflow", "users", "unlock"]
+    assert scopeflow(tmp_path, *printed[1:]).returncode == 0
+    engine = Engine(make_settings(tmp_path / "home"))
+    assert accounts.authenticate(engine.sessions, "ann", PASSWORD).name == "ann"
+    unknown = scopeflow(tmp_path, "users", "lock", "nobody")
+    assert unknown.returncode == 2 and "unknown user 'nobody'" in unknown.stderr
+
+
+def test_an_unknown_name_costs_a_password_hash_like_a_known_one(ui, monkeypatch):
+    _app, engine = ui
+    checked = []
+    real = accounts.check_password_hash
+    monkeypatch.setattr(accounts, "check_password_hash", lambda h, p: checked.append(h) or real(h, p))
+    for name in ("reviewer", "no-such-user"):
+        with pytest.raises(accounts.AccountError, match="wrong user name or password"):
+            accounts.authenticate(engine.sessions, name, "wrong password")
+    with engine.sessions() as session:
+        stored = session.query(User).filter_by(name="reviewer").one().password_hash
+    assert len(checked) == 2
+    method = stored.split("$", 1)[0]   # e.g. scrypt:32768:8:1 — the same work factor for both
+    assert checked[0] == stored and checked[1].split("$", 1)[0] == method and checked[1] != stored
 
 
 def test_login_starts_a_fresh_session(ui):
@@ -114,6 +195,19 @@ def test_logout_needs_csrf_and_ends_the_session(ui):
     assert client.get("/instances").status_code == 302
 
 
+def test_a_copy_of_the_session_cookie_dies_with_logout(ui):
+    app, _engine = ui
+    client = signed_in(app, "auditor")
+    stolen = client.get_cookie("session").value
+    thief = app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get("/instances").status_code == 200
+    client.post("/logout", data={"csrf_token": csrf(client, "/instances")})
+    assert thief.get("/instances").status_code == 302
+    assert thief.get("/api/v1/instances").status_code == 401
+    assert signed_in(app, "auditor").get("/instances").status_code == 200   # signing in again works
+
+
 def test_api_token_authenticates_and_is_stored_hashed(ui):
     app, engine = ui
     token = accounts.issue_api_token(engine.sessions, "auditor")
@@ -130,3 +224,54 @@ def test_account_page_issues_a_token_once(ui):
     client = signed_in(app, "submitter")
     page = client.post("/account", data={"csrf_token": csrf(client, "/account")}).get_data(as_text=True)
     assert "sf_" in page and "is not shown again" in page
+
+
+def _approval_task(engine) -> str:
+    from scopeflow.engine.queries import list_tasks
+
+    iid = engine.start("approval", {"requester": "ann"}, actor="submitter", title="Approve it")
+    with engine.sessions() as session:
+        return list_tasks(session, instance_id=iid)[0]["id"]
+
+
+def _task_status(engine, task_id: str) -> str:
+    from scopeflow.engine.models import HumanTask
+
+    with engine.sessions() as session:
+        return session.get(HumanTask, task_id).status
+
+
+def test_an_invalid_bearer_header_does_not_let_a_cookie_session_skip_csrf(ui):
+    app, engine = ui
+    tid = _approval_task(engine)
+    browser = signed_in(app, "reviewer")   # the victim's cookie, sent along by a forged request
+    body = {"data": {"decision": "approve"}}
+    for header in ("Bearer nope", "Bearer ", "Bearer"):
+        forged = browser.post(f"/api/v1/tasks/{tid}/complete", json=body, headers={"Authorization": header})
+        assert forged.status_code in (400, 401), (header, forged.status_code)
+    assert browser.post(f"/api/v1/tasks/{tid}/complete", json=body).status_code == 400   # no CSRF header
+    assert _task_status(engine, tid) == "open"
+    token = accounts.issue_api_token(engine.sessions, "reviewer")
+    done = app.test_client().post(f"/api/v1/tasks/{tid}/complete", json=body,
+                                  headers={"Authorization": f"Bearer {token}"})
+    assert done.status_code == 200 and _task_status(engine, tid) == "completed"
+
+
+@pytest.fixture(scope="module")
+def claimable(tmp_path_factory):
+    app, engine = make_ui(tmp_path_factory.mktemp("claim"))
+    return signed_in(app, "reviewer"), _approval_task(engine)
+
+
+@pytest.mark.parametrize("back", ["https://evil.example/x", "//evil.example/x", "/\\evil.example/x",
+                                  "\\\\evil.example", "javascript:alert(1)", "evil.example", "/\t/evil.example", " //evil"])
+def test_claim_never_redirects_off_site(claimable, back):
+    client, tid = claimable
+    response = client.post(f"/tasks/{tid}/claim", data={"csrf_token": csrf(client, "/tasks"), "back": back})
+    assert response.status_code == 302 and response.headers["Location"] == f"/tasks/{tid}"
+
+
+def test_claim_goes_back_to_a_local_page(claimable):
+    client, tid = claimable
+    response = client.post(f"/tasks/{tid}/claim", data={"csrf_token": csrf(client, "/tasks"), "back": "/tasks?show=mine"})
+    assert response.headers["Location"] == "/tasks?show=mine"

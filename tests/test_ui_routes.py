@@ -3,11 +3,15 @@ an anonymous visitor gets (pages: redirect to sign-in; API: 401)."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from scopeflow.engine.models import ROLES
 from scopeflow.engine.queries import list_tasks
-from tests.test_ui_support import csrf, make_ui, signed_in
+from scopeflow.ui.accounts import create_user, issue_api_token
+from tests.conftest import MODELS
+from tests.test_ui_support import PASSWORD, csrf, make_ui, signed_in
 
 VIEWERS = {"submitter", "operator", "reviewer", "auditor"}
 AUDITORS = {"auditor", "operator"}
@@ -133,3 +137,106 @@ def test_navigation_offers_only_what_the_role_may_open(world, role, links):
     nav = page.split("<nav>", 1)[1].split("</nav>", 1)[0]
     offered = {href for href in ("/submit", "/instances", "/tasks", "/models") if f'href="{href}"' in nav}
     assert offered == links
+
+
+# ------------------------------------------------------------------------------ ownership
+# Submitters see and act on their own instances only; operators, reviewers and auditors see every
+# instance by role (the matrix above proves it: its instance was started by "submitter").
+
+# (url, alice's code): the owner gets the route's code when submitters may open it (the task is in
+# the submitter lane here), else 403 by role.
+OWNED_GET = [(url, ok if "submitter" in allowed or "{tid}" in url else 403)
+             for url, allowed, ok in GET_MATRIX if "{iid}" in url or "{tid}" in url]
+OWNED_POST = ["/tasks/{tid}", "/tasks/{tid}/claim", "/tasks/{tid}/unclaim"]
+
+
+@pytest.fixture(scope="module")
+def owned(tmp_path_factory):
+    """alice's approval instance whose task is in the submitter lane; bob is another submitter."""
+    models = tmp_path_factory.mktemp("models") / "bpmn-models"
+    shutil.copytree(MODELS, models)
+    path = models / "examples" / "approval.bpmn"
+    xml = path.read_text(encoding="utf-8").replace("<bpmn:flowNodeRef>approve</bpmn:flowNodeRef>", "")
+    path.write_text(xml.replace("<bpmn:flowNodeRef>start</bpmn:flowNodeRef>",
+                                "<bpmn:flowNodeRef>start</bpmn:flowNodeRef><bpmn:flowNodeRef>approve</bpmn:flowNodeRef>"),
+                    encoding="utf-8")
+    app, engine = make_ui(tmp_path_factory.mktemp("owned"), models_dir=models)
+    for name in ("alice", "bob"):
+        create_user(engine.sessions, name, ["submitter"], PASSWORD)
+    iid = engine.start("approval", {"requester": "alice"}, actor="alice", title="Alice's request")
+    with engine.sessions() as session:
+        task = list_tasks(session, instance_id=iid)[0]
+    assert task["role"] == "submitter"
+    clients = {name: signed_in(app, name) for name in ("alice", "bob", "operator", "reviewer", "auditor")}
+    tokens = {name: issue_api_token(engine.sessions, name) for name in ("alice", "bob")}
+    return app, engine, clients, tokens, {"iid": iid, "tid": task["id"]}
+
+
+@pytest.mark.parametrize("url,alice", OWNED_GET, ids=[u for u, _c in OWNED_GET])
+def test_another_submitter_is_refused_every_instance_and_task_route(owned, url, alice):
+    _app, _engine, clients, _tokens, ids = owned
+    target = url.format(**ids)
+    assert clients["alice"].get(target).status_code == alice
+    theirs = clients["bob"].get(target)
+    assert theirs.status_code == 403, f"bob GET {target}: {theirs.status_code}"
+    if alice != 403:   # the route is open to submitters: bob's 403 is the ownership check
+        assert "belongs to another submitter" in theirs.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("url", OWNED_POST)
+def test_another_submitter_cannot_claim_or_complete_the_task(owned, url):
+    _app, engine, clients, _tokens, ids = owned
+    client = clients["bob"]
+    response = client.post(url.format(**ids), data={"csrf_token": csrf(client, "/account"), "decision": "approve"})
+    assert response.status_code == 403
+    with engine.sessions() as session:
+        task = list_tasks(session, status=None, instance_id=ids["iid"])[0]
+    assert task["status"] == "open" and task["assignee"] is None
+
+
+def test_another_submitters_bearer_token_cannot_read_or_complete_the_task(owned):
+    app, engine, _clients, tokens, ids = owned
+    client = app.test_client()
+
+    def call(method: str, url: str, who: str, **kwargs):
+        return client.open(url, method=method, headers={"Authorization": f"Bearer {tokens[who]}"}, **kwargs)
+
+    for url in (f"/api/v1/instances/{ids['iid']}", f"/api/v1/tasks/{ids['tid']}"):
+        assert call("GET", url, "bob").status_code == 403
+    refused = call("POST", f"/api/v1/tasks/{ids['tid']}/complete", "bob", json={"data": {"decision": "approve"}})
+    assert refused.status_code == 403 and refused.get_json() == {"error": "this instance belongs to another submitter"}
+    with engine.sessions() as session:
+        assert list_tasks(session, status=None, instance_id=ids["iid"])[0]["status"] == "open"
+    assert call("GET", f"/api/v1/tasks/{ids['tid']}", "alice").status_code == 200
+
+
+@pytest.mark.parametrize("url,key", [("/api/v1/instances", "instances"), ("/api/v1/tasks", "tasks")])
+def test_lists_show_a_submitter_only_their_own(owned, url, key):
+    _app, _engine, clients, _tokens, ids = owned
+    own = ids["iid"] if key == "instances" else ids["tid"]
+    listed = {who: {row["id"] for row in clients[who].get(url).get_json()[key]} for who in ("alice", "bob")}
+    assert own in listed["alice"] and own not in listed["bob"]
+    if key == "instances":
+        assert clients["bob"].get(url).get_json()["total"] == 0
+        for role in ("operator", "reviewer", "auditor"):
+            assert own in {row["id"] for row in clients[role].get(url).get_json()[key]}, role
+
+
+@pytest.mark.parametrize("url", ["/instances", "/tasks"])
+def test_list_pages_show_a_submitter_only_their_own(owned, url):
+    _app, _engine, clients, _tokens, ids = owned
+    own = ids["iid"] if url == "/instances" else ids["tid"]
+    assert own in clients["alice"].get(url).get_data(as_text=True)
+    assert own not in clients["bob"].get(url).get_data(as_text=True)
+
+
+def test_every_instance_and_task_route_is_in_the_ownership_tests(owned):
+    app = owned[0]
+    covered = {u.split("?")[0] for u, _c in OWNED_GET} | set(OWNED_POST) | {
+        "/instances/{iid}/files/<path:relative>",          # as /files/missing.txt above
+        "/api/v1/tasks/{tid}/complete",                     # the bearer-token test
+        "/instances/{iid}/retry", "/instances/{iid}/cancel",  # operators only: every instance by role
+    }
+    routes = {str(r).replace("<instance_id>", "{iid}").replace("<task_id>", "{tid}") for r in app.url_map.iter_rules()
+              if "<instance_id>" in str(r) or "<task_id>" in str(r)}
+    assert routes - covered == set()

@@ -1,4 +1,4 @@
-"""``scopeflow serve`` and ``scopeflow users add|list|token``: the web UI and its accounts."""
+"""``scopeflow serve`` and ``scopeflow users add|list|token|lock|unlock``: the web UI and its accounts."""
 
 from __future__ import annotations
 
@@ -72,3 +72,24 @@ def users_token(app: App, name: str) -> None:
     from scopeflow.ui.accounts import issue_api_token
 
     click.echo(issue_api_token(app.engine.sessions, name))
+
+
+@users.command("lock")
+@click.argument("name")
+@pass_app
+def users_lock(app: App, name: str) -> None:
+    """Lock NAME until unlocked: sign-in refused, its sessions and API token stop working."""
+    from scopeflow.ui.accounts import lock
+
+    lock(app.engine.sessions, name)
+    click.echo(f"user {name} locked; unlock with: scopeflow users unlock {name}")
+
+
+@users.command("unlock")
+@click.argument("name")
+@pass_app
+def users_unlock(app: App, name: str) -> None:
+    from scopeflow.ui.accounts import unlock
+
+    unlock(app.engine.sessions, name)
+    click.echo(f"user {name} unlocked")

@@ -1,7 +1,12 @@
-"""Database connection: one SQLAlchemy engine per URL, schema kept current by Alembic migrations."""
+"""Database connection: one SQLAlchemy engine per URL, schema kept current by Alembic migrations.
+
+The store holds every instance's data: a SQLite file is created 0600 in a directory created 0700
+(SQLite gives its ``-wal`` and ``-shm`` files the database file's mode).
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -38,11 +43,28 @@ def get_engine(url: str) -> Engine:
         return engine
 
 
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) readable by its owner only; an existing one is left as is."""
+    if path.exists():
+        return
+    private_dir(path.parent)
+    path.mkdir(mode=0o700, exist_ok=True)
+
+
+def _private_file(path: Path) -> None:
+    """Create an empty ``path`` with mode 0600 unless it exists (SQLite opens an empty file as a new database)."""
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def _create(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path))
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

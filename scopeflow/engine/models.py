@@ -222,3 +222,4 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)   # bumped on sign-out: old cookies die

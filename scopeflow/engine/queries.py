@@ -22,9 +22,12 @@ def instance_summary(row: Instance) -> dict[str, Any]:
 
 
 def list_instances(session: Session, *, status: str | None = None, model: str | None = None,
-                   limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+                   limit: int = 50, offset: int = 0, owner: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    """A page of instances, newest first, and the total; ``owner``: only those that user started."""
     query = select(Instance)
     count = select(func.count()).select_from(Instance)
+    if owner is not None:
+        query, count = query.where(Instance.created_by == owner), count.where(Instance.created_by == owner)
     if status:
         query, count = query.where(Instance.status == status), count.where(Instance.status == status)
     if model:
@@ -45,8 +48,11 @@ def task_summary(row: HumanTask) -> dict[str, Any]:
 
 
 def list_tasks(session: Session, *, status: str | None = "open", instance_id: str | None = None,
-               roles: list[str] | None = None, limit: int = 100) -> list[dict[str, Any]]:
+               roles: list[str] | None = None, limit: int = 100, owner: str | None = None) -> list[dict[str, Any]]:
+    """Human tasks, oldest first; ``owner``: only tasks of instances that user started."""
     query = select(HumanTask)
+    if owner is not None:
+        query = query.join(Instance, Instance.id == HumanTask.instance_id).where(Instance.created_by == owner)
     if status:
         query = query.where(HumanTask.status == status)
     if instance_id:

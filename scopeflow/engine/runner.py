@@ -199,7 +199,7 @@ class Runner:
                                       context=trace.set_span_in_context(self._advance_span),
                                       attributes=attrs, start_time=start_ns)
         for key, value in _decision_attributes(data).items():
-            span.set_attribute(key, value)
+            span.set_attribute(key, _attr_value(value, self.redact))
         try:
             task.data.update(data)
             task.run()

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from scopeflow.config import Settings
 from scopeflow.engine import people, versions
 from scopeflow.engine.chain_key import load_chain_key
-from scopeflow.engine.db import session_factory
+from scopeflow.engine.db import private_dir, session_factory
 from scopeflow.engine.models import (
     BLOCKED,
     CANCELLED,
@@ -58,7 +58,7 @@ from scopeflow.engine.models import (
 )
 from scopeflow.engine.plain_json import NotPlainJson
 from scopeflow.engine.runner import RunIdentity, Runner, incident_from
-from scopeflow.engine.secrets import SecretError, SecretStore, load_key
+from scopeflow.engine.secrets import SecretError, SecretStore, open_store, redact_data
 from scopeflow.engine.spanstore import chain_tail, load_chain, store_spans
 from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize
 from scopeflow.handlers.failures import CONFIGURATION, TaskFailure, resumable
@@ -113,6 +113,7 @@ class _Work:
 class Engine:
     def __init__(self, settings: Settings, worker_id: str | None = None, telemetry_: Telemetry | None = None):
         self.settings = settings
+        private_dir(settings.home)   # the home holds the key, the workspaces and maybe the database
         self.sessions = session_factory(settings.effective_database_url)
         self.telemetry = telemetry_ or telemetry(settings.otlp_endpoint, settings.otlp_protocol)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -126,7 +127,7 @@ class Engine:
     def secrets(self) -> SecretStore:
         with self._secret_lock:
             if self._secrets is None:
-                self._secrets = SecretStore(self.sessions, load_key(self.settings.home, self.settings.secret_key))
+                self._secrets = open_store(self.sessions, self.settings.home, self.settings.secret_key)
             return self._secrets
 
     def _read_secret(self, name: str, instance_id: str, task: str) -> str:
@@ -536,6 +537,7 @@ class Engine:
         secrets, filled = _split_secrets(schema, filled)
         for name, value in secrets.items():
             self.secrets.set(name, value, actor=actor, instance_id=instance_id)
+        filled = redact_data(filled, self._redactor())   # a stored secret typed into a free-text field
         variable = schema.get("x-variable") if schema else None
         task_data = {variable: filled} if variable else filled
 

@@ -51,17 +51,25 @@ def _login_manager(engine: Any) -> LoginManager:
     manager.session_protection = "strong"
 
     @manager.user_loader
-    def load(user_id: str):
-        return accounts.account_by_id(engine.sessions, user_id)
+    def load(session_id: str):
+        # A request that sends a bearer token is that token's alone: the cookie is ignored, so an
+        # invalid token is a 401, never a cookie session that skipped the API's CSRF check.
+        if bearer_token() is not None:
+            return None
+        return accounts.account_by_session(engine.sessions, session_id)
 
     @manager.request_loader
-    def from_token(req):
-        header = req.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            return accounts.account_by_token(engine.sessions, header[len("Bearer "):].strip())
-        return None
+    def from_token(_req):
+        token = bearer_token()
+        return accounts.account_by_token(engine.sessions, token) if token is not None else None
 
     return manager
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer`` header ('' when empty), or None without one."""
+    header = request.headers.get("Authorization", "")
+    return header[len("Bearer "):].strip() if header.startswith("Bearer ") else None
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -69,7 +77,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for module in (auth, submit, instances, tasks, trace, designer):
         app.register_blueprint(module.bp)
-    csrf.exempt(api.bp)  # the API checks CSRF itself unless a bearer token authenticates
+    csrf.exempt(api.bp)  # the API checks CSRF itself unless a bearer token (and only it) authenticates
     app.register_blueprint(api.bp)
 
 
@@ -80,7 +88,8 @@ def _error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return _error(exc.code or 500, exc.description or exc.name)
+        specific = exc.description if exc.description != type(exc).description else ""
+        return _error(exc.code or 500, specific or exc.description or exc.name, specific=bool(specific))
 
     @app.errorhandler(413)
     def too_large(exc: HTTPException):
@@ -90,8 +99,9 @@ def _error_handlers(app: Flask) -> None:
 _MESSAGES = {401: "sign in first", 403: "your roles do not allow this", 404: "not found"}
 
 
-def _error(code: int, description: str):
-    message = _MESSAGES.get(code, description) if code in (401, 403) else description
+def _error(code: int, description: str, specific: bool = False):
+    """The error page or JSON; a 401/403 says the generic words unless the view gave a reason."""
+    message = _MESSAGES.get(code, description) if code in (401, 403) and not specific else description
     if security.wants_json():
         return security.error_response(code, message)
     return render_template("error.html", code=code, message=message, path=request.path), code

@@ -1,4 +1,4 @@
-"""User accounts: create, authenticate (with lockout), API tokens.
+"""User accounts: create, authenticate, lock, sign-out epochs, API tokens.
 
 Passwords are stored as werkzeug hashes; API tokens are random and only their SHA-256 is stored,
 so a stolen database yields neither. Every function takes the engine's sessionmaker so the CLI
@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,8 +18,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from scopeflow.engine.models import ROLES, User, utcnow
 
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
+FOREVER = datetime(9999, 1, 1, tzinfo=UTC)   # a lock without an end: until `users unlock`
 MIN_PASSWORD_LENGTH = 8
 NAME_MAX = 100
 
@@ -35,6 +34,7 @@ class Account:
     id: str
     name: str
     roles: tuple[str, ...] = field(default_factory=tuple)
+    session_epoch: int = 0
 
     # Flask-Login's user protocol.
     is_authenticated: bool = True
@@ -42,7 +42,8 @@ class Account:
     is_anonymous: bool = False
 
     def get_id(self) -> str:
-        return self.id
+        """What the session cookie stores: the id and the epoch, so sign-out can void old cookies."""
+        return f"{self.id}.{self.session_epoch}"
 
     def has_role(self, *roles: str) -> bool:
         """True when the user holds one of ``roles``; admin holds every role."""
@@ -50,7 +51,7 @@ class Account:
 
 
 def _account(row: User) -> Account:
-    return Account(id=row.id, name=row.name, roles=tuple(row.roles or ()))
+    return Account(id=row.id, name=row.name, roles=tuple(row.roles or ()), session_epoch=row.session_epoch or 0)
 
 
 def _check_roles(roles: list[str]) -> list[str]:
@@ -79,32 +80,67 @@ def create_user(sessions: sessionmaker[Session], name: str, roles: list[str], pa
         return _account(row)
 
 
+def _usable(row: User | None, now: datetime) -> bool:
+    """Active and not locked: what a password, a session cookie and an API token all require."""
+    return row is not None and row.active and not (row.locked_until is not None and row.locked_until > now)
+
+
+_DUMMY_HASH: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """A hash made like every stored one, checked for unknown names so they take as long as known ones."""
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(generate_password_hash(secrets.token_urlsafe(16)))
+    return _DUMMY_HASH[0]
+
+
 def authenticate(sessions: sessionmaker[Session], name: str, password: str) -> Account:
     """The account for ``name``/``password``, or AccountError with the same message for any failure.
 
-    Five wrong passwords in a row lock the account for 15 minutes (counted even while locked, so
-    guessing does not reset the lock); a success clears the counter.
+    Wrong guesses never lock an account (anyone could lock anyone out): the web UI throttles the
+    guessing *client* instead (``ui/auth_throttle.py``). The password is checked against a hash in
+    every case, a dummy one for unknown names, and a failure writes nothing, so the answer's timing
+    does not tell which names exist.
     """
-    refused = AccountError("wrong user name or password, or the account is locked")
     now = utcnow()
-    with sessions.begin() as session:  # commits the failure count: raising inside would roll it back
+    with sessions.begin() as session:
         row = session.scalar(select(User).where(User.name == (name or "").strip()))
-        if row is None or not row.active:
-            account = None
-        elif row.locked_until is not None and row.locked_until > now:
-            account = None
-        elif not check_password_hash(row.password_hash, password or ""):
-            account = None
-            row.failed_logins += 1
-            if row.failed_logins >= MAX_FAILED_LOGINS:
-                row.locked_until = now + LOCKOUT
-                row.failed_logins = 0
-        else:
-            row.failed_logins, row.locked_until, row.last_login_at = 0, None, now
-            account = _account(row)
-    if account is None:
-        raise refused
-    return account
+        matches = check_password_hash(row.password_hash if row is not None else _dummy_hash(), password or "")
+        if not (matches and _usable(row, now)):
+            raise AccountError("wrong user name or password, or the account is locked")
+        row.failed_logins, row.last_login_at = 0, now
+        return _account(row)
+
+
+def lock(sessions: sessionmaker[Session], name: str, until: datetime | None = None) -> None:
+    """Lock ``name`` (until ``until``, default: until unlocked): no sign-in, its sessions and its
+    API token stop working at their next request."""
+    with sessions.begin() as session:
+        row = _row(session, name)
+        row.locked_until = until or FOREVER
+        row.session_epoch += 1
+
+
+def unlock(sessions: sessionmaker[Session], name: str) -> None:
+    with sessions.begin() as session:
+        row = _row(session, name)
+        row.locked_until, row.failed_logins = None, 0
+
+
+def end_sessions(sessions: sessionmaker[Session], user_id: str) -> None:
+    """Sign-out: every session cookie issued to this user so far stops working (their copies too)."""
+    with sessions.begin() as session:
+        row = session.get(User, user_id)
+        if row is not None:
+            row.session_epoch += 1
+
+
+def _row(session: Session, name: str) -> User:
+    row = session.scalar(select(User).where(User.name == name))
+    if row is None:
+        raise AccountError(f"unknown user {name!r}")
+    return row
 
 
 def _token_hash(token: str) -> str:
@@ -128,11 +164,15 @@ def account_by_token(sessions: sessionmaker[Session], token: str) -> Account | N
         return None
     with sessions() as session:
         row = session.scalar(select(User).where(User.api_token_hash == _token_hash(token)))
-        return _account(row) if row is not None and row.active else None
+        return _account(row) if _usable(row, utcnow()) else None
 
 
-def account_by_id(sessions: sessionmaker[Session], user_id: str) -> Account | None:
-    """The active account with ``user_id`` (what the session cookie names), else None."""
+def account_by_session(sessions: sessionmaker[Session], session_id: str) -> Account | None:
+    """The usable account a session cookie names (``<user id>.<epoch>``), else None: a cookie from
+    before the user's last sign-out (or lock) names an old epoch and no longer works."""
+    user_id, _, epoch = (session_id or "").rpartition(".")
     with sessions() as session:
-        row = session.get(User, user_id)
-        return _account(row) if row is not None and row.active else None
+        row = session.get(User, user_id) if user_id else None
+        if not _usable(row, utcnow()) or str(row.session_epoch) != epoch:
+            return None
+        return _account(row)

@@ -1,8 +1,9 @@
 """The JSON API under ``/api/v1``: what the pages do, for scripts.
 
-Authentication is the session cookie or ``Authorization: Bearer <token>``; role checks are the
-pages' own. A request authenticated by cookie must carry the CSRF token (``X-CSRFToken`` header)
-on POST; a bearer token cannot be sent by a browser on its own, so it needs none.
+Authentication is the session cookie or ``Authorization: Bearer <token>``; role and ownership
+checks are the pages' own. A request authenticated by cookie must carry the CSRF token
+(``X-CSRFToken`` header) on POST; a bearer token cannot be sent by a browser on its own, so it
+needs none — and a request that sends one is authenticated by it alone, never by its cookie.
 Errors are ``{"error": "..."}`` with 400/401/403/404.
 """
 
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from scopeflow.engine.models import ModelVersion
 from scopeflow.engine.queries import list_instances, list_tasks, task_detail
 from scopeflow.engine.service import EngineError, Forbidden, NotFound
-from scopeflow.ui import evidence_view, run_view, submission
+from scopeflow.ui import evidence_view, ownership, run_view, submission
 from scopeflow.ui.background import advance_later
 from scopeflow.ui.instances import STATUSES, VIEWERS, load_instance
 from scopeflow.ui.openapi import document
@@ -31,10 +32,12 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 @bp.before_request
 def csrf_for_cookie_sessions() -> None:
-    if request.method in ("GET", "HEAD", "OPTIONS") or request.headers.get("Authorization", "").startswith("Bearer "):
-        return
-    from scopeflow.ui import csrf
+    """A request with a bearer header is authenticated by that token alone (the cookie is ignored,
+    see ``ui._login_manager``), so only it may skip the CSRF check."""
+    from scopeflow.ui import bearer_token, csrf
 
+    if request.method in ("GET", "HEAD", "OPTIONS") or bearer_token() is not None:
+        return
     csrf.protect()
 
 
@@ -60,7 +63,7 @@ def instances():
     offset = max(request.args.get("offset", 0, type=int) or 0, 0)
     with engine().sessions() as session:
         rows, total = list_instances(session, status=status, model=request.args.get("model") or None,
-                                     limit=limit, offset=offset)
+                                     limit=limit, offset=offset, owner=ownership.owner_filter())
     return jsonify({"instances": rows, "total": total, "limit": limit, "offset": offset})
 
 
@@ -117,7 +120,7 @@ def tasks():
         abort(400, f"unknown task status {status!r}")
     with engine().sessions() as session:
         rows = list_tasks(session, status=status, roles=my_roles(), instance_id=request.args.get("instance") or None,
-                          limit=200)
+                          limit=200, owner=ownership.owner_filter())
     return jsonify({"tasks": rows})
 
 

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from scopeflow.ui import accounts
-from scopeflow.ui.security import engine, requires
+from scopeflow.ui.auth_throttle import LoginThrottle
+from scopeflow.ui.security import engine, local_path, requires
 
 bp = Blueprint("auth", __name__)
 
 
-def _safe_next(target: str | None) -> str:
-    """Only a local path: an absolute or scheme-relative URL would be an open redirect."""
-    if not target:
-        return url_for("auth.home")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("auth.home")
-    return target
+def throttle() -> LoginThrottle:
+    """This app's sign-in throttle (one per app, so tests and servers do not share counts)."""
+    return current_app.extensions.setdefault("scopeflow.login_throttle", LoginThrottle())
 
 
 @bp.route("/")
@@ -36,22 +30,31 @@ def home():
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    error = ""
-    if request.method == "POST":
+    error, code = "", 200
+    client = request.remote_addr or "unknown"
+    wait_s = throttle().retry_after(client) if request.method == "POST" else 0
+    if wait_s:
+        error, code = f"too many failed sign-ins from your address; try again in {-(-wait_s // 60)} minute(s)", 429
+    elif request.method == "POST":
         try:
             account = accounts.authenticate(engine().sessions, request.form.get("name", ""),
                                             request.form.get("password", ""))
         except accounts.AccountError as exc:
-            error = str(exc)
+            throttle().failed(client)
+            error, code = str(exc), 401
         else:
             session.clear()  # a fresh session on sign-in: nothing set before it survives (fixation)
             login_user(account)
-            return redirect(_safe_next(request.args.get("next")))
-    return render_template("login.html", error=error, name=request.form.get("name", "")), (401 if error else 200)
+            return redirect(local_path(request.args.get("next"), url_for("auth.home")))
+    response = render_template("login.html", error=error, name=request.form.get("name", "")), code
+    return (*response, {"Retry-After": str(wait_s)}) if wait_s else response
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    """Ends this session and every other cookie of the user: a copied cookie dies with it."""
+    if current_user.is_authenticated:
+        accounts.end_sessions(engine().sessions, current_user.id)
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))

@@ -14,7 +14,7 @@ from scopeflow.engine.models import BLOCKED, ERROR, FINAL_STATUSES, Instance, Mo
 from scopeflow.engine.queries import list_instances, list_tasks
 from scopeflow.engine.service import EngineError, NotFound
 from scopeflow.handlers.failures import resumable
-from scopeflow.ui import run_view, workspace_files
+from scopeflow.ui import ownership, run_view, workspace_files
 from scopeflow.ui.security import engine, requires
 
 bp = Blueprint("instances", __name__)
@@ -25,9 +25,11 @@ STATUSES = ("running", "waiting", "completed", "blocked", "error", "cancelled")
 
 
 def load_instance(session, instance_id: str) -> Instance:
+    """The instance, or 404; 403 when it is another submitter's (every instance view loads it here)."""
     row = session.get(Instance, instance_id)
     if row is None:
         abort(404, f"unknown instance {instance_id}")
+    ownership.check(row.created_by)
     return row
 
 
@@ -41,7 +43,7 @@ def index():
     page = max(1, request.args.get("page", 1, type=int) or 1)
     with engine().sessions() as session:
         rows, total = list_instances(session, status=status, model=model, limit=PAGE_SIZE,
-                                     offset=(page - 1) * PAGE_SIZE)
+                                     offset=(page - 1) * PAGE_SIZE, owner=ownership.owner_filter())
         models = session.scalars(select(ModelVersion.name).distinct()).all()
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
     return render_template("instances.html", rows=rows, total=total, page=page, pages=pages,

@@ -30,7 +30,10 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Scopeflow API", "version": __version__,
                  "description": "Authenticate with a session cookie (then send X-CSRFToken on POST) or "
-                                "`Authorization: Bearer <token>` (issue one on the account page)."},
+                                "`Authorization: Bearer <token>` (issue one on the account page); a request "
+                                "with a bearer header is authenticated by that token alone. Submitters see and "
+                                "act on their own instances and their tasks only (403 otherwise, left out of "
+                                "lists); operators, reviewers and auditors see every instance."},
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}, {"session": []}],
         "paths": {

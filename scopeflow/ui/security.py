@@ -17,9 +17,12 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, jsonify, redirect, request, url_for
 from flask_login import current_user
+
+from scopeflow.engine.db import private_dir
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
@@ -50,6 +53,17 @@ def requires(*roles: str) -> Callable:
     return wrap
 
 
+def local_path(target: str | None, fallback: str) -> str:
+    """``target`` when it is a path on this site, else ``fallback``: an absolute, scheme-relative or
+    backslash URL (browsers read ``/\\host`` as ``//host``) would redirect off-site."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return fallback
+    if "\\" in target or any(ord(c) < 0x21 or c == "\x7f" for c in target):
+        return fallback
+    parts = urlsplit(target)
+    return fallback if parts.scheme or parts.netloc else target
+
+
 def add_security_headers(response: Any) -> Any:
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Frame-Options"] = "DENY"
@@ -67,7 +81,7 @@ def secret_key(home: Path, configured: str) -> str:
     path = Path(home) / "ui-secret-key"
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     key = secrets.token_hex(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

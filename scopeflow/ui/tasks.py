@@ -16,9 +16,9 @@ from sqlalchemy import select
 from scopeflow.engine.models import AuditEvent, HumanTask, Instance
 from scopeflow.engine.queries import list_tasks
 from scopeflow.engine.service import EngineError, Forbidden, NotFound
-from scopeflow.ui import run_view, schema_form
+from scopeflow.ui import ownership, run_view, schema_form
 from scopeflow.ui.background import advance_later
-from scopeflow.ui.security import engine, requires
+from scopeflow.ui.security import engine, local_path, requires
 
 bp = Blueprint("tasks", __name__)
 
@@ -31,11 +31,13 @@ def my_roles() -> list[str] | None:
 
 
 def load_task(session, task_id: str) -> HumanTask:
+    """The task, or 404; 403 unless my roles answer its lane and I may see its instance."""
     row = session.get(HumanTask, task_id)
     if row is None:
         abort(404, f"unknown task {task_id}")
     if not current_user.has_role(row.role):
         abort(403)
+    ownership.check(session.scalar(select(Instance.created_by).where(Instance.id == row.instance_id)) or "")
     return row
 
 
@@ -46,7 +48,7 @@ def inbox():
     with engine().sessions() as session:
         roles = my_roles()
         tasks = list_tasks(session, status="completed" if show == "completed" else "open",
-                           roles=roles, limit=200)
+                           roles=roles, limit=200, owner=ownership.owner_filter())
         if show == "mine":
             tasks = [t for t in tasks if t["assignee"] == current_user.name]
         elif show == "unassigned":
@@ -69,7 +71,7 @@ def _claim(task_id: str, assignee: str | None) -> Any:
             row.assignee = assignee
             session.add(AuditEvent(actor=current_user.name, action="task.claim" if assignee else "task.unclaim",
                                    target=row.id, instance_id=row.instance_id))
-    return redirect(request.form.get("back") or url_for("tasks.show", task_id=task_id))
+    return redirect(local_path(request.form.get("back"), url_for("tasks.show", task_id=task_id)))
 
 
 @bp.route("/tasks/<task_id>/claim", methods=["POST"])
