@@ -177,3 +177,17 @@ def test_cli_completion_needs_an_account_with_the_role(tmp_path):
                                       "(held: reviewer)")
     unknown = cli("tasks", "complete", task_id, "--as", "mallory", "--data", "{}")
     assert unknown.returncode == 2 and "'mallory' is not an account" in unknown.stderr
+
+
+def test_a_locked_account_cannot_complete_a_task(make_engine):
+    from scopeflow.ui.accounts import lock
+
+    engine = make_engine()
+    result = submit(engine, SCOPE, yes=False)
+    with engine.sessions() as session:
+        task = session.scalars(select(HumanTask).where(HumanTask.status == "open")).one()
+    add_account(engine, "sue", "submitter")
+    lock(engine.sessions, "sue")
+    with pytest.raises(EngineError, match="'sue' is locked"):
+        engine.complete_task(task.id, {}, actor="sue")
+    assert result.status == "waiting"

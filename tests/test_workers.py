@@ -294,6 +294,10 @@ CORE_SCENARIOS = {
 @pytest.mark.parametrize("scenario", sorted(CORE_SCENARIOS))
 def test_engine_core_scenarios_hold_on_postgresql(pg_repo_engine: Engine, scenario: str):
     assert pg_repo_engine.sessions.kw["bind"].dialect.name == "postgresql"
+    if scenario == "user_task":   # the approval task is in the Reviewer lane: rita is a reviewer account
+        from tests.conftest import add_account
+
+        add_account(pg_repo_engine, "rita", "reviewer")
     CORE_SCENARIOS[scenario](pg_repo_engine)
 
 

@@ -38,11 +38,16 @@ def load_chain_key(home: Path, env_value: str = "") -> bytes:
 
 
 def _create(path: Path) -> None:
-    """Write a new random key with mode 0600; if another process created it first, keep theirs."""
+    """Publish a new random key with mode 0600, whole or not at all (written to a private temporary
+    file, then linked into place); if another process published one first, keep theirs."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
+    temp = path.with_name(f".{CHAIN_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_hex(32))
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        pass
+    finally:
+        temp.unlink()

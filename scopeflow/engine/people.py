@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from scopeflow.engine.models import User
+from scopeflow.engine.models import User, utcnow
 
 ADMIN_ROLE = "admin"
 YES_POLICY = "--yes"   # `scopeflow submit --yes`: every approval and clarification takes its default
@@ -50,8 +50,9 @@ def automatic(policy: str, on_behalf_of: str = "cli") -> Decider:
 def person(session: Session, name: str, required_role: str, task_name: str) -> Decider:
     """The account ``name`` if it exists, is active and may act in ``required_role``; else refused."""
     account = session.scalar(select(User).where(User.name == name))
-    if account is None or not account.active:
-        state = "is not an account" if account is None else "is deactivated"
+    locked = account is not None and account.locked_until is not None and account.locked_until > utcnow()
+    if account is None or not account.active or locked:
+        state = "is not an account" if account is None else "is locked" if locked else "is deactivated"
         raise AccountRefused(
             f"{name!r} {state}: human tasks are completed by accounts (create one with "
             f"`scopeflow users add {name} --role {required_role or 'submitter'}`)", forbidden=False)
