@@ -267,7 +267,7 @@ def test_a_write_that_races_a_rotation_is_rolled_back(engine, monkeypatch):
     check = SecretStore._refuse_stale_key
 
     def rotation_starts_meanwhile(self, session, keys, name):
-        secrets_module._publish(pending, Fernet.generate_key())   # what rotate_key stages first
+        secrets_module.publish_key_file(pending, Fernet.generate_key())   # what rotate_key stages first
         return check(self, session, keys, name)
 
     monkeypatch.setattr(SecretStore, "_refuse_stale_key", rotation_starts_meanwhile)

@@ -60,19 +60,20 @@ def load_key(home: Path, env_key: str = "") -> bytes:
     path = Path(home) / KEY_FILE
     if not path.exists():
         private_dir(path.parent)
-        _publish(path, Fernet.generate_key())
+        publish_key_file(path, Fernet.generate_key())
     return read_key_file(path)
 
 
-def read_key_file(path: Path) -> bytes:
-    """The key in ``path``, refused when group or others can access the file or it is empty."""
+def read_key_file(path: Path, without_it: str = "secrets cannot be read without it") -> bytes:
+    """The key in ``path``, refused when group or others can access the file or it is empty
+    (``without_it`` says what is lost, for the message)."""
     info = path.stat()
     mode = stat.S_IMODE(info.st_mode)
     if mode & 0o077:
         raise SecretError(f"refusing {path}: group or others can access it (mode {mode:o}); chmod 600 it")
     key = path.read_bytes().strip()
     if not key:
-        raise SecretError(f"{path} is empty: restore the key from a backup (secrets cannot be read without it)")
+        raise SecretError(f"{path} is empty: restore the key from a backup ({without_it})")
     return key
 
 
@@ -106,7 +107,7 @@ def _write_private(path: Path, key: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def _publish(path: Path, key: bytes) -> bool:
+def publish_key_file(path: Path, key: bytes) -> bool:
     """Create ``path`` holding ``key`` atomically (complete or absent, never half-written); if the
     file exists already (another process won the race), keep it and return False."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -375,7 +376,7 @@ def _stage_new_key(pending: Path, new_key: bytes) -> bool:
     existing = interrupted_rotation_key(pending.parent)
     if existing is None and pending.exists():
         pending.unlink()
-    if existing is None and _publish(pending, new_key.strip()):
+    if existing is None and publish_key_file(pending, new_key.strip()):
         return True
     if read_key_file(pending) != new_key.strip():
         raise SecretError(f"{pending} holds a different key from an interrupted rotation; "
