@@ -145,15 +145,15 @@ def models() -> None:
 def models_lint(app: App, model: str | None, as_json: bool) -> None:
     """Lint every model (or one); exit 1 when there are errors."""
     from scopeflow.processes.catalog import scan
-    from scopeflow.processes.lint import errors, lint_catalog
+    from scopeflow.processes.lint import errors, grouped, lint_catalog
 
     catalog = scan(app.settings.models_dir)
     messages = lint_catalog(catalog, [model] if model else None)
     if as_json:
         _print_json([m.__dict__ for m in messages])
     else:
-        for message in messages:
-            click.echo(str(message))
+        for line in grouped(messages):
+            click.echo(line)
         click.echo(f"{len(catalog.models)} model(s), {len(errors(messages))} error(s), "
                    f"{len(messages) - len(errors(messages))} warning(s)")
     if errors(messages):
@@ -167,6 +167,10 @@ def models_lint(app: App, model: str | None, as_json: bool) -> None:
 def models_deploy(app: App, names: tuple[str, ...], as_json: bool) -> None:
     """Store a new version of each changed model (all by default)."""
     results = app.engine.deploy(list(names) or None)
+    if not results:
+        raise Fail(f"nothing to deploy: no executable process in {app.settings.models_dir} "
+                   "(a process with isExecutable=\"false\" is not deployed; `scopeflow models lint` names them)",
+                   EXIT_FAILED)
     if as_json:
         _print_json(results)
         return
@@ -596,6 +600,7 @@ def _register_command_modules() -> None:
     """Command groups kept in their own modules attach themselves to ``main`` on import."""
     import scopeflow.commands.evidence  # noqa: F401
     import scopeflow.commands.releases  # noqa: F401
+    import scopeflow.commands.simulate  # noqa: F401
     import scopeflow.commands.web  # noqa: F401
 
 

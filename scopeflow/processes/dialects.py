@@ -166,7 +166,13 @@ def timer_expression(text: str, language: str | None = None) -> Translation:
     stripped = text.strip()
     if is_iso_literal(stripped):
         return Translation(repr(stripped), "ISO 8601")
+    if _CRON.fullmatch(stripped):
+        raise DialectError(f"cron expression {_quoted(stripped)} is not supported: use an ISO 8601 cycle "
+                           "such as R/PT5M or R/2030-01-01T06:00:00Z/P1D")
     return translate(stripped, language)
+
+
+_CRON = re.compile(r"(?:[0-9*?/,LW#A-Z-]+\s+){4,6}[0-9*?/,LW#A-Z-]+", re.IGNORECASE)
 
 
 def literal_value(expression: str) -> str | None:
