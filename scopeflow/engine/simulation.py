@@ -24,7 +24,7 @@ import re
 import tempfile
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.util.task import TaskState
 
 from scopeflow.engine.parsing import load_specs
-from scopeflow.engine.runner import Runner, RunIdentity, incident_from
+from scopeflow.engine.runner import RunIdentity, Runner, incident_from
 from scopeflow.engine.versions import prepared_files
 from scopeflow.handlers import registry
 from scopeflow.processes.catalog import Catalog, evidence_path
@@ -230,7 +230,7 @@ def _waiting_events(workflow: BpmnWorkflow) -> list:
 def _fire_timers(workflow: BpmnWorkflow, fired: dict[str, int]) -> bool:
     """Make every waiting timer due now (a cycle at most :data:`MAX_CYCLE_FIRINGS` times)."""
     any_fired = False
-    past = (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat()
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     for task in _waiting_events(workflow):
         definition = task.task_spec.event_definition
         if not isinstance(definition, TimerEventDefinition):
