@@ -55,6 +55,8 @@ def _library_error(exc: Exception) -> tuple[str, str]:
     return element, _sentence(text)
 
 
+_PREFIXES = {"http://www.omg.org/spec/BPMN/20100524/MODEL": "bpmn:", "http://www.omg.org/spec/BPMN/20100524/DI": "bpmndi:",
+             "http://www.omg.org/spec/DD/20100524/DI": "di:", "http://www.omg.org/spec/DD/20100524/DC": "dc:"}
 _REWORDED = {
     "Non-default exclusive outgoing sequence flow without condition":
         "this flow leaves an exclusive gateway without a condition and is not the gateway's default: add "
@@ -65,7 +67,7 @@ _REWORDED = {
 
 
 def _sentence(text: str) -> str:
-    text = re.sub(r"\{http://www\.omg\.org/spec/BPMN/20100524/MODEL\}", "bpmn:", text)
+    text = re.sub(r"\{([^}]*)\}", lambda m: _PREFIXES.get(m.group(1), ""), text)
     text = re.sub(r"\s+", " ", text).strip().rstrip(". ")
     text = text.replace("tasks of type", "this kind of task")
     return _REWORDED.get(text, text) or "SpiffWorkflow refused this element"

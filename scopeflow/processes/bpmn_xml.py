@@ -119,6 +119,7 @@ class BpmnFile:
     processes: list[ProcessInfo]
     di_element_ids: set[str]
     lines: dict[str, int] = field(default_factory=dict)     # every element id → its line
+    owners: dict[str, str] = field(default_factory=dict)    # element id → id of the process holding it
     flow_elements: int = 0
 
 
@@ -145,7 +146,10 @@ def parse_bpmn(path: str, content: bytes) -> BpmnFile:
     lines = {el.get("id"): el.sourceline or 0 for el in root.iter() if isinstance(el.tag, str) and el.get("id")}
     flow_elements = sum(1 for el in root.iter() if _ns(el.tag) == BPMN_NS
                         and (_local(el.tag) in FLOW_NODE_TAGS or _local(el.tag) == "sequenceFlow"))
-    return BpmnFile(path=path, processes=processes, di_element_ids=di_ids, lines=lines, flow_elements=flow_elements)
+    owners = {el.get("id"): proc.get("id", "") for proc in root.iter(f"{{{BPMN_NS}}}process")
+              for el in proc.iter() if isinstance(el.tag, str) and el.get("id")}
+    return BpmnFile(path=path, processes=processes, di_element_ids=di_ids, lines=lines, flow_elements=flow_elements,
+                    owners=owners)
 
 
 def _process(path: str, proc: etree._Element) -> ProcessInfo:

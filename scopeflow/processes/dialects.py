@@ -66,15 +66,17 @@ _ALLOWED_NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.
 
 def detect(text: str, language: str | None = None) -> str:
     """Which dialect ``text`` is written in (the ``language`` attribute wins when it names one)."""
-    lang = (language or "").lower()
+    lang = (language or "").strip().lower()
     stripped = text.strip()
-    if "feel" in lang or (stripped.startswith("=") and not stripped.startswith("==")):
-        return FEEL
-    if "juel" in lang or "uel" in lang.rsplit("/", 1)[-1] or re.fullmatch(r"[$#]\{.*\}", stripped, re.S):
-        return JUEL
-    if lang and not any(word in lang for word in ("python", "xpath", "spiff")):
+    named = lang.rsplit("/", 1)[-1]
+    if lang and "feel" not in named and named not in ("juel", "uel", "el") and not any(
+            word in lang for word in ("python", "xpath", "spiff", "tformalexpression")):
         raise DialectError(f"expression language {language} is not supported (Scopeflow runs Python, "
                            "simple JUEL and simple FEEL)")
+    if "feel" in named or (stripped.startswith("=") and not stripped.startswith("==")):
+        return FEEL
+    if named in ("juel", "uel", "el") or re.fullmatch(r"[$#]\{.*\}", stripped, re.S):
+        return JUEL
     return PYTHON
 
 

@@ -62,7 +62,33 @@ def lint_catalog(catalog: Catalog, models: list[str] | None = None, *, executabl
         messages.extend(_lint_bpmn_file(catalog, rel))
     for rel in sorted(f for f in files if f.startswith(f"{FORMS_DIR}/")):
         messages.extend(_lint_form(rel, catalog.files[rel]))
+    if models is not None:
+        messages = _only_processes(catalog, messages, _needed(catalog, models))
     return messages
+
+
+def _needed(catalog: Catalog, models: list[str]) -> set[str]:
+    """``models`` and every process they call, transitively."""
+    needed: set[str] = set()
+    pending = list(models)
+    while pending:
+        pid = pending.pop()
+        if pid not in needed:
+            needed.add(pid)
+            proc = catalog.processes.get(pid)
+            pending.extend(proc.called_elements if proc else ())
+    return needed
+
+
+def _only_processes(catalog: Catalog, messages: list[LintMessage], needed: set[str]) -> list[LintMessage]:
+    """Drop messages about other pools of a shared file: one bad pool does not block its neighbours."""
+    kept = []
+    for m in messages:
+        parsed = catalog.bpmn.get(m.file)
+        owner = parsed.owners.get(m.element) if parsed and m.element else None
+        if owner is None or owner in needed:
+            kept.append(m)
+    return kept
 
 
 def errors(messages: list[LintMessage]) -> list[LintMessage]:
@@ -93,14 +119,14 @@ def grouped(messages: list[LintMessage]) -> list[str]:
 
 def _summary(items: list[LintMessage]) -> str:
     distinct = sorted({m.message for m in items})
-    if len(distinct) == 1:
-        return f"{distinct[0]} (elements {_ids(items)})"
     if items[0].code == "extension":
         counts: dict[str, int] = {}
         for m in items:
             tag = m.message.split(" ", 2)[1]
             counts[tag] = counts.get(tag, 0) + 1
         return "vendor extensions ignored by Scopeflow: " + ", ".join(f"{tag} ({n})" for tag, n in sorted(counts.items()))
+    if len(distinct) == 1:
+        return f"{distinct[0]} (elements {_ids(items)})"
     return f"{distinct[0]} (and {len(items) - 1} more like it, elements {_ids(items)})"
 
 
@@ -143,9 +169,11 @@ def _lint_bpmn_file(catalog: Catalog, rel: str) -> list[LintMessage]:
     prepared = prepare(rel, catalog.files[rel])
     out.extend(LintMessage(n.level, rel, n.line, n.element, n.message, n.code) for n in prepared.notes)
     tree = etree.fromstring(prepared.xml)
-    out.extend(_expressions(rel, parsed, tree))
+    # One problem, one message: an element prepare already refused is not compiled again, and one
+    # we already named is not repeated by SpiffWorkflow (which stops at the first problem of a process).
     located = {m.element for m in out if m.level == ERROR and m.element}
-    # SpiffWorkflow stops at the first problem of a process: one we already named is not repeated.
+    out.extend(m for m in _expressions(rel, parsed, tree) if m.element not in located)
+    located = {m.element for m in out if m.level == ERROR and m.element}
     out.extend(m for m in _lint_with_spiff(catalog, rel, prepared.xml) if m.element not in located)
     operators = registry.names()
     for proc in parsed.processes:
