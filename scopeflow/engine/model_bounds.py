@@ -48,12 +48,13 @@ def _bounded_recurring_interval(original):
 
 def _bounded_instances(original):
     def _update_hook(self, my_task):
-        count = _instance_count(self, my_task)
+        # The base hook gives the task its data; the subclasses create instances after it returns.
+        result = original(self, my_task)
         try:
-            bounds.check_cardinality(count)
+            bounds.check_cardinality(_instance_count(self, my_task))
         except bounds.BoundError as exc:
             raise WorkflowTaskException(str(exc), task=my_task, exception=exc) from exc
-        return original(self, my_task)
+        return result
     return _update_hook
 
 

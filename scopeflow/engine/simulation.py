@@ -13,8 +13,9 @@ Answers file (JSON)::
      "tasks": {"element_id": {...data...} or [{...first visit...}, {...second visit...}]},
      "messages": {"message name": {...payload...}}}
 
-For a service task the answer is merged into the task data (as if the operator had set it); for a
-human task it is the form's answer, validated against the form like a real completion.
+For a service task the answer is merged into the task data (its result variable, when the answer
+names it, is the operator's result); for a human task it is the form's answer, validated against the
+form like a real completion.
 """
 
 from __future__ import annotations
@@ -117,9 +118,11 @@ class _SimulationRunner(Runner):
         if bound and self.run_operators:
             return super().call_operator(task, name, params)
         self.simulated.append(task.task_spec.bpmn_id)
-        answer = self.answers.take(task.task_spec.bpmn_id) or {}
-        task.data.update(copy.deepcopy(answer))
-        return {}
+        answer = copy.deepcopy(self.answers.take(task.task_spec.bpmn_id) or {})
+        # The operator's result lands in its result variable: an answer for that variable is the result.
+        result = answer.pop(getattr(task.task_spec, "result_variable", None) or "", {})
+        task.data.update(answer)
+        return result if isinstance(result, dict) else {"value": result}
 
 
 def simulate(catalog: Catalog, model: str, answers: Answers | None = None, *,
@@ -180,10 +183,11 @@ def _incident_sentence(exc: Exception, runner: _SimulationRunner) -> str:
     """The incident as a designer reads it; a missing variable says where to give it."""
     incident = incident_from(exc, runner.redact)
     where = incident.get("bpmn_id") or "the process"
-    missing = re.search(r"name '(\w+)' is not defined", incident["message"])
-    if incident.get("error_type") == "NameError" and missing:
-        return (f"incident at {where}: the expression reads {missing.group(1)}, which the task data does not "
-                "hold; give it in the answers file (under start, or under tasks for the task that sets it)")
+    missing = re.search(r"name '(\w+)' is not defined|KeyError: '([^']+)'", incident["message"])
+    if incident.get("error_type") in ("NameError", "KeyError") and missing:
+        return (f"incident at {where}: the expression reads {missing.group(1) or missing.group(2)}, which the task "
+                "data does not hold; give it in the answers file (under start, or under tasks for the task that "
+                "sets it), or run the operators with --run-operators")
     return f"incident at {where}: {incident['message']}"
 
 
