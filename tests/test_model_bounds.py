@@ -40,9 +40,10 @@ def timer_model(pid: str, definition: str, *, boundary: bool = False) -> str:
     return definitions(process(pid, "\n".join(body)))
 
 
-def mi_model(pid: str, cardinality: str) -> str:
+def mi_model(pid: str, cardinality: str, sequential: bool = False) -> str:
     body = ['<bpmn:startEvent id="s"/>', flow("f0", "s", "many"),
-            f'<bpmn:scriptTask id="many"><bpmn:multiInstanceLoopCharacteristics><bpmn:loopCardinality>{cardinality}'
+            f'<bpmn:scriptTask id="many"><bpmn:multiInstanceLoopCharacteristics isSequential="{str(sequential).lower()}">'
+            f'<bpmn:loopCardinality>{cardinality}'
             '</bpmn:loopCardinality></bpmn:multiInstanceLoopCharacteristics><bpmn:script>x = 1</bpmn:script>'
             '</bpmn:scriptTask>', flow("f1", "many", "e"), '<bpmn:endEvent id="e"/>']
     return definitions(process(pid, "\n".join(body)))
@@ -108,6 +109,11 @@ def test_a_model_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path):
                                         "</bpmn:timerEventDefinition>", boundary=True),
      {"every": "R/PT0S"}, "minimum interval"),
     ("computed_cardinality", mi_model("m", "n"), {"n": 10_000_000}, "above the limit of 1,000"),
+    ("computed_sequential", mi_model("m", "n", sequential=True), {"n": 10_000_000}, "above the limit of 1,000"),
+    ("input_collection", mi_model("m", "n").replace(
+        "<bpmn:loopCardinality>n</bpmn:loopCardinality>",
+        '<bpmn:loopDataInputRef>items</bpmn:loopDataInputRef><bpmn:inputDataItem id="item" name="item"/>'),
+     {"items": list(range(5000))}, "cardinality 5,000 is above the limit"),
 ])
 def test_a_computed_value_over_a_limit_becomes_an_incident(tmp_path, name, xml, data, fragment):
     root = write(tmp_path, {"m.bpmn": xml})

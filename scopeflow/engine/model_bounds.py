@@ -5,7 +5,7 @@ or a cardinality read from task data) at the moment SpiffWorkflow evaluates them
 becomes an incident instead of a hang: ``P999999999999Y`` would otherwise loop over every month,
 ``R/PT0S`` would fire on every engine step, and a cardinality of 10,000,000 would build that many tasks.
 
-Installed once, on import (``engine/spiff.py`` imports it), by wrapping three SpiffWorkflow functions.
+Installed once, on import (``engine/spiff.py`` imports it), by wrapping four SpiffWorkflow functions.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import (
+    ParallelMultiInstanceTask,
+    SequentialMultiInstanceTask,
+)
 
 from scopeflow.processes import bounds
 
@@ -47,15 +50,14 @@ def _bounded_recurring_interval(original):
 
 
 def _bounded_instances(original):
-    def _update_hook(self, my_task):
-        # The base hook gives the task its data; the subclasses create instances after it returns.
-        result = original(self, my_task)
+    """Wrap the method that creates instances (all at once, or the next one of a sequence)."""
+    def create(self, my_task, *args, **kwargs):
         try:
             bounds.check_cardinality(_instance_count(self, my_task))
         except bounds.BoundError as exc:
             raise WorkflowTaskException(str(exc), task=my_task, exception=exc) from exc
-        return result
-    return _update_hook
+        return original(self, my_task, *args, **kwargs)
+    return create
 
 
 def _instance_count(spec, my_task) -> Any:
@@ -76,7 +78,8 @@ def install() -> None:
     TimerEventDefinition.parse_iso_duration = _bounded_parse_iso_duration(TimerEventDefinition.parse_iso_duration)
     TimerEventDefinition.parse_iso_recurring_interval = _bounded_recurring_interval(
         TimerEventDefinition.parse_iso_recurring_interval)
-    MultiInstanceTask._update_hook = _bounded_instances(MultiInstanceTask._update_hook)
+    ParallelMultiInstanceTask.create_children = _bounded_instances(ParallelMultiInstanceTask.create_children)
+    SequentialMultiInstanceTask.add_next_child = _bounded_instances(SequentialMultiInstanceTask.add_next_child)
     TimerEventDefinition._scopeflow_bounded = True
 
 

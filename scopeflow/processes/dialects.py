@@ -75,7 +75,7 @@ def detect(text: str, language: str | None = None) -> str:
                            "simple JUEL and simple FEEL)")
     if "feel" in named or (stripped.startswith("=") and not stripped.startswith("==")):
         return FEEL
-    if named in ("juel", "uel", "el") or re.fullmatch(r"[$#]\{.*\}", stripped, re.S):
+    if named in ("juel", "uel", "el") or stripped.startswith(("${", "#{")):
         return JUEL
     return PYTHON
 
