@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from scopeflow.engine.sandbox import RestrictedEnvironment
-from scopeflow.processes.dialects import FEEL, JUEL, PYTHON, DialectError, is_iso_literal, timer_expression, translate
+from scopeflow.processes.dialects import (
+    FEEL,
+    JUEL,
+    PYTHON,
+    DialectError,
+    is_iso_literal,
+    timer_expression,
+    translate,
+)
 
 
 @pytest.mark.parametrize(("text", "python", "dialect"), [
