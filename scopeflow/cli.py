@@ -224,12 +224,25 @@ def start(app: App, model: str, data: str | None, title: str, as_json: bool) -> 
         sys.exit(EXIT_FAILED)
 
 
+def _caused_by_model(incident: dict[str, Any]) -> bool:
+    """An incident no data can fix: an expression or script that does not compile, an unparseable
+    timer (versions deployed before lint checked them)."""
+    message = incident.get("message") or ""
+    return (incident.get("error_type") in ("SyntaxError", "ValidationException")
+            or " refused: " in message or "SyntaxError:" in message or "Invalid duration" in message)
+
+
 def _describe(summary: dict[str, Any]) -> None:
     click.echo(f"instance {summary['id']}: {summary['status']} ({summary['model']} v{summary['version']})")
     if summary.get("incident"):
-        click.echo(f"  incident at {summary['incident'].get('bpmn_id')}: {summary['incident']['message']}")
-        click.echo(f"  fix the cause, then: scopeflow instances retry {summary['id']}"
-                   "   (--data JSON sets data on the failed task first)")
+        incident = summary["incident"]
+        click.echo(f"  incident at {incident.get('bpmn_id')}: {incident['message']}")
+        if _caused_by_model(incident):
+            click.echo(f"  the model is wrong at {incident.get('bpmn_id')}: fix the diagram (scopeflow models lint), "
+                       f"then start a new instance of {summary['model']}")
+        else:
+            click.echo(f"  fix the cause, then: scopeflow instances retry {summary['id']}"
+                       "   (--data JSON sets data on the failed task first)")
     for task in summary.get("tasks", []):
         click.echo(f"  waiting for {task['role']}: {task['name']} — scopeflow tasks show {task['id']}")
     if summary.get("wake_at"):

@@ -278,3 +278,15 @@ def test_the_repository_models_still_lint_clean_and_every_error_is_located():
 
     messages = lint_catalog(scan(MODELS))
     assert [str(m) for m in messages if m.level == ERROR] == []
+
+
+def test_an_incident_caused_by_the_model_says_so_instead_of_asking_for_data(capsys):
+    from scopeflow.cli import _describe
+
+    summary = {"id": "i-1", "status": "error", "model": "m", "version": 1, "tasks": []}
+    _describe({**summary, "incident": {"bpmn_id": "gw", "error_type": "WorkflowTaskException",
+                                       "message": "Error evaluating expression 'x ==': ScriptError: expression "
+                                                  "refused: Line 1: SyntaxError: invalid syntax"}})
+    assert "the model is wrong at gw: fix the diagram" in capsys.readouterr().out
+    _describe({**summary, "incident": {"bpmn_id": "gw", "error_type": "NameError", "message": "name 'x' is not defined"}})
+    assert "fix the cause, then: scopeflow instances retry i-1" in capsys.readouterr().out

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scopeflow.engine import versions
 from scopeflow.engine.models import ModelVersion
+from scopeflow.processes.bpmn_xml import BpmnFileError, decode_xml
 from scopeflow.processes.catalog import Catalog, catalog_from_files, scan
 from scopeflow.processes.lint import LintMessage, errors, lint_catalog
 
@@ -62,9 +63,9 @@ def store_upload(sessions: sessionmaker[Session], models_dir: Path, filename: st
     if not SAFE_NAME.match(name):
         return StoreResult(problem="upload a .bpmn file (letters, digits, . _ - in its name)")
     try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError:
-        return StoreResult(problem=f"{name} is not UTF-8 text")
+        text = decode_xml(name, content)  # any encoding its XML declaration names
+    except BpmnFileError as exc:
+        return StoreResult(problem=str(exc))
     with tempfile.TemporaryDirectory(prefix="scopeflow-upload-") as tmp:
         root = Path(tmp) / "models"
         if Path(models_dir).is_dir():
