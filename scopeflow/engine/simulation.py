@@ -40,6 +40,7 @@ from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.util.task import TaskState
 
 from scopeflow.engine.parsing import load_specs
+from scopeflow.engine.people import automatic
 from scopeflow.engine.runner import RunIdentity, Runner, incident_from
 from scopeflow.engine.versions import prepared_files
 from scopeflow.handlers import registry
@@ -52,6 +53,7 @@ from scopeflow.spans.record import SpanRecord
 from scopeflow.spans.tracing import Telemetry
 
 MAX_ROUNDS = 500            # human answers + timer firings + message deliveries in one simulation
+SIMULATION_POLICY = "simulation: answers file or form defaults"
 MAX_CYCLE_FIRINGS = 3       # a repeating timer fires this often, then the simulation lets it be
 
 
@@ -201,7 +203,9 @@ def _answer_human(runner: _SimulationRunner, catalog: Catalog, task) -> str | No
     variable = (schema or {}).get("x-variable")
     runner.simulated.append(task.task_spec.bpmn_id)
     try:
-        runner.complete_human_task(task, {variable: answer} if variable else answer, "simulation")
+        # Recorded as an automatic decision, by the simulation's policy: no person decided.
+        runner.complete_human_task(task, {variable: answer} if variable else answer,
+                                   automatic(SIMULATION_POLICY, on_behalf_of="scopeflow simulate"))
     except Exception as exc:
         incident = incident_from(exc, runner.redact)
         return f"incident at {task.task_spec.bpmn_id}: {incident['message']}"
