@@ -271,6 +271,13 @@ def test_warnings_are_grouped_by_kind_with_counts(tmp_path):
     [line] = [ln for ln in lines if "signavio" in ln]
     assert "(20\u00d7)" in line and "signavio:signavioMetaData (20)" in line
     assert len(lines) < 5
+    # `scopeflow models lint` prints the grouped lines.
+    from scopeflow.cli import main
+
+    env = {"SCOPEFLOW_HOME": str(tmp_path / "home"), "SCOPEFLOW_MODELS": str(tmp_path / "models"),
+           "SCOPEFLOW_DATABASE_URL": ""}
+    output = CliRunner().invoke(main, ["models", "lint"], env=env).output
+    assert line in output and output.count("\n") == 2   # the grouped line and the summary
 
 
 def test_the_repository_models_still_lint_clean_and_every_error_is_located():

@@ -81,6 +81,8 @@ def test_a_camunda_diagram_runs_with_its_external_task_simulated_and_its_timer_f
     catalog = scan(models(tmp_path, {"invoice.bpmn": CAMUNDA_STYLE}))
     result = simulate(catalog, "invoice", Answers.from_json({"tasks": {"fetch": {"amount": 5000}}}))
     assert result.status == "completed", result.reason
+    [unbound] = [m for m in result.lint if m.element == "fetch"]
+    assert unbound.level == "error" and "Camunda external task, topic \u201cinvoices\u201d" in unbound.message
     assert result.simulated == ["fetch", "review"]
     ran = [s.attributes.get("scopeflow.bpmn.element.id") for s in result.spans]
     assert ran.index("review") < ran.index("cool_off") < ran.index("pay")
