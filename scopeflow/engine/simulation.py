@@ -223,8 +223,12 @@ def _answer_form(catalog: Catalog, form: str | None, given: dict[str, Any]) -> d
             filled[key] = copy.deepcopy(prop["default"])
     problems = sorted(Draft202012Validator(schema).iter_errors(filled), key=lambda e: list(e.absolute_path))
     if problems:
-        where = ".".join(str(p) for p in problems[0].absolute_path) or "(root)"
-        return f"form {form} is not answered by its defaults (at {where}: {problems[0].message})"
+        first = problems[0]
+        if first.validator == "required":
+            missing = [name for name in first.validator_value if name not in (first.instance or {})]
+            return f"form {form} needs {', '.join(missing)}, which has no default"
+        where = ".".join(str(p) for p in first.absolute_path) or "(root)"
+        return f"form {form} is not answered by its defaults (at {where}: {first.message})"
     return filled
 
 

@@ -160,12 +160,14 @@ def _lint_bpmn_file(catalog: Catalog, rel: str) -> list[LintMessage]:
                                    "process is marked isExecutable=\"false\": set isExecutable=\"true\" on "
                                    "<process> to deploy it (in bpmn.io or Camunda Modeler: tick \u201cExecutable\u201d)",
                                    NOT_EXECUTABLE))
-    out.extend(_schema_warnings(rel, catalog.files[rel]))
-    if parsed.flow_elements > bounds.MAX_FLOW_ELEMENTS:
-        out.append(LintMessage(ERROR, rel, 0, "", f"{parsed.flow_elements:,} flow elements and flows is above the "
+    if parsed.flow_elements > bounds.MAX_FLOW_ELEMENTS:  # checked first: nothing below may see a huge file
+        first = parsed.processes[0] if parsed.processes else None
+        out.append(LintMessage(ERROR, rel, first.line if first else 0, first.id if first else "",
+                               f"{parsed.flow_elements:,} flow elements and flows is above the "
                                f"limit of {bounds.MAX_FLOW_ELEMENTS:,} per file: split it with call activities",
                                "bounds"))
         return out
+    out.extend(_schema_warnings(rel, catalog.files[rel]))
     prepared = prepare(rel, catalog.files[rel])
     out.extend(LintMessage(n.level, rel, n.line, n.element, n.message, n.code) for n in prepared.notes)
     tree = etree.fromstring(prepared.xml)
