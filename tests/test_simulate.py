@@ -128,3 +128,22 @@ def test_bad_answers_are_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: the answer for task x must be an object or a list of objects"
     assert cli(tmp_path, "nope").returncode == 2
+
+
+def test_a_camunda_8_diagram_with_feel_and_zeebe_bindings_simulates(tmp_path):
+    xml = definitions(process("order", "\n".join([
+        '<bpmn:startEvent id="start"/>', flow("f0", "start", "charge"),
+        '<bpmn:serviceTask id="charge"><bpmn:extensionElements><zeebe:taskDefinition type="charge-card"/>'
+        '</bpmn:extensionElements></bpmn:serviceTask>', flow("f1", "charge", "gw"),
+        '<bpmn:exclusiveGateway id="gw"/>',
+        flow("f_ok", "gw", "ship", '= paid and remaining = 0'), flow("f_retry", "gw", "fix", '= not(paid) or remaining &gt; 0'),
+        '<bpmn:userTask id="fix"><bpmn:extensionElements><zeebe:assignmentDefinition candidateGroups="=&quot;billing&quot;"/>'
+        '</bpmn:extensionElements></bpmn:userTask>', flow("f2", "fix", "end"),
+        script("ship", "shipped = True"), flow("f3", "ship", "end"), '<bpmn:endEvent id="end"/>'])))
+    catalog = scan(models(tmp_path, {"order.bpmn": xml}))
+    result = simulate(catalog, "order", Answers.from_json({"tasks": {"charge": {"paid": False, "remaining": 5}}}))
+    assert result.status == "completed", result.reason
+    assert any("Zeebe job type \u201ccharge-card\u201d" in m.message for m in result.lint if m.element == "charge")
+    fix = next(s for s in result.spans if s.attributes.get("scopeflow.bpmn.element.id") == "fix")
+    assert fix.attributes["scopeflow.lane"] == "billing"
+    assert catalog.processes["order"].element("fix").lane == "billing"

@@ -17,6 +17,7 @@ BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 DI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
 KNOWN_EXTENSION_NS = {SPIFF_NS}
 
 # Flow elements we run; anything else under a process is reported by lint.
@@ -199,9 +200,12 @@ def _lane_map(proc: etree._Element) -> dict[str, str]:
                 lanes[ref.text.strip()] = lane.get("name") or lane.get("id", "")
     if proc.find(f"{{{BPMN_NS}}}laneSet") is None:
         for task in proc.iter(f"{{{BPMN_NS}}}userTask"):
-            groups = (task.get(f"{{{CAMUNDA_NS}}}candidateGroups") or "").split(",")[0].strip()
-            if groups:
-                lanes[task.get("id", "")] = groups
+            zeebe = task.find(f"{{{BPMN_NS}}}extensionElements/{{{ZEEBE_NS}}}assignmentDefinition")
+            groups = task.get(f"{{{CAMUNDA_NS}}}candidateGroups") or (
+                zeebe.get("candidateGroups", "") if zeebe is not None else "")
+            group = groups.lstrip("=").strip().strip('"').split(",")[0].strip()
+            if group:
+                lanes[task.get("id", "")] = group
     return lanes
 
 

@@ -324,7 +324,7 @@ def _candidate_group(task: etree._Element) -> str | None:
 def _zeebe_assignment(task: etree._Element, name: str) -> str | None:
     el = task.find(f"{_B}extensionElements/{{{ZEEBE_NS}}}assignmentDefinition")
     value = el.get(name) if el is not None else None
-    return value.lstrip("=").strip() if value else None
+    return value.lstrip("=").strip().strip('"') if value else None  # a FEEL string literal or plain text
 
 
 # ------------------------------------------------------------------------------ implicit BPMN semantics

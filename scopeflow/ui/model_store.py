@@ -46,7 +46,9 @@ def _lint_and_store(sessions: sessionmaker[Session], catalog: Catalog, rel: str)
     if rel in catalog.broken:
         return StoreResult(problem=catalog.broken[rel])
     if not models:
-        return StoreResult(problem=f"{rel} defines no executable process")
+        idle = [p for p in catalog.processes.values() if p.file == rel and p.runnable]
+        where = f" ({rel}:{idle[0].line}: process {idle[0].id} has isExecutable=\"false\"; set it to \"true\")" if idle else ""
+        return StoreResult(problem=f"{rel} defines no executable process{where}")
     result = StoreResult(messages=lint_catalog(catalog, models))
     if not result.ok:
         return result
