@@ -72,6 +72,9 @@ def incident_of(tmp_path: Path, root: Path, model: str, data: dict) -> dict:
                                      "</bpmn:timerEventDefinition>", boundary=True), "t", "minimum interval is 60s"),
     ("many_cycles", timer_model("m", "<bpmn:timerEventDefinition><bpmn:timeCycle>R99999999/PT1H</bpmn:timeCycle>"
                                      "</bpmn:timerEventDefinition>", boundary=True), "t", "repeats more than"),
+    ("past_start", timer_model("m", "<bpmn:timerEventDefinition><bpmn:timeCycle>R/2000-01-01T00:00:00Z/PT1M"
+                                    "</bpmn:timeCycle></bpmn:timerEventDefinition>", boundary=True),
+     "t", "intervals in the past"),
     ("huge_cardinality", mi_model("m", "10000000"), "many", "cardinality 10,000,000 is above the limit"),
 ])
 def test_a_literal_over_a_limit_is_a_located_lint_error(tmp_path, name, xml, element, fragment):
@@ -108,6 +111,9 @@ def test_a_model_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path):
     ("computed_cycle", timer_model("m", "<bpmn:timerEventDefinition><bpmn:timeCycle>every</bpmn:timeCycle>"
                                         "</bpmn:timerEventDefinition>", boundary=True),
      {"every": "R/PT0S"}, "minimum interval"),
+    ("computed_past_start", timer_model("m", "<bpmn:timerEventDefinition><bpmn:timeCycle>every</bpmn:timeCycle>"
+                                             "</bpmn:timerEventDefinition>", boundary=True),
+     {"every": "R/2000-01-01T00:00:00Z/PT1M"}, "intervals in the past"),
     ("computed_cardinality", mi_model("m", "n"), {"n": 10_000_000}, "above the limit of 1,000"),
     ("computed_sequential", mi_model("m", "n", sequential=True), {"n": 10_000_000}, "above the limit of 1,000"),
     ("input_collection", mi_model("m", "n").replace(

@@ -45,6 +45,7 @@ def _bounded_recurring_interval(original):
         if duration.total_seconds() < bounds.MIN_CYCLE_INTERVAL_S:
             raise bounds.BoundError(f"timer cycle {expression} repeats every {duration.total_seconds():g}s; "
                                     f"the minimum interval is {bounds.MIN_CYCLE_INTERVAL_S}s")
+        bounds.check_catch_up(expression, start, duration.total_seconds())
         return cycles, start, duration
     return staticmethod(parse_iso_recurring_interval)
 

@@ -27,10 +27,10 @@ def load_specs(files: dict[str, bytes], dmn: dict[str, bytes], model: str) -> tu
     return parser.get_spec(model), parser.get_subprocess_specs(model)
 
 
-def parse_problem(files: dict[str, bytes], model: str) -> tuple[str, str] | None:
+def parse_problem(files: dict[str, bytes], model: str, dmn: dict[str, bytes] | None = None) -> tuple[str, str] | None:
     """(element id, sentence) of the first thing SpiffWorkflow refuses in ``model``, or None."""
     try:
-        load_specs(files, {}, model)
+        load_specs(files, dmn or {}, model)
     except RecursionError:
         return "", ("the process is too long for SpiffWorkflow's parser (it recurses once per flow, and a "
                     "chain of a few hundred elements exceeds Python's limit): split it with call activities")

@@ -8,11 +8,12 @@ a cardinality from task data), so an overrun is a lint error or an incident, nev
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 MAX_TIMER_DAYS = 366 * 100          # a timer more than a century away is a typo or an attack
 MIN_CYCLE_INTERVAL_S = 60           # a repeating timer fires at most once a minute
 MAX_CYCLE_REPETITIONS = 10_000      # R<n>/… with n above this is refused
+MAX_CATCH_UP = 10                   # intervals a cycle's start may lie in the past
 MAX_MULTI_INSTANCES = 1_000         # instances one multi-instance activity may create
 MAX_CALL_DEPTH = 10                 # call activities calling call activities
 MAX_FLOW_ELEMENTS = 1_000           # flow elements in one file (SpiffWorkflow's parser recurses per flow)
@@ -78,6 +79,18 @@ def check_cycle(text: str) -> None:
                          f"{MIN_CYCLE_INTERVAL_S}s")
     if intervals[0] > MAX_TIMER_DAYS * 86400:
         raise BoundError(f"timer cycle {text.strip()} has an interval longer than {MAX_TIMER_DAYS // 366} years")
+    starts = [p for p in points if isinstance(p, datetime)]
+    if starts and len(parts) == 3 and isinstance(points[0], datetime):
+        check_catch_up(text.strip(), starts[0], intervals[0])
+
+
+def check_catch_up(text: str, start: datetime, interval_s: float) -> None:
+    """A cycle that starts far in the past would fire once per missed interval, all at once."""
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    missed = (datetime.now(UTC) - start).total_seconds() / interval_s
+    if missed > MAX_CATCH_UP:
+        raise BoundError(f"timer cycle {text} starts {int(missed):,} intervals in the past and would fire that "
+                         f"often at once (at most {MAX_CATCH_UP})")
 
 
 def check_timer(kind: str, value: str) -> None:

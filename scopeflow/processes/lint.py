@@ -328,6 +328,10 @@ def _sources(tree: etree._Element) -> Iterable[tuple[etree._Element, str, str, s
         for el in tree.iter(f"{{{SPIFF_NS}}}{kind}"):
             if (el.text or "").strip():
                 yield el.getparent().getparent(), kind, el.text, "exec"
+    for payload in tree.iter(f"{{{SPIFF_NS}}}messagePayload"):
+        if (payload.text or "").strip():
+            owner = next((a for a in payload.iterancestors() if a.get("id")), payload)
+            yield owner, "message payload", payload.text, "eval"
     for param in tree.iter(f"{{{SPIFF_NS}}}parameter"):
         if param.get("value", "").strip():
             owner = next((a for a in param.iterancestors() if a.get("id") and etree.QName(a).namespace == BPMN_NS), param)
@@ -354,7 +358,8 @@ def _lint_with_spiff(catalog: Catalog, rel: str, prepared_xml: bytes) -> list[Li
         if _call_cycle(catalog, proc.id, []):
             continue
         files = {rel: prepared_xml, **_called_files(catalog, proc.id, rel)}
-        problem = parse_problem(files, proc.id)
+        dmn = {path: text.encode("utf-8") for path, text in catalog.files.items() if path.endswith(".dmn")}
+        problem = parse_problem(files, proc.id, dmn)
         if problem is not None:
             element, message = problem
             line = parsed.lines.get(element, 0) if element else proc.line
