@@ -126,13 +126,17 @@ def _summary(items: list[LintMessage]) -> str:
             counts[tag] = counts.get(tag, 0) + 1
         return "vendor extensions ignored by Scopeflow: " + ", ".join(f"{tag} ({n})" for tag, n in sorted(counts.items()))
     if len(distinct) == 1:
-        return f"{distinct[0]} (elements {_ids(items)})"
-    return f"{distinct[0]} (and {len(items) - 1} more like it, elements {_ids(items)})"
+        return f"{distinct[0]}{_ids(items, ' (elements ', ')')}"
+    lines = sorted({m.line for m in items if m.line})
+    at = f", lines {', '.join(map(str, lines[:8]))}{' …' if len(lines) > 8 else ''}" if lines else ""
+    return f"{distinct[0]} (and {len(items) - 1} more like it{_ids(items, ', elements ', '')}{at})"
 
 
-def _ids(items: list[LintMessage]) -> str:
+def _ids(items: list[LintMessage], before: str, after: str) -> str:
     ids = [m.element for m in items if m.element]
-    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    if not ids:
+        return ""
+    return before + ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "") + after
 
 
 def _without_location(text: str) -> str:
