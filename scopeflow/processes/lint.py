@@ -343,8 +343,10 @@ def _sources(tree: etree._Element) -> Iterable[tuple[etree._Element, str, str, s
 
 
 def _first_problem(problems: list[str]) -> str:
-    text = problems[0].strip().rstrip(".")
-    return re.sub(r"^Line \d+: ", "", text)
+    """RestrictedPython's first complaint, without its line prefix and with the source in quotes."""
+    text = re.sub(r"^Line \d+: ", "", problems[0].strip().rstrip("."))
+    text = re.sub(r" at statement: '(.*)'$", " at \u201c\\1\u201d", text, flags=re.S)
+    return re.sub(r'"([^"]+)"', "\u201c\\1\u201d", text)
 
 
 # ------------------------------------------------------------------------------ SpiffWorkflow's own parse
