@@ -145,15 +145,15 @@ def models() -> None:
 def models_lint(app: App, model: str | None, as_json: bool) -> None:
     """Lint every model (or one); exit 1 when there are errors."""
     from scopeflow.processes.catalog import scan
-    from scopeflow.processes.lint import errors, lint_catalog
+    from scopeflow.processes.lint import errors, grouped, lint_catalog
 
     catalog = scan(app.settings.models_dir)
     messages = lint_catalog(catalog, [model] if model else None)
     if as_json:
         _print_json([m.__dict__ for m in messages])
     else:
-        for message in messages:
-            click.echo(str(message))
+        for line in grouped(messages):
+            click.echo(line)
         click.echo(f"{len(catalog.models)} model(s), {len(errors(messages))} error(s), "
                    f"{len(messages) - len(errors(messages))} warning(s)")
     if errors(messages):
@@ -167,6 +167,10 @@ def models_lint(app: App, model: str | None, as_json: bool) -> None:
 def models_deploy(app: App, names: tuple[str, ...], as_json: bool) -> None:
     """Store a new version of each changed model (all by default)."""
     results = app.engine.deploy(list(names) or None)
+    if not results:
+        raise Fail(f"nothing to deploy: no executable process in {app.settings.models_dir} "
+                   "(a process with isExecutable=\"false\" is not deployed; `scopeflow models lint` names them)",
+                   EXIT_FAILED)
     if as_json:
         _print_json(results)
         return
@@ -220,12 +224,25 @@ def start(app: App, model: str, data: str | None, title: str, as_json: bool) -> 
         sys.exit(EXIT_FAILED)
 
 
+def _caused_by_model(incident: dict[str, Any]) -> bool:
+    """An incident no data can fix: an expression or script that does not compile, an unparseable
+    timer (versions deployed before lint checked them)."""
+    message = incident.get("message") or ""
+    return (incident.get("error_type") in ("SyntaxError", "ValidationException")
+            or " refused: " in message or "SyntaxError:" in message or "Invalid duration" in message)
+
+
 def _describe(summary: dict[str, Any]) -> None:
     click.echo(f"instance {summary['id']}: {summary['status']} ({summary['model']} v{summary['version']})")
     if summary.get("incident"):
-        click.echo(f"  incident at {summary['incident'].get('bpmn_id')}: {summary['incident']['message']}")
-        click.echo(f"  fix the cause, then: scopeflow instances retry {summary['id']}"
-                   "   (--data JSON sets data on the failed task first)")
+        incident = summary["incident"]
+        click.echo(f"  incident at {incident.get('bpmn_id')}: {incident['message']}")
+        if _caused_by_model(incident):
+            click.echo(f"  the model is wrong at {incident.get('bpmn_id')}: fix the diagram (scopeflow models lint), "
+                       f"then start a new instance of {summary['model']}")
+        else:
+            click.echo(f"  fix the cause, then: scopeflow instances retry {summary['id']}"
+                       "   (--data JSON sets data on the failed task first)")
     for task in summary.get("tasks", []):
         click.echo(f"  waiting for {task['role']}: {task['name']} — scopeflow tasks show {task['id']}")
     if summary.get("wake_at"):
@@ -596,6 +613,7 @@ def _register_command_modules() -> None:
     """Command groups kept in their own modules attach themselves to ``main`` on import."""
     import scopeflow.commands.evidence  # noqa: F401
     import scopeflow.commands.releases  # noqa: F401
+    import scopeflow.commands.simulate  # noqa: F401
     import scopeflow.commands.web  # noqa: F401
 
 

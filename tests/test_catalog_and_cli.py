@@ -37,15 +37,17 @@ def test_malformed_xml_is_reported_with_file_and_line(tmp_path):
     assert "malformed XML" in message.message
 
 
-def test_a_file_without_an_executable_process_is_an_error(tmp_path):
+def test_a_process_marked_not_executable_is_a_located_error_with_the_fix(tmp_path):
     messages = lint_dir(tmp_path, {"idle.bpmn": HEADER + '<bpmn:process id="idle" isExecutable="false">'
                                    '<bpmn:startEvent id="s"/></bpmn:process></bpmn:definitions>'})
-    assert any("no executable process" in m.message for m in messages)
+    [message] = [m for m in messages if m.level == ERROR]
+    assert (message.file, message.line, message.element) == ("idle.bpmn", 3, "idle")
+    assert 'set isExecutable="true"' in message.message
 
 
 def test_an_unregistered_operator_is_named(tmp_path):
     messages = lint_dir(tmp_path, {"odd.bpmn": linear_process("odd", [("step", "no_such_operator", {})])})
-    assert any(m.element == "step" and "'no_such_operator' is not registered" in m.message for m in messages)
+    assert any(m.element == "step" and "\u201cno_such_operator\u201d is not registered" in m.message for m in messages)
 
 
 def test_compensation_is_an_error_and_foreign_extensions_are_warnings(tmp_path):
@@ -67,7 +69,7 @@ def scopeflow(tmp_path: Path, *args: str, stdin: str | None = None) -> subproces
 
 
 @pytest.mark.parametrize("args, message", [
-    (["start", "nope"], "unknown model 'nope'"),
+    (["start", "nope"], "unknown model nope (known: "),
     (["start", "hello", "--data", "{bad"], "--data is not valid JSON"),
     (["start", "failures", "--data", '{"failure_kind": "meteor"}'], "start data is invalid"),
     (["instances", "show", "00000000-0000-0000-0000-000000000000"], "unknown instance"),

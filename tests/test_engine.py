@@ -91,7 +91,7 @@ def test_start_data_is_validated_against_the_start_form(engine):
 
 
 def test_unknown_model_is_a_clear_error(engine):
-    with pytest.raises(NotFound, match="unknown model 'nope'"):
+    with pytest.raises(NotFound, match="unknown model nope"):
         engine.start("nope", {})
 
 

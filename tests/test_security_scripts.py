@@ -21,9 +21,12 @@ from scopeflow.engine.sandbox import (
     ScriptError,
     ScriptTimeout,
     ScriptTooLarge,
+    compile_errors,
     data_units,
 )
-from scopeflow.engine.service import Engine
+from scopeflow.engine.service import Engine, EngineError
+from scopeflow.processes.catalog import scan
+from scopeflow.processes.lint import errors, lint_catalog
 from scopeflow.processes.synth import linear_process
 from tests.conftest import make_settings
 
@@ -178,16 +181,22 @@ def _condition_model(process_id: str, condition: str) -> str:
     return xml
 
 
-ENGINE_PROBES = [p for p in ESCAPES if p[0] in {
+_ENGINE_PROBED = [p for p in ESCAPES if p[0] in {
     "dunder_walk", "import_statement", "open", "str_format", "generator_frame", "traceback_frame",
     "type_three_args", "exec", "recursion", "huge_string", "huge_power", "huge_range_sum", "huge_pad",
     "huge_fstring_width", "shared_references", "endless_loop",
 }]
-CONDITION_PROBES = [
+# What the sandbox refuses when it compiles is refused by lint at deploy time (lint equals runtime);
+# the rest compiles and must become an incident when it runs.
+LINT_PROBES = [p for p in _ENGINE_PROBED if compile_errors(p[1], "exec")]
+ENGINE_PROBES = [p for p in _ENGINE_PROBED if not compile_errors(p[1], "exec")]
+_CONDITIONS = [
     ("cond_dunder", "().__class__.__bases__[0].__subclasses__()", "starts with \"_\""),
     ("cond_format", "'{0.__class__}'.format(x)", "format*()"),
     ("cond_huge", "len('a' * 10**10) > 1", "repetition"),
 ]
+LINT_CONDITIONS = [p for p in _CONDITIONS if compile_errors(p[1])]
+CONDITION_PROBES = [p for p in _CONDITIONS if not compile_errors(p[1])]
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +212,22 @@ def hostile_engine(tmp_path_factory) -> Engine:
     (models / "param_huge.bpmn").write_text(
         linear_process("param_huge", [("step", "sum_values", {"values": "[1] * 10**10"})]), encoding="utf-8")
     return Engine(make_settings(root / "home", Path(models)))
+
+
+@pytest.mark.parametrize(("probe", "source", "fragment"),
+                         [(p[0], p[1], p[3]) for p in LINT_PROBES] + LINT_CONDITIONS,
+                         ids=[p[0] for p in LINT_PROBES + LINT_CONDITIONS])
+def test_a_script_the_sandbox_refuses_to_compile_is_a_located_lint_error(tmp_path, probe, source, fragment):
+    models = tmp_path / "models"
+    models.mkdir()
+    model = _script_model(probe, source) if not probe.startswith("cond_") else _condition_model(probe, source)
+    (models / f"{probe}.bpmn").write_text(model, encoding="utf-8")
+    [message] = errors(lint_catalog(scan(models)))
+    assert message.file == f"{probe}.bpmn" and message.line > 0 and message.element
+    assert "does not compile in the script sandbox" in message.message
+    engine = Engine(make_settings(tmp_path / "home", models))
+    with pytest.raises(EngineError, match="lint error"):
+        engine.start(probe, {})
 
 
 def _incident_after(engine: Engine, model: str) -> dict:

@@ -90,3 +90,26 @@ def test_versions_list_view_and_download(designer):
     assert download.status_code == 200 and b'id="approval"' in download.data
     assert "attachment" in download.headers["Content-Disposition"]
     assert client.get("/models/approval/1/files/nope.bpmn").status_code == 404
+
+
+def test_the_simulate_button_test_runs_a_version_in_memory(designer):
+    _app, engine, client = designer
+    page = client.get("/models/approval/1").get_data(as_text=True)
+    assert "/models/approval/1/simulate" in page and ">Simulate</button>" in page
+    token = csrf(client, "/models/approval/1")
+    response = client.post("/models/approval/1/simulate", data={"csrf_token": token})
+    body = response.get_data(as_text=True)
+    # The start form requires a requester and has no default: the simulation says so and stops.
+    assert response.status_code == 422 and "start data: form approval.start.schema.json needs requester" in body
+    assert client.post("/models/approval/1/simulate").status_code == 400       # no CSRF token
+    with engine.sessions() as session:
+        assert session.query(ModelVersion).count() == 1
+
+
+def test_an_iso_8859_1_upload_is_read_in_its_declared_encoding(designer):
+    _app, engine, client = designer
+    text = (HELLO.replace('id="hello"', 'id="hello_latin"').replace('bpmnElement="hello"', 'bpmnElement="hello_latin"')
+            .replace('encoding="UTF-8"', 'encoding="ISO-8859-1"').replace('name="Greet"', 'name="Gr\u00fc\u00dfen"'))
+    response = _upload(client, "hello_latin.bpmn", text.encode("iso-8859-1"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert _versions(engine, "hello_latin") == [(1,)]

@@ -58,6 +58,7 @@ POST_MATRIX = [
     ("/tasks/{tid}/unclaim", {"reviewer"}),
     ("/models/upload", {"designer"}),
     ("/models/approval/1/save", {"designer"}),
+    ("/models/approval/1/simulate", {"designer"}),
 ]
 
 PUBLIC = {"/login", "/logout", "/api/v1/openapi.json", "/static/<path:filename>", "/"}

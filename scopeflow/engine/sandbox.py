@@ -404,3 +404,11 @@ class RestrictedEnvironment(TaskDataEnvironment):
 
     def call_service(self, context, **kwargs):
         raise ScriptError("service calls go through the operator registry, not the script environment")
+
+
+def compile_errors(source: str, mode: str = "eval") -> list[str]:
+    """Why ``source`` would be refused when it runs (empty when it compiles): lint's view of the
+    sandbox, so a model whose expressions the sandbox refuses is refused at deploy time."""
+    compile_ = compile_restricted_eval if mode == "eval" else compile_restricted_exec
+    return list(compile_(source.strip() if mode == "eval" else source, filename=SCRIPT_FILENAME,
+                         policy=_ScriptPolicy).errors)

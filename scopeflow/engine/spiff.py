@@ -46,6 +46,7 @@ from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskState
 
+from scopeflow.engine import model_bounds  # noqa: F401  (limits on timers and multi-instance counts)
 from scopeflow.engine.plain_json import NotPlainJson, require_plain
 from scopeflow.engine.sandbox import RestrictedEnvironment
 from scopeflow.handlers.failures import TaskFailure

@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from scopeflow.engine.models import ModelVersion
-from scopeflow.engine.spiff import build_parser
+from scopeflow.engine.parsing import load_specs
 from scopeflow.processes.catalog import Catalog, bundle_hash, catalog_from_files
+from scopeflow.processes.prepare import prepare
 
 
 @dataclass
@@ -50,22 +51,22 @@ def latest_version(session: Session, model: str) -> ModelVersion | None:
     ).first()
 
 
+def prepared_files(files: dict[str, str]) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """(BPMN, DMN) files as SpiffWorkflow gets them: BPMN through ``prepare``, exactly as lint saw it."""
+    bpmn = {path: prepare(path, text).xml for path, text in files.items() if path.endswith(".bpmn")}
+    dmn = {path: text.encode("utf-8") for path, text in files.items() if path.endswith(".dmn")}
+    return bpmn, dmn
+
+
 def load(row: ModelVersion) -> LoadedVersion:
     with _cache_lock:
         cached = _cache.get(row.id)
     if cached is not None:
         return cached
     catalog = catalog_from_files(row.files)
-    parser = build_parser(validate=False)  # validated by lint at deploy time
-    for path, text in row.files.items():
-        if path.endswith(".bpmn"):
-            parser.add_bpmn_str(text.encode("utf-8"), filename=path)
-        elif path.endswith(".dmn"):
-            parser.add_dmn_str(text.encode("utf-8"), filename=path)
-    loaded = LoadedVersion(
-        id=row.id, name=row.name, version=row.version, catalog=catalog,
-        spec=parser.get_spec(row.name), subprocess_specs=parser.get_subprocess_specs(row.name),
-    )
+    spec, subprocess_specs = load_specs(*prepared_files(row.files), row.name)  # validated by lint at deploy
+    loaded = LoadedVersion(id=row.id, name=row.name, version=row.version, catalog=catalog,
+                           spec=spec, subprocess_specs=subprocess_specs)
     with _cache_lock:
         _cache[row.id] = loaded
     return loaded

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scopeflow.processes.bpmn_xml import BpmnFile, BpmnFileError, ProcessInfo, parse_bpmn
+from scopeflow.processes.bpmn_xml import BpmnFile, BpmnFileError, ProcessInfo, decode_xml, parse_bpmn
 
 FORMS_DIR = "forms"
 
@@ -32,18 +32,25 @@ class Catalog:
 
     @property
     def models(self) -> list[str]:
-        return sorted(pid for pid, info in self.processes.items() if info.executable)
+        return sorted(pid for pid, info in self.processes.items() if info.executable and info.runnable)
 
-    def process(self, model: str) -> ProcessInfo:
+    def process(self, model: str, *, executable_only: bool = True) -> ProcessInfo:
+        """The process ``model``; with ``executable_only=False`` also one marked isExecutable="false"
+        (what ``scopeflow simulate`` runs)."""
         info = self.processes.get(model)
-        if info is None or not info.executable:
+        if info is not None and not info.executable and executable_only:
+            raise CatalogError(f"{info.file}:{info.line}: process {model} is not executable "
+                               "(isExecutable=\"false\"): set isExecutable=\"true\" on it to deploy and start it")
+        if info is None or not info.runnable:
             known = ", ".join(self.models) or "none"
-            raise CatalogError(f"unknown model {model!r} (known: {known})")
+            if not self.models and self.files:
+                known += f"; no process in {len(self.bpmn)} BPMN file(s) is executable"
+            raise CatalogError(f"unknown model {model} (known: {known})")
         return info
 
-    def bundle(self, model: str) -> dict[str, str]:
+    def bundle(self, model: str, *, executable_only: bool = True) -> dict[str, str]:
         """The files ``model`` needs, relative path → text."""
-        info = self.process(model)
+        info = self.process(model, executable_only=executable_only)
         paths: set[str] = set()
         pending, seen = [info.id], set()
         while pending:
@@ -92,8 +99,14 @@ def scan(root: Path) -> Catalog:
         rel = path.relative_to(root).as_posix()
         if not path.is_file() or not _wanted(rel):
             continue
+        content = path.read_bytes()
         try:
-            catalog.files[rel] = path.read_text(encoding="utf-8")
+            if rel.endswith((".bpmn", ".dmn")):
+                catalog.files[rel] = decode_xml(rel, content)
+            else:
+                catalog.files[rel] = content.decode("utf-8")
+        except BpmnFileError as exc:
+            catalog.broken[rel] = str(exc)
         except UnicodeDecodeError:
             catalog.broken[rel] = f"{rel}: not UTF-8 text"
     for rel, text in catalog.files.items():
@@ -126,6 +139,6 @@ def _add_bpmn(catalog: Catalog, rel: str, text: str) -> None:
     for proc in parsed.processes:
         if proc.id in catalog.processes:
             other = catalog.processes[proc.id].file
-            catalog.broken[rel] = f"{rel}:{proc.line}: process id {proc.id!r} is also defined in {other}"
+            catalog.broken[rel] = f"{rel}:{proc.line}: process id {proc.id} is also defined in {other}"
             continue
         catalog.processes[proc.id] = proc

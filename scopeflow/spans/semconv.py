@@ -19,6 +19,7 @@ HUMAN_ROLE = "scopeflow.human.role"                # the lane's role the account
 HUMAN_ROLES = "scopeflow.human.roles"              # every role the account holds (looked up)
 HUMAN_AUTOMATED = "scopeflow.human.automated"      # true when a policy (--yes), not a person, decided
 HUMAN_POLICY = "scopeflow.human.policy"            # the policy that decided an automated completion
+SIMULATED = "scopeflow.simulated"                  # true on spans of `scopeflow simulate`
 FALLBACK = "scopeflow.fallback"                    # true when a fallback path ran
 FALLBACK_REASON = "scopeflow.fallback.reason"
 

@@ -126,3 +126,23 @@ def diff(name: str):
                           for c in changes if c.change != "removed"}}
     return render_template("model_diff.html", name=name, old=old, new=new, changes=changes,
                            files_changed=files_changed, xml=new.files.get(path, ""), state=state)
+
+
+@bp.route("/models/<name>/<int:number>/simulate", methods=["POST"])
+@requires("designer")
+def simulate_version(name: str, number: int):
+    """Test-run this version in memory, as `scopeflow simulate` does; the result as plain text."""
+    from scopeflow.engine.simulation import simulate
+    from scopeflow.processes.catalog import catalog_from_files
+    from scopeflow.processes.lint import grouped
+
+    with engine().sessions() as session:
+        row = load_version(session, name, number)
+    result = simulate(catalog_from_files(row.files), name)
+    lines = grouped(result.lint) + [
+        f"{span.name} <{span.attributes.get('scopeflow.bpmn.element.id', '')}> "
+        f"{span.attributes.get('scopeflow.task.outcome', '')}" for span in result.spans
+        if span.attributes.get("scopeflow.span.type") == "bpmn.task"]
+    lines.append(f"simulation of {name} v{number}: {result.status} ({result.reason})")
+    return Response("\n".join(lines) + "\n", mimetype="text/plain"), (200 if result.status == "completed" else 422)
+

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scopeflow.engine import versions
 from scopeflow.engine.models import ModelVersion
+from scopeflow.processes.bpmn_xml import BpmnFileError, decode_xml
 from scopeflow.processes.catalog import Catalog, catalog_from_files, scan
 from scopeflow.processes.lint import LintMessage, errors, lint_catalog
 
@@ -45,7 +46,9 @@ def _lint_and_store(sessions: sessionmaker[Session], catalog: Catalog, rel: str)
     if rel in catalog.broken:
         return StoreResult(problem=catalog.broken[rel])
     if not models:
-        return StoreResult(problem=f"{rel} defines no executable process")
+        idle = [p for p in catalog.processes.values() if p.file == rel and p.runnable]
+        where = f" ({rel}:{idle[0].line}: process {idle[0].id} has isExecutable=\"false\"; set it to \"true\")" if idle else ""
+        return StoreResult(problem=f"{rel} defines no executable process{where}")
     result = StoreResult(messages=lint_catalog(catalog, models))
     if not result.ok:
         return result
@@ -62,9 +65,9 @@ def store_upload(sessions: sessionmaker[Session], models_dir: Path, filename: st
     if not SAFE_NAME.match(name):
         return StoreResult(problem="upload a .bpmn file (letters, digits, . _ - in its name)")
     try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError:
-        return StoreResult(problem=f"{name} is not UTF-8 text")
+        text = decode_xml(name, content)  # any encoding its XML declaration names
+    except BpmnFileError as exc:
+        return StoreResult(problem=str(exc))
     with tempfile.TemporaryDirectory(prefix="scopeflow-upload-") as tmp:
         root = Path(tmp) / "models"
         if Path(models_dir).is_dir():
