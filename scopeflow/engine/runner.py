@@ -243,10 +243,12 @@ class Runner:
                 for key, value in attributes.items():
                     span.set_attribute(key, _attr_value(value, self.redact))
 
+        nested: list[trace.Span] = []   # a handler's open child spans: a span opened inside one is its child
+
         @contextlib.contextmanager
         def open_span(name: str, attributes: dict[str, Any]) -> Iterator[ChildSpan]:
             handle = ChildSpan(name, attributes)
-            parent = trace.set_span_in_context(span or self._advance_span)
+            parent = trace.set_span_in_context(nested[-1] if nested else span or self._advance_span)
             span_type = attributes.get("scopeflow.span.type", "handler")
             base = {semconv.INSTANCE_ID: identity.instance_id,
                     semconv.BPMN_ELEMENT_ID: task.task_spec.bpmn_id,
@@ -255,12 +257,14 @@ class Runner:
             kind = SpanKind.CLIENT if span_type == "gen_ai" else SpanKind.INTERNAL
             with self.tracer.start_as_current_span(name, context=parent, attributes=base, kind=kind,
                                                    record_exception=False, set_status_on_exception=False) as child:
+                nested.append(child)
                 try:
                     yield handle
                 except BaseException as exc:
                     self._fail_span(child, exc)
                     raise
                 finally:
+                    nested.pop()
                     for key, value in handle.attributes.items():
                         child.set_attribute(key, _attr_value(value, self.redact))
 

@@ -21,8 +21,9 @@ settings, i.e. when ``SCOPEFLOW_LLM_BASE_URL`` is set. What the LLM does for eac
 
 **Budget from evidence.** Before an agent talks to the model, the instance's spend so far is summed
 from its recorded spans (:func:`spent_budget`: ``gen_ai.usage.*`` tokens and ``scopeflow.llm.cost``
-of every span with ``scopeflow.span.type = "gen_ai"``); the caps come from the settings. The client
-checks the budget before every request and raises ``external_blocker`` once a cap is exceeded.
+of every span with ``scopeflow.span.type = "gen_ai"``, and its ``scopeflow.llm.attempts`` as calls);
+the caps come from the settings. The client checks the budget before every request, asks for no
+more output tokens than the caps leave, and raises ``external_blocker`` once a cap is exceeded.
 
 **What the report gets** (:func:`llm_written_files`): from the plan alone, a list of
 ``{"task_id": str, "title": str, "path": str}``, one per file of each ``author="llm"`` task.
@@ -43,7 +44,7 @@ from scopeflow.handlers.builder import safe_target, write_file
 from scopeflow.handlers.checks import trim_output
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import CONFIGURATION, DESIGN_FLAW, RECOVERABLE, TaskFailure
-from scopeflow.handlers.llm import LLM_COST, SPAN_TYPE, LlmClient, LlmSettings
+from scopeflow.handlers.llm import LLM_ATTEMPTS, LLM_COST, SPAN_TYPE, LlmClient, LlmSettings
 from scopeflow.handlers.plan import Plan, PlanTask
 from scopeflow.handlers.planner import validate_plan
 from scopeflow.handlers.sandbox import run_sandboxed
@@ -114,6 +115,8 @@ def spent_budget(settings: LlmSettings, ctx: TaskContext) -> Budget:
                       _count(attributes.get("gen_ai.usage.output_tokens")),
                       _count(attributes.get(LLM_COST)),
                       failed="error.type" in attributes)
+        for _ in range(_count(attributes.get(LLM_ATTEMPTS)) - 1):   # retried attempts: failed calls, no tokens
+            budget.charge(0, 0, 0, failed=True)
     return budget
 
 

@@ -109,7 +109,11 @@ REPORT_BYTES = "scopeflow.report.bytes"
 
 # On ``chat {model}`` spans, beside the GenAI conventions' ``gen_ai.*`` (handlers/llm.py sets them).
 LLM_ROLE = "scopeflow.llm.role"
-LLM_ATTEMPT = "scopeflow.llm.attempt"
+LLM_ATTEMPTS = "scopeflow.llm.attempts"            # HTTP attempts of one logical call
+LLM_RETRIED = "scopeflow.llm.retried"              # error.type of each attempt that was retried
+LLM_OUTPUT_MODE = "scopeflow.llm.output_mode"      # json_schema | json_object | text | tools
+LLM_OUTPUT_MODE_REASON = "scopeflow.llm.output_mode_reason"
+LLM_MAX_TOKENS_FROM_BUDGET = "scopeflow.llm.max_tokens_from_budget"
 LLM_COST = "scopeflow.llm.cost"                    # micro-dollars, rounded up
 LLM_COST_PRICED = "scopeflow.llm.cost_priced"
 LLM_USAGE_ESTIMATED = "scopeflow.llm.usage_estimated"
