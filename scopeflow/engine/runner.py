@@ -64,6 +64,7 @@ class Runner:
     _open: dict[Any, trace.Span] = field(default_factory=dict)
     _started: dict[Any, float] = field(default_factory=dict)
     _advance_span: trace.Span | None = None
+    _steps_run: list[str] = field(default_factory=list)      # BPMN names of the tasks this advance ran
     _last_checkpoint: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -87,10 +88,13 @@ class Runner:
             semconv.ADVANCE_REASON: reason,
             "scopeflow.span.type": "advance",
         }
-        span = self.tracer.start_span(f"advance {self.identity.model_name}", links=links,
+        # The root says which instance and why (backends without span links list each advance apart).
+        name = f"advance {self.identity.model_name} {self.identity.instance_id[:8]}: {reason}"
+        span = self.tracer.start_span(name, links=links,
                                       context=trace.set_span_in_context(trace.INVALID_SPAN),
                                       attributes=attributes)
         self._advance_span = span
+        self._steps_run = []
         new_carrier: dict[str, str] = {}
         PROPAGATOR.inject(new_carrier, context=trace.set_span_in_context(span))
         try:
@@ -100,6 +104,9 @@ class Runner:
             raise
         finally:
             span.set_attribute(semconv.ADVANCE_STEPS, self.steps)
+            if self._steps_run:
+                first, last = self._steps_run[0], self._steps_run[-1]
+                span.update_name(f"{name} ({first})" if first == last else f"{name} ({first} … {last})")
             span.end()
             self._advance_span = None
 
@@ -146,6 +153,7 @@ class Runner:
         if not getattr(task.task_spec, "bpmn_id", None):
             return  # internal specs (Start, EndJoin) are not BPMN elements
         name = task.task_spec.bpmn_name or task.task_spec.bpmn_id
+        self._steps_run.append(name)
         self._open[task.id] = self.tracer.start_span(
             name, context=trace.set_span_in_context(self._advance_span), attributes=self._task_attributes(task))
         self._started[task.id] = time.monotonic()

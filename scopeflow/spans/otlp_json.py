@@ -58,7 +58,12 @@ def to_request(spans: list[SpanRecord], resource_attributes: dict[str, Any]) -> 
 
 def to_otlp_json(spans: list[SpanRecord], resource_attributes: dict[str, Any]) -> dict[str, Any]:
     """The canonical OTLP/JSON object (``{"resourceSpans": [...]}``), ids in hex."""
-    data = json_format.MessageToDict(to_request(spans, resource_attributes), use_integers_for_enums=True)
+    return request_to_json(to_request(spans, resource_attributes))
+
+
+def request_to_json(request: ExportTraceServiceRequest) -> dict[str, Any]:
+    """Any export request (ours, or the SDK's encoding of live spans) as OTLP/JSON, ids in hex."""
+    data = json_format.MessageToDict(request, use_integers_for_enums=True)
     _recode_ids(data, _base64_to_hex)
     return data
 
