@@ -203,6 +203,7 @@ class Runner:
         else:
             attrs[semconv.HUMAN_ROLES] = list(decider.roles)
         start_ns = int(task.last_state_change * 1e9)
+        self._steps_run.append(task.task_spec.bpmn_name or task.task_spec.bpmn_id)
         span = self.tracer.start_span(task.task_spec.bpmn_name or task.task_spec.bpmn_id,
                                       context=trace.set_span_in_context(self._advance_span),
                                       attributes=attrs, start_time=start_ns)
