@@ -109,3 +109,15 @@ def test_the_preflight_passes_a_working_service_and_ignores_an_unconfigured_one(
         llm_env(server)
         with pytest.raises(Fail, match="LLM preflight failed"):
             preflight()
+
+
+def test_a_model_failure_after_the_preflight_is_shown_with_its_reason(tmp_path):
+    scope = tmp_path / "scope.md"
+    scope.write_text("I want to keep track of my plants and when I water them.\n", encoding="utf-8")
+    script = [json_reply(OK), error_reply(401, "key revoked"), error_reply(401, "key revoked")]
+    with FakeLlmServer(script) as server:
+        done = scopeflow(tmp_path / "home", "submit", str(scope), "--yes", llm=llm_vars(server))
+    failed = [line for line in done.stdout.splitlines() if line.startswith("✗ Analyse scope")]
+    assert failed, done.stdout + done.stderr
+    assert "LLM server refused the credentials" in failed[0] and "check SCOPEFLOW_LLM_API_KEY" in failed[0]
+    assert KEY not in done.stdout
