@@ -121,3 +121,12 @@ def test_a_model_failure_after_the_preflight_is_shown_with_its_reason(tmp_path):
     assert failed, done.stdout + done.stderr
     assert "LLM server refused the credentials" in failed[0] and "check SCOPEFLOW_LLM_API_KEY" in failed[0]
     assert KEY not in done.stdout
+
+
+def test_an_endpoint_without_a_model_fails_the_check_without_a_call(tmp_path):
+    with FakeLlmServer() as server:
+        done = scopeflow(tmp_path, "llm", "check", llm={"BASE_URL": server.base_url})
+        assert server.requests == []
+    assert done.returncode == 1
+    assert done.stdout.strip() == (f"✗ LLM no model at {server.base_url} (planner, builder, reviewer, analyst): "
+                                   "no LLM model configured: set SCOPEFLOW_LLM_MODEL")
