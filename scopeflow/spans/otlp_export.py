@@ -89,7 +89,9 @@ def exporter_to(endpoint: str, protocol: str = "") -> SpanExporter:
 
         return HttpExporter(endpoint=traces_url(endpoint))
     if protocol == "http/json":
-        return OtlpJsonExporter(traces_url(endpoint))
+        exporter = OtlpJsonExporter.from_env(os.environ)
+        exporter.url = traces_url(endpoint)
+        return exporter
     raise OtlpConfigError(f"OTLP protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
 
 
