@@ -22,14 +22,9 @@ from scopeflow.handlers.failures import (
     TRANSIENT,
     TaskFailure,
 )
-from scopeflow.handlers.llm import (
-    LlmClient,
-    LlmSettings,
-    ModelPrice,
-    ToolSpec,
-    retry_after_seconds,
-)
+from scopeflow.handlers.llm import LlmClient, ToolSpec, retry_after_seconds
 from scopeflow.handlers.llm_output import forget_modes
+from scopeflow.handlers.llm_settings import LlmSettings, ModelPrice
 from tests.fake_llm_server import (
     FakeLlmServer,
     completion,

@@ -12,7 +12,7 @@ from scopeflow.cli import EXIT_FAILED, Fail, SafeGroup, _print_json, main
 def _settings():
     """The LLM settings from ``SCOPEFLOW_LLM_*``; unreadable values are a one-line error (exit 2)."""
     from scopeflow.config import llm_environment
-    from scopeflow.handlers.llm import LlmSettings
+    from scopeflow.handlers.llm_settings import LlmSettings
 
     return LlmSettings.from_env(llm_environment())
 

@@ -47,7 +47,8 @@ from scopeflow.handlers.builder import safe_target, write_file
 from scopeflow.handlers.checks import trim_output
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import CONFIGURATION, DESIGN_FLAW, RECOVERABLE, TaskFailure
-from scopeflow.handlers.llm import LLM_ATTEMPTS, LLM_COST, SPAN_TYPE, LlmClient, LlmSettings
+from scopeflow.handlers.llm import LLM_ATTEMPTS, LLM_COST, SPAN_TYPE, LlmClient
+from scopeflow.handlers.llm_settings import LlmSettings
 from scopeflow.handlers.plan import Plan, PlanTask
 from scopeflow.handlers.planner import validate_plan
 from scopeflow.handlers.sandbox import run_sandboxed

@@ -17,7 +17,8 @@ from typing import Any
 from scopeflow.handlers.budget import Budget
 from scopeflow.handlers.context import RecordingContext
 from scopeflow.handlers.failures import TaskFailure
-from scopeflow.handlers.llm import LLM_OUTPUT_MODE, ROLES, LlmClient, LlmSettings
+from scopeflow.handlers.llm import LLM_OUTPUT_MODE, LlmClient
+from scopeflow.handlers.llm_settings import ROLES, LlmSettings
 
 PROBE_SCHEMA: dict[str, Any] = {
     "type": "object",
