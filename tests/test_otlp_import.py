@@ -154,3 +154,11 @@ def test_a_foreign_trace_becomes_an_imported_trace_that_the_printed_command_show
 def test_an_unknown_id_is_still_a_one_line_error(models, tmp_path):
     done = scopeflow(tmp_path / "home", models, "trace", "imported-0000")
     assert done.exit_code == 2 and "unknown instance imported-0000" in done.output
+
+
+def test_the_otlp_json_download_names_the_configured_service(hello_run, models, tmp_path, monkeypatch):
+    home, instance_id = hello_run
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "delivery-bot")
+    document = export(home, models, instance_id, tmp_path / "trace.json")
+    resource = {kv["key"]: kv["value"]["stringValue"] for kv in document["resourceSpans"][0]["resource"]["attributes"]}
+    assert resource["service.name"] == "delivery-bot" and resource["service.version"]

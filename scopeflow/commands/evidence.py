@@ -160,9 +160,10 @@ def trace(app: App, target: str, file: str | None, fmt: str, as_json: bool, outp
     elif fmt == "json":
         text = json.dumps([to_data(s) for s in spans], indent=2, sort_keys=True)
     else:
-        from scopeflow import __version__
+        from scopeflow.spans.tracing import service_resource
 
-        text = json.dumps(to_otlp_json(spans, {"service.name": "scopeflow", "service.version": __version__}),
+        resource = service_resource().attributes   # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES apply here too
+        text = json.dumps(to_otlp_json(spans, {key: resource[key] for key in ("service.name", "service.version")}),
                           indent=2, sort_keys=True)
     if output:
         Path(output).write_text(text + "\n", encoding="utf-8")
