@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from click.testing import CliRunner
 
-from scopeflow.cli import Fail
+from scopeflow.cli import Fail, main
 from scopeflow.commands.llm import preflight
 from tests.conftest import MODELS
 from tests.fake_llm_server import FakeLlmServer, error_reply, json_reply
@@ -20,12 +20,13 @@ KEY = "sk-check-SECRET-987"
 OK = {"ok": True}
 
 
-def scopeflow(home: Path, *args: str, llm: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCOPEFLOW_LLM_", "OTEL_"))}
-    env.update({"SCOPEFLOW_HOME": str(home), "SCOPEFLOW_MODELS": str(MODELS)})
+def scopeflow(home: Path, *args: str, llm: dict[str, str] | None = None):
+    """Run the CLI in-process, as a user would type it, with only the given SCOPEFLOW_LLM_* set."""
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith(("SCOPEFLOW_LLM_", "OTEL_"))}
+    env.update({"SCOPEFLOW_HOME": str(home), "SCOPEFLOW_MODELS": str(MODELS), "SCOPEFLOW_DATABASE_URL": None})
     env.update({f"SCOPEFLOW_LLM_{name}": value for name, value in (llm or {}).items()})
-    return subprocess.run([sys.executable, "-m", "scopeflow", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
 def llm_vars(server: FakeLlmServer, **extra: str) -> dict[str, str]:
