@@ -186,3 +186,15 @@ def test_a_submitted_llm_run_arrives_complete_in_phoenix(phoenix, protocol, tmp_
     roots = [span for span in received if span["parent_id"] is None]
     assert all(root["name"].startswith(f"advance delivery {result.instance_id[:8]}: ") for root in roots)
     assert len({root["context"]["trace_id"] for root in roots}) == len(roots) > 1   # one trace per advance
+    assert phoenix_sessions(base, project) == {result.instance_id: len(roots)}    # ...and one session for them
+
+
+def phoenix_sessions(base: str, project: str) -> dict[str, int]:
+    """Phoenix's sessions of ``project`` (grouped by the ``session.id`` attribute): id → number of traces."""
+    query = ("{ projects { edges { node { name sessions(first: 100) { edges { node { sessionId numTraces } } } } } } }")
+    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        projects = json.load(response)["data"]["projects"]["edges"]
+    [node] = [edge["node"] for edge in projects if edge["node"]["name"] == project]
+    return {edge["node"]["sessionId"]: edge["node"]["numTraces"] for edge in node["sessions"]["edges"]}
