@@ -570,6 +570,7 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
     """Run SCOPE_FILE (markdown, or - for stdin) through the delivery lifecycle."""
     from dataclasses import asdict
 
+    from scopeflow.commands.llm import preflight
     from scopeflow.lifecycle import MAX_SCOPE_BYTES, submit
 
     if scope_file == "-":
@@ -588,6 +589,7 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
             raise Fail(f"--secret takes NAME=VALUE, got {name or pair!r}")
         secrets[name] = value
     progress = (lambda line: None) if as_json else click.echo
+    preflight()   # with an LLM configured: a wrong endpoint, model or key fails here in one line
     result = submit(app.engine, text, yes=yes, secrets=secrets, progress=progress)
     if as_json:
         _print_json(asdict(result))
@@ -612,6 +614,7 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
 def _register_command_modules() -> None:
     """Command groups kept in their own modules attach themselves to ``main`` on import."""
     import scopeflow.commands.evidence  # noqa: F401
+    import scopeflow.commands.llm  # noqa: F401
     import scopeflow.commands.releases  # noqa: F401
     import scopeflow.commands.simulate  # noqa: F401
     import scopeflow.commands.web  # noqa: F401

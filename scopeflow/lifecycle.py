@@ -114,6 +114,8 @@ def _report_progress(engine: Engine, instance_id: str, shown: set[str], progress
                     if k in ("scopeflow.tests.passed", "scopeflow.tests.failed", "scopeflow.lint.errors",
                              "scopeflow.security.high", "scopeflow.human.actor", "scopeflow.failure.kind")}
         extra = "  " + " ".join(f"{k}={v}" for k, v in measured.items()) if measured else ""
+        if span.status == "ERROR" and span.status_message:   # say why, not only that it failed
+            extra += f"  — {span.status_message}"
         progress(f"{mark} {span.name} ({(span.end_ns - span.start_ns) / 1e9:.1f}s){extra}")
 
 

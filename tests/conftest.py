@@ -54,8 +54,10 @@ def require_service(name: str, reachable: bool, why: str) -> None:
 def llm_env(monkeypatch):
     """Point the LLM agents at a fake server (``llm_env(server, PRICES=...)``); until called, no
     endpoint is configured, whatever the surrounding environment says."""
+    from scopeflow.handlers.llm_output import forget_modes
     from tests.test_llm_agents import MODEL
 
+    forget_modes()   # what a server accepted is remembered per base URL, and loopback ports are reused
     for name in ("BASE_URL", "API_KEY", "MODEL", "PRICES", "MAX_TOKENS_PER_INSTANCE", "MAX_COST_PER_INSTANCE"):
         monkeypatch.delenv(f"SCOPEFLOW_LLM_{name}", raising=False)
 

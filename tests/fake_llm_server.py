@@ -124,6 +124,10 @@ class FakeLlmServer:
         return f"http://{host}:{port}/v1"
 
     @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
     def remaining(self) -> int:
         """Scripted responses not yet used."""
         with self._lock:

@@ -359,6 +359,63 @@ def test_a_rebuild_gives_the_model_the_feedback_its_files_and_their_failing_outp
     assert '"2024-01-04"' in (ctx.workspace / EXT_TESTS).read_text()
 
 
+def app_that_registers_the_feature(ctx) -> None:
+    """A minimal app dir whose ``app`` fixture registers the LLM feature module, as create_app() does."""
+    app = ctx.workspace / "app"
+    (app / "tests").mkdir(parents=True)
+    (app / "webapp" / "ext").mkdir(parents=True)
+    (app / "webapp" / "__init__.py").write_text("")
+    (app / "webapp" / "ext" / "__init__.py").write_text("")
+    (app / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
+    (app / "tests" / "conftest.py").write_text(textwrap.dedent(f"""\
+        import importlib
+
+        import pytest
+        from flask import Flask
+
+
+        @pytest.fixture
+        def app():
+            app = Flask("t")
+            importlib.import_module("webapp.ext.{SLUG}").register(app)
+            return app
+    """))
+
+
+def test_a_rebuild_after_failed_checks_keeps_an_llm_task_whose_own_tests_and_lint_pass(llm_env, ctx):
+    spec = structured_spec()
+    plan = llm_plan(spec)
+    app_that_registers_the_feature(ctx)
+    with FakeLlmServer([builder_answer()]) as server:
+        llm_env(server)
+        first = build_task(ctx, spec=spec.to_data(), plan=plan.to_data(), task_id="feature-2")
+        again = build_task(ctx, spec=spec.to_data(), plan=plan.to_data(), task_id="feature-2",
+                           feedback="recoverable: checks failed: 2 lint error(s)")
+        assert len(server.requests) == 1 and server.unscripted == 0
+    assert again["kept"] is True and again["files"] == first["files"]
+    assert ctx.recorded["scopeflow.build.kept"] is True and ctx.recorded["scopeflow.build.feedback_used"] is False
+    [check] = [s for s in ctx.child_spans if s.name == "scopeflow.build.self_check"]
+    assert (check.attributes["scopeflow.build.self_check.pytest_exit"],
+            check.attributes["scopeflow.build.self_check.ruff_exit"]) == (0, 0)
+
+
+@pytest.mark.parametrize("feedback", [
+    "recoverable: checks failed: 1 high-severity security finding(s)",   # not something its self-check sees
+    "Please show the next watering date in the list page too.",           # a reviewer's request
+])
+def test_a_rebuild_the_self_check_cannot_clear_asks_the_model_again(llm_env, ctx, feedback):
+    spec = structured_spec()
+    plan = llm_plan(spec)
+    app_that_registers_the_feature(ctx)
+    with FakeLlmServer([builder_answer(), builder_answer()]) as server:
+        llm_env(server)
+        build_task(ctx, spec=spec.to_data(), plan=plan.to_data(), task_id="feature-2")
+        again = build_task(ctx, spec=spec.to_data(), plan=plan.to_data(), task_id="feature-2", feedback=feedback)
+        assert len(server.requests) == 2
+        assert feedback in user_prompt(server)
+    assert "kept" not in again and ctx.recorded["scopeflow.build.feedback_used"] is True
+
+
 def test_template_tasks_stay_template_rendered_with_an_llm_configured(llm_env, ctx, tmp_path):
     spec = structured_spec()
     plan = llm_plan(spec)

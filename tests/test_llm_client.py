@@ -6,6 +6,7 @@ the budget charged for every attempt, and one GenAI span per HTTP attempt with n
 
 import json
 import math
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -21,13 +22,9 @@ from scopeflow.handlers.failures import (
     TRANSIENT,
     TaskFailure,
 )
-from scopeflow.handlers.llm import (
-    LlmClient,
-    LlmSettings,
-    ModelPrice,
-    ToolSpec,
-    retry_after_seconds,
-)
+from scopeflow.handlers.llm import LlmClient, ToolSpec, retry_after_seconds
+from scopeflow.handlers.llm_output import forget_modes
+from scopeflow.handlers.llm_settings import LlmSettings, ModelPrice
 from tests.fake_llm_server import (
     FakeLlmServer,
     completion,
@@ -52,6 +49,7 @@ ASK = [{"role": "user", "content": "Plan the todo app."}]
 
 @pytest.fixture
 def ctx(tmp_path):
+    forget_modes()   # what a server accepted is remembered per base URL, and loopback ports are reused
     return RecordingContext(instance_id="i-1", task_id="t-1", bpmn_id="plan", workspace=tmp_path)
 
 
@@ -87,7 +85,8 @@ def test_a_valid_json_reply_is_returned_and_fully_described_by_one_span(ctx):
     assert request.body["model"] == MODEL
     assert request.body["temperature"] == 0
     assert request.body["max_tokens"] == 500
-    assert request.body["response_format"] == {"type": "json_object"}
+    assert request.body["response_format"] == {
+        "type": "json_schema", "json_schema": {"name": "reply", "schema": SCHEMA, "strict": False}}
     assert "JSON" in request.body["messages"][0]["content"]
     assert request.body["messages"][-1] == ASK[0]
 
@@ -100,8 +99,12 @@ def test_a_valid_json_reply_is_returned_and_fully_described_by_one_span(ctx):
         "gen_ai.request.model": MODEL,
         "gen_ai.request.temperature": 0.0,
         "gen_ai.request.max_tokens": 500,
+        "gen_ai.output.type": "json",
+        "server.address": "127.0.0.1",
+        "server.port": server.port,
+        "scopeflow.llm.output_mode": "json_schema",
         "scopeflow.llm.role": "planner",
-        "scopeflow.llm.attempt": 1,
+        "scopeflow.llm.attempts": 1,
         "gen_ai.response.model": MODEL,
         "gen_ai.response.id": "chatcmpl-fake-1",
         "gen_ai.response.finish_reasons": ["stop"],
@@ -163,14 +166,16 @@ def test_a_json_array_is_not_an_object_and_is_re_asked(ctx):
 # -- HTTP failures ------------------------------------------------------------------------------
 
 
-def test_429_waits_at_least_the_retry_after_header_then_succeeds(ctx):
+def test_429_waits_at_least_the_retry_after_header_then_succeeds_in_one_span(ctx):
     with FakeLlmServer([rate_limited("0.2"), json_reply(GOOD)]) as server, make_client(server, ctx) as client:
         assert client.chat_json("planner", ASK, SCHEMA) == GOOD
 
     first, second = server.requests
     assert second.received_at - first.received_at >= 0.2
-    assert [s.attributes.get("error.type") for s in ctx.child_spans] == ["429", None]
-    assert [s.attributes["scopeflow.llm.attempt"] for s in ctx.child_spans] == [1, 2]
+    [span] = ctx.child_spans
+    assert span.attributes["scopeflow.llm.attempts"] == 2
+    assert span.attributes["scopeflow.llm.retried"] == ["429"]
+    assert "error.type" not in span.attributes
 
 
 def test_a_retry_after_longer_than_the_client_waits_is_transient_at_once(ctx):
@@ -188,7 +193,8 @@ def test_a_server_error_is_retried_and_counted_as_a_failed_call(ctx):
     with FakeLlmServer([error_reply(500), json_reply(GOOD)]) as server, \
             make_client(server, ctx, budget) as client:
         assert client.chat_json("planner", ASK, SCHEMA) == GOOD
-    assert ctx.child_spans[0].attributes["error.type"] == "500"
+    [span] = ctx.child_spans
+    assert span.attributes["scopeflow.llm.retried"] == ["500"] and "error.type" not in span.attributes
     assert (budget.calls, budget.failed_calls) == (2, 1)
 
 
@@ -202,7 +208,10 @@ def test_timeouts_become_transient_after_the_bounded_attempts(ctx):
 
     assert caught.value.kind == TRANSIENT
     assert "failed 2 attempts" in caught.value.message and "no answer within 0.2s" in caught.value.message
-    assert [s.attributes["error.type"] for s in ctx.child_spans] == ["timeout", "timeout"]
+    [span] = ctx.child_spans
+    assert span.attributes["error.type"] == "timeout"
+    assert span.attributes["scopeflow.llm.retried"] == ["timeout", "timeout"]
+    assert span.attributes["scopeflow.llm.attempts"] == 2
     assert elapsed < 1.0
 
 
@@ -219,13 +228,16 @@ def test_unauthorized_is_a_configuration_failure_without_retry_or_key(ctx):
     assert ctx.child_spans[0].attributes["error.type"] == "401"
 
 
-def test_a_bad_request_is_recoverable(ctx):
-    with FakeLlmServer([error_reply(400, "context length exceeded")]) as server, \
+def test_a_bad_request_to_a_form_the_server_accepted_is_recoverable_without_falling_back(ctx):
+    with FakeLlmServer([json_reply(GOOD), error_reply(400, "context length exceeded")]) as server, \
             make_client(server, ctx) as client:
+        client.chat_json("planner", ASK, SCHEMA)
         with pytest.raises(TaskFailure) as caught:
             client.chat_json("planner", ASK, SCHEMA)
     assert caught.value.kind == RECOVERABLE
     assert "context length exceeded" in caught.value.message
+    assert len(server.requests) == 2 and server.unscripted == 0
+    assert ctx.child_spans[1].attributes["error.type"] == "400"
 
 
 def test_a_page_that_is_not_a_chat_completion_is_a_configuration_failure(ctx):
@@ -241,8 +253,8 @@ def test_a_page_that_is_not_a_chat_completion_is_a_configuration_failure(ctx):
 
 
 def test_no_call_is_made_once_the_budget_is_exceeded(ctx):
-    budget = Budget(max_tokens=25)
-    with FakeLlmServer([json_reply(GOOD, usage=(12, 7))] * 3) as server, \
+    budget = Budget(max_tokens=400)
+    with FakeLlmServer([json_reply(GOOD, usage=(200, 10))] * 3) as server, \
             make_client(server, ctx, budget) as client:
         client.chat_json("planner", ASK, SCHEMA)
         client.chat_json("planner", ASK, SCHEMA)
@@ -250,9 +262,42 @@ def test_no_call_is_made_once_the_budget_is_exceeded(ctx):
             client.chat_json("planner", ASK, SCHEMA)
 
     assert caught.value.kind == EXTERNAL_BLOCKER
-    assert caught.value.message.startswith("LLM budget exceeded: 38 tokens spent, cap 25")
-    assert caught.value.details["spent_tokens"] == 38 and caught.value.details["calls"] == 2
+    assert caught.value.message.startswith("LLM budget exceeded: 420 tokens spent, cap 400")
+    assert caught.value.details["spent_tokens"] == 420 and caught.value.details["calls"] == 2
     assert len(server.requests) == 2
+
+
+PROMPT_TOKENS = 63   # the JSON instruction with SCHEMA plus ASK, at four characters a token
+
+
+def test_max_tokens_is_what_the_token_cap_leaves_after_the_prompt(ctx):
+    budget = Budget(max_tokens=1000, spent_tokens=200)
+    with FakeLlmServer([json_reply(GOOD), json_reply(GOOD)]) as server, \
+            make_client(server, ctx, budget) as client:
+        client.chat_json("planner", ASK, SCHEMA)
+        client.chat_json("planner", ASK, SCHEMA, max_tokens=100)
+    first, second = (r.body for r in server.requests)
+    assert first["max_tokens"] == 1000 - 200 - PROMPT_TOKENS
+    assert second["max_tokens"] == 100
+    assert [s.attributes["scopeflow.llm.max_tokens_from_budget"] for s in ctx.child_spans] == [True, False]
+    assert ctx.child_spans[0].attributes["gen_ai.request.max_tokens"] == first["max_tokens"]
+
+
+def test_the_cost_cap_becomes_max_tokens_at_the_models_output_price(ctx):
+    budget = Budget(max_cost=1000)   # prices: 1 micro-dollar per input token, 2 per output token
+    with FakeLlmServer([json_reply(GOOD)]) as server, make_client(server, ctx, budget) as client:
+        client.chat_json("planner", ASK, SCHEMA)
+    assert server.requests[0].body["max_tokens"] == (1000 - PROMPT_TOKENS) // 2
+
+
+def test_a_budget_too_small_for_a_useful_reply_is_refused_before_any_request(ctx):
+    budget = Budget(max_tokens=PROMPT_TOKENS + 31)
+    with FakeLlmServer([json_reply(GOOD)]) as server, make_client(server, ctx, budget) as client:
+        with pytest.raises(TaskFailure) as caught:
+            client.chat_json("planner", ASK, SCHEMA)
+    assert caught.value.kind == EXTERNAL_BLOCKER
+    assert f"a prompt of about {PROMPT_TOKENS} tokens leaves 31 output tokens" in caught.value.message
+    assert server.requests == [] and ctx.child_spans == []
 
 
 def test_a_cost_cap_needs_a_price_for_the_model(ctx):
@@ -332,7 +377,7 @@ def test_a_server_that_ignores_tools_falls_back_to_json_mode_loudly_and_for_good
 
     probe, fallback, later = (r.body for r in server.requests)
     assert "tools" in probe
-    assert "tools" not in fallback and fallback["response_format"] == {"type": "json_object"}
+    assert "tools" not in fallback and fallback["response_format"]["type"] == "json_schema"
     assert "tools" not in later
     assert ctx.recorded["scopeflow.fallback"] is True
     assert "without calling submit_plan" in ctx.recorded["scopeflow.fallback.reason"]
@@ -461,3 +506,92 @@ def test_nonsense_usage_figures_are_replaced_by_an_estimate(ctx):
             make_client(server, ctx) as client:
         assert client.chat_json("planner", ASK, SCHEMA) == GOOD
     assert ctx.child_spans[0].attributes["scopeflow.llm.usage_estimated"] is True
+
+
+# -- structured output: json_schema, then json_object, then plain text, found once per server -----
+
+
+def test_a_server_that_rejects_json_schema_is_asked_for_json_object_from_then_on(ctx):
+    script = [error_reply(400, "response_format json_schema is not supported"), json_reply(GOOD), json_reply(GOOD)]
+    with FakeLlmServer(script) as server:
+        with make_client(server, ctx) as client:
+            assert client.chat_json("planner", ASK, SCHEMA) == GOOD
+        with make_client(server, ctx) as later:   # another task, same server: no second probe
+            assert later.chat_json("planner", ASK, SCHEMA) == GOOD
+    formats = [r.body["response_format"]["type"] for r in server.requests]
+    assert formats == ["json_schema", "json_object", "json_object"]
+    rejected, accepted, again = (s.attributes for s in ctx.child_spans)
+    assert rejected["error.type"] == "400" and rejected["scopeflow.llm.output_mode"] == "json_schema"
+    assert accepted["scopeflow.llm.output_mode"] == again["scopeflow.llm.output_mode"] == "json_object"
+    assert "json_schema is not supported" in accepted["scopeflow.llm.output_mode_reason"]
+    assert accepted["gen_ai.output.type"] == "json"
+    assert "scopeflow.fallback" not in accepted and "scopeflow.fallback" not in ctx.recorded
+
+
+def test_a_server_that_rejects_both_json_forms_gets_plain_text_with_the_json_extracted_loudly(ctx):
+    prose = "Sure! Here is the plan: " + json.dumps(GOOD) + " Let me know if you need more."
+    script = [error_reply(400, "unknown field response_format"), error_reply(422, "unknown field response_format"),
+              completion(prose), completion(prose)]
+    with FakeLlmServer(script) as server:
+        with make_client(server, ctx) as client:
+            assert client.chat_json("planner", ASK, SCHEMA) == GOOD
+        with make_client(server, ctx) as later:
+            assert later.chat_json("planner", ASK, SCHEMA) == GOOD
+    assert [r.body.get("response_format", {}).get("type") for r in server.requests] == \
+        ["json_schema", "json_object", None, None]
+    text_span = ctx.child_spans[2].attributes
+    assert text_span["scopeflow.llm.output_mode"] == "text" and text_span["gen_ai.output.type"] == "text"
+    assert text_span["scopeflow.fallback"] is True
+    assert "JSON extracted from plain text" in text_span["scopeflow.fallback.reason"]
+    assert ctx.recorded["scopeflow.fallback"] is True
+
+
+def test_a_request_every_form_rejects_is_recoverable_and_nothing_is_remembered(ctx):
+    script = [error_reply(400, "prompt too long")] * 3 + [json_reply(GOOD)]
+    with FakeLlmServer(script) as server:
+        with make_client(server, ctx) as client:
+            with pytest.raises(TaskFailure) as caught:
+                client.chat_json("planner", ASK, SCHEMA)
+        with make_client(server, ctx) as later:
+            later.chat_json("planner", ASK, SCHEMA)
+    assert caught.value.kind == RECOVERABLE and "prompt too long" in caught.value.message
+    assert server.requests[-1].body["response_format"]["type"] == "json_schema"
+
+
+def test_in_json_modes_prose_around_the_json_is_re_asked_not_extracted(ctx):
+    prose = "Here you go: " + json.dumps(GOOD)
+    with FakeLlmServer([completion(prose), json_reply(GOOD)]) as server, make_client(server, ctx) as client:
+        assert client.chat_json("planner", ASK, SCHEMA) == GOOD
+    assert ctx.child_spans[0].attributes["error.type"] == "invalid_json"
+
+
+# -- GenAI span details -------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_server_is_transient_with_a_readable_error_type(ctx):
+    unused_tcp_port = closed_port()
+    settings = LlmSettings(base_url=f"http://127.0.0.1:{unused_tcp_port}/v1", model=MODEL, timeout_s=1)
+    with LlmClient(settings, Budget(), ctx, max_attempts=2, backoff_base_s=0.01) as client:
+        with pytest.raises(TaskFailure) as caught:
+            client.chat_json("planner", ASK, SCHEMA)
+    assert caught.value.kind == TRANSIENT
+    [span] = ctx.child_spans
+    assert span.attributes["error.type"] == "httpx.ConnectError"
+    assert span.attributes["scopeflow.llm.retried"] == ["httpx.ConnectError"] * 2
+    assert (span.attributes["server.address"], span.attributes["server.port"]) == ("127.0.0.1", unused_tcp_port)
+
+
+@pytest.mark.parametrize("url, address, port", [
+    ("https://api.openai.com/v1", "api.openai.com", 443),
+    ("http://ollama.lan/v1", "ollama.lan", 80),
+    ("http://[::1]:11434/v1", "::1", 11434),
+])
+def test_server_address_and_port_come_from_the_base_url(url, address, port):
+    settings = LlmSettings.from_env({"SCOPEFLOW_LLM_BASE_URL": url})
+    assert (settings.server_address, settings.server_port) == (address, port)

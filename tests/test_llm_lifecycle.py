@@ -13,10 +13,13 @@ import pytest
 
 from scopeflow.engine.service import Engine
 from scopeflow.engine.spanstore import load_spans
+from scopeflow.handlers.llm import estimate_tokens
 from scopeflow.handlers.plan import Plan
 from scopeflow.handlers.release import stop_all
 from scopeflow.lifecycle import submit
 from scopeflow.spans.evidence import evaluate
+from scopeflow.spans.registry_check import check_spans as registry_problems
+from scopeflow.spans.registry_check import undeclared_attributes
 from scopeflow.spans.rules import parse_rules
 from tests.conftest import MODELS, make_settings
 from tests.fake_llm_server import FakeLlmServer, json_reply
@@ -155,7 +158,16 @@ def test_a_prose_scope_is_delivered_by_the_llm_agents_with_gen_ai_evidence(engin
         assert attrs["gen_ai.request.model"] == attrs["gen_ai.response.model"] == MODEL
         assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (tokens_in, tokens_out)
         assert attrs["scopeflow.llm.usage_estimated"] is False
-        assert attrs["scopeflow.instance.id"] == result.instance_id
+        assert attrs["scopeflow.instance.id"] == attrs["session.id"] == result.instance_id
+        assert span.kind == "CLIENT"
+        assert (attrs["server.address"], attrs["server.port"]) == ("127.0.0.1", server.port)
+        assert attrs["gen_ai.output.type"] == "json" and attrs["scopeflow.llm.output_mode"] == "json_schema"
+    by_id = {s.span_id: s for s in spans}
+    parents = [by_id[s.parent_span_id] for s in gen_ai]
+    assert [p.attributes.get("scopeflow.span.type") for p in parents] == ["bpmn.task", "handler", "bpmn.task"]
+    assert parents[1].name == "scopeflow.build.llm"
+    assert by_id[parents[1].parent_span_id].attributes["scopeflow.bpmn.element.id"] == "build_each"
+    assert registry_problems(spans) == [] and undeclared_attributes(spans) == set()
     rules = parse_rules((MODELS / "delivery.evidence.toml").read_text(encoding="utf-8"))
     report = evaluate(rules, spans, stage="final")
     assert report.ok, [r.name for r in report.failed]
@@ -170,11 +182,13 @@ def test_the_token_cap_stops_a_builder_whose_code_always_fails_with_a_blocker_pl
         with FakeLlmServer(failing) as server:
             llm_env(server, MAX_TOKENS_PER_INSTANCE="3500")
             result = submit(engine, STRUCTURED_SCOPE, yes=True, start_data={"max_regenerations": 3})
-            requests = len(server.requests)
+            requests = list(server.requests)
     finally:
         stop_all(settings.releases_dir)
     assert (result.status, result.outcome) == ("blocked", "blocked"), result
-    assert requests == 1         # the first rebuild found 4000 of 3500 tokens spent and asked nothing
+    assert len(requests) == 1    # the first rebuild found 4000 of 3500 tokens spent and asked nothing
+    prompt = estimate_tokens("".join(m["content"] for m in requests[0].body["messages"]))
+    assert requests[0].body["max_tokens"] == 3500 - prompt   # the reply may use only what the cap leaves
     (blocker,) = result.blockers
     assert blocker["kind"] == "external_blocker" and blocker["stage"] == "execution"
     assert "LLM budget exceeded: 4000 tokens spent, cap 3500" in blocker["message"]

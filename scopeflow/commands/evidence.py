@@ -12,22 +12,55 @@ from scopeflow.cli import EXIT_FAILED, App, Fail, SafeGroup, _load_instance, _pr
 
 
 def _spans(app: App, instance_id: str) -> list:
+    """The stored spans of an instance, or of an imported trace (which has spans but no instance row)."""
     from scopeflow.engine.spanstore import load_spans
 
-    _load_instance(app, instance_id)
     with app.engine.sessions() as session:
-        return load_spans(session, instance_id)
+        spans = load_spans(session, instance_id)
+    if not spans:
+        _load_instance(app, instance_id)   # unknown id: a one-line error
+    return spans
+
+
+def _instance_or_none(app: App, instance_id: str):
+    from scopeflow.engine.models import Instance
+
+    with app.engine.sessions() as session:
+        return session.get(Instance, instance_id)
 
 
 def _rules_text(app: App, instance_id: str) -> str:
-    from scopeflow.engine.models import ModelVersion
-    from scopeflow.processes.catalog import catalog_from_files, evidence_path
+    """The evidence rules of the instance's model version; for an imported trace, of the model
+    version its spans name (stored here, else the models directory's model of that name)."""
+    from sqlalchemy import select
 
-    row = _load_instance(app, instance_id)
+    from scopeflow.engine.models import ModelVersion
+    from scopeflow.processes.catalog import catalog_from_files, evidence_path, scan
+    from scopeflow.spans import semconv
+
+    row = _instance_or_none(app, instance_id)
     with app.engine.sessions() as session:
-        version = session.get(ModelVersion, row.model_version_id)
+        if row is not None:
+            version = session.get(ModelVersion, row.model_version_id)
+            catalog = catalog_from_files(version.files)
+            return version.files.get(evidence_path(catalog.processes[row.model_name].file), "")
+        spans = _spans(app, instance_id)
+        named = next((s.attributes for s in spans if semconv.PROCESS_ID in s.attributes), None)
+        if named is None:
+            raise Fail(f"imported trace {instance_id} names no process model ({semconv.PROCESS_ID}): "
+                       "it has no evidence rules", EXIT_FAILED)
+        model, number = named[semconv.PROCESS_ID], named.get(semconv.PROCESS_VERSION)
+        version = session.scalars(select(ModelVersion).where(ModelVersion.name == model,
+                                                             ModelVersion.version == number)).first()
+    if version is not None:
         catalog = catalog_from_files(version.files)
-        return version.files.get(evidence_path(catalog.processes[row.model_name].file), "")
+        return version.files.get(evidence_path(catalog.processes[model].file), "")
+    catalog = scan(app.settings.models_dir)
+    if model not in catalog.processes:
+        raise Fail(f"imported trace {instance_id} ran model {model!r}, which is neither stored here nor in "
+                   f"{app.settings.models_dir}", EXIT_FAILED)
+    click.echo(f"(model {model} v{number} is not stored here: rules from {app.settings.models_dir})", err=True)
+    return catalog.files.get(evidence_path(catalog.processes[model].file), "")
 
 
 def chain_report(app: App, instance_id: str):
@@ -75,9 +108,10 @@ def evidence_verify(app: App, instance_id: str, expected_head: str | None, as_js
     from scopeflow.engine.spanstore import load_chain
     from scopeflow.spans.integrity import verify_chain
 
-    _load_instance(app, instance_id)
     with app.engine.sessions() as session:
         rows = load_chain(session, instance_id)
+    if not rows:
+        _load_instance(app, instance_id)   # unknown id: a one-line error
     report = verify_chain(rows, instance_id, key=app.engine.chain_key)
     result = dict(report.__dict__)
     if report.ok and expected_head:
@@ -107,8 +141,9 @@ def evidence_verify(app: App, instance_id: str, expected_head: str | None, as_js
 @pass_app
 def trace(app: App, target: str, file: str | None, fmt: str, as_json: bool, output: str | None) -> None:
     """`scopeflow trace ID`: the instance's spans (a tree, raw JSON or OTLP JSON).
-    `scopeflow trace import FILE`: read an OTLP JSON trace back (stored when its instance has no
-    spans here; otherwise compared with the stored spans)."""
+    `scopeflow trace import FILE`: read OTLP JSON (one object, or JSON Lines as a collector's file
+    exporter writes) back: each instance's spans are compared with the stored ones in any order, or
+    stored when there are none; a foreign trace is stored as an imported trace of its own."""
     if target == "import":
         if not file:
             raise Fail("usage: scopeflow trace import FILE")
@@ -125,9 +160,10 @@ def trace(app: App, target: str, file: str | None, fmt: str, as_json: bool, outp
     elif fmt == "json":
         text = json.dumps([to_data(s) for s in spans], indent=2, sort_keys=True)
     else:
-        from scopeflow import __version__
+        from scopeflow.spans.tracing import service_resource
 
-        text = json.dumps(to_otlp_json(spans, {"service.name": "scopeflow", "service.version": __version__}),
+        resource = service_resource().attributes   # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES apply here too
+        text = json.dumps(to_otlp_json(spans, {key: resource[key] for key in ("service.name", "service.version")}),
                           indent=2, sort_keys=True)
     if output:
         Path(output).write_text(text + "\n", encoding="utf-8")
@@ -137,35 +173,40 @@ def trace(app: App, target: str, file: str | None, fmt: str, as_json: bool, outp
 
 
 def _import(app: App, path: Path) -> None:
+    """Compare each instance's spans in the file with the stored record, or store them when none is."""
     from scopeflow.engine.spanstore import append_records, load_spans
-    from scopeflow.handlers.serde import to_data
-    from scopeflow.spans.otlp_json import OtlpError, from_otlp_json
+    from scopeflow.spans.otlp_json import OtlpError, from_otlp_json_text
+    from scopeflow.spans.trace_import import compare, group_spans, is_imported
 
     if not path.is_file():
         raise Fail(f"no such file: {path}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        spans = from_otlp_json(data)
-    except json.JSONDecodeError as exc:
-        raise Fail(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+        groups = group_spans(from_otlp_json_text(path.read_text(encoding="utf-8")))
+    except UnicodeDecodeError:
+        raise Fail(f"{path} is not UTF-8 text") from None
     except OtlpError as exc:
         raise Fail(f"{path} is not OTLP JSON: {exc}") from None
-    by_instance: dict[str, list] = {}
-    for span in spans:
-        by_instance.setdefault(span.instance_id, []).append(span)
-    for instance_id, records in sorted(by_instance.items()):
+    if not groups:
+        click.echo(f"{path}: no spans")
+        return
+    differs = False
+    for instance_id, records in sorted(groups.items()):
+        what = "imported trace" if is_imported(instance_id) else "instance"
         with app.engine.sessions() as session:
             stored = load_spans(session, instance_id)
         if stored:
-            same = [to_data(s) for s in stored] == [to_data(s) for s in records]
-            click.echo(f"{instance_id}: {len(records)} spans; "
-                       + ("identical to the stored record" if same else "DIFFERS from the stored record"))
-            if not same:
-                sys.exit(EXIT_FAILED)
+            comparison = compare(stored, records)
+            click.echo(f"{what} {instance_id}: {len(records)} spans; "
+                       + ("identical to the stored record" if comparison.identical
+                          else f"DIFFERS from the stored record: {comparison.summary()}"))
+            differs = differs or not comparison.identical
             continue
         with app.engine.sessions.begin() as session:
             head = append_records(session, instance_id, records, app.engine.chain_key)
-        click.echo(f"{instance_id}: imported {len(records)} spans (chain head {head})")
+        click.echo(f"{what} {instance_id}: imported {len(records)} spans (chain head {head[:16]}…); "
+                   f"view with: scopeflow trace {instance_id}")
+    if differs:
+        sys.exit(EXIT_FAILED)
 
 
 @main.command("stats")

@@ -64,6 +64,7 @@ class Runner:
     _open: dict[Any, trace.Span] = field(default_factory=dict)
     _started: dict[Any, float] = field(default_factory=dict)
     _advance_span: trace.Span | None = None
+    _steps_run: list[str] = field(default_factory=list)      # BPMN names of the tasks this advance ran
     _last_checkpoint: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -87,10 +88,13 @@ class Runner:
             semconv.ADVANCE_REASON: reason,
             "scopeflow.span.type": "advance",
         }
-        span = self.tracer.start_span(f"advance {self.identity.model_name}", links=links,
+        # The root says which instance and why (backends without span links list each advance apart).
+        name = f"advance {self.identity.model_name} {self.identity.instance_id[:8]}: {reason}"
+        span = self.tracer.start_span(name, links=links,
                                       context=trace.set_span_in_context(trace.INVALID_SPAN),
                                       attributes=attributes)
         self._advance_span = span
+        self._steps_run = []
         new_carrier: dict[str, str] = {}
         PROPAGATOR.inject(new_carrier, context=trace.set_span_in_context(span))
         try:
@@ -100,6 +104,9 @@ class Runner:
             raise
         finally:
             span.set_attribute(semconv.ADVANCE_STEPS, self.steps)
+            if self._steps_run:
+                first, last = self._steps_run[0], self._steps_run[-1]
+                span.update_name(f"{name} ({first})" if first == last else f"{name} ({first} … {last})")
             span.end()
             self._advance_span = None
 
@@ -146,6 +153,7 @@ class Runner:
         if not getattr(task.task_spec, "bpmn_id", None):
             return  # internal specs (Start, EndJoin) are not BPMN elements
         name = task.task_spec.bpmn_name or task.task_spec.bpmn_id
+        self._steps_run.append(name)
         self._open[task.id] = self.tracer.start_span(
             name, context=trace.set_span_in_context(self._advance_span), attributes=self._task_attributes(task))
         self._started[task.id] = time.monotonic()
@@ -195,6 +203,7 @@ class Runner:
         else:
             attrs[semconv.HUMAN_ROLES] = list(decider.roles)
         start_ns = int(task.last_state_change * 1e9)
+        self._steps_run.append(task.task_spec.bpmn_name or task.task_spec.bpmn_id)
         span = self.tracer.start_span(task.task_spec.bpmn_name or task.task_spec.bpmn_id,
                                       context=trace.set_span_in_context(self._advance_span),
                                       attributes=attrs, start_time=start_ns)
@@ -243,10 +252,12 @@ class Runner:
                 for key, value in attributes.items():
                     span.set_attribute(key, _attr_value(value, self.redact))
 
+        nested: list[trace.Span] = []   # a handler's open child spans: a span opened inside one is its child
+
         @contextlib.contextmanager
         def open_span(name: str, attributes: dict[str, Any]) -> Iterator[ChildSpan]:
             handle = ChildSpan(name, attributes)
-            parent = trace.set_span_in_context(span or self._advance_span)
+            parent = trace.set_span_in_context(nested[-1] if nested else span or self._advance_span)
             span_type = attributes.get("scopeflow.span.type", "handler")
             base = {semconv.INSTANCE_ID: identity.instance_id,
                     semconv.BPMN_ELEMENT_ID: task.task_spec.bpmn_id,
@@ -255,12 +266,14 @@ class Runner:
             kind = SpanKind.CLIENT if span_type == "gen_ai" else SpanKind.INTERNAL
             with self.tracer.start_as_current_span(name, context=parent, attributes=base, kind=kind,
                                                    record_exception=False, set_status_on_exception=False) as child:
+                nested.append(child)
                 try:
                     yield handle
                 except BaseException as exc:
                     self._fail_span(child, exc)
                     raise
                 finally:
+                    nested.pop()
                     for key, value in handle.attributes.items():
                         child.set_attribute(key, _attr_value(value, self.redact))
 

@@ -115,7 +115,7 @@ class Engine:
         self.settings = settings
         private_dir(settings.home)   # the home holds the key, the workspaces and maybe the database
         self.sessions = session_factory(settings.effective_database_url)
-        self.telemetry = telemetry_ or telemetry(settings.otlp_endpoint, settings.otlp_protocol)
+        self.telemetry = telemetry_ or telemetry()   # OTLP export follows the OTEL_* variables
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._secrets: SecretStore | None = None
         self._secret_lock = threading.Lock()

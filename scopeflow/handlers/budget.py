@@ -24,6 +24,7 @@ from typing import Any
 
 from scopeflow.handlers.failures import EXTERNAL_BLOCKER, TaskFailure
 
+MIN_OUTPUT_TOKENS = 32   # fewer output tokens than this cannot hold a useful JSON reply
 _FIELDS = ("max_tokens", "max_cost", "spent_tokens", "spent_cost", "calls", "failed_calls")
 _CAPS = ("max_tokens", "max_cost")
 
@@ -88,6 +89,36 @@ class Budget:
             f"LLM budget exceeded: {'; '.join(parts)}",
             {"exceeded": exceeded, **self.to_data()},
         )
+
+    def output_allowance(self, prompt_tokens: int, input_per_mtok: int | None = None,
+                         output_per_mtok: int | None = None) -> int | None:
+        """How many output tokens the next call may ask for (``max_tokens``), or None without a cap.
+
+        What is left of the token cap after the prompt (``prompt_tokens``, an estimate), and what
+        is left of the cost cap after the prompt's price, turned into output tokens at the model's
+        output price. A call asked to stay inside this cannot take the spend a whole call past a cap.
+        Raises ``external_blocker`` when fewer than :data:`MIN_OUTPUT_TOKENS` are left.
+        """
+        _require_count("prompt_tokens", prompt_tokens)
+        limits = []
+        if self.max_tokens is not None:
+            limits.append(self.max_tokens - self.spent_tokens - prompt_tokens)
+        if self.max_cost is not None and output_per_mtok:
+            prompt_cost = -(-prompt_tokens * (input_per_mtok or 0) // 1_000_000)
+            money_left = self.max_cost - self.spent_cost - prompt_cost
+            limits.append(money_left * 1_000_000 // output_per_mtok)
+        if not limits:
+            return None
+        allowed = min(limits)
+        if allowed < MIN_OUTPUT_TOKENS:
+            raise TaskFailure(
+                EXTERNAL_BLOCKER,
+                f"LLM budget too small for the next call: a prompt of about {prompt_tokens} tokens leaves "
+                f"{max(allowed, 0)} output tokens under the caps (at least {MIN_OUTPUT_TOKENS} needed)",
+                {"exceeded": [], "prompt_tokens": prompt_tokens, "output_tokens_left": max(allowed, 0),
+                 **self.to_data()},
+            )
+        return allowed
 
     def to_data(self) -> dict[str, Any]:
         """The plain dict shape documented in the module docstring (JSON-safe)."""

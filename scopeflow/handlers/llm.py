@@ -1,11 +1,11 @@
 """The agents' LLM client: any OpenAI-compatible chat-completions server, JSON replies checked
-against a schema, bounded retries, a per-instance budget, and one GenAI span per HTTP attempt.
+against a schema, bounded retries, a per-instance budget, and one GenAI span per logical call.
 
 Why ``httpx`` rather than the ``openai`` package: we use only the portable subset of the chat
-completions API (``POST {base}/chat/completions``; see notes/ui-and-peers.md), which OpenAI,
-Ollama, vLLM and llama.cpp all serve. httpx is small, synchronous with explicit timeouts, and
-ties us to no vendor's SDK, its retry policy or its telemetry; retries, budgets and spans stay
-ours, so they behave the same against every server.
+completions API (``POST {base}/chat/completions``), which OpenAI, Ollama, vLLM and llama.cpp all
+serve. httpx is small, synchronous with explicit timeouts, and ties us to no vendor's SDK, its
+retry policy or its telemetry; retries, budgets and spans stay ours, so they behave the same
+against every server.
 
 Handlers never see HTTP: they call :meth:`LlmClient.chat_json` (or :meth:`LlmClient.chat_tool`)
 and get a dict that satisfies their schema, or a ``TaskFailure`` of the right kind:
@@ -13,10 +13,20 @@ and get a dict that satisfies their schema, or a ``TaskFailure`` of the right ki
 - timeouts, connection errors, 408/409/425/429 and 5xx are retried with backoff (honouring
   ``Retry-After``) up to ``max_attempts``, then ``transient``;
 - 401/403 (bad key), 404 (wrong base URL or model), redirects, other 4xx, and a 2xx body that is
-  not a chat completion are ``configuration``; 400/413/422 (the request itself) are ``recoverable``;
+  not a chat completion are ``configuration``; 400/413/422 (the request itself) are ``recoverable``,
+  except that a 400/422 to a structured-output form the server never accepted moves to the next
+  form (:mod:`scopeflow.handlers.llm_output`);
 - a reply that is not JSON or breaks the schema is re-asked with the problem appended, at most
   ``max_reasks`` times, then ``recoverable``;
-- a spent budget is ``external_blocker`` (see :mod:`scopeflow.handlers.budget`).
+- a spent budget is ``external_blocker`` (see :mod:`scopeflow.handlers.budget`), and every request
+  asks for at most the output tokens the budget has left (``max_tokens``).
+
+**Spans** follow the OpenTelemetry GenAI conventions: one ``chat {model}`` span of kind CLIENT per
+logical call (a re-ask is a new call; HTTP retries of one call are counted on its span in
+``scopeflow.llm.attempts`` and ``scopeflow.llm.retried``), with ``server.address``/``server.port``,
+``gen_ai.output.type`` and ``error.type`` (the HTTP status, ``timeout``, ``httpx.<Error>``,
+``invalid_response``, ``invalid_json``, ``schema_violation``). It is a child of whatever span the
+agent has open (e.g. ``scopeflow.build.llm``), else of the task's span.
 
 When ``SCOPEFLOW_LLM_BASE_URL`` is unset, :attr:`LlmSettings.configured` is False and callers use
 their offline agents; nothing here runs.
@@ -25,34 +35,47 @@ their offline agents; nothing here runs.
 from __future__ import annotations
 
 import json
+import logging
 import math
-import re
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
-import jsonschema
-from jsonschema.exceptions import best_match
 
 from scopeflow.handlers.budget import Budget
 from scopeflow.handlers.context import ChildSpan, TaskContext
 from scopeflow.handlers.failures import CONFIGURATION, RECOVERABLE, TRANSIENT, TaskFailure
+from scopeflow.handlers.llm_output import (
+    REJECTED_STATUS,
+    TEXT,
+    OutputMode,
+    UnusableReply,
+    known_mode,
+    parse_json_object,
+    remember_mode,
+    response_format,
+    validator_for,
+)
+from scopeflow.handlers.llm_settings import LlmSettings
 from scopeflow.redaction import secret_redactor
 from scopeflow.spans.semconv import FALLBACK, FALLBACK_REASON
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
-ROLES = ("planner", "builder", "reviewer", "analyst")
 
 # Attribute names: the GenAI semantic conventions (notes/opentelemetry.md) plus ours.
 SPAN_TYPE = "scopeflow.span.type"
 LLM_ROLE = "scopeflow.llm.role"
-LLM_ATTEMPT = "scopeflow.llm.attempt"
+LLM_ATTEMPTS = "scopeflow.llm.attempts"
+LLM_RETRIED = "scopeflow.llm.retried"
+LLM_OUTPUT_MODE = "scopeflow.llm.output_mode"
+LLM_OUTPUT_MODE_REASON = "scopeflow.llm.output_mode_reason"
+LLM_MAX_TOKENS_FROM_BUDGET = "scopeflow.llm.max_tokens_from_budget"
 LLM_COST = "scopeflow.llm.cost"
 LLM_COST_PRICED = "scopeflow.llm.cost_priced"
 LLM_USAGE_ESTIMATED = "scopeflow.llm.usage_estimated"
@@ -60,154 +83,6 @@ LLM_REPLY_PROBLEM = "scopeflow.llm.reply_problem"
 
 _RETRYABLE_STATUS = {408, 409, 425, 429}
 _REQUEST_PROBLEM_STATUS = {400, 413, 422}
-
-
-# --------------------------------------------------------------------------------------------
-# Settings
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelPrice:
-    """What a model costs, in micro-dollars per million tokens (integers, like all money here)."""
-
-    input_per_mtok: int
-    output_per_mtok: int
-
-    def cost(self, input_tokens: int, output_tokens: int) -> int:
-        """Cost of one call in micro-dollars, rounded up so the spend is never under-counted."""
-        total = input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok
-        return math.ceil(total / 1_000_000)
-
-
-@dataclass(frozen=True)
-class LlmSettings:
-    """Where the LLM is, which model each agent role uses, what it costs, and the caps."""
-
-    base_url: str = ""
-    api_key: str = field(default="", repr=False)
-    model: str = ""
-    role_models: Mapping[str, str] = field(default_factory=dict)
-    provider: str = ""
-    timeout_s: float = 60.0
-    prices: Mapping[str, ModelPrice] = field(default_factory=dict)
-    capture_content: bool = False
-    max_tokens_per_instance: int | None = None
-    max_cost_per_instance: int | None = None
-
-    @property
-    def configured(self) -> bool:
-        """False without a base URL: the agents then run offline, exactly as before."""
-        return bool(self.base_url)
-
-    @property
-    def provider_name(self) -> str:
-        """``gen_ai.provider.name``: the explicit setting, else guessed from the base URL."""
-        if self.provider:
-            return self.provider
-        parts = urlsplit(self.base_url)
-        if parts.hostname == "api.openai.com":
-            return "openai"
-        if parts.port == 11434:
-            return "ollama"
-        return "openai_compatible"
-
-    def model_for(self, role: str) -> str:
-        """The model for an agent role: its own setting, else the default model."""
-        if role not in ROLES:
-            raise ValueError(f"unknown LLM role {role!r}; expected one of {', '.join(ROLES)}")
-        model = self.role_models.get(role) or self.model
-        if not model:
-            raise TaskFailure(
-                CONFIGURATION,
-                f"no LLM model for role {role!r}: set SCOPEFLOW_LLM_MODEL or SCOPEFLOW_LLM_MODEL_{role.upper()}",
-                {"role": role},
-            )
-        return model
-
-    def new_budget(self) -> Budget:
-        """A fresh budget with this deployment's per-instance caps."""
-        return Budget(max_tokens=self.max_tokens_per_instance, max_cost=self.max_cost_per_instance)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> LlmSettings:
-        """Read the ``SCOPEFLOW_LLM_*`` variables from ``environ`` (pass ``os.environ`` in production)."""
-        base_url = environ.get("SCOPEFLOW_LLM_BASE_URL", "").strip().rstrip("/")
-        if base_url and urlsplit(base_url).scheme not in ("http", "https"):
-            raise ValueError(f"SCOPEFLOW_LLM_BASE_URL must be an http(s) URL, got {base_url!r}")
-        return cls(
-            base_url=base_url,
-            api_key=environ.get("SCOPEFLOW_LLM_API_KEY", ""),
-            model=environ.get("SCOPEFLOW_LLM_MODEL", ""),
-            role_models={
-                role: environ[f"SCOPEFLOW_LLM_MODEL_{role.upper()}"]
-                for role in ROLES
-                if environ.get(f"SCOPEFLOW_LLM_MODEL_{role.upper()}")
-            },
-            provider=environ.get("SCOPEFLOW_LLM_PROVIDER", ""),
-            timeout_s=_env_timeout(environ, "SCOPEFLOW_LLM_TIMEOUT", 60.0),
-            prices=_parse_prices(environ.get("SCOPEFLOW_LLM_PRICES", "")),
-            capture_content=_env_flag(environ, "SCOPEFLOW_LLM_CAPTURE_CONTENT"),
-            max_tokens_per_instance=_env_count(environ, "SCOPEFLOW_LLM_MAX_TOKENS_PER_INSTANCE"),
-            max_cost_per_instance=_env_count(environ, "SCOPEFLOW_LLM_MAX_COST_PER_INSTANCE"),
-        )
-
-
-def _env_timeout(environ: Mapping[str, str], name: str, default: float) -> float:
-    value = environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {value!r}") from None
-    if not seconds > 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return seconds
-
-
-def _env_count(environ: Mapping[str, str], name: str) -> int | None:
-    value = environ.get(name, "").strip()
-    if not value:
-        return None
-    if not value.isdigit():
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
-def _env_flag(environ: Mapping[str, str], name: str) -> bool:
-    value = environ.get(name, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ValueError(f"{name} must be 1 or 0, got {value!r}")
-
-
-def _parse_prices(text: str) -> dict[str, ModelPrice]:
-    """``{"model": {"input_per_mtok": int, "output_per_mtok": int}}`` in micro-dollars."""
-    if not text.strip():
-        return {}
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"SCOPEFLOW_LLM_PRICES is not valid JSON: {exc.msg}") from None
-    if not isinstance(raw, dict):
-        raise ValueError("SCOPEFLOW_LLM_PRICES must be a JSON object of model → prices")
-    prices = {}
-    for model, entry in raw.items():
-        if not isinstance(entry, dict) or set(entry) != {"input_per_mtok", "output_per_mtok"}:
-            raise ValueError(
-                f"SCOPEFLOW_LLM_PRICES[{model!r}] must have exactly input_per_mtok and output_per_mtok"
-            )
-        for key, value in entry.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(
-                    f"SCOPEFLOW_LLM_PRICES[{model!r}].{key} must be a non-negative integer "
-                    f"(micro-dollars per million tokens), got {value!r}"
-                )
-        prices[model] = ModelPrice(**entry)
-    return prices
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,20 +116,24 @@ class ToolSpec:
 class _RetryLater(Exception):
     """An attempt failed in a way another attempt may not (timeout, 429, 5xx)."""
 
-    def __init__(self, reason: str, retry_after: str | None = None):
+    def __init__(self, error_type: str, reason: str, retry_after: str | None = None):
         super().__init__(reason)
+        self.error_type = error_type
         self.reason = reason
         self.retry_after = retry_after
 
 
-class _UnusableReply(Exception):
-    """The server answered, but the content is not what was asked for (re-ask with ``problem``)."""
+class _Refused(Exception):
+    """An attempt failed in a way no retry mends (bad key, wrong URL, a request the server rejects)."""
 
-    def __init__(self, error_type: str, problem: str):
-        super().__init__(problem)
+    def __init__(self, error_type: str, failure: TaskFailure):
+        super().__init__(failure.message)
         self.error_type = error_type
-        self.problem = problem
-        self.reply_text = ""        # what the model said, echoed back to it when re-asking
+        self.failure = failure
+
+
+class _ToolsUnsupported(UnusableReply):
+    """The first tool request showed the server does not do tool calls: switch to JSON mode."""
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -278,43 +157,9 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _estimate_tokens(text: str) -> int:
+def estimate_tokens(text: str) -> int:
     """The usual rough guess when a server reports no usage: one token per four characters."""
     return math.ceil(len(text) / 4)
-
-
-_FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
-
-
-def _parse_json_object(text: str, validator: jsonschema.protocols.Validator) -> dict[str, Any]:
-    """The JSON object in ``text`` if it satisfies the schema; else :class:`_UnusableReply`.
-
-    One surrounding Markdown code fence is tolerated, since local models often add one even in
-    JSON mode; anything else that is not a bare JSON object is a problem to re-ask about.
-    """
-    fenced = _FENCE.match(text or "")
-    body = fenced.group(1) if fenced else (text or "")
-    try:
-        data = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise _UnusableReply("invalid_json", f"the reply is not valid JSON ({exc.msg} at line {exc.lineno} "
-                                             f"column {exc.colno})") from None
-    if not isinstance(data, dict):
-        raise _UnusableReply("invalid_json", f"the reply is JSON but not an object (got {type(data).__name__})")
-    error = best_match(validator.iter_errors(data))
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        raise _UnusableReply("schema_violation", f"the JSON breaks the schema at {where}: {error.message}")
-    return data
-
-
-def _validator_for(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
-    cls = jsonschema.validators.validator_for(schema)
-    try:
-        cls.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise ValueError(f"invalid JSON schema for an LLM reply: {exc.message}") from None
-    return cls(schema)
 
 
 def _check_messages(messages: list[dict[str, Any]]) -> None:
@@ -359,10 +204,6 @@ def _output_json(reply: ChatReply) -> str:
                       "arguments": function.get("arguments", "")})
     finish = reply.finish_reasons[0] if reply.finish_reasons else ""
     return json.dumps([{"role": "assistant", "parts": parts, "finish_reason": finish}])
-
-
-class _ToolsUnsupported(_UnusableReply):
-    """The first tool request showed the server does not do tool calls: switch to JSON mode."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -435,11 +276,12 @@ class LlmClient:
     ) -> dict[str, Any]:
         """A JSON object from the ``role``'s model that satisfies ``schema``.
 
-        JSON mode (``response_format: json_object``) with the schema in a leading system message;
-        a reply that is not JSON or breaks the schema is re-asked with the problem appended, at most
-        ``max_reasks`` times, then ``TaskFailure("recoverable")``.
+        Structured output in the strongest form the server accepts (see :mod:`llm_output`), with
+        the schema also in a leading system message; a reply that is not JSON or breaks the schema
+        is re-asked with the problem appended, at most ``max_reasks`` times, then
+        ``TaskFailure("recoverable")``. ``max_tokens`` caps the reply; the budget may cap it lower.
         """
-        validator = _validator_for(schema)
+        validator = validator_for(schema)
         _check_messages(messages)
         model = self._model(role)
         return self._json_mode(role, model, messages, schema, validator, max_reasks, max_tokens, {})
@@ -460,7 +302,7 @@ class LlmClient:
         for this and every later call, loudly: ``scopeflow.fallback=true`` and the reason go on
         the task span and on every span of the fallback calls.
         """
-        validator = _validator_for(tool.parameters)
+        validator = validator_for(tool.parameters)
         _check_messages(messages)
         model = self._model(role)
         if self._tools_supported is not False:
@@ -469,7 +311,7 @@ class LlmClient:
             except _ToolsUnsupported as unsupported:
                 self._fallback_reason = unsupported.problem
             except TaskFailure as failure:
-                if self._tools_supported is not None or failure.details.get("status") not in (400, 422):
+                if self._tools_supported is not None or failure.details.get("status") not in REJECTED_STATUS:
                     raise
                 self._fallback_reason = f"the server rejected the tools request: {failure.message}"
             self._tools_supported = False
@@ -478,17 +320,55 @@ class LlmClient:
         return self._json_mode(role, model, messages, tool.parameters, validator, max_reasks, max_tokens,
                                {FALLBACK: True, FALLBACK_REASON: reason})
 
-    # -- the re-ask loop ----------------------------------------------------------------------
+    # -- structured output and the re-ask loop ------------------------------------------------
 
     def _json_mode(self, role: str, model: str, messages: list[dict[str, Any]], schema: dict[str, Any],
                    validator: Any, max_reasks: int, max_tokens: int | None,
                    span_attrs: dict[str, Any]) -> dict[str, Any]:
+        """Ask in the server's known form; a form the server rejects is dropped for the next one."""
         conversation = [{"role": "system", "content": _json_instruction(schema)}, *messages]
-        return self._ask_until_usable(
-            role, model, conversation, {"response_format": {"type": "json_object"}},
-            lambda reply: _parse_json_object(reply.content, validator), _json_reask,
-            max_reasks, max_tokens, span_attrs,
-        )
+        output = known_mode(self.settings.base_url)
+        while True:
+            attrs = self._mode_attributes(output, span_attrs)
+
+            def interpret(reply: ChatReply, extract: bool = output.mode == TEXT) -> dict[str, Any]:
+                return parse_json_object(reply.content, validator, extract=extract)
+
+            try:
+                return self._ask_until_usable(role, model, conversation, response_format(output.mode, schema),
+                                              interpret, _json_reask, max_reasks, max_tokens, attrs, output)
+            except TaskFailure as failure:
+                weaker = self._weaker_mode(output, failure)
+                if weaker is None:
+                    raise
+                output = weaker
+
+    def _weaker_mode(self, output: OutputMode, failure: TaskFailure) -> OutputMode | None:
+        """The next form when the server rejected this one (400/422 before it ever accepted it)."""
+        status = failure.details.get("status")
+        accepted = known_mode(self.settings.base_url)
+        if status not in REJECTED_STATUS or (accepted.confirmed and accepted.mode == output.mode):
+            return None
+        reason = self.redact(f"the server rejected {output.mode} (HTTP {status}: {failure.details.get('detail', '')})")
+        weaker = output.next(reason)
+        if weaker is not None:
+            log.warning("LLM server %s: %s; trying %s", self.settings.base_url, reason, weaker.mode)
+        return weaker
+
+    def _mode_attributes(self, output: OutputMode, span_attrs: dict[str, Any]) -> dict[str, Any]:
+        """Span attributes that say which form was used and why; plain text is marked a fallback."""
+        attrs: dict[str, Any] = {"gen_ai.output.type": "text" if output.mode == TEXT else "json",
+                                 LLM_OUTPUT_MODE: output.mode}
+        if output.reason:
+            attrs[LLM_OUTPUT_MODE_REASON] = output.reason
+        attrs.update(span_attrs)
+        if output.is_fallback:
+            reason = f"no JSON response format accepted, JSON extracted from plain text: {output.reason}"
+            if span_attrs.get(FALLBACK_REASON):
+                reason = f"{span_attrs[FALLBACK_REASON]}; {reason}"
+            attrs.update({FALLBACK: True, FALLBACK_REASON: self.redact(reason)})
+            self.ctx.record({FALLBACK: True, FALLBACK_REASON: self.redact(reason)})
+        return attrs
 
     def _tool_mode(self, role: str, model: str, messages: list[dict[str, Any]], tool: ToolSpec,
                    validator: Any, max_reasks: int, max_tokens: int | None) -> dict[str, Any]:
@@ -503,7 +383,7 @@ class LlmClient:
 
         return self._ask_until_usable(
             role, model, list(messages), extra, lambda reply: self._tool_arguments(reply, tool, validator),
-            reask, max_reasks, max_tokens, {},
+            reask, max_reasks, max_tokens, {"gen_ai.output.type": "json", LLM_OUTPUT_MODE: "tools"}, None,
         )
 
     def _tool_arguments(self, reply: ChatReply, tool: ToolSpec, validator: Any) -> dict[str, Any]:
@@ -512,23 +392,23 @@ class LlmClient:
         if not calls:
             if self._tools_supported is None:
                 raise _ToolsUnsupported("tools_unsupported", f"the server answered without calling {tool.name}")
-            raise _UnusableReply("no_tool_call", f"the reply did not call the function {tool.name}")
+            raise UnusableReply("no_tool_call", f"the reply did not call the function {tool.name}")
         self._tools_supported = True
-        return _parse_json_object(calls[0]["function"].get("arguments") or "", validator)
+        return parse_json_object(calls[0]["function"].get("arguments") or "", validator)
 
     def _ask_until_usable(self, role: str, model: str, conversation: list[dict[str, Any]],
                           extra: dict[str, Any], interpret: Callable[[ChatReply], T],
                           reask: Callable[[str], str], max_reasks: int, max_tokens: int | None,
-                          span_attrs: dict[str, Any]) -> T:
+                          span_attrs: dict[str, Any], output: OutputMode | None) -> T:
         if max_reasks < 0:
             raise ValueError(f"max_reasks must be 0 or more, got {max_reasks}")
         problem = ""
         for _ in range(max_reasks + 1):
             try:
-                return self._exchange(role, model, conversation, extra, interpret, max_tokens, span_attrs)
+                return self._call(role, model, conversation, extra, interpret, max_tokens, span_attrs, output)
             except _ToolsUnsupported:
                 raise
-            except _UnusableReply as bad:
+            except UnusableReply as bad:
                 problem = bad.problem
                 conversation = [*conversation, {"role": "assistant", "content": bad.reply_text},
                                 {"role": "user", "content": reask(problem)}]
@@ -539,29 +419,74 @@ class LlmClient:
             {"role": role, "model": model, "replies": replies, "last_problem": self.redact(problem)},
         )
 
-    # -- one logical request, retried over HTTP -----------------------------------------------
+    # -- one logical call: one span, HTTP attempts inside it -----------------------------------
 
-    def _exchange(self, role: str, model: str, messages: list[dict[str, Any]], extra: dict[str, Any],
-                  interpret: Callable[[ChatReply], T], max_tokens: int | None,
-                  span_attrs: dict[str, Any]) -> T:
+    def _call(self, role: str, model: str, messages: list[dict[str, Any]], extra: dict[str, Any],
+              interpret: Callable[[ChatReply], T], max_tokens: int | None, span_attrs: dict[str, Any],
+              output: OutputMode | None) -> T:
+        """One inference request as one ``chat {model}`` CLIENT span; retries are attempts inside it."""
         body: dict[str, Any] = {"model": model, "messages": messages, "temperature": 0, **extra}
-        if max_tokens is not None:
-            body["max_tokens"] = max_tokens
-        last: _RetryLater | None = None
+        self.budget.check()
+        allowed = self._output_allowance(body, model)
+        limits = [n for n in (max_tokens, allowed) if n is not None]
+        if limits:
+            body["max_tokens"] = min(limits)
+        with self.ctx.span(f"chat {model}", **{SPAN_TYPE: "gen_ai"}) as span:
+            self._set(span, {**self._request_attributes(role, body), **span_attrs})
+            if allowed is not None:
+                self._set(span, {LLM_MAX_TOKENS_FROM_BUDGET: max_tokens is None or allowed < max_tokens})
+            if self.settings.capture_content:
+                self._set(span, {"gen_ai.input.messages": _messages_json(body["messages"])})
+            reply = self._send(span, body)
+            if output is not None and not output.confirmed:
+                remember_mode(self.settings.base_url, output)
+            self._record_reply(span, reply)
+            try:
+                value = interpret(reply)
+            except UnusableReply as bad:
+                bad.reply_text = reply.content or json.dumps([c.get("function") for c in reply.tool_calls])
+                self._set(span, {"error.type": bad.error_type, LLM_REPLY_PROBLEM: bad.problem})
+                self._charge(span, reply, model, failed=True)
+                raise
+            self._charge(span, reply, model, failed=False)
+            return value
+
+    def _output_allowance(self, body: dict[str, Any], model: str) -> int | None:
+        """Output tokens the budget leaves for this request (None without caps); see Budget.output_allowance."""
+        price = self.settings.prices.get(model)
+        prompt = estimate_tokens("".join(m["content"] for m in body["messages"]))
+        return self.budget.output_allowance(prompt, price.input_per_mtok if price else None,
+                                            price.output_per_mtok if price else None)
+
+    def _send(self, span: ChildSpan, body: dict[str, Any]) -> ChatReply:
+        """POST until a usable HTTP answer; every attempt is charged, failed ones as failed calls."""
+        retried: list[str] = []
         for attempt in range(1, self.max_attempts + 1):
             self.budget.check()
+            self._set(span, {LLM_ATTEMPTS: attempt})
             try:
-                return self._attempt(role, body, interpret, attempt, span_attrs)
+                return self._read_reply(self._post(body), body)
+            except _Refused as refused:
+                self._failed(span, refused.error_type)
+                raise refused.failure from None
             except _RetryLater as problem:
-                last = problem
-                if attempt < self.max_attempts:
+                self.budget.charge(0, 0, 0, failed=True)
+                retried.append(problem.error_type)
+                self._set(span, {LLM_RETRIED: retried})
+                if attempt == self.max_attempts:
+                    self._set(span, {"error.type": problem.error_type})
+                    raise TaskFailure(
+                        TRANSIENT,
+                        self.redact(f"LLM server {self._url} failed {self.max_attempts} attempts; "
+                                    f"last: {problem.reason}"),
+                        {"url": self._url, "attempts": self.max_attempts, "last_problem": self.redact(problem.reason)},
+                    ) from None
+                try:
                     self._sleep(self._retry_delay(problem, attempt))
-        reason = last.reason if last else "no attempt made"
-        raise TaskFailure(
-            TRANSIENT,
-            self.redact(f"LLM server {self._url} failed {self.max_attempts} attempts; last: {reason}"),
-            {"url": self._url, "attempts": self.max_attempts, "last_problem": self.redact(reason)},
-        )
+                except TaskFailure:
+                    self._set(span, {"error.type": problem.error_type})
+                    raise
+        raise AssertionError("unreachable: the loop returns or raises")
 
     def _retry_delay(self, problem: _RetryLater, attempt: int) -> float:
         """Seconds to wait before the next attempt: ``Retry-After`` if given, else exponential backoff."""
@@ -580,50 +505,31 @@ class LlmClient:
                               {"delay_s": delay, "time_left_s": left})
         return delay
 
-    def _attempt(self, role: str, body: dict[str, Any], interpret: Callable[[ChatReply], T],
-                 attempt: int, span_attrs: dict[str, Any]) -> T:
-        """One HTTP request as one span ``chat {model}``; charges the budget whatever happens."""
-        model = body["model"]
-        with self.ctx.span(f"chat {model}") as span:
-            self._set(span, {**self._request_attributes(role, body, attempt), **span_attrs})
-            if self.settings.capture_content:
-                self._set(span, {"gen_ai.input.messages": _messages_json(body["messages"])})
-            response = self._post(span, body)
-            reply = self._read_reply(span, response, body)
-            self._record_reply(span, reply)
-            try:
-                value = interpret(reply)
-            except _UnusableReply as bad:
-                bad.reply_text = reply.content or json.dumps([c.get("function") for c in reply.tool_calls])
-                self._set(span, {"error.type": bad.error_type, LLM_REPLY_PROBLEM: bad.problem})
-                self._charge(span, reply, model, failed=True)
-                raise
-            self._charge(span, reply, model, failed=False)
-            return value
-
     # -- HTTP and the response ----------------------------------------------------------------
 
-    def _post(self, span: ChildSpan, body: dict[str, Any]) -> httpx.Response:
+    def _post(self, body: dict[str, Any]) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else {}
         try:
             response = self._http.post(self._url, json=body, headers=headers)
         except httpx.TimeoutException as exc:
-            self._failed(span, "timeout")
-            raise _RetryLater(f"no answer within {self.settings.timeout_s}s ({type(exc).__name__})") from None
+            raise _RetryLater("timeout", f"no answer within {self.settings.timeout_s}s ({type(exc).__name__})") \
+                from None
         except httpx.TransportError as exc:
-            self._failed(span, type(exc).__name__)
-            raise _RetryLater(f"could not reach the server ({type(exc).__name__}: {exc})") from None
+            raise _RetryLater(f"httpx.{type(exc).__name__}",
+                              f"could not reach the server ({type(exc).__name__}: {exc})") from None
         if 200 <= response.status_code < 300:
             return response
-        self._failed(span, str(response.status_code))
-        raise self._status_problem(response)
+        problem = self._status_problem(response)
+        if isinstance(problem, TaskFailure):
+            raise _Refused(str(response.status_code), problem)
+        raise problem
 
-    def _status_problem(self, response: httpx.Response) -> Exception:
+    def _status_problem(self, response: httpx.Response) -> _RetryLater | TaskFailure:
         """The failure an HTTP error status means (see the module docstring for the mapping)."""
         status = response.status_code
         detail = self.redact(_error_detail(response))
         if status in _RETRYABLE_STATUS or status >= 500:
-            return _RetryLater(f"HTTP {status}: {detail}", response.headers.get("Retry-After"))
+            return _RetryLater(str(status), f"HTTP {status}: {detail}", response.headers.get("Retry-After"))
         details = {"status": status, "url": self._url, "detail": detail}
         if status in (401, 403):
             return TaskFailure(CONFIGURATION, f"LLM server refused the credentials (HTTP {status}: {detail}); "
@@ -639,7 +545,7 @@ class LlmClient:
                                               "set SCOPEFLOW_LLM_BASE_URL to the final address", details)
         return TaskFailure(CONFIGURATION, f"LLM server answered HTTP {status}: {detail}", details)
 
-    def _read_reply(self, span: ChildSpan, response: httpx.Response, body: dict[str, Any]) -> ChatReply:
+    def _read_reply(self, response: httpx.Response, body: dict[str, Any]) -> ChatReply:
         try:
             payload = response.json()
             choices = payload["choices"]
@@ -647,21 +553,20 @@ class LlmClient:
             if not isinstance(message, dict):
                 raise TypeError("message is not an object")
         except (ValueError, KeyError, IndexError, TypeError):
-            self._failed(span, "invalid_response")
-            raise TaskFailure(
+            raise _Refused("invalid_response", TaskFailure(
                 CONFIGURATION,
                 f"LLM server at {self._url} answered HTTP {response.status_code} without a chat completion; "
                 "is SCOPEFLOW_LLM_BASE_URL an OpenAI-compatible /v1 endpoint?",
                 {"status": response.status_code, "body_start": self.redact(response.text[:200])},
-            ) from None
+            )) from None
         content = message.get("content") if isinstance(message.get("content"), str) else ""
         tool_calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
         usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
         input_tokens, output_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
         estimated = not (_is_count(input_tokens) and _is_count(output_tokens))
         if estimated:
-            input_tokens = _estimate_tokens("".join(m["content"] for m in body["messages"]))
-            output_tokens = _estimate_tokens(content + (json.dumps(tool_calls) if tool_calls else ""))
+            input_tokens = estimate_tokens("".join(m["content"] for m in body["messages"]))
+            output_tokens = estimate_tokens(content + (json.dumps(tool_calls) if tool_calls else ""))
         return ChatReply(
             content=content,
             tool_calls=tool_calls,
@@ -676,15 +581,15 @@ class LlmClient:
 
     # -- spans and the budget -----------------------------------------------------------------
 
-    def _request_attributes(self, role: str, body: dict[str, Any], attempt: int) -> dict[str, Any]:
+    def _request_attributes(self, role: str, body: dict[str, Any]) -> dict[str, Any]:
         attrs: dict[str, Any] = {
-            SPAN_TYPE: "gen_ai",
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": self.settings.provider_name,
             "gen_ai.request.model": body["model"],
             "gen_ai.request.temperature": float(body["temperature"]),
+            "server.address": self.settings.server_address,
+            "server.port": self.settings.server_port,
             LLM_ROLE: role,
-            LLM_ATTEMPT: attempt,
         }
         if "max_tokens" in body:
             attrs["gen_ai.request.max_tokens"] = body["max_tokens"]

@@ -14,15 +14,17 @@ settings, i.e. when ``SCOPEFLOW_LLM_BASE_URL`` is set. What the LLM does for eac
   (:func:`plan_llm_features`). Integrations stay unbuildable: they need an outside service.
 - **builder** — an ``author="llm"`` task is written by the model as JSON ``{"files": {path: text}}``
   whose keys are exactly the task's owned files (:func:`build_llm_task`). On a rebuild with
-  ``feedback`` the model also gets its current files and the output of its own tests and lint,
-  run in the sandbox, and rewrites them.
+  ``feedback`` its own tests and lint are run in the sandbox first: after failed checks that they
+  cover (compile, lint, tests) a task whose own run passes is kept as it is (``scopeflow.build.kept``,
+  no model call); otherwise the model gets its current files and that output, and rewrites them.
 - **reviewer** — the rationale a human reviewer reads comes from the model
   (:func:`review_rationale`); the confidence stays the computed formula.
 
 **Budget from evidence.** Before an agent talks to the model, the instance's spend so far is summed
 from its recorded spans (:func:`spent_budget`: ``gen_ai.usage.*`` tokens and ``scopeflow.llm.cost``
-of every span with ``scopeflow.span.type = "gen_ai"``); the caps come from the settings. The client
-checks the budget before every request and raises ``external_blocker`` once a cap is exceeded.
+of every span with ``scopeflow.span.type = "gen_ai"``, and its ``scopeflow.llm.attempts`` as calls);
+the caps come from the settings. The client checks the budget before every request, asks for no
+more output tokens than the caps leave, and raises ``external_blocker`` once a cap is exceeded.
 
 **What the report gets** (:func:`llm_written_files`): from the plan alone, a list of
 ``{"task_id": str, "title": str, "path": str}``, one per file of each ``author="llm"`` task.
@@ -31,8 +33,10 @@ checks the budget before every request and raises ``external_blocker`` once a ca
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +47,8 @@ from scopeflow.handlers.builder import safe_target, write_file
 from scopeflow.handlers.checks import trim_output
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import CONFIGURATION, DESIGN_FLAW, RECOVERABLE, TaskFailure
-from scopeflow.handlers.llm import LLM_COST, SPAN_TYPE, LlmClient, LlmSettings
+from scopeflow.handlers.llm import LLM_ATTEMPTS, LLM_COST, SPAN_TYPE, LlmClient
+from scopeflow.handlers.llm_settings import LlmSettings
 from scopeflow.handlers.plan import Plan, PlanTask
 from scopeflow.handlers.planner import validate_plan
 from scopeflow.handlers.sandbox import run_sandboxed
@@ -114,6 +119,8 @@ def spent_budget(settings: LlmSettings, ctx: TaskContext) -> Budget:
                       _count(attributes.get("gen_ai.usage.output_tokens")),
                       _count(attributes.get(LLM_COST)),
                       failed="error.type" in attributes)
+        for _ in range(_count(attributes.get(LLM_ATTEMPTS)) - 1):   # retried attempts: failed calls, no tokens
+            budget.charge(0, 0, 0, failed=True)
     return budget
 
 
@@ -421,8 +428,16 @@ def builder_messages(ctx: TaskContext, spec: Spec, task: PlanTask, feedback: str
             {"role": "user", "content": "\n".join(request)}]
 
 
-def self_check_output(ctx: TaskContext, task: PlanTask) -> str | None:
-    """What pytest and ruff say now about the task's own files (sandboxed), or None if none exist.
+@dataclass(frozen=True)
+class SelfCheck:
+    """What pytest and ruff said about one task's own files."""
+
+    output: str          # trimmed tool output, what the model gets on a rebuild
+    passed: bool         # both exited 0
+
+
+def self_check(ctx: TaskContext, task: PlanTask) -> SelfCheck | None:
+    """Run pytest and ruff on the task's own files (sandboxed); None if none of them exist.
 
     This is the failing output the model gets on a rebuild: measured here, not taken from the
     one-line feedback, which only names the failing check.
@@ -433,18 +448,39 @@ def self_check_output(ctx: TaskContext, task: PlanTask) -> str | None:
         return None
     tests = [path for path in rel if path.startswith("tests/")]
     hide = (hidden_from_checks(ctx.workspace),)  # the LLM's code sees no store, key or other workspace
-    outputs = []
+    outputs, exits = [], []
     with ctx.span("scopeflow.build.self_check", **{"scopeflow.build.task": task.id}) as span:
         if tests:
             result = run_sandboxed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
                                    cwd=app_dir, timeout_s=SELF_CHECK_TIMEOUT_S, hide=hide)
             outputs.append(f"$ pytest {' '.join(tests)} (exit {result.returncode})\n{result.stdout}{result.stderr}")
             span.set(**{"scopeflow.build.self_check.pytest_exit": result.returncode})
+            exits.append(result.returncode)
         result = run_sandboxed([sys.executable, "-m", "ruff", "check", "--no-cache", *rel],
                                cwd=app_dir, timeout_s=SELF_CHECK_TIMEOUT_S, hide=hide)
         outputs.append(f"$ ruff check (exit {result.returncode})\n{result.stdout}{result.stderr}")
         span.set(**{"scopeflow.build.self_check.ruff_exit": result.returncode})
-    return trim_output("\n".join(outputs))
+        exits.append(result.returncode)
+    complete = len(rel) == len(task.files) and bool(tests)
+    return SelfCheck(trim_output("\n".join(outputs)), passed=complete and not any(exits))
+
+
+def self_check_output(ctx: TaskContext, task: PlanTask) -> str | None:
+    """The self-check's output alone (see :func:`self_check`)."""
+    check = self_check(ctx, task)
+    return check.output if check else None
+
+
+# Verification feedback the self-check covers: pytest (which imports the module through the app)
+# and ruff see compile errors, lint errors and failing tests in the task's own files. A security
+# finding or a human reviewer's comment is not attributable that way: every LLM task is rewritten.
+_COVERED_FEEDBACK = f"{RECOVERABLE}: checks failed: "
+
+
+def keeps_on_rebuild(feedback: str | None, check: SelfCheck | None) -> bool:
+    """Whether a rebuild may keep an LLM task's files: the verifier failed, but not on this task."""
+    return bool(feedback and feedback.startswith(_COVERED_FEEDBACK) and "security" not in feedback
+                and check is not None and check.passed)
 
 
 def _check_module(task: PlanTask, files: dict[str, str]) -> None:
@@ -472,9 +508,11 @@ def build_llm_task(ctx: TaskContext, settings: LlmSettings | None, spec: Spec, p
         raise TaskFailure(CONFIGURATION, f"plan task {task.id} is to be written by an LLM but "
                           "SCOPEFLOW_LLM_BASE_URL is not set", {"task_id": task.id})
     targets = {path: safe_target(ctx.workspace, path) for path in task.files}
+    check = self_check(ctx, task) if feedback else None
+    if keeps_on_rebuild(feedback, check):
+        return _keep_task(ctx, task, targets)
     with open_client(settings, ctx) as client:
-        self_check = self_check_output(ctx, task) if feedback else None
-        messages = builder_messages(ctx, spec, task, feedback, self_check)
+        messages = builder_messages(ctx, spec, task, feedback, check.output if check else None)
         with ctx.span("scopeflow.build.llm", **{"scopeflow.build.task": task.id}) as span:
             answer = client.chat_json("builder", messages, files_schema(task))
             files = [{"path": path, "sha256": write_file(targets[path], answer["files"][path])}
@@ -484,6 +522,15 @@ def build_llm_task(ctx: TaskContext, settings: LlmSettings | None, spec: Spec, p
                 "scopeflow.build.author": LLM_AUTHOR, "scopeflow.build.feedback_used": bool(feedback)})
     _check_module(task, answer["files"])
     return {"task_id": task.id, "files": files, "author": LLM_AUTHOR}
+
+
+def _keep_task(ctx: TaskContext, task: PlanTask, targets: dict[str, Path]) -> dict[str, Any]:
+    """A rebuild leaves a task whose own tests and lint pass as it is: no model call, files unchanged."""
+    files = [{"path": path, "sha256": hashlib.sha256(targets[path].read_bytes()).hexdigest()} for path in task.files]
+    ctx.record({"scopeflow.build.files": len(files), "scopeflow.build.task": task.id,
+                "scopeflow.build.author": LLM_AUTHOR, "scopeflow.build.feedback_used": False,
+                "scopeflow.build.kept": True})
+    return {"task_id": task.id, "files": files, "author": LLM_AUTHOR, "kept": True}
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 from collections import Counter
 from typing import Any
 
@@ -40,6 +41,7 @@ KIND_NAMES = {code: name for name, code in KIND_CODES.items()} | {0: "INTERNAL"}
 STATUS_CODES = {"UNSET": 0, "OK": 1, "ERROR": 2}
 STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
 INT64 = (-(2**63), 2**63 - 1)
+IMPORTED_PREFIX = "imported-"    # the id a foreign trace (spans without scopeflow.instance.id) is stored under
 
 
 class OtlpError(ValueError):
@@ -58,7 +60,12 @@ def to_request(spans: list[SpanRecord], resource_attributes: dict[str, Any]) -> 
 
 def to_otlp_json(spans: list[SpanRecord], resource_attributes: dict[str, Any]) -> dict[str, Any]:
     """The canonical OTLP/JSON object (``{"resourceSpans": [...]}``), ids in hex."""
-    data = json_format.MessageToDict(to_request(spans, resource_attributes), use_integers_for_enums=True)
+    return request_to_json(to_request(spans, resource_attributes))
+
+
+def request_to_json(request: ExportTraceServiceRequest) -> dict[str, Any]:
+    """Any export request (ours, or the SDK's encoding of live spans) as OTLP/JSON, ids in hex."""
+    data = json_format.MessageToDict(request, use_integers_for_enums=True)
     _recode_ids(data, _base64_to_hex)
     return data
 
@@ -71,7 +78,9 @@ def to_protobuf(spans: list[SpanRecord], resource_attributes: dict[str, Any]) ->
 def _span(record: SpanRecord) -> Span:
     where = f"span {record.span_id}"
     carried = record.attributes.get(semconv.INSTANCE_ID)
-    if record.instance_id and carried != record.instance_id:
+    # A foreign trace is stored under an id of its own that its spans do not carry (import gives it back).
+    foreign = carried is None and record.instance_id.startswith(IMPORTED_PREFIX)
+    if record.instance_id and carried != record.instance_id and not foreign:
         raise OtlpError(f"{where}: instance_id {record.instance_id!r} is not in attribute "
                         f"{semconv.INSTANCE_ID} (found {carried!r}); it would be lost in OTLP")
     if record.kind not in KIND_CODES:
@@ -144,6 +153,32 @@ def from_otlp_json(data: Any) -> list[SpanRecord]:
 
     Fields with unknown names are ignored, as the OTLP spec requires of JSON receivers.
     """
+    return records_from_request(_request_from_json(data))
+
+
+def from_otlp_json_text(text: str) -> list[SpanRecord]:
+    """Spans from a file's text: one OTLP/JSON object, or JSON Lines (one object per line, what the
+    OpenTelemetry Collector's file exporter writes), read as one request in line order."""
+    try:
+        return from_otlp_json(json.loads(text))
+    except json.JSONDecodeError as whole:
+        if whole.msg != "Extra data":   # JSON Lines: the first object parses, then more follows
+            raise OtlpError(f"not JSON: {whole.msg} at line {whole.lineno} column {whole.colno}") from None
+        lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    merged = ExportTraceServiceRequest()
+    for number, line in lines:
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise OtlpError(f"line {number} is not JSON: {exc.msg} at column {exc.colno}") from None
+        try:
+            merged.resource_spans.extend(_request_from_json(data).resource_spans)
+        except OtlpError as exc:
+            raise OtlpError(f"line {number}: {exc}") from None
+    return records_from_request(merged)
+
+
+def _request_from_json(data: Any) -> ExportTraceServiceRequest:
     if not isinstance(data, dict) or not isinstance(data.get("resourceSpans", data.get("resource_spans")), list):
         raise OtlpError("not OTLP/JSON trace data: expected an object with a 'resourceSpans' list")
     data = copy.deepcopy(data)
@@ -153,7 +188,7 @@ def from_otlp_json(data: Any) -> list[SpanRecord]:
         json_format.ParseDict(data, request, ignore_unknown_fields=True)
     except json_format.ParseError as exc:
         raise OtlpError(f"not OTLP/JSON trace data: {str(exc).splitlines()[0]}") from None
-    return records_from_request(request)
+    return request
 
 
 def from_protobuf(body: bytes) -> list[SpanRecord]:

@@ -69,6 +69,7 @@ BUILD_FILES = "scopeflow.build.files"
 BUILD_FEEDBACK_IGNORED = "scopeflow.build.feedback_ignored"
 BUILD_AUTHOR = "scopeflow.build.author"
 BUILD_FEEDBACK_USED = "scopeflow.build.feedback_used"
+BUILD_KEPT = "scopeflow.build.kept"
 BUILD_SELF_CHECK_PYTEST_EXIT = "scopeflow.build.self_check.pytest_exit"
 BUILD_SELF_CHECK_RUFF_EXIT = "scopeflow.build.self_check.ruff_exit"
 
@@ -109,7 +110,11 @@ REPORT_BYTES = "scopeflow.report.bytes"
 
 # On ``chat {model}`` spans, beside the GenAI conventions' ``gen_ai.*`` (handlers/llm.py sets them).
 LLM_ROLE = "scopeflow.llm.role"
-LLM_ATTEMPT = "scopeflow.llm.attempt"
+LLM_ATTEMPTS = "scopeflow.llm.attempts"            # HTTP attempts of one logical call
+LLM_RETRIED = "scopeflow.llm.retried"              # error.type of each attempt that was retried
+LLM_OUTPUT_MODE = "scopeflow.llm.output_mode"      # json_schema | json_object | text | tools
+LLM_OUTPUT_MODE_REASON = "scopeflow.llm.output_mode_reason"
+LLM_MAX_TOKENS_FROM_BUDGET = "scopeflow.llm.max_tokens_from_budget"
 LLM_COST = "scopeflow.llm.cost"                    # micro-dollars, rounded up
 LLM_COST_PRICED = "scopeflow.llm.cost_priced"
 LLM_USAGE_ESTIMATED = "scopeflow.llm.usage_estimated"

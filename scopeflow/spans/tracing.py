@@ -4,6 +4,12 @@ The evidence store is not an exporter: ``EvidenceBuffer`` keeps finished spans i
 instance, until the engine's checkpoint writes them in the same transaction as the workflow state.
 State and evidence therefore commit together, and a crash loses both or neither.
 Sampling is ``ALWAYS_ON`` on purpose: a ratio sampler would silently delete evidence.
+
+The OTLP mirror is configured by the standard ``OTEL_*`` variables, read by the SDK itself (see
+:mod:`scopeflow.spans.otlp_export`); the resource honours ``OTEL_SERVICE_NAME`` and
+``OTEL_RESOURCE_ATTRIBUTES`` and falls back to ``service.name=scopeflow``. Every span of an
+instance also carries ``session.id`` = the instance id, so a backend that keeps no span links
+(each advance is its own trace) still groups one run's traces together.
 """
 
 from __future__ import annotations
@@ -13,15 +19,20 @@ import threading
 from collections import defaultdict
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from scopeflow import __version__
 from scopeflow.spans import semconv
+from scopeflow.spans.otlp_export import exporter_from_env, exporter_to
 
 log = logging.getLogger(__name__)
+
+SESSION_ID = "session.id"     # OpenTelemetry's session attribute; Scopeflow sets it to the instance id
+DEFAULT_SERVICE_NAME = "scopeflow"
 
 
 class EvidenceBuffer(SpanProcessor):
@@ -58,35 +69,53 @@ class EvidenceBuffer(SpanProcessor):
         return True
 
 
+class SessionIdProcessor(SpanProcessor):
+    """Sets ``session.id`` to the span's ``scopeflow.instance.id`` when the span starts.
+
+    At start, so the attribute is on the span for every later processor and exporter alike.
+    """
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        instance_id = (span.attributes or {}).get(semconv.INSTANCE_ID)
+        if instance_id and SESSION_ID not in (span.attributes or {}):
+            span.set_attribute(SESSION_ID, str(instance_id))
+
+
+def service_resource() -> Resource:
+    """The SDK's resource (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, detectors), with
+    ``service.name=scopeflow`` and ``service.version`` wherever the environment names neither."""
+    detected = Resource.create()
+    from_env = OTELResourceDetector().detect().attributes
+    ours = {key: value for key, value in {"service.name": DEFAULT_SERVICE_NAME, "service.version": __version__}.items()
+            if key not in from_env}
+    return detected.merge(Resource(ours))
+
+
 class Telemetry:
-    """One provider per process, with the evidence buffer and the optional OTLP mirror."""
+    """One provider per process, with the evidence buffer and the optional OTLP mirror.
+
+    Without arguments the mirror follows the ``OTEL_*`` environment; ``otlp_endpoint`` (a base
+    URL, like ``OTEL_EXPORTER_OTLP_ENDPOINT``) and ``otlp_protocol`` override it (tests do).
+    """
 
     def __init__(self, otlp_endpoint: str = "", otlp_protocol: str = "") -> None:
         self.buffer = EvidenceBuffer()
-        resource = Resource.create({"service.name": "scopeflow", "service.version": __version__})
-        self.provider = TracerProvider(resource=resource, sampler=ALWAYS_ON)
+        self.resource = service_resource()
+        self.provider = TracerProvider(resource=self.resource, sampler=ALWAYS_ON)
+        self.provider.add_span_processor(SessionIdProcessor())
         self.provider.add_span_processor(self.buffer)
-        self.otlp_endpoint = otlp_endpoint
-        if otlp_endpoint:
-            self.provider.add_span_processor(BatchSpanProcessor(_otlp_exporter(otlp_endpoint, otlp_protocol)))
+        exporter = exporter_to(otlp_endpoint, otlp_protocol) if otlp_endpoint else exporter_from_env()
+        self.exporter = exporter
+        if exporter is not None:
+            self.provider.add_span_processor(BatchSpanProcessor(exporter))
         self.tracer = self.provider.get_tracer("scopeflow", __version__)
+
+    @property
+    def exporting(self) -> bool:
+        return self.exporter is not None
 
     def shutdown(self) -> None:
         self.provider.shutdown()
-
-
-def _otlp_exporter(endpoint: str, protocol: str):
-    """HTTP/protobuf by default (the OTel default), gRPC when ``OTEL_EXPORTER_OTLP_PROTOCOL=grpc``."""
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
-        return GrpcExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-
-    url = endpoint.rstrip("/")
-    if not url.endswith("/v1/traces"):
-        url += "/v1/traces"
-    return HttpExporter(endpoint=url)
 
 
 _telemetry: Telemetry | None = None
@@ -94,7 +123,7 @@ _telemetry_lock = threading.Lock()
 
 
 def telemetry(otlp_endpoint: str = "", otlp_protocol: str = "") -> Telemetry:
-    """The process's telemetry; created on first use (the endpoint of the first call wins)."""
+    """The process's telemetry; created on first use (the settings of the first call win)."""
     global _telemetry
     with _telemetry_lock:
         if _telemetry is None:
