@@ -1,34 +1,31 @@
-"""BPMN scripts, conditions and expressions under RestrictedPython, bounded in time and size.
+"""What a BPMN script or expression may do: RestrictedPython policy, guards and size checks.
 
-SpiffWorkflow's stock environment runs them with plain ``exec``/``eval``, and ``safe_globals`` alone
-can be escaped through dunder attributes (notes §5). Here every expression and script is compiled
-with ``compile_restricted`` (plus the extra rewrites of :class:`_ScriptPolicy`) and run with guards
-and an explicit allow-list of builtins. Three budgets apply:
+SpiffWorkflow's stock environment runs scripts with plain ``exec``/``eval``, and ``safe_globals``
+alone can be escaped through dunder attributes. Here every expression and script is compiled with
+``compile_restricted`` (plus the extra rewrites of :class:`_ScriptPolicy`) and run with guards and an
+explicit allow-list of builtins. Operations that can build a result much larger than their inputs,
+or burn CPU inside one C call, are checked *before* they run, so ``"a" * 10**10`` is refused with a
+message instead of eating the machine's memory or holding the interpreter for minutes:
 
-- **time**: a line tracer, limited to the script's own frames, stops a script after
-  ``time_budget_s``. It cannot interrupt one long C-level call, hence the next two budgets;
-- **size of one operation**: ``*``, ``+``, ``**``, ``<<``, ``%``, f-string format specs, ``range``,
-  ``pow``, ``sum`` with a non-numeric start and the padding/joining/replacing methods of text are
-  checked *before* they run, so ``"a" * 10**10`` or ``10**10**8`` is refused instead of eating the
-  machine's memory or CPU (limits: :data:`MAX_SEQUENCE_LEN`, :data:`MAX_INT_BITS`, :data:`MAX_RANGE_LEN`);
-- **size of the result**: the task data a script leaves behind (and an expression's value) is
-  measured, shared references counted as often as serialisation would write them, and refused
-  above :data:`MAX_DATA_UNITS`, so a checkpoint never has to serialise a giant structure.
+- ``*``, ``+``, ``**``, ``<<`` and ``%`` (including ``%``-formatting of a tuple or mapping of
+  large values), f-strings (each field and their total), ``range``, ``pow`` (also with a modulus),
+  ``sum`` (numbers and sequences) and the padding/joining/replacing/translating methods of text
+  (limits: :data:`MAX_SEQUENCE_LEN`, :data:`MAX_INT_BITS`, :data:`MAX_RANGE_LEN`, :data:`MAX_MODULAR_BITS`,
+  :data:`MAX_SUM_WORK`);
+- the task data a script leaves behind (and an expression's value) is measured, shared references
+  counted as often as serialisation would write them, and refused above :data:`MAX_DATA_UNITS`.
 
-What is not bounded in-process: ``str()``/``repr()`` of a structure built from many references to
-one large object (output grows with the product of the sizes). That raises ``MemoryError`` (reported
-as a :class:`ScriptError`) or, in the worst case, meets the operating system's OOM killer; the engine's
-checkpoints make such a crash lose only the step in progress.
+These checks give clear messages; they are not the only bound. Time, memory and whatever they
+miss (a loop of small appends, ``str()`` of a structure of shared references) are bounded by the
+worker process a script runs in (:mod:`scopeflow.engine.script_pool`): a wall-clock deadline
+enforced from outside, ``RLIMIT_AS`` and ``RLIMIT_CPU``.
 """
 
 from __future__ import annotations
 
 import ast
-import copy
 import operator
 import re
-import sys
-import time
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
@@ -42,9 +39,6 @@ from RestrictedPython.Guards import (
     safer_getattr,
 )
 from RestrictedPython.transformer import RestrictingNodeTransformer
-from SpiffWorkflow.bpmn.script_engine import TaskDataEnvironment
-
-from scopeflow.engine.plain_json import first_problem
 
 SCRIPT_FILENAME = "<bpmn script>"
 DEFAULT_TIME_BUDGET_S = 1.0
@@ -52,6 +46,8 @@ MAX_SEQUENCE_LEN = 10_000_000   # characters, bytes or items one operation may p
 MAX_INT_BITS = 100_000          # about 30,000 decimal digits
 MAX_RANGE_LEN = 1_000_000       # items in one range()
 MAX_DATA_UNITS = 20_000_000     # items + characters of the task data a script leaves behind
+MAX_MODULAR_BITS = 4_096        # modulus and exponent of pow(a, b, m): about 0.15 s at the limit
+MAX_SUM_WORK = 2_000_000_000    # items x bits of the largest integer that one sum() may add up
 
 
 class ScriptError(Exception):
@@ -77,37 +73,88 @@ def _int_bits(value: Any) -> int | None:
     return abs(value).bit_length() if isinstance(value, int) else None
 
 
-def _check_binop(op: str, left: Any, right: Any) -> None:
-    """Refuse ``left op right`` when its result would be too large; fast for ordinary values."""
+def _check_binop(op: str, left: Any, right: Any, seq_limit: int = MAX_SEQUENCE_LEN,
+                 bits_limit: int = MAX_INT_BITS) -> None:
+    """Refuse ``left op right`` when its result would be too large; fast for ordinary values.
+
+    The limits are parameters so the in-process fast path can apply much smaller ones.
+    """
     sized = (str, bytes, bytearray, list, tuple)
     if op == "+" and isinstance(left, sized) and isinstance(right, sized):
-        _refuse("concatenation", len(left) + len(right), MAX_SEQUENCE_LEN)
+        _refuse("concatenation", len(left) + len(right), seq_limit)
     elif op == "*":
         if isinstance(left, sized) and isinstance(right, int):
-            _refuse("repetition", len(left) * max(right, 0), MAX_SEQUENCE_LEN)
+            _refuse("repetition", len(left) * max(right, 0), seq_limit)
         elif isinstance(right, sized) and isinstance(left, int):
-            _refuse("repetition", len(right) * max(left, 0), MAX_SEQUENCE_LEN)
+            _refuse("repetition", len(right) * max(left, 0), seq_limit)
         elif isinstance(left, int) and isinstance(right, int):
-            _refuse("integer product (bits)", _int_bits(left) + _int_bits(right), MAX_INT_BITS)
+            _refuse("integer product (bits)", _int_bits(left) + _int_bits(right), bits_limit)
     elif op == "**" and isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
-        _refuse("integer power (bits)", right * _int_bits(left), MAX_INT_BITS)
+        _refuse("integer power (bits)", right * _int_bits(left), bits_limit)
     elif op == "<<" and isinstance(left, int) and isinstance(right, int) and left:
-        _refuse("left shift (bits)", _int_bits(left) + max(right, 0), MAX_INT_BITS)
+        _refuse("left shift (bits)", _int_bits(left) + max(right, 0), bits_limit)
     elif op == "%" and isinstance(left, (str, bytes)):
-        _check_printf_format(left)
+        _check_printf_result(left, right, seq_limit)
 
 
 _PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
-def _check_printf_format(template: str | bytes) -> None:
+def _check_printf_result(template: str | bytes, args: Any, limit: int) -> None:
+    """Refuse ``template % args`` when a width, or the text its arguments would produce, is too large.
+
+    ``('%s' * n) % ((big,) * n)`` passes the two repetition checks and then builds n copies of
+    ``big``: the estimate adds up every argument's text (a tuple) or takes the largest value once per
+    field (a mapping: one key may be used by many fields).
+    """
     text = template.decode("latin-1") if isinstance(template, bytes) else template
+    fields = 0
     for match in _PRINTF_SPEC.finditer(text.replace("%%", "")):
+        fields += 1
         for number in match.groups():
             if number == "*":
                 raise ScriptTooLarge("'*' widths in %-formatting are not allowed in scripts")
             if number:
-                _refuse("%-format width", int(number), MAX_SEQUENCE_LEN)
+                _refuse("%-format width", int(number), limit)
+    if isinstance(args, tuple):
+        produced = sum(text_size(arg, limit) for arg in args)
+    elif isinstance(args, dict):
+        produced = fields * max((text_size(value, limit) for value in args.values()), default=0)
+    else:
+        produced = fields * text_size(args, limit)
+    _refuse("%-formatting result", len(text) + produced, limit)
+
+
+def text_size(value: Any, limit: int = MAX_SEQUENCE_LEN) -> int:
+    """An upper estimate of ``len(str(value))``, computed without building the text.
+
+    Shared references count once per use (as ``str`` would write them) but are walked once; the
+    walk stops as soon as the estimate passes ``limit``.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(item: Any) -> int:
+        if isinstance(item, (str, bytes, bytearray)):
+            return len(item) + 3
+        if isinstance(item, bool) or item is None:
+            return 5
+        if isinstance(item, int):
+            return _int_bits(item) // 3 + 2
+        if not isinstance(item, (list, tuple, dict, set, frozenset)):
+            return 32
+        known = sizes.get(id(item))
+        if known is not None:
+            return known
+        sizes[id(item)] = 8
+        total = 2
+        for child in ([*item.keys(), *item.values()] if isinstance(item, dict) else item):
+            total += size(child) + 2
+            if total > limit:
+                break
+        sizes[id(item)] = total
+        return total
+
+    return size(value)
 
 
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -132,13 +179,21 @@ def _inplacevar(op: str, left: Any, right: Any) -> Any:
 
 
 def _format_value(value: Any, conversion: int, spec: str) -> str:
-    """What an f-string field with a format spec compiles to: the spec's widths are bounded."""
+    """What an f-string field compiles to: the spec's widths and the field's text are bounded."""
     for number in re.findall(r"\d+", spec):
         _refuse("f-string format width", int(number), MAX_SEQUENCE_LEN)
+    if not isinstance(value, str):
+        _refuse("f-string field", text_size(value), MAX_SEQUENCE_LEN)
     converters = {ord("s"): str, ord("r"): repr, ord("a"): ascii}
     if conversion in converters:
         value = converters[conversion](value)
     return format(value, spec)
+
+
+def _join_fstring(parts: tuple[str, ...]) -> str:
+    """What an f-string compiles to: its formatted fields joined, once their total is known to fit."""
+    _refuse("f-string", sum(len(part) for part in parts), MAX_SEQUENCE_LEN)
+    return "".join(parts)
 
 
 def _bounded_method(owner: Any, name: str, method: Callable) -> Callable:
@@ -172,11 +227,19 @@ def _method_result_size(owner: Any, name: str, args: tuple) -> int:
         return len(owner) + hits * max(len(new) - len(old), 0)
     if name == "extend" and args:
         return len(owner) + (len(args[0]) if hasattr(args[0], "__len__") else 0)
+    if name == "translate" and args and isinstance(owner, str):
+        return len(owner) * max(1, _longest_replacement(args[0]))
     return 0
 
 
+def _longest_replacement(table: Any) -> int:
+    """The longest text a ``str.translate`` table can put in place of one character."""
+    values = table.values() if isinstance(table, dict) else table if isinstance(table, (list, tuple)) else ()
+    return max((len(value) for value in values if isinstance(value, str)), default=1)
+
+
 _AMPLIFIERS = {
-    str: {"ljust", "rjust", "center", "zfill", "expandtabs", "replace", "join"},
+    str: {"ljust", "rjust", "center", "zfill", "expandtabs", "replace", "join", "translate"},
     bytes: {"ljust", "rjust", "center", "zfill", "expandtabs", "replace", "join"},
     int: {"to_bytes"},
     list: {"extend"},
@@ -198,14 +261,29 @@ def _range(*args: int) -> range:
 
 
 def _pow(base: Any, exponent: Any, modulus: Any = None) -> Any:
+    """``pow``: without a modulus as ``**``; with one, modulus and exponent are bounded in bits.
+
+    Modular exponentiation is one C call whose time grows with the exponent's bits times the
+    square (roughly) of the modulus' bits: a 20,000-bit modulus held the interpreter for 36 s.
+    """
     if modulus is None:
         return _binop("**", base, exponent)
+    if isinstance(modulus, int) and isinstance(exponent, int):
+        _refuse("pow() modulus (bits)", _int_bits(modulus), MAX_MODULAR_BITS)
+        _refuse("pow() exponent with a modulus (bits)", _int_bits(exponent), MAX_MODULAR_BITS)
     return pow(base, exponent, modulus)
 
 
 def _sum(items: Iterable, start: Any = 0) -> Any:
-    """``sum``; with a non-numeric start each step is size-checked (``sum(lists, [])`` concatenates)."""
+    """``sum``, size-checked: sequences step by step, numbers by the work the C loop would do.
+
+    ``sum(lists, [])`` concatenates (each step checked like ``+``); ``sum([1 << 99999] * 10**6)`` is
+    one C loop adding 100,000-bit numbers a million times, refused above :data:`MAX_SUM_WORK`.
+    """
     if isinstance(start, (int, float, complex)):
+        items = list(items)
+        widest = max((_int_bits(item) for item in items if type(item) is int), default=0)  # noqa: E721
+        _refuse("sum() of integers (items x bits)", len(items) * max(widest, 64), MAX_SUM_WORK)
         return sum(items, start)
     total = start
     for item in items:
@@ -267,7 +345,7 @@ for _unsafe in ("__import__", "open", "compile", "eval", "exec", "globals", "loc
     ALLOWED_BUILTINS.pop(_unsafe, None)
 
 
-def _guards() -> dict[str, Any]:
+def guards() -> dict[str, Any]:
     return {
         "__builtins__": ALLOWED_BUILTINS,
         "_getattr_": _getattr,
@@ -279,11 +357,12 @@ def _guards() -> dict[str, Any]:
         "_inplacevar_": _inplacevar,
         "_binop_": _binop,
         "_format_": _format_value,
+        "_fstring_": _join_fstring,
         "_print_": _print_refused,
     }
 
 
-GUARD_NAMES = set(_guards())
+GUARD_NAMES = set(guards())
 _GUARDED_OPS = {ast.Add: "+", ast.Mult: "*", ast.Pow: "**", ast.LShift: "<<", ast.Mod: "%"}
 
 
@@ -299,14 +378,18 @@ class _ScriptPolicy(RestrictingNodeTransformer):
                         args=[ast.Constant(symbol), node.left, node.right], keywords=[])
         return ast.fix_missing_locations(ast.copy_location(call, node))
 
-    def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
-        node = self.node_contents_visit(node)
-        if node.format_spec is None:
-            return node
-        call = ast.Call(func=ast.Name("_format_", ast.Load()),
-                        args=[node.value, ast.Constant(node.conversion), node.format_spec], keywords=[])
-        node.value, node.conversion, node.format_spec = call, -1, None
-        return ast.fix_missing_locations(ast.copy_location(node, node))
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.AST:
+        """``f"a{x:>4}b"`` becomes ``_fstring_(("a", _format_(x, -1, ">4"), "b"))``: bounded fields, total."""
+        parts: list[ast.expr] = []
+        for value in node.values:
+            if isinstance(value, ast.FormattedValue):
+                spec = ast.Constant("") if value.format_spec is None else self.visit(value.format_spec)
+                parts.append(ast.Call(func=ast.Name("_format_", ast.Load()), keywords=[],
+                                      args=[self.visit(value.value), ast.Constant(value.conversion), spec]))
+            else:
+                parts.append(self.visit(value))
+        call = ast.Call(func=ast.Name("_fstring_", ast.Load()), args=[ast.Tuple(parts, ast.Load())], keywords=[])
+        return ast.fix_missing_locations(ast.copy_location(call, node))
 
     def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
         self.error(node, "class definitions are not allowed in BPMN scripts")
@@ -314,7 +397,7 @@ class _ScriptPolicy(RestrictingNodeTransformer):
 
 
 @lru_cache(maxsize=2048)
-def _compile_eval(expression: str) -> Any:
+def compile_eval(expression: str) -> Any:
     result = compile_restricted_eval(expression, filename=SCRIPT_FILENAME, policy=_ScriptPolicy)
     if result.errors:
         raise ScriptError(f"expression {expression!r} refused: {'; '.join(result.errors)}")
@@ -322,88 +405,11 @@ def _compile_eval(expression: str) -> Any:
 
 
 @lru_cache(maxsize=1024)
-def _compile_exec(script: str) -> Any:
+def compile_exec(script: str) -> Any:
     result = compile_restricted_exec(script, filename=SCRIPT_FILENAME, policy=_ScriptPolicy)
     if result.errors:
         raise ScriptError(f"script refused: {'; '.join(result.errors)}")
     return result.code
-
-
-# ------------------------------------------------------------------------------ running
-
-class _Budget:
-    """A line tracer that stops a script once its time budget is spent."""
-
-    def __init__(self, seconds: float):
-        self.deadline = time.monotonic() + seconds
-        self.seconds = seconds
-
-    def __call__(self, frame, event, arg):
-        if frame.f_code.co_filename != SCRIPT_FILENAME:
-            return None
-        return self._local
-
-    def _local(self, frame, event, arg):
-        if event == "line" and time.monotonic() > self.deadline:
-            raise ScriptTimeout(f"script exceeded its time budget of {self.seconds:g}s")
-        return self._local
-
-
-def _run(code: Any, namespace: dict[str, Any], budget_s: float, mode: str) -> Any:
-    previous = sys.gettrace()
-    sys.settrace(_Budget(budget_s))
-    try:
-        if mode == "eval":
-            return eval(code, namespace)  # noqa: S307  # nosec B307 - restricted bytecode, guarded namespace
-        exec(code, namespace)  # noqa: S102  # nosec B102 - restricted bytecode, guarded namespace
-        return None
-    except RecursionError:
-        raise ScriptError("script recursed too deeply (Python's recursion limit)") from None
-    except MemoryError:
-        raise ScriptTooLarge("script ran out of memory building a value") from None
-    finally:
-        sys.settrace(previous)
-
-
-def _check_result(what: str, value: Any) -> None:
-    _refuse(f"{what} (items + characters)", data_units(value), MAX_DATA_UNITS)
-
-
-class RestrictedEnvironment(TaskDataEnvironment):
-    """SpiffWorkflow's script environment, compiled with RestrictedPython, time- and size-bounded."""
-
-    def __init__(self, time_budget_s: float = DEFAULT_TIME_BUDGET_S, helpers: dict[str, Any] | None = None):
-        super().__init__(dict(helpers or {}))
-        self.time_budget_s = time_budget_s
-
-    def evaluate(self, expression: str, context: dict[str, Any], external_context: dict | None = None) -> Any:
-        namespace = {**self.globals, **(external_context or {}), **context, **_guards()}
-        value = _run(_compile_eval(expression.strip()), namespace, self.time_budget_s, "eval")
-        _check_result("expression value", value)
-        return value
-
-    def execute(self, script: str, context: dict[str, Any], external_context: dict | None = None) -> bool:
-        self.check_for_overwrite(context, external_context or {})
-        namespace = {**self.globals, **(external_context or {}), **copy.copy(context), **_guards()}
-        before = set(namespace)
-        _run(_compile_exec(script), namespace, self.time_budget_s, "exec")
-        results = {}
-        for key, value in namespace.items():
-            if key in GUARD_NAMES or key in self.globals or (external_context and key in external_context):
-                continue
-            if callable(value) and key not in before:
-                continue  # functions defined by the script do not belong in task data
-            results[key] = value
-        _check_result("task data left by the script", results)
-        problem = first_problem(results, "")
-        if problem is not None:
-            where = problem[0].lstrip(".") or "the data"
-            raise ScriptError(f"script left a value task data cannot hold: {where} {problem[1]}")
-        context.update(results)
-        return True
-
-    def call_service(self, context, **kwargs):
-        raise ScriptError("service calls go through the operator registry, not the script environment")
 
 
 def compile_errors(source: str, mode: str = "eval") -> list[str]:
