@@ -20,7 +20,7 @@ from scopeflow.handlers.sandbox import (
     hidden_directories,
     isolation_support,
     launcher_argv,
-    run_sandboxed,
+    run_untrusted,
     scrubbed_env,
 )
 
@@ -38,6 +38,20 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _running(marker: str) -> list[int]:
+    """Host pids of live processes whose command line holds ``marker`` (pids seen inside a PID
+    namespace mean nothing out here, so processes are found by what they run)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes() and _alive(int(entry)):
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 def _wait_dead(pids: list[int], within_s: float = 3.0) -> list[int]:
     end = time.monotonic() + within_s
     while time.monotonic() < end:
@@ -49,7 +63,7 @@ def _wait_dead(pids: list[int], within_s: float = 3.0) -> list[int]:
 
 
 def test_a_command_runs_in_its_directory_and_reports_its_output(tmp_path):
-    result = run_sandboxed(_python("import os; print(os.getcwd()); raise SystemExit(3)"),
+    result = run_untrusted(_python("import os; print(os.getcwd()); raise SystemExit(3)"),
                            cwd=tmp_path, timeout_s=10)
     assert result.returncode == 3
     assert result.stdout.strip() == str(tmp_path.resolve())
@@ -59,39 +73,60 @@ def test_a_command_runs_in_its_directory_and_reports_its_output(tmp_path):
 
 def test_timeout_kills_the_child_and_its_grandchild(tmp_path):
     pids = tmp_path / "pids"
+    marker = f"marker-timeout-{os.getpid()}"
     code = f"""
         import os, subprocess, sys, time
-        grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)  # {marker}"])
         open({str(pids)!r}, "w").write(f"{{os.getpid()}} {{grandchild.pid}}")
         time.sleep(60)
     """
     started = time.monotonic()
-    result = run_sandboxed(_python(code), cwd=tmp_path, timeout_s=1.5)
+    result = run_untrusted(_python(code), cwd=tmp_path, timeout_s=1.5)
     assert time.monotonic() - started < 6
     assert result.timed_out
     assert result.killed_by_signal == 9
-    child, grandchild = (int(p) for p in pids.read_text().split())
-    assert _wait_dead([child, grandchild]) == []
+    assert len(pids.read_text().split()) == 2            # both had started
+    assert _wait_dead(_running(marker)) == []
 
 
-def test_background_grandchildren_do_not_outlive_a_command_that_exits(tmp_path):
-    pid_file = tmp_path / "pid"
+@pytest.mark.parametrize("escape", ["background", "setsid", "double_fork"])
+def test_background_grandchildren_do_not_outlive_a_command_that_exits(tmp_path, escape):
+    """Issue #19 item 5: a daemon that leaves the process group (``setsid``, a double fork) was still
+    running, and writing the app, after the run. Under namespace isolation it dies with the run."""
+    started = tmp_path / "started"
+    marker = f"marker-daemon-{escape}-{os.getpid()}"
+    daemon = f"import time; open({str(started)!r}, 'w').write('up'); time.sleep(60)  # {marker}"
+    launch = {
+        "background": f"subprocess.Popen([sys.executable, '-c', {daemon!r}])",
+        "setsid": f"subprocess.Popen([sys.executable, '-c', {daemon!r}], start_new_session=True)",
+        "double_fork": f"subprocess.Popen([sys.executable, '-c', 'import os, subprocess, sys; os.setsid(); '"
+                       f" + 'subprocess.Popen([sys.executable, \"-c\", ' + repr({daemon!r}) + '])'])",
+    }[escape]
     code = f"""
-        import subprocess, sys
-        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        open({str(pid_file)!r}, "w").write(str(p.pid))
+        import os, subprocess, sys, time
+        from pathlib import Path
+        {launch}
+        deadline = time.monotonic() + 5
+        while not Path({str(started)!r}).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
     """
-    result = run_sandboxed(_python(code), cwd=tmp_path, timeout_s=10)
+    result = run_untrusted(_python(code), cwd=tmp_path, timeout_s=10)
     assert result.returncode == 0 and not result.timed_out
-    assert _wait_dead([int(pid_file.read_text())]) == []
+    assert started.read_text() == "up"
+    left = _wait_dead(_running(marker))
+    if result.isolation == NAMESPACE:
+        assert left == [] and result.survivors == 0
+    else:   # documented: without namespaces only the process group is swept
+        assert escape == "background" or left, "the fallback's limitation is documented; update the README"
+        for pid in left:
+            os.kill(pid, 9)
 
 
 def test_the_child_sees_no_scopeflow_settings_or_secrets(tmp_path, monkeypatch):
     monkeypatch.setenv("SCOPEFLOW_SECRET_KEY", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
     code = "import json, os; print(json.dumps(dict(os.environ)))"
-    result = run_sandboxed(_python(code), cwd=tmp_path, timeout_s=10, env_extra={"APP_MODE": "test"})
+    result = run_untrusted(_python(code), cwd=tmp_path, timeout_s=10, env_extra={"APP_MODE": "test"})
     import json
 
     env = json.loads(result.stdout)
@@ -111,14 +146,14 @@ def test_file_size_limit_stops_a_large_write(tmp_path):
         with open("big.bin", "wb") as f:
             f.write(b"x" * (3 * 1024 * 1024))
     """
-    result = run_sandboxed(_python(code), cwd=tmp_path, timeout_s=10, limits=Limits(file_size_mb=1))
+    result = run_untrusted(_python(code), cwd=tmp_path, timeout_s=10, limits=Limits(file_size_mb=1))
     assert result.returncode != 0
     assert "File too large" in result.stderr
     assert (tmp_path / "big.bin").stat().st_size <= 1024 * 1024
 
 
 def test_cpu_limit_stops_a_busy_loop_before_the_timeout(tmp_path):
-    result = run_sandboxed(_python("while True: pass"), cwd=tmp_path, timeout_s=20,
+    result = run_untrusted(_python("while True: pass"), cwd=tmp_path, timeout_s=20,
                            limits=Limits(cpu_seconds=1))
     assert not result.timed_out
     assert result.killed_by_signal in (24, 9)   # SIGXCPU at the soft limit, SIGKILL at the hard one
@@ -126,7 +161,7 @@ def test_cpu_limit_stops_a_busy_loop_before_the_timeout(tmp_path):
 
 def test_output_is_bounded_and_truncation_is_noted(tmp_path):
     code = "import sys; sys.stdout.write('a' * 1_000_000)"
-    result = run_sandboxed(_python(code), cwd=tmp_path, timeout_s=10, limits=Limits(output_bytes=1000))
+    result = run_untrusted(_python(code), cwd=tmp_path, timeout_s=10, limits=Limits(output_bytes=1000))
     assert result.stdout_truncated
     assert result.stdout.startswith("a" * 1000)
     assert "999000 more bytes not kept" in result.stdout
@@ -153,15 +188,15 @@ def test_a_fork_bomb_is_contained(tmp_path):
     """As non-root, RLIMIT_NPROC refuses forks; as root (this project's containers) the kernel does
     not enforce it, so the timeout and the process-group kill must contain the bomb."""
     started = time.monotonic()
-    result = run_sandboxed(_python(_FORK_BOMB), cwd=tmp_path, timeout_s=3,
+    result = run_untrusted(_python(_FORK_BOMB), cwd=tmp_path, timeout_s=3,
                            limits=Limits(max_processes=40))
     assert time.monotonic() - started < 10
     assert result.timed_out
     assert "nproc-limit 40" in result.stdout       # the limit is set either way
     spawned, refused = (int(w) for w in result.stdout.split("spawned", 1)[1].split()[::2][:2])
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 and result.run_uid is None:
         assert spawned == 150 and refused == 0     # not enforced for root: documented in sandbox.py
-    else:
+    else:   # a normal user, or root's run under its own dedicated uid
         assert refused > 0 and spawned < 40
     leftovers = [int(p) for p in os.listdir("/proc") if p.isdigit() and _in_session_of(int(p), result)]
     assert _wait_dead(leftovers) == []
@@ -178,15 +213,15 @@ def _in_session_of(pid: int, result) -> bool:
 
 def test_bad_requests_are_refused_with_a_clear_message(tmp_path):
     with pytest.raises(ValueError, match="non-empty list"):
-        run_sandboxed([], cwd=tmp_path, timeout_s=1)
+        run_untrusted([], cwd=tmp_path, timeout_s=1)
     with pytest.raises(ValueError, match="does not exist"):
-        run_sandboxed(["true"], cwd=tmp_path / "missing", timeout_s=1)
+        run_untrusted(["true"], cwd=tmp_path / "missing", timeout_s=1)
     with pytest.raises(ValueError, match="positive"):
-        run_sandboxed(["true"], cwd=tmp_path, timeout_s=0)
+        run_untrusted(["true"], cwd=tmp_path, timeout_s=0)
 
 
 def test_a_missing_program_is_a_result_not_a_crash(tmp_path):
-    result = run_sandboxed(["no-such-program-xyz"], cwd=tmp_path, timeout_s=5)
+    result = run_untrusted(["no-such-program-xyz"], cwd=tmp_path, timeout_s=5)
     assert result.returncode == 127
     assert "no-such-program-xyz" in result.stderr
 
@@ -204,9 +239,9 @@ def test_the_isolation_probe_gives_a_mode_and_a_one_line_reason():
 
 def test_hide_must_name_absolute_directories_other_than_root(tmp_path):
     with pytest.raises(ValueError, match="absolute directories other than /, got 'relative'"):
-        run_sandboxed(["true"], cwd=tmp_path, timeout_s=5, hide=[Path("relative")])
+        run_untrusted(["true"], cwd=tmp_path, timeout_s=5, hide=[Path("relative")])
     with pytest.raises(ValueError, match="other than /, got '/'"):
-        run_sandboxed(["true"], cwd=tmp_path, timeout_s=5, hide=[Path("/")])
+        run_untrusted(["true"], cwd=tmp_path, timeout_s=5, hide=[Path("/")])
 
 
 def test_hidden_directories_always_include_root_and_drop_nested_or_missing_ones(tmp_path, monkeypatch):
@@ -229,7 +264,7 @@ def test_the_child_gets_a_private_tmp_and_dev_and_our_interpreter_still_works(tm
             Path("/dev/shm/child-shm").write_text("x")
             print(sys.prefix)
         """
-        result = run_sandboxed(_python(code), cwd=tmp_path, timeout_s=10, hide=[Path(sys.prefix).parent])
+        result = run_untrusted(_python(code), cwd=tmp_path, timeout_s=10, hide=[Path(sys.prefix).parent])
     finally:
         marker.unlink()
     assert result.ok, result.stderr

@@ -51,7 +51,7 @@ from scopeflow.handlers.llm import LLM_ATTEMPTS, LLM_COST, SPAN_TYPE, LlmClient
 from scopeflow.handlers.llm_settings import LlmSettings
 from scopeflow.handlers.plan import Plan, PlanTask
 from scopeflow.handlers.planner import validate_plan
-from scopeflow.handlers.sandbox import run_sandboxed
+from scopeflow.handlers.sandbox import run_untrusted
 
 # The offline analyst's resolver is reused on purpose (private helpers of ``scope``): LLM answers
 # must become exactly the names, types and answerable questions that offline analysis produces.
@@ -451,12 +451,12 @@ def self_check(ctx: TaskContext, task: PlanTask) -> SelfCheck | None:
     outputs, exits = [], []
     with ctx.span("scopeflow.build.self_check", **{"scopeflow.build.task": task.id}) as span:
         if tests:
-            result = run_sandboxed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+            result = run_untrusted([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
                                    cwd=app_dir, timeout_s=SELF_CHECK_TIMEOUT_S, hide=hide)
             outputs.append(f"$ pytest {' '.join(tests)} (exit {result.returncode})\n{result.stdout}{result.stderr}")
             span.set(**{"scopeflow.build.self_check.pytest_exit": result.returncode})
             exits.append(result.returncode)
-        result = run_sandboxed([sys.executable, "-m", "ruff", "check", "--no-cache", *rel],
+        result = run_untrusted([sys.executable, "-m", "ruff", "check", "--no-cache", *rel],
                                cwd=app_dir, timeout_s=SELF_CHECK_TIMEOUT_S, hide=hide)
         outputs.append(f"$ ruff check (exit {result.returncode})\n{result.stdout}{result.stderr}")
         span.set(**{"scopeflow.build.self_check.ruff_exit": result.returncode})

@@ -1,50 +1,55 @@
-"""Run a command on generated code without letting it reach the rest of the machine.
+"""The one boundary untrusted code crosses: generated apps, their tests, the tools that check them.
 
-Generated apps, their tests and the tools that check them are untrusted code. ``run_sandboxed``
-runs one command with:
+``run_untrusted`` runs one command to completion (the verifier's checks, the LLM builder's
+self-checks); ``start_untrusted`` starts a long-running one (a deployed release). Both apply:
 
 - a **scrubbed environment**: only ``PATH``, ``LANG``/``LC_ALL``, ``HOME`` (= the working
-  directory), ``TMPDIR`` and a few Python switches, plus what the caller passes in ``env_extra``.
-  ``run_sandboxed`` points ``TMPDIR``/``TMP``/``TEMP`` at a fresh private directory inside the
-  working directory and deletes it afterwards, so ``~`` and ``tempfile`` stay in the workspace.
-  Nothing else from ``os.environ`` is inherited, so ``SCOPEFLOW_*`` settings and credentials never
-  reach the child; ``env_extra`` may not name ``SCOPEFLOW_*`` variables either;
+  directory), ``TMPDIR`` and a few Python switches, plus what the caller passes in ``env_extra``
+  (a release's declared credentials). A finite run points ``TMPDIR``/``TMP``/``TEMP`` at a fresh
+  private directory inside the working directory and deletes it afterwards. Nothing else from
+  ``os.environ`` is inherited, so ``SCOPEFLOW_*`` settings and credentials never reach the child;
+  ``env_extra`` may not name ``SCOPEFLOW_*`` variables either;
 - **resource limits** set in the child before it ``exec``s the command (CPU seconds, address
   space, file size, number of processes, no core files), by a small launcher run with our own
   interpreter;
-- its own **session and process group**, killed as a whole with ``SIGKILL`` on timeout, and swept
-  once more after the command exits, so background grandchildren do not outlive it;
-- **bounded output**: at most ``Limits.output_bytes`` of stdout and of stderr are kept (the rest
-  is counted and dropped), so a chatty child cannot exhaust our memory;
-- **filesystem containment** (``isolation == "namespace"``), when the platform allows it: the
-  child starts in a new mount namespace (``unshare --mount``, or ``unshare --user --map-root-user
-  --mount`` when we are not root) where, before the command runs,
+- its own **session and process group**, killed as a whole with ``SIGKILL`` on timeout;
+- **bounded output** (finite runs): at most ``Limits.output_bytes`` of stdout and of stderr are kept;
+- **namespace isolation** (``isolation == "namespace"``), when the platform allows it: the child
+  starts in new **PID and mount namespaces** (``unshare --pid --fork --kill-child --mount-proc``;
+  with ``--user --map-root-user`` too when we are not root), so
 
-  * every mount is remounted read-only one by one (``bind,remount,ro``: the filesystems
-    themselves are never touched), so writes outside the working directory fail;
-  * ``/root``, the parent's ``$HOME`` and every directory in ``hide`` (the verifier passes the
-    Scopeflow home: database, ``secret.key``, other instances' workspaces) are covered by an
-    empty read-only tmpfs (those under ``/tmp`` by the private ``/tmp`` below);
-  * the working directory is bound back, writable, at its own path; the interpreter's prefixes
-    (``sys.prefix``, ``sys.base_prefix``) are bound back read-only if a hidden directory held them;
-  * ``/tmp`` and ``/dev/shm`` are fresh private tmpfs mounts; ``/dev`` holds only ``null``,
-    ``zero``, ``full``, ``random``, ``urandom`` and the ``fd``/``std*`` links, so no disk device;
-  * the command is finally ``exec``'d by ``setpriv`` with no capabilities (bounding, inheritable
-    and ambient sets cleared) and ``no_new_privs``, so it cannot undo any of these mounts.
+  * it sees only its own processes (a fresh ``/proc``): not the engine, not another run, not their
+    ``/proc/<pid>/environ`` or ``/proc/<pid>/root``;
+  * **every process of the run dies with it**: the command is the namespace's first process, and
+    when it exits (or is killed, or ``unshare`` is) the kernel kills everything left in the
+    namespace, ``setsid`` daemons and double forks included. A finite run then looks for leftover
+    processes of its user id anyway, kills them and reports how many (``RunResult.survivors``);
+  * when Scopeflow runs as **root**, the command runs as a **dedicated unprivileged user id**
+    (``RunResult.run_uid``, drawn at random from :data:`SANDBOX_UID_BASE` + 2^24 so concurrent runs
+    differ), so ``RLIMIT_NPROC`` holds and it cannot signal, trace or read what another run owns.
+    The working directory is handed to that user for the run (directory: ours, group-writable by
+    the run, sticky; its contents: the run's) and taken back afterwards (``start_untrusted``: at
+    :func:`reclaim`); files listed in ``keep_ours`` stay ours and, thanks to the sticky bit, cannot
+    be replaced. When we are not root, the user namespace maps the run to our own uid;
+  * every mount is remounted read-only one by one (``bind,remount,ro``), so writes outside the
+    working directory fail; ``/root``, the parent's ``$HOME`` and every directory in ``hide`` (the
+    Scopeflow home: database, ``secret.key``, other instances' workspaces and releases) are
+    covered by an empty read-only tmpfs; the working directory is bound back, writable, at its own
+    path, and the interpreter's prefixes read-only if a hidden directory held them; ``/tmp`` and
+    ``/dev/shm`` are fresh private tmpfs mounts; ``/dev`` holds only ``null``, ``zero``, ``full``,
+    ``random``, ``urandom`` and the ``fd``/``std*`` links;
+  * the command is finally ``exec``'d by ``setpriv`` with no capabilities and ``no_new_privs``.
 
   Whether this works is probed once per process (:func:`isolation_support`). When it does not,
   the command runs without it and the result says so: ``RunResult.isolation == "none"`` with
-  ``isolation_reason``, and a warning is logged.
+  ``isolation_reason``, and a warning is logged. The reason always says which of the above held.
 
-What is *not* contained, even under namespace isolation: network access; reading what the mounts
-leave visible (``/etc``, system libraries, ``/proc`` — other processes' command lines, though not
-the environment of processes that hold capabilities the child lacks); the child still runs as the
-same user id. Without namespace isolation, reads and writes by absolute path are limited only by
-the permissions of the user running Scopeflow (as root: none) — HOME and TMPDIR only redirect
-well-behaved code. ``RLIMIT_NPROC`` is not enforced by the kernel for real uid 0 (nor for a
-process with ``CAP_SYS_RESOURCE``/``CAP_SYS_ADMIN``): there the limit is set but a fork bomb is
-contained only by the timeout and the process-group kill. For a non-root user the limit counts *all* processes of that user, not only
-the sandboxed ones. ``tests/test_sandbox.py`` checks which case applies on the machine it runs on.
+What is *not* contained, even under namespace isolation: network access (a release must listen on
+loopback); reading what the mounts leave visible (``/etc``, system libraries). Without namespace
+isolation, reads and writes by absolute path are limited only by the permissions of the user
+running Scopeflow (as root: none), background processes that leave the process group (``setsid``)
+outlive the run, and ``RLIMIT_NPROC`` is not enforced for root. ``tests/test_sandbox.py`` checks
+which case applies on the machine it runs on.
 
 This file is also the launcher: the child runs it as a script (``python -I -S sandbox.py``), so
 it imports nothing but the standard library at module level.
@@ -57,10 +62,12 @@ import functools
 import json
 import logging
 import os
+import random
 import re
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -68,6 +75,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +108,10 @@ class RunResult:
     killed_by_signal: int | None = None   # signal number when the child died of a signal
     stdout_truncated: bool = False
     stderr_truncated: bool = False
-    isolation: str = "none"               # "namespace" (filesystem contained) or "none"
-    isolation_reason: str = ""            # why, in one line (always set by run_sandboxed)
+    isolation: str = "none"               # "namespace" (PID + mount namespaces) or "none"
+    isolation_reason: str = ""            # what held, in one line (always set by run_untrusted)
+    run_uid: int | None = None            # the dedicated user id the command ran as (root only)
+    survivors: int = 0                    # processes of the run found alive after it ended (killed)
 
     @property
     def ok(self) -> bool:
@@ -165,18 +175,34 @@ _SCRATCH = Path("/tmp")  # nosec B108 - a private tmpfs inside the child's names
 
 @dataclass(frozen=True)
 class Isolation:
-    """Whether this machine lets ``run_sandboxed`` contain the filesystem, and why (one line)."""
+    """Whether this machine lets ``run_untrusted`` isolate a command, and why (one line)."""
 
     mode: str      # NAMESPACE or NO_ISOLATION
     reason: str
 
 
+SANDBOX_UID_BASE = 0x6A000000   # dedicated user ids: SANDBOX_UID_BASE .. + 2**24 (unused by real accounts)
+_UID_SPAN = 1 << 24
+
+
 def _namespace_prefix() -> list[str]:
-    """``unshare`` for a private mount namespace; a user namespace too when we are not root."""
+    """``unshare`` for private PID and mount namespaces; a user namespace too when we are not root.
+
+    ``--kill-child``: if ``unshare`` itself is killed, the namespace's first process gets SIGKILL,
+    and with it every process of the namespace.
+    """
     unshare = shutil.which("unshare", path=_SAFE_PATH) or "unshare"
+    common = ["--pid", "--fork", "--kill-child", "--mount", "--mount-proc", "--propagation", "private", "--"]
     if os.geteuid() == 0:
-        return [unshare, "--mount", "--propagation", "private", "--"]
-    return [unshare, "--user", "--map-root-user", "--mount", "--propagation", "private", "--"]
+        return [unshare, *common]
+    return [unshare, "--user", "--map-root-user", *common]
+
+
+def _run_uid() -> int | None:
+    """A dedicated user id for one run when we are root (else None: the user namespace maps us)."""
+    if os.geteuid() != 0:
+        return None
+    return SANDBOX_UID_BASE + random.SystemRandom().randrange(_UID_SPAN)
 
 
 @functools.cache
@@ -193,7 +219,7 @@ def isolation_support() -> Isolation:
     if missing:
         return Isolation(NO_ISOLATION, f"{' and '.join(missing)} (util-linux) not found in {_SAFE_PATH}")
     with tempfile.TemporaryDirectory(prefix="scopeflow-sandbox-probe-") as tmp:
-        argv = [*_namespace_prefix(), *launcher_argv(["true"], Limits(), _mount_plan(Path(tmp), ()))]
+        argv = [*_namespace_prefix(), *launcher_argv(["true"], Limits(), _mount_plan(Path(tmp), ()), _run_uid())]
         try:
             probe = subprocess.run(argv, cwd=tmp, env={"PATH": _SAFE_PATH}, capture_output=True,  # nosec B603
                                    timeout=30, stdin=subprocess.DEVNULL, check=False)
@@ -202,8 +228,9 @@ def isolation_support() -> Isolation:
     if probe.returncode != 0:
         last = (probe.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
         return Isolation(NO_ISOLATION, f"namespace probe failed (exit {probe.returncode}): {last}")
-    who = "as root" if os.geteuid() == 0 else "in a user namespace"
-    return Isolation(NAMESPACE, f"private mount namespace {who}: read-only root, hidden home directories")
+    who = "as a dedicated unprivileged uid" if os.geteuid() == 0 else "in a user namespace (our uid)"
+    return Isolation(NAMESPACE, f"private PID and mount namespaces, {who}: every process dies with the run, "
+                                "read-only root, hidden home directories")
 
 
 def _outermost(paths: list[Path]) -> list[Path]:
@@ -234,14 +261,18 @@ def _mount_plan(cwd: Path, hide: Sequence[Path]) -> dict:
     return {"work": str(cwd), "hide": [str(h) for h in covered], "keep": [str(k) for k in keep]}
 
 
-def launcher_argv(argv: list[str], limits: Limits, mounts: dict | None = None) -> list[str]:
+def launcher_argv(argv: list[str], limits: Limits, mounts: dict | None = None, uid: int | None = None,
+                  init: bool = False, status_fd: int | None = None) -> list[str]:
     """What actually runs: this file as a script under our interpreter (isolated mode).
 
-    It sets up ``mounts`` (when given: we are then inside a fresh mount namespace), sets the
-    limits, then ``exec``s ``argv`` — through ``setpriv`` dropping all capabilities when mounts
-    were set up, so the child cannot undo them.
+    It sets up ``mounts`` (when given: we are then inside fresh PID and mount namespaces), sets the
+    limits, then ``exec``s ``argv`` — through ``setpriv`` dropping all capabilities (and switching
+    to ``uid`` when given) when mounts were set up, so the child cannot undo them. With ``init``
+    the launcher stays as the namespace's first process: it forwards SIGTERM/SIGINT/SIGHUP to the
+    command, reaps orphans, writes the command's wait status to ``status_fd`` (``unshare`` cannot
+    pass on a death by signal) and exits with the command, taking the namespace with it.
     """
-    plan = {"rlimits": _rlimits(limits), "mounts": mounts}
+    plan = {"rlimits": _rlimits(limits), "mounts": mounts, "uid": uid, "init": init, "status_fd": status_fd}
     return [sys.executable, "-I", "-S", str(Path(__file__).resolve()), json.dumps(plan), *argv]
 
 
@@ -323,8 +354,6 @@ def _contain(plan: dict) -> None:
 
 def _launch(plan_json: str, argv: list[str]) -> None:
     """The launcher's main: mounts (if planned), limits, then ``exec`` of the command."""
-    import resource
-
     plan = json.loads(plan_json)
     if plan["mounts"] is not None:
         try:
@@ -332,15 +361,48 @@ def _launch(plan_json: str, argv: list[str]) -> None:
         except OSError as exc:
             sys.stderr.write(f"sandbox: cannot contain the filesystem, command not run: {exc}\n")
             os._exit(LAUNCH_FAILED)
+        uid = plan.get("uid")
+        as_user = [f"--reuid={uid}", f"--regid={uid}", "--clear-groups"] if uid is not None else []
         argv = ["setpriv", "--no-new-privs", "--inh-caps=-all", "--ambient-caps=-all",
-                "--bounding-set=-all", "--", *argv]
-    for name, soft, hard in plan["rlimits"]:
+                "--bounding-set=-all", *as_user, "--", *argv]
+    if plan.get("init"):
+        _be_init(plan["rlimits"], argv, plan.get("status_fd"))
+    _exec(plan["rlimits"], argv)
+
+
+def _exec(rlimits: list, argv: list[str]) -> None:
+    import resource
+
+    for name, soft, hard in rlimits:
         resource.setrlimit(getattr(resource, name), (soft, hard))
     try:
         os.execvp(argv[0], argv)  # nosec B606 - argv list, no shell: the command the caller asked for
     except OSError as exc:
         sys.stderr.write(f"cannot run {argv[0]!r}: {exc.strerror}\n")
         os._exit(127)
+
+
+def _be_init(rlimits: list, argv: list[str], status_fd: int | None) -> None:
+    """Stay as the namespace's first process: run the command as our child, forward stop signals
+    to it (the kernel drops signals to a namespace's init that has no handler), reap every orphan,
+    and exit when the command does — the kernel then kills whatever else is left."""
+    child = os.fork()
+    if child == 0:
+        if status_fd is not None:
+            os.close(status_fd)     # the command cannot report a status of its own choosing
+        _exec(rlimits, argv)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda number, _frame: os.kill(child, number))
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            if status_fd is not None:
+                os.write(status_fd, str(code).encode())
+            os._exit(code if code >= 0 else 128 - code)
 
 
 class _BoundedBuffer:
@@ -381,7 +443,85 @@ def _check_request(argv: list[str], cwd: Path, timeout_s: float) -> Path:
     return cwd
 
 
-def run_sandboxed(
+def _hand_over(cwd: Path, uid: int, keep_ours: Sequence[str] = ()) -> None:
+    """Let ``uid`` work in ``cwd``: the directory stays ours but group ``uid`` may write in it, with
+    the sticky bit (so the run cannot rename or delete what it does not own); everything inside
+    becomes the run's, except the top-level names in ``keep_ours``. Links are never followed."""
+    os.chown(cwd, os.geteuid(), uid)
+    os.chmod(cwd, (cwd.stat().st_mode & 0o777) | stat.S_ISVTX | stat.S_IRWXG)
+    for entry in cwd.iterdir():
+        if entry.name not in keep_ours:
+            _chown_tree(entry, uid, uid)
+
+
+def reclaim(cwd: Path) -> None:
+    """Take ``cwd`` back from a run (every file ours again, no group write, no sticky bit).
+
+    Called once no process of the run is left; links are never followed. Harmless on a directory
+    that was never handed over.
+    """
+    cwd = Path(cwd)
+    if not cwd.is_dir():
+        return
+    _chown_tree(cwd, os.geteuid(), os.getegid())
+    os.chmod(cwd, cwd.stat().st_mode & 0o755)
+
+
+def _chown_tree(top: Path, uid: int, gid: int) -> None:
+    os.lchown(top, uid, gid)
+    if top.is_symlink() or not top.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, name), uid, gid)
+
+
+def _sweep(uid: int | None) -> int:
+    """Kill every process still running as the run's dedicated ``uid``; returns how many there were."""
+    if uid is None:
+        return 0
+    found = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        line = next((row for row in status.splitlines() if row.startswith("Uid:")), "")
+        if str(uid) in line.split()[1:2]:
+            found += 1
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return found
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    command: list[str]
+    env: dict[str, str]
+    isolation: Isolation
+    uid: int | None
+
+
+def _prepare(argv: list[str], cwd: Path, env_extra: dict[str, str] | None, limits: Limits,
+             hide: Sequence[Path], keep_ours: Sequence[str], status_fd: int | None = None) -> _Prepared:
+    env = scrubbed_env(cwd, env_extra)
+    mounts = _mount_plan(cwd, hide)
+    isolation = isolation_support()
+    if isolation.mode != NAMESPACE:
+        log.warning("sandbox runs %s WITHOUT filesystem or process isolation: %s", argv[0], isolation.reason)
+        return _Prepared(launcher_argv(argv, limits), env, isolation, None)
+    uid = _run_uid()
+    if uid is not None:
+        _hand_over(cwd, uid, keep_ours)
+    command = [*_namespace_prefix(), *launcher_argv(argv, limits, mounts, uid, True, status_fd)]
+    return _Prepared(command, env, isolation, uid)
+
+
+def run_untrusted(
     argv: list[str],
     *,
     cwd: Path,
@@ -390,38 +530,44 @@ def run_sandboxed(
     limits: Limits = Limits(),  # noqa: B008 - frozen dataclass, safe as a default
     hide: Sequence[Path] = (),
 ) -> RunResult:
-    """Run ``argv`` in ``cwd`` under the sandbox described in the module docstring.
+    """Run ``argv`` in ``cwd`` to completion under the sandbox described in the module docstring.
 
     ``hide`` names directories the child must not see (besides ``/root`` and our ``$HOME``);
-    ``cwd`` may lie inside one of them and stays visible and writable. Whether they were really
-    hidden is ``RunResult.isolation``. Never raises for what the child does (a missing program is
-    reported as return code 127 with the reason on stderr; a sandbox that could not be set up, as
-    ``LAUNCH_FAILED``, command not run); raises ``ValueError`` for a bad request (empty argv,
-    missing cwd, non-positive timeout, forbidden ``env_extra``, relative path or ``/`` in ``hide``).
+    ``cwd`` may lie inside one of them and stays visible and writable. What held is
+    ``RunResult.isolation``/``isolation_reason``. Never raises for what the child does (a missing
+    program is reported as return code 127 with the reason on stderr; a sandbox that could not be
+    set up, as ``LAUNCH_FAILED``, command not run); raises ``ValueError`` for a bad request (empty
+    argv, missing cwd, non-positive timeout, forbidden ``env_extra``, relative path or ``/`` in ``hide``).
     """
     cwd = _check_request(argv, cwd, timeout_s)
-    env = scrubbed_env(cwd, env_extra)
-    mounts = _mount_plan(cwd, hide)
-    isolation = isolation_support()
-    command = launcher_argv(argv, limits, mounts if isolation.mode == NAMESPACE else None)
-    if isolation.mode == NAMESPACE:
-        command = _namespace_prefix() + command
-    else:
-        log.warning("sandbox runs %s WITHOUT filesystem isolation: %s", argv[0], isolation.reason)
     private_tmp = Path(tempfile.mkdtemp(prefix=PRIVATE_TMP_PREFIX, dir=cwd))
-    env["TMPDIR"] = env["TMP"] = env["TEMP"] = str(private_tmp)
+    status_r, status_w = os.pipe()
     start = time.monotonic()
+    prepared = None
     try:
+        prepared = _prepare(argv, cwd, env_extra, limits, hide, (), status_w)
+        env = {**prepared.env, "TMPDIR": str(private_tmp), "TMP": str(private_tmp), "TEMP": str(private_tmp)}
         proc = subprocess.Popen(  # nosec B603 - argv list, no shell; this is the sandbox itself
-            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            prepared.command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, pass_fds=(status_w,),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         )
+        os.close(status_w)
+        status_w = -1
         out, err = _BoundedBuffer(limits.output_bytes), _BoundedBuffer(limits.output_bytes)
         timed_out = _pump(proc, {proc.stdout: out, proc.stderr: err}, start + timeout_s)
-        returncode = proc.wait()
-        _kill_group(proc.pid)   # sweep background grandchildren that outlived the command
+        returncode = _command_status(proc.wait(), status_r, prepared, timed_out)
+        _kill_group(proc.pid)   # without namespaces: background grandchildren still in the group
+        survivors = _sweep(prepared.uid)
     finally:
+        for fd in (status_r, status_w):
+            if fd >= 0:
+                os.close(fd)
+        if prepared is not None and prepared.uid is not None:
+            reclaim(cwd)
         shutil.rmtree(private_tmp, ignore_errors=True)
+    reason = prepared.isolation.reason
+    if survivors:
+        reason += f"; {survivors} process(es) of the run outlived it and were killed"
     return RunResult(
         argv=list(argv),
         returncode=returncode,
@@ -432,9 +578,61 @@ def run_sandboxed(
         killed_by_signal=-returncode if returncode < 0 else None,
         stdout_truncated=bool(out.dropped),
         stderr_truncated=bool(err.dropped),
-        isolation=isolation.mode,
-        isolation_reason=isolation.reason,
+        isolation=prepared.isolation.mode,
+        isolation_reason=reason,
+        run_uid=prepared.uid,
+        survivors=survivors,
     )
+
+
+def _command_status(wrapper_status: int, status_r: int, prepared: _Prepared, timed_out: bool) -> int:
+    """The command's own exit status: the wrapper's without isolation, else what our init reported
+    (``unshare`` turns a death by signal into exit 1); -SIGKILL when the init itself was killed."""
+    if prepared.isolation.mode != NAMESPACE:
+        return wrapper_status
+    os.set_blocking(status_r, False)
+    try:
+        reported = os.read(status_r, 32)
+    except BlockingIOError:
+        reported = b""
+    if reported.strip().lstrip(b"-").isdigit():
+        return int(reported)
+    return -signal.SIGKILL if timed_out or wrapper_status < 0 else wrapper_status
+
+
+@dataclass
+class Started:
+    """A long-running untrusted command (see :func:`start_untrusted`)."""
+
+    proc: subprocess.Popen     # ``unshare`` under isolation (its pid is the process-group id)
+    isolation: str
+    isolation_reason: str
+    run_uid: int | None
+
+
+def start_untrusted(
+    argv: list[str],
+    *,
+    cwd: Path,
+    log_file: Any,
+    env_extra: dict[str, str] | None = None,
+    limits: Limits = Limits(cpu_seconds=None),  # noqa: B008 - frozen dataclass; a server runs for long
+    hide: Sequence[Path] = (),
+    keep_ours: Sequence[str] = (),
+) -> Started:
+    """Start ``argv`` in ``cwd`` behind the same boundary as :func:`run_untrusted`, detached.
+
+    For servers (a deployed release): stdout and stderr go to ``log_file``; ``keep_ours`` names
+    files in ``cwd`` the command must not change (the release's own records). Stopping it: signal
+    its process group (``SIGTERM`` reaches the command through the namespace's init; ``SIGKILL``
+    ends the whole namespace), then :func:`reclaim` the directory.
+    """
+    cwd = _check_request(argv, cwd, 1.0)
+    prepared = _prepare(argv, cwd, env_extra, limits, hide, keep_ours)
+    proc = subprocess.Popen(  # nosec B603 - argv list, no shell; this is the sandbox itself
+        prepared.command, cwd=cwd, env=prepared.env, stdin=subprocess.DEVNULL,
+        stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    return Started(proc, prepared.isolation.mode, prepared.isolation.reason, prepared.uid)
 
 
 def _pump(proc: subprocess.Popen, buffers: dict, deadline: float) -> bool:

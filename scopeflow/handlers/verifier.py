@@ -1,7 +1,7 @@
 """The verifier: compile, lint, test and scan a built app, and say exactly what failed.
 
 Four checks run one after the other, each in its own child span and each as a sandboxed
-subprocess (:func:`scopeflow.handlers.sandbox.run_sandboxed`) of the tools in *our* virtualenv
+subprocess (:func:`scopeflow.handlers.sandbox.run_untrusted`) of the tools in *our* virtualenv
 (``sys.executable -m ...``), so the generated code never runs inside the Scopeflow process:
 
 1. **compile** – ``py_compile`` every ``.py`` file (bytecode goes to a temporary directory, not
@@ -32,7 +32,7 @@ from scopeflow.handlers.checks import Checks, trim_output
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import CONFIGURATION, DESIGN_FLAW, RECOVERABLE, TaskFailure
 from scopeflow.handlers.registry import NO_RETRY, operator
-from scopeflow.handlers.sandbox import RunResult, isolation_support, run_sandboxed
+from scopeflow.handlers.sandbox import RunResult, isolation_support, run_untrusted
 from scopeflow.spans import semconv
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -78,7 +78,7 @@ def hidden_from_checks(workspace: Path) -> Path:
 
 
 def _run(argv: list[str], app_dir: Path, timeout_s: float, name: str, hide: tuple[Path, ...] = ()) -> RunResult:
-    result = run_sandboxed(argv, cwd=app_dir, timeout_s=timeout_s, hide=hide)
+    result = run_untrusted(argv, cwd=app_dir, timeout_s=timeout_s, hide=hide)
     if result.returncode == 127 and not result.timed_out:
         raise _ToolFailed(f"{name}: {result.stderr.strip()}")
     return result
@@ -220,7 +220,7 @@ def verify_workspace(ctx: TaskContext, app_dir: Path, timeout_s: float = DEFAULT
     app_dir = Path(app_dir).resolve()
     checks = Checks()
     hide = (hidden_from_checks(ctx.workspace),)
-    isolation = isolation_support()     # what every run_sandboxed call of these checks uses
+    isolation = isolation_support()     # what every run_untrusted call of these checks uses
     for name, check in CHECKS:
         left = ctx.time_left()
         budget = timeout_s if left is None else max(1.0, min(timeout_s, left))
