@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from scopeflow.handlers.app_content import tree_digest
 from scopeflow.handlers.builder import build_task
 from scopeflow.handlers.context import RecordingContext
 from scopeflow.handlers.deployer import check_credentials, deploy_release, releases_dir
@@ -116,6 +117,12 @@ def workspace(tmp_path) -> Path:
     return path
 
 
+def deploy(ctx, **kwargs):
+    """``deploy_release`` given the digest the verifier records for the app as it is now."""
+    app = Path(ctx.workspace) / kwargs.get("app_dir", "app")
+    return deploy_release(ctx, verified_sha256=tree_digest(app) if app.is_dir() else "unverified", **kwargs)
+
+
 def make_ctx(workspace: Path, instance_id: str = "inst-1", secrets: dict[str, str] | None = None):
     return RecordingContext(instance_id=instance_id, task_id="deploy", bpmn_id="deploy_release",
                             workspace=workspace, secret_names=("*",), secrets=dict(secrets or {}))
@@ -129,7 +136,7 @@ def test_generated_app_is_released_health_checked_listed_and_stopped(releases, w
     build_real_app(workspace)
     ctx = make_ctx(workspace)
 
-    release = deploy_release(ctx)["release"]
+    release = deploy(ctx)["release"]
 
     assert get_json(release["url"] + "/healthz") == (200, {"status": "ok"})
     directory = Path(release["path"])
@@ -157,10 +164,10 @@ def test_generated_app_is_released_health_checked_listed_and_stopped(releases, w
 
 def test_redeploying_the_same_files_returns_the_running_release(releases, workspace):
     write_tiny_app(workspace)
-    first = deploy_release(make_ctx(workspace))["release"]
+    first = deploy(make_ctx(workspace))["release"]
     ctx = make_ctx(workspace)
 
-    second = deploy_release(ctx)["release"]
+    second = deploy(ctx)["release"]
 
     assert second["id"] == first["id"] and second["pid"] == first["pid"]
     assert len(list_releases(releases)) == 1
@@ -169,10 +176,10 @@ def test_redeploying_the_same_files_returns_the_running_release(releases, worksp
 
 def test_a_changed_app_replaces_the_previous_release(releases, workspace):
     write_tiny_app(workspace)
-    first = deploy_release(make_ctx(workspace))["release"]
+    first = deploy(make_ctx(workspace))["release"]
     (workspace / "app" / "NOTES.txt").write_text("a changed build\n")
 
-    second = deploy_release(make_ctx(workspace))["release"]
+    second = deploy(make_ctx(workspace))["release"]
 
     assert second["id"] != first["id"]
     statuses = {r.id: r.status for r in list_releases(releases)}
@@ -183,12 +190,12 @@ def test_a_changed_app_replaces_the_previous_release(releases, workspace):
 
 def test_unhealthy_release_fails_as_external_blocker_and_the_previous_one_keeps_serving(releases, workspace):
     write_tiny_app(workspace)
-    good = deploy_release(make_ctx(workspace))["release"]
+    good = deploy(make_ctx(workspace))["release"]
     write_tiny_app(workspace, status="error", code=500)
     ctx = make_ctx(workspace)
 
     with pytest.raises(TaskFailure) as caught:
-        deploy_release(ctx)
+        deploy(ctx)
 
     failure = caught.value
     assert failure.kind == EXTERNAL_BLOCKER
@@ -208,12 +215,12 @@ def test_unhealthy_release_fails_as_external_blocker_and_the_previous_one_keeps_
 
 def test_rollback_starts_a_stopped_previous_release_again(releases, workspace):
     write_tiny_app(workspace)
-    good = deploy_release(make_ctx(workspace))["release"]
+    good = deploy(make_ctx(workspace))["release"]
     stop_release(releases, good["id"])
     write_tiny_app(workspace, exit_code=3)
 
     with pytest.raises(TaskFailure) as caught:
-        deploy_release(make_ctx(workspace), health_timeout_s=5)
+        deploy(make_ctx(workspace), health_timeout_s=5)
 
     assert caught.value.details["rolled_back"] is True
     restarted = caught.value.details["active_release"]
@@ -226,7 +233,7 @@ def test_first_release_that_exits_fails_with_its_log_and_nothing_left_running(re
     write_tiny_app(workspace, exit_code=3)
 
     with pytest.raises(TaskFailure) as caught:
-        deploy_release(make_ctx(workspace), health_timeout_s=5)
+        deploy(make_ctx(workspace), health_timeout_s=5)
 
     failure = caught.value
     assert failure.kind == EXTERNAL_BLOCKER
@@ -245,7 +252,7 @@ def test_app_gets_its_credentials_and_no_scopeflow_settings(releases, workspace,
                                                         credentials=["STRIPE_API_KEY"])])
     ctx = make_ctx(workspace, secrets={"STRIPE_API_KEY": "sk_test_123", "OTHER": "unused"})
 
-    release = deploy_release(ctx, spec=spec.to_data())["release"]
+    release = deploy(ctx, spec=spec.to_data())["release"]
 
     _, env = get_json(release["url"] + "/env")
     assert env["STRIPE_API_KEY"] == "sk_test_123"
@@ -261,7 +268,7 @@ def test_deploy_without_a_needed_credential_is_a_configuration_failure(releases,
                                                         credentials=["STRIPE_API_KEY"])])
 
     with pytest.raises(TaskFailure) as caught:
-        deploy_release(make_ctx(workspace), spec=spec.to_data())
+        deploy(make_ctx(workspace), spec=spec.to_data())
 
     assert caught.value.kind == CONFIGURATION
     assert list_releases(releases) == []
@@ -273,7 +280,7 @@ def test_deploy_without_a_needed_credential_is_a_configuration_failure(releases,
 ])
 def test_bad_app_directory_is_a_design_flaw(releases, workspace, app_dir, message):
     with pytest.raises(TaskFailure, match=message) as caught:
-        deploy_release(make_ctx(workspace), app_dir=app_dir)
+        deploy(make_ctx(workspace), app_dir=app_dir)
     assert caught.value.kind == DESIGN_FLAW
 
 
@@ -281,18 +288,18 @@ def test_app_without_entry_point_or_with_symlinks_is_refused(releases, workspace
     app = write_tiny_app(workspace)
     (app / "secrets.txt").symlink_to("/etc/hostname")
     with pytest.raises(TaskFailure, match="symbolic link"):
-        deploy_release(make_ctx(workspace))
+        deploy(make_ctx(workspace))
     (app / "secrets.txt").unlink()
     (app / "run.py").unlink()
     with pytest.raises(TaskFailure, match="no run.py to start") as caught:
-        deploy_release(make_ctx(workspace))
+        deploy(make_ctx(workspace))
     assert caught.value.kind == DESIGN_FLAW
     assert list_releases(releases) == []
 
 
 def test_a_release_whose_process_died_is_listed_as_stopped(releases, workspace):
     write_tiny_app(workspace)
-    release = deploy_release(make_ctx(workspace))["release"]
+    release = deploy(make_ctx(workspace))["release"]
 
     os.killpg(release["pid"], signal.SIGKILL)
     wait_until(lambda: not process_alive(load_release(Path(release["path"]))))
@@ -309,8 +316,8 @@ def test_stopping_an_unknown_release_is_a_key_error(releases):
 
 def test_stop_all_stops_every_running_release(releases, workspace):
     write_tiny_app(workspace)
-    one = deploy_release(make_ctx(workspace, "inst-1"))["release"]
-    two = deploy_release(make_ctx(workspace, "inst-2"))["release"]
+    one = deploy(make_ctx(workspace, "inst-1"))["release"]
+    two = deploy(make_ctx(workspace, "inst-2"))["release"]
 
     stopped = stop_all(releases)
 

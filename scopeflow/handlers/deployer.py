@@ -7,6 +7,12 @@ loopback port, detached in its own session, with a scrubbed environment plus the
 spec's integrations need. The release counts only once ``GET /healthz`` answers 200 with
 ``{"status": "ok"}``.
 
+Only the verified app ships: the deployer recomputes the app's content digest and refuses to deploy
+when it differs from the one the verifier recorded. The server starts behind the same boundary as
+the checks (:func:`scopeflow.handlers.sandbox.start_untrusted`): its own PID and mount namespaces,
+the Scopeflow home (database, ``secret.key``) and other releases hidden, a dedicated unprivileged uid
+when Scopeflow runs as root, a scrubbed environment plus its declared credentials.
+
 Blue/green on one host: the previous release of the instance keeps serving until the new one is
 healthy, and is stopped only then. When the new one fails, it is stopped and the previous healthy
 release stays (or is started again), and the task fails as an ``external_blocker``.
@@ -14,7 +20,6 @@ release stays (or is started again), and the task fails as an ``external_blocker
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -22,7 +27,6 @@ import shlex
 import shutil
 import socket
 import stat
-import subprocess
 import sys
 import time
 import urllib.error
@@ -33,6 +37,7 @@ from typing import Any
 
 from scopeflow.config import load_settings
 from scopeflow.handlers.app_admin import admin_environment
+from scopeflow.handlers.app_content import app_digest, content_files
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import CONFIGURATION, DESIGN_FLAW, EXTERNAL_BLOCKER, TaskFailure
 from scopeflow.handlers.registry import NO_RETRY, operator
@@ -55,9 +60,10 @@ from scopeflow.handlers.release import (
     terminate,
     utc_now,
 )
-from scopeflow.handlers.sandbox import scrubbed_env
+from scopeflow.handlers.sandbox import scrubbed_env, start_untrusted
 from scopeflow.handlers.serde import to_data
 from scopeflow.handlers.spec import Spec
+from scopeflow.handlers.verifier import hidden_from_checks
 
 HOST = "127.0.0.1"
 ENTRY_POINT = "run.py"                 # what the flask_app template pack renders to start the app
@@ -70,9 +76,6 @@ UNHEALTHY_ANSWERS_TO_FAIL = 5          # a server that answers, but not ok, this
 LOG_TAIL_CHARS = 4000
 CREDENTIAL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")   # an environment variable name
 
-_SKIP_DIRS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".git", ".venv",
-                        "venv", "node_modules", "instance"})   # instance/: local data (SQLite) of test runs
-_SKIP_SUFFIXES = (".pyc", ".pyo")
 _RELEASE_OWN_FILES = frozenset({RELEASE_FILE, LOG_FILE, RELEASE_FILE + ".tmp"})
 _ENV_RESERVED = frozenset(scrubbed_env(Path("/"))) | {"HOST", "PORT"}   # what start_server sets itself
 
@@ -100,23 +103,12 @@ def app_files(app_dir: Path) -> list[str]:
     Caches, virtualenvs and ``instance/`` data are left out. Symbolic links are refused rather than
     followed, so a release can never copy a file from outside the app.
     """
-    files, links = [], []
-    for dirpath, dirnames, filenames in os.walk(app_dir):
-        here = Path(dirpath)
-        links += [str((here / d).relative_to(app_dir)) for d in dirnames if (here / d).is_symlink()]
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not (here / d).is_symlink())
-        for name in filenames:
-            path = here / name
-            relative = path.relative_to(app_dir).as_posix()
-            if path.is_symlink():
-                links.append(relative)
-            elif path.is_file() and not name.endswith(_SKIP_SUFFIXES):
-                files.append(relative)
+    files, links = content_files(app_dir)
     if links:
         raise TaskFailure(DESIGN_FLAW, f"app holds symbolic link(s), which a release does not copy: "
                           f"{', '.join(sorted(links)[:5])}", {"links": sorted(links)})
     _check_shippable(set(files))
-    return sorted(files)
+    return files
 
 
 def _check_shippable(files: set[str]) -> None:
@@ -126,15 +118,6 @@ def _check_shippable(files: set[str]) -> None:
     if clashes:
         raise TaskFailure(DESIGN_FLAW, f"app has file(s) the release itself needs: {', '.join(clashes)}",
                           {"files": clashes})
-
-
-def app_digest(app_dir: Path, files: list[str]) -> str:
-    """sha256 over the shipped files' paths and contents: equal digests mean the same app."""
-    total = hashlib.sha256()
-    for relative in sorted(files):
-        content = hashlib.sha256((app_dir / relative).read_bytes()).hexdigest()
-        total.update(f"{relative}\0{content}\n".encode())
-    return total.hexdigest()
 
 
 # ------------------------------------------------------------------------------ release files
@@ -227,17 +210,20 @@ def credential_env(ctx: TaskContext, names: list[str]) -> dict[str, str]:
     return env
 
 
-def start_server(release: Release, credentials: dict[str, str]) -> None:
-    """Start the release detached (own session), logging to ``release.log``; updates ``release``."""
-    env = scrubbed_env(release.directory, {"HOST": HOST, "PORT": str(release.port), **credentials})
-    with open(release.directory / LOG_FILE, "ab") as log:
-        log.write(f"--- {utc_now()} starting on {release.url}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(  # nosec B603 - fixed argv: this interpreter and the app's entry point
-            [sys.executable, ENTRY_POINT], cwd=release.directory, env=env, stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-    remember_child(proc)
-    release.pid = proc.pid
+def start_server(release: Release, credentials: dict[str, str], hide: tuple[Path, ...]) -> None:
+    """Start the release behind the untrusted-code boundary (:func:`sandbox.start_untrusted`: own
+    PID and mount namespaces, ``hide`` and every home directory out of sight, a dedicated uid under
+    root, a scrubbed environment plus ``credentials``), logging to ``release.log``; updates ``release``.
+    """
+    log_fd = os.open(release.directory / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(log_fd, "ab") as log:
+        started = start_untrusted([sys.executable, ENTRY_POINT], cwd=release.directory, log_file=log,
+                                  env_extra={"HOST": HOST, "PORT": str(release.port), **credentials},
+                                  hide=hide, keep_ours=sorted(_RELEASE_OWN_FILES))
+        log.write(f"--- {utc_now()} starting on {release.url} (isolation {started.isolation}: "
+                  f"{started.isolation_reason})\n".encode())
+    remember_child(started.proc)
+    release.pid = started.proc.pid
     release.started_at = utc_now()
     release.status = RUNNING
     save_release(release)
@@ -369,7 +355,7 @@ def _retire(root: Path, instance_id: str, keep: Release) -> None:
 
 
 def _roll_back(ctx: TaskContext, root: Path, failed: Release, credentials: dict[str, str],
-               timeout_s: float) -> Release | None:
+               timeout_s: float, hide: tuple[Path, ...]) -> Release | None:
     """Make the instance's latest previously healthy release serve again; None when there is none."""
     earlier = [r for r in list_releases(root, ctx.instance_id)
                if r.id != failed.id and r.health is not None and r.health.ok and r.status in (RUNNING, STOPPED)]
@@ -383,7 +369,7 @@ def _roll_back(ctx: TaskContext, root: Path, failed: Release, credentials: dict[
     if not _port_free(previous.port):
         previous.port = free_port()
         previous.url = f"http://{HOST}:{previous.port}"
-    start_server(previous, credentials)
+    start_server(previous, credentials, hide)
     if _checked(ctx, previous, timeout_s, "rollback health check").ok:
         return previous
     terminate(previous)
@@ -392,11 +378,12 @@ def _roll_back(ctx: TaskContext, root: Path, failed: Release, credentials: dict[
     return None
 
 
-def _fail(ctx: TaskContext, root: Path, release: Release, credentials: dict[str, str], timeout_s: float) -> None:
+def _fail(ctx: TaskContext, root: Path, release: Release, credentials: dict[str, str], timeout_s: float,
+          hide: tuple[Path, ...]) -> None:
     """Stop the unhealthy ``release``, roll back, and raise the external_blocker that says what happened."""
     terminate(release)
     health = release.health or Health(False, detail="not checked")
-    active = _roll_back(ctx, root, release, credentials, timeout_s)
+    active = _roll_back(ctx, root, release, credentials, timeout_s, hide)
     release.status = ROLLED_BACK if active else FAILED
     save_release(release)
     ctx.record({"scopeflow.deploy.release_id": release.id, "scopeflow.deploy.health_ok": False,
@@ -414,15 +401,37 @@ def _succeeded(ctx: TaskContext, release: Release, reused: bool) -> dict[str, An
     return {"release": release.to_data()}
 
 
+def _check_verified(app_dir: str, digest: str, verified_sha256: str | None) -> None:
+    """Ship only the app the verifier checked: its content digest must equal the recorded one."""
+    if not verified_sha256:
+        raise TaskFailure(EXTERNAL_BLOCKER, "deploy refused: no verified content hash was given "
+                          "(verified_sha256), and only a verified app is deployed", {"app_dir": app_dir})
+    if digest != verified_sha256:
+        raise TaskFailure(EXTERNAL_BLOCKER, f"deploy refused: app {app_dir!r} differs from the verified one "
+                          f"(verified {verified_sha256[:12]}, now {digest[:12]}); it changed after its checks",
+                          {"app_dir": app_dir, "verified_sha256": verified_sha256, "app_sha256": digest})
+
+
+def hidden_from_release(ctx: TaskContext, root: Path) -> tuple[Path, ...]:
+    """What a release must not see: the Scopeflow home (as for the checks) and every other release."""
+    return (hidden_from_checks(ctx.workspace), root)
+
+
 @operator("deploy_release", expensive=True, retry=NO_RETRY, secrets=("*",))
 def deploy_release(ctx: TaskContext, app_dir: str = "app", spec: dict[str, Any] | None = None,
-                   health_timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S) -> dict[str, Any]:
-    """Deploy the built app as a local release on a loopback port; health-checked, rolled back on failure."""
+                   health_timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S,
+                   verified_sha256: str | None = None) -> dict[str, Any]:
+    """Deploy the verified app as a local release on a loopback port; health-checked, rolled back on failure.
+
+    ``verified_sha256`` is the content digest the verifier recorded (``verification['app_sha256']``):
+    an app whose content differs is refused as an external blocker, before anything starts.
+    """
     root = releases_dir().resolve()
     check_id(ctx.instance_id, "instance id")
     app = _app_path(ctx, app_dir)
     files = app_files(app)
     digest = app_digest(app, files)
+    _check_verified(app_dir, digest, verified_sha256)
     needed = required_credentials(spec)
     admin_env, sign_in = admin_environment(ctx, app)
     credentials = {**credential_env(ctx, list(needed)), **admin_env}
@@ -432,8 +441,9 @@ def deploy_release(ctx: TaskContext, app_dir: str = "app", spec: dict[str, Any] 
     left = ctx.time_left()
     timeout_s = health_timeout_s if left is None else max(1.0, min(health_timeout_s, left))
     release = _prepare(root, ctx.instance_id, app, files, digest, list(needed))
-    start_server(release, credentials)
+    hide = hidden_from_release(ctx, root)
+    start_server(release, credentials, hide)
     if not _checked(ctx, release, timeout_s).ok:
-        _fail(ctx, root, release, credentials, timeout_s)
+        _fail(ctx, root, release, credentials, timeout_s, hide)
     _retire(root, ctx.instance_id, release)
     return {**_succeeded(ctx, release, reused=False), "sign_in": sign_in}

@@ -6,7 +6,9 @@ dataclass). The directory tree *is* the registry: there is no database row to dr
 with what is on disk, and a release outlives the Scopeflow process that started it.
 
 Processes are started in their own session, so a release's process id is also its process-group
-id and :func:`stop_release` can signal the server together with anything it spawned.
+id and :func:`stop_release` can signal the server together with anything it spawned; under
+namespace isolation that process is ``unshare``, and everything the server spawned lives in its PID
+namespace and dies with it.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scopeflow.handlers.sandbox import reclaim
 from scopeflow.handlers.serde import from_data, to_data
 
 RUNNING = "running"
@@ -92,10 +96,16 @@ def release_dir(root: Path, instance_id: str, release_id: str) -> Path:
 
 
 def save_release(release: Release) -> None:
-    """Write ``release.json`` atomically (write a temporary file, then rename over the old one)."""
+    """Write ``release.json`` atomically (a fresh temporary file, then a rename over the old one).
+
+    The temporary file is created exclusively under a random name: the running release may write in
+    its directory, and must not be able to plant a link where we are about to write.
+    """
     target = release.directory / RELEASE_FILE
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(release.to_data(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=RELEASE_FILE + ".", suffix=".tmp", dir=release.directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(release.to_data(), indent=2, sort_keys=True) + "\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, target)
 
 
@@ -164,6 +174,7 @@ def list_releases(root: Path, instance_id: str | None = None) -> list[Release]:
             continue
         if release.status == RUNNING and not process_alive(release):
             release.status = STOPPED
+            reclaim(release.directory)
             save_release(release)
         found.append(release)
     return sorted(found, key=lambda r: (r.started_at, r.id))
@@ -193,13 +204,17 @@ def _wait_gone(release: Release, grace_s: float) -> bool:
 
 
 def terminate(release: Release, grace_s: float = STOP_GRACE_S) -> None:
-    """SIGTERM the release's process group, SIGKILL it if still alive after ``grace_s``."""
+    """SIGTERM the release's process group, SIGKILL it if still alive after ``grace_s``; then take
+    its directory back from the release's user (every process of the release is gone by then: they
+    share its PID namespace)."""
     if release.pid and process_alive(release):
         _signal_group(release.pid, signal.SIGTERM)
         if not _wait_gone(release, grace_s):
             _signal_group(release.pid, signal.SIGKILL)
             _wait_gone(release, grace_s)
     _CHILDREN.pop(release.pid or 0, None)
+    if not (release.pid and process_alive(release)):
+        reclaim(release.directory)
 
 
 def stop_release(root: Path, release_id: str, grace_s: float = STOP_GRACE_S) -> Release:

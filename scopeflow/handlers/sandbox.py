@@ -355,6 +355,9 @@ def _contain(plan: dict) -> None:
 def _launch(plan_json: str, argv: list[str]) -> None:
     """The launcher's main: mounts (if planned), limits, then ``exec`` of the command."""
     plan = json.loads(plan_json)
+    if plan.get("init"):    # a stop request that arrives while we set up must not be lost
+        for sig in _FORWARDED:
+            signal.signal(sig, lambda number, _frame: _STOP_REQUESTS.append(number))
     if plan["mounts"] is not None:
         try:
             _contain(plan["mounts"])
@@ -382,17 +385,32 @@ def _exec(rlimits: list, argv: list[str]) -> None:
         os._exit(127)
 
 
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_STOP_REQUESTS: list[int] = []
+
+
 def _be_init(rlimits: list, argv: list[str], status_fd: int | None) -> None:
     """Stay as the namespace's first process: run the command as our child, forward stop signals
     to it (the kernel drops signals to a namespace's init that has no handler), reap every orphan,
     and exit when the command does — the kernel then kills whatever else is left."""
     child = os.fork()
     if child == 0:
+        for sig in _FORWARDED:
+            signal.signal(sig, signal.SIG_DFL)
         if status_fd is not None:
             os.close(status_fd)     # the command cannot report a status of its own choosing
         _exec(rlimits, argv)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda number, _frame: os.kill(child, number))
+
+    def forward(number: int, _frame: object = None) -> None:
+        try:
+            os.kill(child, number)
+        except ProcessLookupError:
+            pass
+
+    for sig in _FORWARDED:
+        signal.signal(sig, forward)
+    for number in _STOP_REQUESTS:   # asked to stop while we were setting up
+        forward(number)
     while True:
         try:
             pid, status = os.wait()

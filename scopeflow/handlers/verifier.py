@@ -28,6 +28,7 @@ import xml.etree.ElementTree as ET  # nosec B405 - parses the report our own pyt
 from pathlib import Path
 from typing import Any
 
+from scopeflow.handlers.app_content import tree_digest
 from scopeflow.handlers.checks import Checks, trim_output
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import CONFIGURATION, DESIGN_FLAW, RECOVERABLE, TaskFailure
@@ -264,4 +265,5 @@ def verify_build(ctx: TaskContext, app_dir: str = "app") -> dict[str, Any]:
     if not checks.ok:
         raise TaskFailure(RECOVERABLE, checks.summary(),
                           {"checks": checks.to_data(), "failures": list(checks.failures)})
-    return {"checks": checks.to_data(), "ok": True}
+    # The digest of exactly what was checked: the deployer ships this content or nothing.
+    return {"checks": checks.to_data(), "ok": True, "app_sha256": tree_digest(_app_path(ctx, app_dir))}
