@@ -22,8 +22,9 @@ self-checks); ``start_untrusted`` starts a long-running one (a deployed release)
     ``/proc/<pid>/environ`` or ``/proc/<pid>/root``;
   * **every process of the run dies with it**: the command is the namespace's first process, and
     when it exits (or is killed, or ``unshare`` is) the kernel kills everything left in the
-    namespace, ``setsid`` daemons and double forks included. A finite run then looks for leftover
-    processes of its user id anyway, kills them and reports how many (``RunResult.survivors``);
+    namespace, ``setsid`` daemons and double forks included. Under root, a finite run then looks
+    for leftover processes of its user id anyway, kills them and reports how many
+    (``RunResult.survivors``; any survivor makes the result say ``isolation == "none"``);
   * when Scopeflow runs as **root**, the command runs as a **dedicated unprivileged user id**
     (``RunResult.run_uid``, drawn at random from :data:`SANDBOX_UID_BASE` + 2^24 so concurrent runs
     differ), so ``RLIMIT_NPROC`` holds and it cannot signal, trace or read what another run owns.
@@ -583,9 +584,9 @@ def run_untrusted(
         if prepared is not None and prepared.uid is not None:
             reclaim(cwd)
         shutil.rmtree(private_tmp, ignore_errors=True)
-    reason = prepared.isolation.reason
-    if survivors:
-        reason += f"; {survivors} process(es) of the run outlived it and were killed"
+    mode, reason = prepared.isolation.mode, prepared.isolation.reason
+    if survivors:   # the namespace did not hold: never report it as isolation
+        mode, reason = NO_ISOLATION, f"{survivors} process(es) of the run outlived it (killed afterwards); {reason}"
     return RunResult(
         argv=list(argv),
         returncode=returncode,
@@ -596,7 +597,7 @@ def run_untrusted(
         killed_by_signal=-returncode if returncode < 0 else None,
         stdout_truncated=bool(out.dropped),
         stderr_truncated=bool(err.dropped),
-        isolation=prepared.isolation.mode,
+        isolation=mode,
         isolation_reason=reason,
         run_uid=prepared.uid,
         survivors=survivors,
