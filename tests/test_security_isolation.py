@@ -303,3 +303,27 @@ def test_in_a_real_run_an_app_changed_between_verify_and_deploy_is_refused(tmp_p
     assert "differs from the verified one" in row.incident["message"]
     assert list_releases(home / "releases") == []
     assert json.dumps(row.incident)    # the incident is plain data
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the survivor sweep works by the run's dedicated uid (root)")
+def test_a_process_that_outlives_its_run_is_killed_and_the_result_stops_claiming_isolation(tmp_path, monkeypatch):
+    """Without a PID namespace (forced here) a setsid daemon would survive: the sweep by uid finds
+    it, kills it, and the result says ``isolation = none``."""
+    from scopeflow.handlers import sandbox
+
+    monkeypatch.setattr(sandbox, "_namespace_prefix",
+                        lambda: ["unshare", "--mount", "--propagation", "private", "--"])
+    marker = f"marker-survivor-{os.getpid()}"
+    code = f"""
+        import subprocess, sys, time
+        marker = "marker-" + "survivor-{os.getpid()}"
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)  # " + marker], start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+    """
+    result = run_untrusted(_python(code), cwd=tmp_path, timeout_s=10)
+    assert result.returncode == 0 and not result.timed_out
+    assert result.survivors == 1
+    assert result.isolation == "none" and result.isolation_reason.startswith("1 process(es) of the run outlived it")
+    time.sleep(0.2)
+    assert _running(marker) == []
