@@ -233,3 +233,14 @@ def test_only_the_names_a_script_uses_are_sent_to_its_worker():
     with pytest.raises(RuntimeError):
         env.execute("total = sum(p for p in prices)", {"prices": [1, 2], "spec": {"big": "x" * 10**6}})
     assert captured["names"] == {"prices": [1, 2]}
+
+
+def test_a_worker_that_died_while_idle_is_replaced_without_losing_the_script(pool):
+    env = RestrictedEnvironment(pool=pool)
+    env.execute("x = [1 for _ in (1,)]", {})
+    (idle,) = pool.worker_pids()
+    os.kill(idle, 9)
+    time.sleep(0.1)
+    data: dict = {}
+    env.execute("y = [2 for _ in (1,)]", data)
+    assert data == {"y": [2]} and idle not in pool.worker_pids()

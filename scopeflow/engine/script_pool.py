@@ -49,9 +49,10 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 class WorkerFailed(Exception):
     """The worker died, broke the protocol or overran its deadline (it has been killed)."""
 
-    def __init__(self, message: str, timed_out: bool = False):
+    def __init__(self, message: str, timed_out: bool = False, job_sent: bool = True):
         super().__init__(message)
         self.timed_out = timed_out
+        self.job_sent = job_sent     # False: the worker was gone before it got the job (safe to retry)
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,10 @@ class _Worker:
         payload = json.dumps(request, separators=(",", ":")).encode()
         try:
             _write_frame(self.proc.stdin.fileno(), payload)
+        except OSError:
+            code = self.kill()
+            raise WorkerFailed(f"script worker was gone ({_exit_reason(code)})", job_sent=False) from None
+        try:
             deadline = time.monotonic() + budget_s + _GRACE_S
             answer = json.loads(_read_frame(self.proc.stdout.fileno(), deadline, MAX_REPLY_BYTES))
         except TimeoutError:
@@ -177,7 +182,14 @@ class ScriptPool:
         with self._slots:
             worker = self._take()
             try:
-                reply = worker.call(request, budget_s)
+                try:
+                    reply = worker.call(request, budget_s)
+                except WorkerFailed as failure:
+                    self._forget(worker)
+                    if failure.job_sent:
+                        raise
+                    worker = self._take(fresh=True)   # an idle worker died (OOM killer, CPU allowance)
+                    reply = worker.call(request, budget_s)
             except WorkerFailed:
                 self._forget(worker)
                 raise
@@ -199,9 +211,9 @@ class ScriptPool:
         for worker in workers:
             worker.kill()
 
-    def _take(self) -> _Worker:
+    def _take(self, fresh: bool = False) -> _Worker:
         with self._lock:
-            if self._idle:
+            if self._idle and not fresh:
                 return self._idle.pop()
         worker = _Worker()
         with self._lock:
