@@ -302,8 +302,8 @@ def serve() -> None:
     while True:
         try:
             request = json.loads(_read_frame(stdin, None, MAX_REPLY_BYTES))
-        except (EOFError, OSError, ValueError):
-            return
+        except (EOFError, OSError, ValueError, OverflowError):
+            return   # the engine is gone, or sent what it never sends: stop
         reply = run_job(request)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         reply["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 3)
