@@ -172,6 +172,7 @@ class RestrictedEnvironment(TaskDataEnvironment):
         super().__init__({})
         self.time_budget_s = time_budget_s
         self._pool = pool
+        self.pool.prewarm()
 
     @property
     def pool(self) -> ScriptPool:

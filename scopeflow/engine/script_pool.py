@@ -176,6 +176,7 @@ class ScriptPool:
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
         self._all: set[_Worker] = set()
+        self._prewarmed = False
 
     def run(self, request: dict[str, Any], budget_s: float) -> Reply:
         """Send one job; raises :class:`WorkerFailed` (worker killed) on overrun, death or bad reply."""
@@ -199,6 +200,18 @@ class ScriptPool:
                 raise
             self._give_back(worker)
             return reply
+
+    def prewarm(self) -> None:
+        """Start one worker now, once per pool, so the first script does not wait for its start-up
+        (about 0.2 s of interpreter start and imports, which run while the engine does other work)."""
+        with self._lock:
+            if self._prewarmed or self._all:
+                return
+            self._prewarmed = True
+        worker = _Worker()
+        with self._lock:
+            self._all.add(worker)
+            self._idle.append(worker)
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for tests and diagnostics)."""
