@@ -25,9 +25,16 @@ from scopeflow.engine.script_guards import (
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
+_SMALL_SCALARS = frozenset({bool, int, float, type(None)})
+
+
 def check_result(what: str, value: Any) -> None:
     """Refuse a result that is too large or not plain JSON (the engine stores task data as JSON)."""
-    _refuse(f"{what} (items + characters)", data_units(value), MAX_DATA_UNITS)
+    if type(value) in _SMALL_SCALARS:   # a condition's answer: nothing to walk (integers are bounded
+        return                          # by the integer guards)
+    units = data_units(value)
+    if units > MAX_DATA_UNITS:
+        _refuse(f"{what} (items + characters)", units, MAX_DATA_UNITS)
     problem = json_problem(value)
     if problem:
         raise ScriptError(f"{what} is not plain JSON: {problem}")
