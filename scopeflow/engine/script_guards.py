@@ -285,6 +285,10 @@ def _sum(items: Iterable, start: Any = 0) -> Any:
         widest = max((_int_bits(item) for item in items if type(item) is int), default=0)  # noqa: E721
         _refuse("sum() of integers (items x bits)", len(items) * max(widest, 64), MAX_SUM_WORK)
         return sum(items, start)
+    items = list(items)
+    sized = (str, bytes, bytearray, list, tuple)
+    if isinstance(start, sized) and all(isinstance(item, sized) for item in items):
+        _refuse("concatenation", len(start) + sum(len(item) for item in items), MAX_SEQUENCE_LEN)   # up front
     total = start
     for item in items:
         total = _binop("+", total, item)
