@@ -19,7 +19,8 @@ Every BPMN script, condition and expression is compiled under the policy of
   The deadline is kept from outside and the worker is killed when it passes; whatever a script
   raises, ``SystemExit`` included, becomes a :class:`ScriptError`.
 
-Either way, what a script leaves must be plain JSON (text keys) within ``MAX_DATA_UNITS``.
+Either way, what a script leaves must be plain JSON (:mod:`scopeflow.engine.plain_json`) within
+``MAX_DATA_UNITS``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 from SpiffWorkflow.bpmn.script_engine import TaskDataEnvironment
 
 from scopeflow.engine import script_runner
+from scopeflow.engine.plain_json import first_problem
 from scopeflow.engine.script_guards import (  # noqa: F401 - the public names of the script sandbox
     _BINOPS,
     DEFAULT_TIME_BUDGET_S,
@@ -214,8 +216,9 @@ class RestrictedEnvironment(TaskDataEnvironment):
         try:
             json.dumps(names)
         except (TypeError, ValueError) as exc:
-            problem = script_runner.json_problem(names) or str(exc)
-            raise ScriptError(f"task data given to the script is not plain JSON: {problem}") from None
+            problem = first_problem(names, "")
+            where = f"{problem[0].lstrip('.')} {problem[1]}" if problem else str(exc)
+            raise ScriptError(f"task data given to the script is not plain JSON: {where}") from None
         try:
             reply = self.pool.run(request, self.time_budget_s)
         except WorkerFailed as failure:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scopeflow.engine.plain_json import first_problem
 from scopeflow.engine.script_guards import (
     GUARD_NAMES,
     MAX_DATA_UNITS,
@@ -22,63 +23,21 @@ from scopeflow.engine.script_guards import (
     guards,
 )
 
-_JSON_SCALARS = (str, int, float, bool, type(None))
-
-
 _SMALL_SCALARS = frozenset({bool, int, float, type(None)})
 
 
 def check_result(what: str, value: Any) -> None:
-    """Refuse a result that is too large or not plain JSON (the engine stores task data as JSON)."""
+    """Refuse a result that is too large or not plain JSON (:mod:`scopeflow.engine.plain_json`: the
+    engine stores task data as JSON and never revives objects from it)."""
     if type(value) in _SMALL_SCALARS:   # a condition's answer: nothing to walk (integers are bounded
         return                          # by the integer guards)
     units = data_units(value)
     if units > MAX_DATA_UNITS:
         _refuse(f"{what} (items + characters)", units, MAX_DATA_UNITS)
-    problem = json_problem(value)
-    if problem:
-        raise ScriptError(f"{what} is not plain JSON: {problem}")
-
-
-def json_problem(value: Any) -> str:
-    """Why ``value`` is not plain JSON (text keys; lists, tuples, dicts, text, numbers, booleans,
-    null), or "" when it is. Each container is checked once; a container inside itself is a cycle."""
-    checked: set[int] = set()
-    open_now: set[int] = set()
-
-    def walk(item: Any, where: str) -> str:
-        if isinstance(item, _JSON_SCALARS):
-            return ""
-        if not isinstance(item, (list, tuple, dict)):
-            return f"{where} holds a {type(item).__name__}"
-        if id(item) in open_now:
-            return f"{where} contains itself"
-        if id(item) in checked:
-            return ""
-        open_now.add(id(item))
-        if isinstance(item, dict):
-            for key, child in item.items():
-                if not isinstance(key, str):
-                    return f"{where} has a non-text key {key!r:.40}"
-                found = walk(child, f"{where}[{key!r:.40}]")
-                if found:
-                    return found
-        else:
-            for index, child in enumerate(item):
-                found = walk(child, f"{where}[{index}]")
-                if found:
-                    return found
-        open_now.discard(id(item))
-        checked.add(id(item))
-        return ""
-
-    if isinstance(value, dict):   # a script's results: name each variable
-        for key, child in value.items():
-            found = walk(child, str(key))
-            if found:
-                return found
-        return ""
-    return walk(value, "the value")
+    problem = first_problem(value, "")
+    if problem is not None:
+        where = problem[0].lstrip(".") or "the value"
+        raise ScriptError(f"{what} is not plain JSON: {where} {problem[1]}")
 
 
 def execute(code: Any, names: dict[str, Any], keep_out: frozenset[str] = frozenset(),
