@@ -31,6 +31,9 @@ def check_result(what: str, value: Any) -> None:
     engine stores task data as JSON and never revives objects from it)."""
     if type(value) in _SMALL_SCALARS:   # a condition's answer: nothing to walk (integers are bounded
         return                          # by the integer guards)
+    if type(value) is str:              # a parameter's usual answer: only its length matters
+        _refuse(f"{what} (characters)", len(value), MAX_DATA_UNITS)
+        return
     units = data_units(value)
     if units > MAX_DATA_UNITS:
         _refuse(f"{what} (items + characters)", units, MAX_DATA_UNITS)
