@@ -11,6 +11,30 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
+# The models shipped inside the package (a wheel holds a copy; in a source checkout this is a link
+# to the repository's ``bpmn-models/``), used when no models directory is configured or present.
+PACKAGED_MODELS = Path(__file__).resolve().parent / "bpmn_models"
+LOCAL_MODELS = Path("bpmn-models")
+
+
+def default_models_dir() -> Path:
+    """``./bpmn-models`` when the current directory has one (a project of its own models), else the
+    models shipped with the package — so every command works from any directory."""
+    return LOCAL_MODELS if LOCAL_MODELS.is_dir() else PACKAGED_MODELS
+
+
+def _models_dir() -> Path:
+    """``SCOPEFLOW_MODELS`` when set, which must then be a directory: a typo is refused before any
+    command creates state, instead of silently running the packaged models."""
+    value = os.environ.get("SCOPEFLOW_MODELS")
+    if not value:
+        return default_models_dir()
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"SCOPEFLOW_MODELS is {value!r}, which is not a directory")
+    return path
+
+
 def _env_path(name: str, default: Path) -> Path:
     value = os.environ.get(name)
     return Path(value).expanduser() if value else default
@@ -32,7 +56,7 @@ class Settings:
 
     home: Path = field(default_factory=lambda: Path(".scopeflow"))
     database_url: str = ""
-    models_dir: Path = field(default_factory=lambda: Path("bpmn-models"))
+    models_dir: Path = field(default_factory=default_models_dir)
     workspaces_dir: Path = field(default_factory=lambda: Path(".scopeflow/workspaces"))
     releases_dir: Path = field(default_factory=lambda: Path(".scopeflow/releases"))
     broker_url: str = ""
@@ -66,7 +90,7 @@ def load_settings() -> Settings:
     return Settings(
         home=home,
         database_url=os.environ.get("SCOPEFLOW_DATABASE_URL", ""),
-        models_dir=_env_path("SCOPEFLOW_MODELS", Path("bpmn-models")),
+        models_dir=_models_dir(),
         workspaces_dir=_env_path("SCOPEFLOW_WORKSPACES", home / "workspaces"),
         releases_dir=_env_path("SCOPEFLOW_RELEASES", home / "releases"),
         broker_url=os.environ.get("SCOPEFLOW_BROKER_URL", ""),
