@@ -10,7 +10,6 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-
 # The models shipped inside the package (a wheel holds a copy; in a source checkout this is a link
 # to the repository's ``bpmn-models/``), used when no models directory is configured or present.
 PACKAGED_MODELS = Path(__file__).resolve().parent / "bpmn_models"
