@@ -40,6 +40,9 @@ class App:
     """What commands share: settings and a lazily created engine."""
 
     def __init__(self, settings: Settings):
+        from scopeflow.handlers import registry
+
+        registry.load_modules(settings.operator_modules)   # `models lint` checks against them too
         self.settings = settings
 
     @cached_property

@@ -66,6 +66,7 @@ class Settings:
     lock_lease_s: float = 300.0
     secret_key: str = ""
     chain_key: str = ""                 # SCOPEFLOW_CHAIN_KEY; else <home>/chain.key
+    operator_modules: tuple[str, ...] = ()   # extra modules whose @operator functions register
 
     @property
     def effective_database_url(self) -> str:
@@ -100,6 +101,8 @@ def load_settings() -> Settings:
         lock_lease_s=_env_float("SCOPEFLOW_LOCK_LEASE", 300.0),
         secret_key=os.environ.get("SCOPEFLOW_SECRET_KEY", ""),
         chain_key=os.environ.get("SCOPEFLOW_CHAIN_KEY", ""),
+        operator_modules=tuple(name.strip() for name in os.environ.get("SCOPEFLOW_OPERATOR_MODULES", "").split(",")
+                               if name.strip()),
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import tests.operators  # noqa: F401  (registers the test-only operators in this process)
 from scopeflow.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
