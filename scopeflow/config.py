@@ -34,6 +34,25 @@ def _models_dir() -> Path:
     return path
 
 
+# What opening the store creates in a new home: the SQLite file (and its WAL) and the key files.
+FRESH_HOME_FILES = frozenset({"scopeflow.db", "scopeflow.db-wal", "scopeflow.db-shm", "secret.key", "chain.key"})
+
+
+def remove_unused_home(home: Path) -> bool:
+    """Delete ``home`` if it holds nothing but what opening the store creates; True if it did.
+
+    The CLI calls it only for a home that did not exist before a command that then refused its
+    input (exit 2), so nothing in it can be in use; anything else in it (a workspace, a release)
+    keeps the whole home.
+    """
+    if not home.is_dir() or not {path.name for path in home.iterdir()} <= FRESH_HOME_FILES:
+        return False
+    for path in home.iterdir():
+        path.unlink()
+    home.rmdir()
+    return True
+
+
 def _env_path(name: str, default: Path) -> Path:
     value = os.environ.get(name)
     return Path(value).expanduser() if value else default

@@ -88,3 +88,32 @@ def test_a_models_directory_that_does_not_exist_is_refused_before_anything_is_cr
     assert result.output.strip().splitlines() == [
         f"error: SCOPEFLOW_MODELS is '{tmp_path / 'no-such-models'}', which is not a directory"]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["instances", "show", "nope"], ["start", "no_such_model"],
+                                     ["secrets", "delete", "nope"]])
+def test_a_refused_command_in_a_new_directory_leaves_no_home_behind(tmp_path: Path, monkeypatch,
+                                                                      command: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SCOPEFLOW_HOME", raising=False)
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 2 and result.output.startswith("error: ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_command_keeps_a_home_that_existed(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SCOPEFLOW_HOME", raising=False)
+    assert CliRunner().invoke(main, ["models", "deploy", "hello"]).exit_code == 0
+    before = sorted(p.name for p in (tmp_path / ".scopeflow").iterdir())
+    assert CliRunner().invoke(main, ["instances", "show", "nope"]).exit_code == 2
+    assert sorted(p.name for p in (tmp_path / ".scopeflow").iterdir()) == before
+
+
+def test_a_home_with_anything_but_the_store_and_its_keys_is_never_removed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "workspaces").mkdir(parents=True)
+    (home / "scopeflow.db").write_bytes(b"")
+    assert not config.remove_unused_home(home) and (home / "scopeflow.db").exists()
+    (home / "workspaces").rmdir()
+    assert config.remove_unused_home(home) and not home.exists()
