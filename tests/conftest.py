@@ -20,13 +20,18 @@ MODELS = REPO / "bpmn-models"
 IN_CI = os.environ.get("SCOPEFLOW_CI") == "1"
 
 
-def make_settings(home: Path, models_dir: Path = MODELS, **overrides) -> Settings:
-    """Settings over a private SQLite store in ``home``, which starts as a copy of the migrated, empty
-    store (unless ``home`` already has one)."""
+def make_settings(home: Path, models_dir: Path = MODELS, *, migrated_copy: bool = False, **overrides) -> Settings:
+    """Settings over a private SQLite store in ``home``.
+
+    With ``migrated_copy`` the store starts as a copy of the migrated, empty store (unless ``home``
+    already has one), which saves running the migrations; without it the engine creates the home
+    and the store itself, as in production (what tests of that creation need).
+    """
     database = home / "scopeflow.db"
-    if not database.exists():
-        home.mkdir(parents=True, exist_ok=True)
+    if migrated_copy and not database.exists():
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)   # private, as the engine makes them
         shutil.copyfile(migrated_store(), database)
+        database.chmod(0o600)
     settings = Settings(models_dir=models_dir, database_url=f"sqlite:///{database}", secret_key="", **overrides)
     return settings.with_home(home)
 
@@ -36,8 +41,7 @@ def migrated_store() -> Path:
     """An empty SQLite store at the newest migration, made once per test process.
 
     Copying it is several times cheaper than running the migrations for every test's fresh store;
-    the migrations still run from scratch here, and for every store a test creates without
-    :func:`make_settings`.
+    the migrations still run from scratch here, and for every store made without ``migrated_copy``.
     """
     from sqlalchemy import create_engine
 
@@ -75,7 +79,7 @@ def fast_password_hashes() -> Iterator[None]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path / "home")
+    return make_settings(tmp_path / "home", migrated_copy=True)
 
 
 @pytest.fixture
