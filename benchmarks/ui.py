@@ -4,7 +4,7 @@ Seeds the store directly through the ORM (bulk inserts), then requests each page
 the WSGI app in-process (server time only: no network, no browser rendering) and compares the p95
 with the 300 ms target. Ends with one line ``RESULT {json}``.
 
-    /work/venv/bin/python benchmarks/ui.py [--instances 10000] [--spans 2000] [--repeat 20]
+    .venv/bin/python benchmarks/ui.py [--instances 10000] [--spans 2000] [--repeat 20]
 """
 
 from __future__ import annotations

@@ -40,7 +40,21 @@ class App:
     """What commands share: settings and a lazily created engine."""
 
     def __init__(self, settings: Settings):
+        from scopeflow.handlers import registry
+
+        registry.load_modules(settings.operator_modules)   # `models lint` checks against them too
         self.settings = settings
+        self.home_existed = settings.home.exists()
+
+    def discard_fresh_home(self) -> None:
+        """After a command that refused its input: remove the home it created (the store and keys
+        opened on the way), so a mistyped command leaves no ``.scopeflow/`` behind."""
+        from scopeflow.config import remove_unused_home
+        from scopeflow.engine.db import dispose_all
+
+        if not self.home_existed:
+            dispose_all()
+            remove_unused_home(self.settings.home)
 
     @cached_property
     def engine(self):
@@ -124,7 +138,19 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 pass_app = click.make_pass_decorator(App)
 
 
-@click.group(cls=SafeGroup)
+class RootGroup(SafeGroup):
+    """``scopeflow`` itself: a refused command (exit 2) leaves no home it created behind."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            if exc.exit_code == EXIT_BAD_INPUT and isinstance(ctx.obj, App):
+                ctx.obj.discard_fresh_home()
+            raise
+
+
+@click.group(cls=RootGroup)
 @click.version_option(package_name="scopeflow")
 @click.pass_context
 def main(ctx: click.Context) -> None:

@@ -10,6 +10,48 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+# The models shipped inside the package (a wheel holds a copy; in a source checkout this is a link
+# to the repository's ``bpmn-models/``), used when no models directory is configured or present.
+PACKAGED_MODELS = Path(__file__).resolve().parent / "bpmn_models"
+LOCAL_MODELS = Path("bpmn-models")
+
+
+def default_models_dir() -> Path:
+    """``./bpmn-models`` when the current directory has one (a project of its own models), else the
+    models shipped with the package — so every command works from any directory."""
+    return LOCAL_MODELS if LOCAL_MODELS.is_dir() else PACKAGED_MODELS
+
+
+def _models_dir() -> Path:
+    """``SCOPEFLOW_MODELS`` when set, which must then be a directory: a typo is refused before any
+    command creates state, instead of silently running the packaged models."""
+    value = os.environ.get("SCOPEFLOW_MODELS")
+    if not value:
+        return default_models_dir()
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"SCOPEFLOW_MODELS is {value!r}, which is not a directory")
+    return path
+
+
+# What opening the store creates in a new home: the SQLite file (and its WAL) and the key files.
+FRESH_HOME_FILES = frozenset({"scopeflow.db", "scopeflow.db-wal", "scopeflow.db-shm", "secret.key", "chain.key"})
+
+
+def remove_unused_home(home: Path) -> bool:
+    """Delete ``home`` if it holds nothing but what opening the store creates; True if it did.
+
+    The CLI calls it only for a home that did not exist before a command that then refused its
+    input (exit 2), so nothing in it can be in use; anything else in it (a workspace, a release)
+    keeps the whole home.
+    """
+    if not home.is_dir() or not {path.name for path in home.iterdir()} <= FRESH_HOME_FILES:
+        return False
+    for path in home.iterdir():
+        path.unlink()
+    home.rmdir()
+    return True
+
 
 def _env_path(name: str, default: Path) -> Path:
     value = os.environ.get(name)
@@ -32,7 +74,7 @@ class Settings:
 
     home: Path = field(default_factory=lambda: Path(".scopeflow"))
     database_url: str = ""
-    models_dir: Path = field(default_factory=lambda: Path("bpmn-models"))
+    models_dir: Path = field(default_factory=default_models_dir)
     workspaces_dir: Path = field(default_factory=lambda: Path(".scopeflow/workspaces"))
     releases_dir: Path = field(default_factory=lambda: Path(".scopeflow/releases"))
     broker_url: str = ""
@@ -43,6 +85,7 @@ class Settings:
     lock_lease_s: float = 300.0
     secret_key: str = ""
     chain_key: str = ""                 # SCOPEFLOW_CHAIN_KEY; else <home>/chain.key
+    operator_modules: tuple[str, ...] = ()   # extra modules whose @operator functions register
 
     @property
     def effective_database_url(self) -> str:
@@ -66,7 +109,7 @@ def load_settings() -> Settings:
     return Settings(
         home=home,
         database_url=os.environ.get("SCOPEFLOW_DATABASE_URL", ""),
-        models_dir=_env_path("SCOPEFLOW_MODELS", Path("bpmn-models")),
+        models_dir=_models_dir(),
         workspaces_dir=_env_path("SCOPEFLOW_WORKSPACES", home / "workspaces"),
         releases_dir=_env_path("SCOPEFLOW_RELEASES", home / "releases"),
         broker_url=os.environ.get("SCOPEFLOW_BROKER_URL", ""),
@@ -77,6 +120,8 @@ def load_settings() -> Settings:
         lock_lease_s=_env_float("SCOPEFLOW_LOCK_LEASE", 300.0),
         secret_key=os.environ.get("SCOPEFLOW_SECRET_KEY", ""),
         chain_key=os.environ.get("SCOPEFLOW_CHAIN_KEY", ""),
+        operator_modules=tuple(name.strip() for name in os.environ.get("SCOPEFLOW_OPERATOR_MODULES", "").split(",")
+                               if name.strip()),
     )
 
 

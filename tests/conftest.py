@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import tests.operators  # noqa: F401  (registers the test-only operators in this process)
 from scopeflow.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -15,15 +20,66 @@ MODELS = REPO / "bpmn-models"
 IN_CI = os.environ.get("SCOPEFLOW_CI") == "1"
 
 
-def make_settings(home: Path, models_dir: Path = MODELS, **overrides) -> Settings:
-    settings = Settings(models_dir=models_dir, database_url=f"sqlite:///{home / 'scopeflow.db'}",
-                        secret_key="", **overrides)
+def make_settings(home: Path, models_dir: Path = MODELS, *, migrated_copy: bool = False, **overrides) -> Settings:
+    """Settings over a private SQLite store in ``home``.
+
+    With ``migrated_copy`` the store starts as a copy of the migrated, empty store (unless ``home``
+    already has one), which saves running the migrations; without it the engine creates the home
+    and the store itself, as in production (what tests of that creation need).
+    """
+    database = home / "scopeflow.db"
+    if migrated_copy and not database.exists():
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)   # private, as the engine makes them
+        shutil.copyfile(migrated_store(), database)
+        database.chmod(0o600)
+    settings = Settings(models_dir=models_dir, database_url=f"sqlite:///{database}", secret_key="", **overrides)
     return settings.with_home(home)
+
+
+@functools.cache
+def migrated_store() -> Path:
+    """An empty SQLite store at the newest migration, made once per test process.
+
+    Copying it is several times cheaper than running the migrations for every test's fresh store;
+    the migrations still run from scratch here, and for every store made without ``migrated_copy``.
+    """
+    from sqlalchemy import create_engine
+
+    from scopeflow.engine.db import migrate
+
+    root = Path(tempfile.mkdtemp(prefix="scopeflow-test-store-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    engine = create_engine(f"sqlite:///{root / 'migrated.db'}")
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    return root / "migrated.db"
+
+
+# One PBKDF2 round instead of werkzeug's scrypt: a scrypt hash or login check costs up to 0.5 s of CPU
+# on the shared 2-core machine, and the UI tests create six accounts per app and log in often.
+# test_password_hashing.py checks the product itself still hashes with scrypt.
+FAST_PASSWORD_HASH = "pbkdf2:sha256:1"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashes() -> Iterator[None]:
+    from werkzeug.security import generate_password_hash
+
+    from scopeflow.ui import accounts
+
+    def fast(password: str, method: str = FAST_PASSWORD_HASH, salt_length: int = 16) -> str:
+        return generate_password_hash(password, method=FAST_PASSWORD_HASH, salt_length=salt_length)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "generate_password_hash", fast)
+        yield
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path / "home")
+    return make_settings(tmp_path / "home", migrated_copy=True)
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from scopeflow.engine.models import Instance, SpanRow
 from scopeflow.engine.service import Engine
 from scopeflow.processes.synth import linear_process
-from tests.conftest import make_settings
+from tests.conftest import REPO, make_settings
+from tests.operators import WORKER_ENV
 
 STEPS = [f"step{i}" for i in range(1, 7)]
 
@@ -29,7 +30,7 @@ def test_sigkill_mid_run_resumes_without_redoing_checkpointed_steps(tmp_path: Pa
     engine = Engine(settings)
     instance_id = engine.start("slow_chain", {}, advance=False)
 
-    env = {**os.environ, "SCOPEFLOW_HOME": str(home), "SCOPEFLOW_MODELS": str(models),
+    env = {**os.environ, **WORKER_ENV, "PYTHONPATH": str(REPO), "SCOPEFLOW_HOME": str(home), "SCOPEFLOW_MODELS": str(models),
            "SCOPEFLOW_DATABASE_URL": settings.effective_database_url, "SCOPEFLOW_LOCK_LEASE": "2",
            "SCOPEFLOW_WORKSPACES": str(settings.workspaces_dir)}
     worker = subprocess.Popen([sys.executable, "-m", "scopeflow", "worker", "--once"], env=env,

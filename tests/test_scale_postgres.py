@@ -28,6 +28,7 @@ from scopeflow.engine.models import Instance, SpanRow
 from scopeflow.engine.service import Engine
 from scopeflow.processes.synth import linear_process
 from tests.conftest import REPO, make_settings, require_service
+from tests.operators import WORKER_ENV
 from tests.test_workers import REDIS_URL, fresh_postgres_database, redis_reachable, write_models
 
 STEPS = [f"step{i}" for i in range(1, 5)]
@@ -35,7 +36,7 @@ STEPS = [f"step{i}" for i in range(1, 5)]
 
 # ------------------------------------------------------------------------------ worker processes
 def worker_env(settings: Settings, broker: str = "") -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "SCOPEFLOW_HOME": str(settings.home),
+    return {**os.environ, **WORKER_ENV, "PYTHONPATH": str(REPO), "SCOPEFLOW_HOME": str(settings.home),
             "SCOPEFLOW_MODELS": str(settings.models_dir), "SCOPEFLOW_WORKSPACES": str(settings.workspaces_dir),
             "SCOPEFLOW_DATABASE_URL": settings.effective_database_url, "SCOPEFLOW_BROKER_URL": broker,
             "SCOPEFLOW_LOCK_LEASE": str(settings.lock_lease_s), "SCOPEFLOW_SECRET_KEY": settings.secret_key}
@@ -208,7 +209,7 @@ def purge_queue(settings: Settings) -> None:
 @pytest.mark.slow
 @pytest.mark.services
 def test_a_thousand_concurrent_submissions_all_complete_with_bounded_latency(tmp_path: Path):
-    model = linear_process("light", [("a", "noop", {}), ("b", "sleep", {"seconds": "0.01"})])
+    model = linear_process("light", [("a", "noop", {}), ("b", "mark", {"name": "'b'", "seconds": "0.01"})])
     with postgres_settings(tmp_path, {"light": model}, lease_s=30.0) as settings:
         engine = Engine(settings)
         engine.deploy(["light"])

@@ -34,7 +34,7 @@ def make_ui(tmp_path: Path, models_dir: Path | None = None, **settings):
     from scopeflow.ui.accounts import create_user
 
     kwargs = {"models_dir": models_dir, **settings} if models_dir else dict(settings)
-    engine = Engine(make_settings(tmp_path / "home", **kwargs))
+    engine = Engine(make_settings(tmp_path / "home", migrated_copy=True, **kwargs))
     for role in ROLES:
         create_user(engine.sessions, role, [role], PASSWORD)
     app = create_app(engine=engine)

@@ -57,7 +57,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime}
 
 
-# Instance statuses (ARCHITECTURE.md §3).
+# Instance statuses (docs/architecture.md, "engine/").
 RUNNING, WAITING, COMPLETED, BLOCKED, ERROR, CANCELLED = (
     "running", "waiting", "completed", "blocked", "error", "cancelled",
 )

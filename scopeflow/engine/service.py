@@ -61,6 +61,7 @@ from scopeflow.engine.runner import RunIdentity, Runner, incident_from
 from scopeflow.engine.secrets import SecretError, SecretStore, open_store, redact_data
 from scopeflow.engine.spanstore import chain_tail, load_chain, store_spans
 from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize
+from scopeflow.handlers import registry
 from scopeflow.handlers.failures import CONFIGURATION, TaskFailure, resumable
 from scopeflow.processes.bpmn_xml import lane_role
 from scopeflow.processes.catalog import Catalog, CatalogError, bundle_hash, evidence_path, scan
@@ -113,6 +114,7 @@ class _Work:
 class Engine:
     def __init__(self, settings: Settings, worker_id: str | None = None, telemetry_: Telemetry | None = None):
         self.settings = settings
+        registry.load_modules(settings.operator_modules)
         private_dir(settings.home)   # the home holds the key, the workspaces and maybe the database
         self.sessions = session_factory(settings.effective_database_url)
         self.telemetry = telemetry_ or telemetry()   # OTLP export follows the OTEL_* variables

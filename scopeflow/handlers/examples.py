@@ -2,6 +2,8 @@
 
 They do real (if tiny) work, so the examples show the engine's behaviour: data flowing through
 service tasks, a failure of each kind reaching its boundary event, a transient failure retried.
+``sleep``, ``fail`` and ``flaky`` exist only to demonstrate that behaviour (``examples_only``):
+lint refuses them in any model outside ``examples/``, so a real process cannot call them.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def square(ctx: TaskContext, value: float) -> dict[str, Any]:
     return {"value": value, "square": value * value}
 
 
-@operator("sleep", retry=NO_RETRY, expensive=True)
+@operator("sleep", retry=NO_RETRY, expensive=True, examples_only=True)
 def sleep(ctx: TaskContext, seconds: float = 0.05) -> dict[str, Any]:
     """Sleeps, standing in for I/O-bound work in tests and benchmarks."""
     start = time.monotonic()
@@ -48,7 +50,7 @@ def sleep(ctx: TaskContext, seconds: float = 0.05) -> dict[str, Any]:
     return {"slept_s": round(time.monotonic() - start, 4)}
 
 
-@operator("fail", retry=NO_RETRY)
+@operator("fail", retry=NO_RETRY, examples_only=True)
 def fail(ctx: TaskContext, kind: str, message: str = "example failure") -> dict[str, Any]:
     """Always fails with the given kind, to exercise a model's error boundaries."""
     if kind not in KINDS:
@@ -56,20 +58,9 @@ def fail(ctx: TaskContext, kind: str, message: str = "example failure") -> dict[
     raise TaskFailure(kind, message, {"operator": "fail"})
 
 
-@operator("flaky", retry=RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05))
+@operator("flaky", retry=RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05), examples_only=True)
 def flaky(ctx: TaskContext, failures: int = 2) -> dict[str, Any]:
     """Fails transiently on its first ``failures`` attempts, then succeeds."""
     if ctx.attempt <= int(failures):
         raise TaskFailure("transient", f"flaky: attempt {ctx.attempt} failed on purpose", {"attempt": ctx.attempt})
     return {"attempts": ctx.attempt}
-
-
-@operator("mark", retry=NO_RETRY, expensive=True)
-def mark(ctx: TaskContext, name: str, seconds: float = 0.0) -> dict[str, Any]:
-    """Leaves one file per execution in ``<workspace>/marks/`` (tests count side effects with it)."""
-    time.sleep(float(seconds))
-    marks = ctx.workspace / "marks"
-    marks.mkdir(parents=True, exist_ok=True)
-    path = marks / f"{name}-{ctx.task_id}-{time.time_ns()}"
-    path.write_text(name, encoding="utf-8")
-    return {"marked": name}

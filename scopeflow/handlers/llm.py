@@ -68,7 +68,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-# Attribute names: the GenAI semantic conventions (notes/opentelemetry.md) plus ours.
+# Attribute names: the OpenTelemetry GenAI semantic conventions (``gen_ai.*``) plus ours.
 SPAN_TYPE = "scopeflow.span.type"
 LLM_ROLE = "scopeflow.llm.role"
 LLM_ATTEMPTS = "scopeflow.llm.attempts"

@@ -1,7 +1,9 @@
 """Operator name → handler, with what the engine needs to know about each handler.
 
 BPMN service tasks name an operator (``spiffworkflow:serviceTaskOperator id="..."``); the engine
-looks it up here. A handler is a plain function ``fn(ctx, **params) -> dict``.
+looks it up here. A handler is a plain function ``fn(ctx, **params) -> dict``. The operators of
+``scopeflow.handlers`` are always registered; the modules named in ``SCOPEFLOW_OPERATOR_MODULES``
+add a deployment's own (or the test suite's) through :func:`load_modules`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Operator:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     expensive: bool = False
     secrets: tuple[str, ...] = ()
+    examples_only: bool = False   # a demonstration operator: lint refuses it outside examples/
 
     def __call__(self, ctx: TaskContext, **params: Any) -> dict[str, Any]:
         return self.fn(ctx, **params)
@@ -55,8 +58,13 @@ def operator(
     retry: RetryPolicy | None = None,
     expensive: bool = False,
     secrets: tuple[str, ...] = (),
+    examples_only: bool = False,
 ) -> Callable[[Handler], Handler]:
-    """Register ``fn`` as the operator ``name``; the docstring's first line describes it."""
+    """Register ``fn`` as the operator ``name``; the docstring's first line describes it.
+
+    ``examples_only`` marks an operator that exists to demonstrate the engine (fail on purpose,
+    fail transiently, sleep): only models under the models directory's ``examples/`` may call it.
+    """
 
     def register(fn: Handler) -> Handler:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
@@ -69,6 +77,7 @@ def operator(
             retry=retry or RetryPolicy(),
             expensive=expensive,
             secrets=tuple(secrets),
+            examples_only=examples_only,
         )
         return fn
 
@@ -88,6 +97,16 @@ def load_all() -> None:
     for module in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"scopeflow.handlers.{module.name}")
     _loaded = True
+
+
+def load_modules(modules: tuple[str, ...]) -> None:
+    """Import the extra operator modules a deployment names (``SCOPEFLOW_OPERATOR_MODULES``) so
+    their ``@operator`` functions register; a module that cannot be imported is a one-line error."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"SCOPEFLOW_OPERATOR_MODULES: cannot import {module!r}: {exc}") from None
 
 
 def get(name: str) -> Operator:

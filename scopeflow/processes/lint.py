@@ -30,6 +30,7 @@ ERROR, WARNING = "error", "warning"
 # Errors that ``scopeflow simulate`` can run past: it simulates unbound tasks and ignores isExecutable.
 SIMULATABLE = {UNBOUND, NOT_EXECUTABLE}
 _B = f"{{{BPMN_NS}}}"
+EXAMPLES_DIR = "examples"   # models here may call the demonstration operators (registry: examples_only)
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,10 @@ def _lint_element(catalog: Catalog, rel: str, el, operators: set[str]) -> list[L
     if el.tag == "serviceTask" and el.operator and el.operator not in operators:
         out.append(LintMessage(ERROR, rel, el.line, el.id, f"operator \u201c{el.operator}\u201d is not registered "
                                f"(known: {', '.join(sorted(operators))})", "operator"))
+    elif el.tag == "serviceTask" and el.operator and registry.get(el.operator).examples_only \
+            and not rel.startswith(EXAMPLES_DIR + "/"):
+        out.append(LintMessage(ERROR, rel, el.line, el.id, f"operator \u201c{el.operator}\u201d demonstrates the engine "
+                               f"and may only be called by models under {EXAMPLES_DIR}/", "operator"))
     form = el.properties.get("formJsonSchemaFilename")
     if form and f"{FORMS_DIR}/{form}" not in catalog.files:
         out.append(LintMessage(ERROR, rel, el.line, el.id, f"form {FORMS_DIR}/{form} does not exist", "form"))
