@@ -154,7 +154,8 @@ def test_plan_build_operator_returns_plan_order_and_records_counts(tmp_path):
     assert result["build_order"] == ["app-core", "entity-authors", "tests-authors", "entity-books", "tests-books"]
     assert result["unbuildable"] == [{"id": "feature-1", "title": "AI", "reason": "needs a model"}]
     assert result["summary"] == "6 tasks (5 buildable, 1 unbuildable) for 2 entities in 1 phase(s); login off"
-    assert ctx.recorded == {"scopeflow.plan.tasks": 6, "scopeflow.plan.unbuildable": 1, "scopeflow.plan.phases": 1}
+    assert ctx.recorded == {"scopeflow.plan.tasks": 6, "scopeflow.plan.build_tasks": 5, "scopeflow.plan.unbuildable": 1,
+                            "scopeflow.plan.phases": 1}
 
 
 def test_plan_build_rejects_malformed_spec_data(tmp_path):

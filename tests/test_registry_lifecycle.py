@@ -91,7 +91,12 @@ def test_service_tasks_name_their_operator_and_human_tasks_their_actor(delivered
         if element_type == "serviceTask":
             assert isinstance(span.attributes.get(semconv.OPERATOR), str), span.name
         if element_type in HUMAN_TASK_TYPES:
-            assert span.attributes.get(semconv.HUMAN_ACTOR) and span.attributes.get(semconv.HUMAN_ROLE), span.name
+            assert span.attributes.get(semconv.HUMAN_ACTOR), span.name
+            assert isinstance(span.attributes.get(semconv.HUMAN_AUTOMATED), bool), span.name
+            if span.attributes[semconv.HUMAN_AUTOMATED]:     # submit --yes: a policy, not an account, decided
+                assert span.attributes.get(semconv.HUMAN_POLICY) == "--yes", span.name
+            else:
+                assert span.attributes.get(semconv.HUMAN_ROLE) and semconv.HUMAN_ROLES in span.attributes, span.name
 
 
 def test_human_decisions_are_recorded_under_the_form_data_template(delivered):
