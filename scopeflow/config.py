@@ -1,7 +1,9 @@
 """Settings from the environment (``SCOPEFLOW_*``), in one place.
 
 Every other module receives a :class:`Settings` instead of reading ``os.environ`` itself, so a test
-can build one with the values it needs and nothing leaks between tests.
+can build one with the values it needs and nothing leaks between tests. The standard ``OTEL_*``
+variables are the exception: OpenTelemetry's own exporters read them (``spans/tracing.py``), as every
+OpenTelemetry user expects.
 """
 
 from __future__ import annotations
@@ -78,8 +80,6 @@ class Settings:
     workspaces_dir: Path = field(default_factory=lambda: Path(".scopeflow/workspaces"))
     releases_dir: Path = field(default_factory=lambda: Path(".scopeflow/releases"))
     broker_url: str = ""
-    otlp_endpoint: str = ""
-    otlp_protocol: str = ""             # "grpc" for gRPC; HTTP/protobuf otherwise
     secure_cookies: bool = False        # the web UI's cookies get the Secure flag (HTTPS deployments)
     checkpoint_threshold_s: float = 0.2
     lock_lease_s: float = 300.0
@@ -113,8 +113,6 @@ def load_settings() -> Settings:
         workspaces_dir=_env_path("SCOPEFLOW_WORKSPACES", home / "workspaces"),
         releases_dir=_env_path("SCOPEFLOW_RELEASES", home / "releases"),
         broker_url=os.environ.get("SCOPEFLOW_BROKER_URL", ""),
-        otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
-        otlp_protocol=os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", ""),
         secure_cookies=os.environ.get("SCOPEFLOW_SECURE_COOKIES") == "1",
         checkpoint_threshold_s=_env_float("SCOPEFLOW_CHECKPOINT_THRESHOLD", 0.2),
         lock_lease_s=_env_float("SCOPEFLOW_LOCK_LEASE", 300.0),
