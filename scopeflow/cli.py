@@ -389,10 +389,15 @@ def tasks_list(app: App, instance_id: str | None, roles: tuple[str, ...], show_a
     with app.engine.sessions() as session:
         rows = list_tasks(session, status=None if show_all else "open", instance_id=instance_id,
                           roles=list(roles) or None)
+    from scopeflow.ui.sla import due_words, sla_state
+
+    for row in rows:
+        open_with_due = row["due_at"] and row["status"] == "open"
+        row["sla"] = f"{sla_state(row['due_at'])}, {due_words(row['due_at'])}" if open_with_due else ""
     if as_json:
         _print_json(rows)
     else:
-        _table(rows, ["id", "instance_id", "name", "role", "status", "due_at"])
+        _table(rows, ["id", "instance_id", "name", "role", "status", "due_at", "sla"])
 
 
 @tasks.command("show")

@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import uuid
+from calendar import monthrange
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -833,12 +834,24 @@ def _timer_due(definition, task) -> datetime | None:
 
 
 def _add_duration(start: datetime, iso: str) -> datetime | None:
-    from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition as T
+    """``start`` plus an ISO 8601 duration (a task's ``dueIn``); None when ``iso`` does not parse.
 
+    SpiffWorkflow 3.2's ``parse_iso_duration`` returns the parts as a dict, not a timedelta: years
+    and months move the calendar date (31 January + P1M is the last day of February), a fraction
+    of a month is that fraction of the month reached, the rest is a plain timedelta.
+    """
     try:
-        return start + T.parse_iso_duration(iso)
-    except Exception:
+        parts = dict(TimerEventDefinition.parse_iso_duration(iso))
+    except Exception:  # SpiffWorkflow raises a bare Exception('Invalid duration')
+        log.warning("dueIn %r is not an ISO 8601 duration; the task gets no due date", iso)
         return None
+    months = parts.pop("years", 0) * 12 + parts.pop("months", 0)
+    whole = int(months)
+    index = start.month - 1 + whole
+    year, month = start.year + index // 12, index % 12 + 1
+    moved = start.replace(year=year, month=month, day=min(start.day, monthrange(year, month)[1]))
+    extra_days = (months - whole) * monthrange(year, month)[1]
+    return moved + timedelta(days=parts.pop("days", 0) + extra_days, **parts)
 
 
 def _instructions(props: dict[str, str], data: dict[str, Any]) -> str:

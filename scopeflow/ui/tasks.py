@@ -13,7 +13,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import select
 
-from scopeflow.engine.models import AuditEvent, HumanTask, Instance
+from scopeflow.engine.models import AuditEvent, HumanTask, Instance, Timer
 from scopeflow.engine.queries import list_tasks
 from scopeflow.engine.service import EngineError, Forbidden, NotFound
 from scopeflow.ui import ownership, run_view, schema_form
@@ -53,9 +53,19 @@ def inbox():
             tasks = [t for t in tasks if t["assignee"] == current_user.name]
         elif show == "unassigned":
             tasks = [t for t in tasks if not t["assignee"]]
-        titles = dict(session.execute(select(Instance.id, Instance.title)
-                                      .where(Instance.id.in_({t["instance_id"] for t in tasks}))).all())
-    return render_template("inbox.html", tasks=tasks, titles=titles, show=show)
+        ids = {t["instance_id"] for t in tasks}
+        titles = dict(session.execute(select(Instance.id, Instance.title).where(Instance.id.in_(ids))).all())
+        escalations = _escalations(session, ids)
+    return render_template("inbox.html", tasks=tasks, titles=titles, show=show, escalations=escalations)
+
+
+def _escalations(session, instance_ids: set[str]) -> dict[str, list[Timer]]:
+    """instance id → its pending timers: while a human task waits, these are the boundary timers
+    (SLA escalations such as the credential SLA) that will take the decision away from people."""
+    found: dict[str, list[Timer]] = {}
+    for timer in session.scalars(select(Timer).where(Timer.instance_id.in_(instance_ids)).order_by(Timer.due_at)):
+        found.setdefault(timer.instance_id, []).append(timer)
+    return found
 
 
 def _claim(task_id: str, assignee: str | None) -> Any:
