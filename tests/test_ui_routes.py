@@ -14,7 +14,7 @@ from tests.conftest import MODELS
 from tests.test_ui_support import PASSWORD, csrf, make_ui, signed_in
 
 VIEWERS = {"submitter", "operator", "reviewer", "auditor"}
-AUDITORS = {"auditor", "operator"}
+AUDITORS = {"auditor", "operator", "reviewer"}   # reviewers read the trace of what they approve
 WORKERS = {"submitter", "operator", "reviewer"}
 EVERYONE = set(ROLES)
 
@@ -61,7 +61,7 @@ POST_MATRIX = [
     ("/models/approval/1/simulate", {"designer"}),
 ]
 
-PUBLIC = {"/login", "/logout", "/api/v1/openapi.json", "/static/<path:filename>", "/"}
+PUBLIC = {"/login", "/logout", "/api/v1/openapi.json", "/static/<path:filename>", "/", "/code.css"}
 
 
 @pytest.fixture(scope="module")

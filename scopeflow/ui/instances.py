@@ -87,6 +87,16 @@ def _resumability(row: Instance, data: dict) -> tuple[bool, str]:
                    "(saved as submitted in the workspace's SCOPE.md) and submit it again.")
 
 
+@bp.route("/code.css")
+def code_css():
+    """The syntax-highlighting styles (Pygments' own), as a same-origin stylesheet the CSP allows."""
+    from flask import Response
+
+    from scopeflow.ui.code_view import highlight_css
+
+    return Response(highlight_css(), mimetype="text/css", headers={"Cache-Control": "max-age=3600"})
+
+
 @bp.route("/instances/<instance_id>/state.json")
 @requires(*VIEWERS)
 def state(instance_id: str):

@@ -22,7 +22,7 @@ MAP_ROWS = 3
 @dataclass
 class FormField:
     name: str
-    kind: str                       # text | password | integer | number | boolean | enum | map | secret_map | json
+    kind: str                       # text | password | integer | number | boolean | enum | choice | map | secret_map | json
     title: str
     description: str = ""
     required: bool = False
@@ -41,7 +41,8 @@ def _is_secret(prop: dict[str, Any]) -> bool:
 def _kind(prop: dict[str, Any]) -> str:
     kind = prop.get("type")
     if "enum" in prop:
-        return "enum"
+        # x-explicit: a consequential choice is never preselected (radio buttons, none checked)
+        return "choice" if prop.get("x-explicit") else "enum"
     if kind == "object" and isinstance(prop.get("additionalProperties"), dict) \
             and prop["additionalProperties"].get("type") == "string" and not prop.get("properties"):
         return "secret_map" if _is_secret(prop) else "map"
@@ -66,7 +67,7 @@ def build_fields(schema: dict[str, Any], values: dict[str, Any] | None = None,
         if not isinstance(prop, dict) or prop.get("readOnly"):
             continue
         kind = _kind(prop)
-        value = values.get(name, prop.get("default"))
+        value = values.get(name) if kind == "choice" else values.get(name, prop.get("default"))
         item = FormField(name=name, kind=kind, title=prop.get("title") or name,
                          description=prop.get("description", ""), required=name in required,
                          options=[str(o) for o in prop.get("enum", [])])
@@ -96,11 +97,13 @@ def _scalar(kind: str, raw: str, name: str) -> Any:
     return raw
 
 
-def parse_form(schema: dict[str, Any], form: MultiDict) -> tuple[dict[str, Any], dict[str, str]]:
+def parse_form(schema: dict[str, Any], form: MultiDict,
+               map_keys: dict[str, dict[str, str]] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """(data, field errors) from posted fields; the data is then validated against the schema."""
     data: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    for item in build_fields(schema):
+    fields = {item.name: item for item in build_fields(schema, {}, map_keys)}
+    for item in fields.values():
         key = f"f.{item.name}"
         if item.kind == "boolean":
             if form.get(f"{key}.present"):
@@ -114,7 +117,7 @@ def parse_form(schema: dict[str, Any], form: MultiDict) -> tuple[dict[str, Any],
             data[item.name] = pairs
             continue
         raw = form.get(key)
-        if raw is None or (raw == "" and item.kind not in ("text", "password", "enum")):
+        if raw is None or (raw == "" and item.kind not in ("text", "password", "enum", "choice")):
             continue
         try:
             data[item.name] = _scalar(item.kind, raw, item.name)
@@ -123,8 +126,32 @@ def parse_form(schema: dict[str, Any], form: MultiDict) -> tuple[dict[str, Any],
                 item.kind, "must be valid JSON")
     for problem in Draft202012Validator(schema).iter_errors(data):
         where = str(problem.absolute_path[0]) if problem.absolute_path else _missing_field(problem)
-        errors.setdefault(where, problem.message)
+        errors.setdefault(where, _in_words(problem, fields.get(where)))
     return data, errors
+
+
+def _in_words(problem: Any, item: FormField | None) -> str:
+    """jsonschema's message, said the way a person filling the form needs it."""
+    if problem.validator == "required" and item is not None:
+        return "choose one of: " + ", ".join(item.options) if item.options else "this field is required"
+    if problem.validator == "minProperties" and item is not None and item.kind in ("map", "secret_map"):
+        names = [k for k, _ in item.rows if k]
+        return f"enter a value for {', '.join(names)}" if names else "enter at least one name and value"
+    return problem.message
+
+
+def missing_rows(fields: list[FormField], data: dict[str, Any]) -> dict[str, str]:
+    """Errors for map fields answered only in part: when some values are given, every proposed name
+    (e.g. each missing credential) needs one, or the answer would loop back to the same question."""
+    errors = {}
+    for item in fields:
+        given = data.get(item.name)
+        if item.kind != "secret_map" or not isinstance(given, dict) or not given:
+            continue
+        missing = [k for k in item.placeholders if k not in given]
+        if missing:
+            errors[item.name] = f"also enter a value for {', '.join(missing)}"
+    return errors
 
 
 def _missing_field(problem: Any) -> str:

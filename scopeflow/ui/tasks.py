@@ -16,7 +16,7 @@ from sqlalchemy import select
 from scopeflow.engine.models import AuditEvent, HumanTask, Instance, Timer
 from scopeflow.engine.queries import list_tasks
 from scopeflow.engine.service import EngineError, Forbidden, NotFound
-from scopeflow.ui import ownership, run_view, schema_form
+from scopeflow.ui import evidence_view, ownership, review_view, run_view, schema_form
 from scopeflow.ui.background import advance_later
 from scopeflow.ui.security import engine, local_path, requires
 
@@ -111,24 +111,54 @@ def decision_context(data: dict[str, Any]) -> dict[str, Any]:
         "plan_notes": plan.get("notes") or [],
         "checks": {k: v for k, v in checks.items() if isinstance(v, int | float | str)},
         "review": review,
+        "missing_credentials": _missing_credentials(data.get("error_payload")),
     }
+
+
+def _missing_credentials(payload: Any) -> list[str]:
+    """The credential names a configuration failure reported missing (its details' ``missing``)."""
+    details = payload.get("details") if isinstance(payload, dict) else None
+    missing = details.get("missing") if isinstance(details, dict) else None
+    return [str(name) for name in missing] if isinstance(missing, list) else []
 
 
 def _map_keys(context: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Row names to propose: question ids for answer maps, credential names for secret maps."""
     questions = {str(q.get("id")): str(q.get("default", "")) for q in context["questions"] if q.get("id")}
-    credentials = {name: "" for i in context["spec"].get("integrations") or [] if isinstance(i, dict)
-                   for name in i.get("credentials") or []}
+    credentials = {name: "" for name in context["missing_credentials"]} or \
+        {name: "" for i in context["spec"].get("integrations") or [] if isinstance(i, dict)
+         for name in i.get("credentials") or []}
     return {"answers": questions, "values": credentials}
 
 
 def _render(row: HumanTask, instance: Instance, values: dict[str, Any], errors: dict[str, str], status: int = 200):
-    context = decision_context(run_view.latest_data(instance, row.spiff_task_id))
+    data = run_view.latest_data(instance, row.spiff_task_id)
+    context = decision_context(data)
     fields = schema_form.build_fields(row.form_schema or {}, values, _map_keys(context))
     for item in fields:
         item.error = errors.get(item.name, "")
+    reviewing = row.form == review_view.FINAL_REVIEW_FORM
     return render_template("task.html", task=row, instance=instance, fields=fields, context=context,
-                           form_error=errors.get("(form)", "")), status
+                           form_error=errors.get("(form)", ""),
+                           final=review_view.final_review(data) if reviewing else None,
+                           build=_build_panel(row) if reviewing else None,
+                           evidence=_evidence(instance) if reviewing else None), status
+
+
+def _build_panel(row: HumanTask) -> review_view.BuildPanel:
+    with engine().sessions() as session:
+        earlier = session.scalars(select(HumanTask.id).where(
+            HumanTask.instance_id == row.instance_id, HumanTask.form == row.form,
+            HumanTask.created_at < row.created_at).order_by(HumanTask.created_at.desc())).all()
+    return review_view.build_panel(engine().settings.home, engine().workspace(row.instance_id), row.instance_id,
+                                   row.id, list(earlier), request.args.get("file", ""))
+
+
+def _evidence(instance: Instance):
+    """(report, problem) of the rules due at the deploy gate, over the spans recorded so far."""
+    with engine().sessions() as session:
+        rules_text = evidence_view.evidence_rules_text(session, instance)
+    return evidence_view.evidence(rules_text, engine().recorded_spans(instance.id), "deploy")
 
 
 @bp.route("/tasks/<task_id>", methods=["GET", "POST"])
@@ -144,7 +174,10 @@ def show(task_id: str):
         return redirect(url_for("instances.show", instance_id=row.instance_id))
     if row.assignee and row.assignee != current_user.name and not current_user.has_role("admin"):
         abort(403, f"claimed by {row.assignee}")
-    data, errors = schema_form.parse_form(row.form_schema or {}, request.form)
+    map_keys = _map_keys(decision_context(run_view.latest_data(instance, row.spiff_task_id)))
+    data, errors = schema_form.parse_form(row.form_schema or {}, request.form, map_keys)
+    if not errors:
+        errors = schema_form.missing_rows(schema_form.build_fields(row.form_schema or {}, {}, map_keys), data)
     if errors:
         return _render(row, instance, schema_form.safe_echo(row.form_schema or {}, data), errors, 400)
     try:

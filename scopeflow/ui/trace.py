@@ -17,7 +17,7 @@ from scopeflow.ui.security import engine, requires
 
 bp = Blueprint("trace", __name__)
 
-AUDITORS = ("auditor", "operator")
+AUDITORS = ("auditor", "operator", "reviewer")   # a reviewer may read the trace of what they approve
 
 
 @bp.route("/instances/<instance_id>/trace")
