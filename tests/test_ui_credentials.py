@@ -1,0 +1,71 @@
+"""The credentials checkpoint: the operator must choose an action, cannot "provide" nothing, is told
+by name what is missing, and reads durations in words."""
+
+from __future__ import annotations
+
+import pytest
+
+from scopeflow.engine.models import HumanTask
+from scopeflow.engine.service import EngineError
+from tests.conftest import REPO
+from tests.test_ui_review import drive_to, open_task
+from tests.test_ui_support import csrf, make_ui, signed_in
+
+SCOPE = (REPO / "examples" / "scopes" / "credential-shop.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def credential_task(tmp_path_factory):
+    """One run at the credentials checkpoint; every test but the last leaves the task open."""
+    app, engine = make_ui(tmp_path_factory.mktemp("credentials"))
+    instance_id = engine.start("delivery", {"scope": SCOPE}, actor="submitter", title="Corner Shop")
+    return app, engine, instance_id, drive_to(engine, instance_id, "provide_credentials")
+
+
+def test_the_page_names_each_missing_credential_preselects_nothing_and_speaks_in_words(credential_task):
+    app, _engine, _instance_id, task = credential_task
+    page = signed_in(app, "operator").get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert '<input type="radio" name="f.action" value="provide" >' in page
+    assert '<input type="radio" name="f.action" value="defer" >' in page           # neither checked
+    assert "<code>PAYMENT_API_KEY</code>" in page
+    instructions = page[page.index('class="instructions"'):page.index('id="task-form"')]
+    assert "24 hours" in instructions and "PT24H" not in instructions
+    assert "`" not in instructions and "<code>values</code>" in instructions
+
+
+def post(client, task_id: str, **fields):
+    data = {"csrf_token": csrf(client, f"/tasks/{task_id}"), **fields}
+    return client.post(f"/tasks/{task_id}", data=data)
+
+
+def test_no_action_and_an_empty_provide_are_refused_with_a_message_and_the_task_stays_open(credential_task):
+    app, engine, instance_id, task = credential_task
+    client = signed_in(app, "operator")
+    silent = post(client, task.id, **{"f.values.key": "PAYMENT_API_KEY", "f.values.value": ""})
+    assert silent.status_code == 400 and "choose one of: provide, defer" in silent.get_data(as_text=True)
+    empty = post(client, task.id, **{"f.action": "provide", "f.values.key": "PAYMENT_API_KEY", "f.values.value": ""})
+    body = empty.get_data(as_text=True)
+    assert empty.status_code == 400 and "enter a value for PAYMENT_API_KEY" in body
+    assert 'aria-describedby="help-values error-values"' in body                   # the error is tied to its field
+    assert open_task(engine, instance_id).id == task.id
+    assert not engine.secrets.has("PAYMENT_API_KEY")
+
+
+def test_the_schema_refuses_an_empty_provide_outside_the_ui_too(credential_task):
+    _app, engine, _instance_id, task = credential_task
+    with pytest.raises(EngineError, match="values"):
+        engine.complete_task(task.id, {"action": "provide"}, actor="operator")
+
+
+def test_a_provided_value_goes_to_the_secret_store_and_the_run_moves_on(credential_task):
+    app, engine, instance_id, task = credential_task
+    client = signed_in(app, "operator")
+    names = ["PAYMENT_API_KEY", "ACCOUNTING_EXPORT_SERVICE_API_KEY"]
+    partial = post(client, task.id, **{"f.action": "provide", "f.values.key": names, "f.values.value": ["sk", ""]})
+    assert partial.status_code == 400 and f"also enter a value for {names[1]}" in partial.get_data(as_text=True)
+    assert not engine.secrets.has(names[0])                       # nothing is stored from a refused answer
+    done = post(client, task.id, **{"f.action": "provide", "f.values.key": names, "f.values.value": ["sk", "ak"]})
+    assert done.status_code == 302
+    assert engine.secrets.has(names[0]) and engine.secrets.has(names[1])
+    with engine.sessions() as session:
+        assert session.get(HumanTask, task.id).status == "completed"
