@@ -64,7 +64,7 @@ def test_reviewer_reads_a_file_highlighted_in_the_page_and_may_open_the_trace(re
     app, engine, instance_id, task = reviewed
     client = signed_in(app, "reviewer")
     page = client.get(f"/tasks/{task.id}").get_data(as_text=True)
-    assert 'href="/tasks/%s?file=app/webapp/core.py#viewer"' % task.id in page
+    assert f'href="/tasks/{task.id}?file=app/webapp/core.py#viewer"' in page
     assert ".cache" not in page[page.index('id="review-files"'):]    # tool caches are not the build
     shown = client.get(f"/tasks/{task.id}?file=app/webapp/core.py").get_data(as_text=True)
     viewer = shown[shown.index('id="viewer"'):shown.index('id="review-diff"')]
