@@ -129,9 +129,14 @@ def test_claim_unclaim_and_someone_elses_claim(ui):
     with engine.sessions() as session:
         assert session.get(HumanTask, task_id).assignee == "rita"
     other = signed_in(app, "reviewer")
+    shown = other.get(f"/tasks/{task_id}").get_data(as_text=True)
+    assert 'id="task-form"' not in shown and "Claimed by <strong>rita</strong>" in shown   # no form to lose
     token = csrf(other, "/tasks")
     refused = other.post(f"/tasks/{task_id}", data={"csrf_token": token, "f.decision": "approve"})
-    assert refused.status_code == 403
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and "rita claimed this task while you were filling it in" in body
+    with engine.sessions() as session:
+        assert session.get(HumanTask, task_id).status == "open"
     rita.post(f"/tasks/{task_id}/unclaim", data={"csrf_token": csrf(rita, "/tasks")})
     with engine.sessions() as session:
         assert session.get(HumanTask, task_id).assignee is None
@@ -148,9 +153,15 @@ def test_operator_actions_cancel_and_refused_retry(ui):
     refused = client.post(f"/instances/{instance_id}/retry", data={"csrf_token": token, "data": "{}"},
                           follow_redirects=True)
     assert "only an instance in error or blocked" in refused.get_data(as_text=True)
-    client.post(f"/instances/{instance_id}/cancel", data={"csrf_token": token})
+    unconfirmed = client.post(f"/instances/{instance_id}/cancel", data={"csrf_token": token}, follow_redirects=True)
+    assert "not cancelled: tick the box" in unconfirmed.get_data(as_text=True)
+    with engine.sessions() as session:
+        assert session.get(Instance, instance_id).status == "waiting"
+    client.post(f"/instances/{instance_id}/cancel", data={"csrf_token": token, "confirm": "yes"})
     with engine.sessions() as session:
         assert session.get(Instance, instance_id).status == "cancelled"
+    page = client.get(f"/instances/{instance_id}").get_data(as_text=True)
+    assert "Cancelled by <strong>operator</strong>" in page and "cancelled at " in page and "100%" not in page
 
 
 def test_instance_list_filters_and_pages(ui):
@@ -160,8 +171,14 @@ def test_instance_list_filters_and_pages(ui):
     client = signed_in(app, "auditor")
     page = client.get("/instances?status=waiting").get_data(as_text=True)
     assert page.count("/instances/") >= 3 and "page 1 of 1" in page
-    assert "No instances match." in client.get("/instances?status=completed").get_data(as_text=True)
+    assert "No instances match these filters." in client.get("/instances?status=completed").get_data(as_text=True)
     assert client.get("/instances?status=bogus").status_code == 400
+
+
+def test_an_empty_instance_list_tells_a_submitter_how_to_start_one(ui):
+    app, _engine = ui
+    page = signed_in(app, "submitter").get("/instances").get_data(as_text=True)
+    assert 'No instances match. <a href="/submit">Submit a scope</a> to start one.' in page
 
 
 def test_state_json_colours_the_waiting_task_active(ui):

@@ -32,7 +32,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -376,6 +376,7 @@ class Engine:
                 incident=incident, needs_advance=snapshot.ready_automatic and incident is None, progress=snapshot.progress, mode=snapshot.mode,
                 wake_at=None, trace_carrier=work.carrier,
             )
+            values["progress"] = _monotonic_progress(snapshot.progress, status)
             if status in FINAL_STATUSES:
                 values["ended_at"] = now
                 values["outcome"] = _outcome(wf)
@@ -879,6 +880,19 @@ class _Snapshot:
 
 
 _ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
+
+
+def _monotonic_progress(measured: int, status: str) -> Any:
+    """The progress column's new value: 100 only for ``completed``; a blocked, cancelled or failed
+    run keeps what it had reached (its workflow may be "complete" on the blocker path, which is not
+    delivery); otherwise never below the last checkpoint's value, since a loop (rebuild, re-plan)
+    adds tasks to the tree and would make done/total fall."""
+    if status == COMPLETED:
+        return 100
+    if status in FINAL_STATUSES:
+        return Instance.progress
+    reached = min(measured, 99)
+    return case((Instance.progress > reached, Instance.progress), else_=reached)
 
 
 def _snapshot(wf: BpmnWorkflow) -> _Snapshot:

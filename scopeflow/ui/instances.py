@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import Any
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from scopeflow.engine.models import BLOCKED, ERROR, FINAL_STATUSES, Instance, ModelVersion
+from scopeflow.engine.models import (
+    BLOCKED,
+    CANCELLED,
+    ERROR,
+    FINAL_STATUSES,
+    AuditEvent,
+    Instance,
+    ModelVersion,
+)
 from scopeflow.engine.queries import list_instances, list_tasks
 from scopeflow.engine.service import EngineError, NotFound
 from scopeflow.handlers.failures import resumable
@@ -47,6 +56,7 @@ def index():
         models = session.scalars(select(ModelVersion.name).distinct()).all()
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
     return render_template("instances.html", rows=rows, total=total, page=page, pages=pages,
+                           progress_text=run_view.progress_text,
                            status=status or "", model=model or "", statuses=STATUSES, models=sorted(models))
 
 
@@ -60,6 +70,7 @@ def show(instance_id: str):
         steps = run_view.timeline(spans)
         tasks = list_tasks(session, status=None, instance_id=row.id)
         state = run_view.state_payload(session, row, spans)
+        ended_by = _cancelled_by(session, row)
     data = run_view.latest_data(row)
     workspace = engine().workspace(row.id)
     retryable, not_resumable = _resumability(row, data)
@@ -67,7 +78,7 @@ def show(instance_id: str):
         "instance.html", row=row, xml=xml, steps=steps, tasks=tasks, state=state,
         release=run_view.unwrap(data.get("release"), "release"), report=run_view.report(workspace),
         files=workspace_files.listing(workspace), retryable=retryable, not_resumable=not_resumable,
-        cancellable=row.status not in FINAL_STATUSES,
+        cancellable=row.status not in FINAL_STATUSES, ended_by=ended_by,
     )
 
 
@@ -85,6 +96,16 @@ def _resumability(row: Instance, data: dict) -> tuple[bool, str]:
     return False, (f"This run stopped on a blocker of kind {kind} ({blocker.get('message', 'see BLOCKERS.md')}) "
                    "and cannot be resumed: running the same steps again would decide the same. Edit the scope "
                    "(saved as submitted in the workspace's SCOPE.md) and submit it again.")
+
+
+def _cancelled_by(session, row: Instance) -> dict[str, Any] | None:
+    """Who cancelled the run and when (from the audit log), for a cancelled instance."""
+    if row.status != CANCELLED:
+        return None
+    event = session.scalar(select(AuditEvent).where(AuditEvent.instance_id == row.id,
+                                                    AuditEvent.action == "instance.cancel")
+                           .order_by(AuditEvent.id.desc()).limit(1))
+    return {"actor": event.actor, "at": event.at} if event else None
 
 
 @bp.route("/code.css")
@@ -161,4 +182,7 @@ def retry(instance_id: str):
 @bp.route("/instances/<instance_id>/cancel", methods=["POST"])
 @requires("operator")
 def cancel(instance_id: str):
+    if request.form.get("confirm") != "yes":
+        flash("not cancelled: tick the box to confirm that this run should stop for good")
+        return redirect(url_for("instances.show", instance_id=instance_id))
     return _operator_action(instance_id, lambda: engine().cancel(instance_id, actor=current_user.name))

@@ -127,6 +127,7 @@ def state_payload(session: Session, row: Instance, spans: list[TaskSpan]) -> dic
     states = element_states(session, row, spans)
     return {
         "id": row.id, "status": row.status, "progress": row.progress, "mode": row.mode,
+        "progress_text": progress_text(row.status, row.progress),
         "incident": row.incident.get("message") if row.incident else None,
         "elements": {k: asdict(v) for k, v in states.items()},
         "steps": len(spans),
@@ -135,6 +136,15 @@ def state_payload(session: Session, row: Instance, spans: list[TaskSpan]) -> dic
                   for t in session.scalars(select(HumanTask).where(HumanTask.instance_id == row.id)
                                            .order_by(HumanTask.created_at))],
     }
+
+
+def progress_text(status: str, progress: int) -> str:
+    """'77%' while it runs; an ended run says how it ended, and only a delivered one says 100%."""
+    if status == "completed":
+        return "100% · delivered"
+    if status in ("blocked", "cancelled", "error"):
+        return f"{status} at {progress}%"
+    return f"{progress}%"
 
 
 def diagram_xml(session: Session, row: Instance) -> str:

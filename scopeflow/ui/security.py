@@ -44,7 +44,7 @@ def requires(*roles: str) -> Callable:
                     abort(401)
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
             if roles and not current_user.has_role(*roles):
-                abort(403)
+                abort(403, needs_role(roles))
             return view(*args, **kwargs)
 
         checked.required_roles = roles  # read by the route × role tests
@@ -62,6 +62,12 @@ def local_path(target: str | None, fallback: str) -> str:
         return fallback
     parts = urlsplit(target)
     return fallback if parts.scheme or parts.netloc else target
+
+
+def needs_role(roles: tuple[str, ...] | list[str]) -> str:
+    """The 403 message: which role would do, and which the user has (so they know whom to ask)."""
+    mine = ", ".join(sorted(current_user.roles)) or "none"
+    return f"this needs the role {' or '.join(roles)} (or admin); your roles: {mine}"
 
 
 def add_security_headers(response: Any) -> Any:

@@ -36,7 +36,8 @@ def load_task(session, task_id: str) -> HumanTask:
     if row is None:
         abort(404, f"unknown task {task_id}")
     if not current_user.has_role(row.role):
-        abort(403)
+        abort(403, f"this task is for the {row.role} role (or admin); your roles: "
+                   f"{', '.join(sorted(current_user.roles)) or 'none'}")
     ownership.check(session.scalar(select(Instance.created_by).where(Instance.id == row.instance_id)) or "")
     return row
 
@@ -173,7 +174,9 @@ def show(task_id: str):
         flash(f"task is already {row.status}")
         return redirect(url_for("instances.show", instance_id=row.instance_id))
     if row.assignee and row.assignee != current_user.name and not current_user.has_role("admin"):
-        abort(403, f"claimed by {row.assignee}")
+        # Claimed while this person was filling in the form: say so on the task page (409), not a bare 403.
+        return _render(row, instance, {}, {"(form)": f"{row.assignee} claimed this task while you were filling it in; "
+                                                     "your answer was not submitted"}, 409)
     map_keys = _map_keys(decision_context(run_view.latest_data(instance, row.spiff_task_id)))
     data, errors = schema_form.parse_form(row.form_schema or {}, request.form, map_keys)
     if not errors:

@@ -51,7 +51,8 @@
     list.replaceChildren();
     for (const t of tasks) {
       const li = document.createElement("li");
-      if (t.status === "open") {
+      const roles = (list.dataset.myRoles || "").split(" ");
+      if (t.status === "open" && (roles.includes(t.role) || roles.includes("admin"))) {
         const a = document.createElement("a");
         a.href = list.dataset.taskUrl.replace("TASK_ID", encodeURIComponent(t.id));
         a.textContent = t.name;
@@ -88,7 +89,8 @@
         }
         const bar = document.getElementById("instance-progress");
         if (bar) bar.value = payload.progress;
-        text("instance-progress-text", payload.progress + "%");
+        if (bar) bar.className = "progress-" + payload.status;
+        text("instance-progress-text", payload.progress_text);
         text("instance-mode", payload.mode);
         const timeline = document.getElementById("timeline");
         if (timeline && payload.timeline) {
