@@ -4,6 +4,7 @@ integrity check — the same functions the CLI's ``evidence`` and ``trace`` comm
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -55,14 +56,105 @@ def waterfall(spans: list[SpanRecord]) -> list[WaterfallRow]:
             for s in sorted(spans, key=lambda s: (s.start_ns, s.seq))]
 
 
+@dataclass
+class TraceGroup:
+    """One trace of the instance (one advance of the engine) on its own time axis."""
+
+    number: int
+    trace_id: str
+    label: str                            # the root span's name
+    start_ns: int
+    duration_ns: int
+    rows: list[WaterfallRow]
+    ticks: list[tuple[float, int]]        # (percent of the axis, nanoseconds since the trace start)
+    item_labels: dict[str, str]           # span id → what tells multi-instance siblings apart
+
+
+AXIS_TICKS = 5
+
+
+def traces(spans: list[SpanRecord]) -> list[TraceGroup]:
+    """The spans split by trace, in start order, each trace positioned on its own time axis
+    (an instance's traces are hours apart when people decide in between; one shared axis would
+    squeeze each into a sliver)."""
+    by_trace: dict[str, list[SpanRecord]] = {}
+    for span in spans:
+        by_trace.setdefault(span.trace_id, []).append(span)
+    groups = []
+    ordered = sorted(by_trace.items(), key=lambda item: min(s.start_ns for s in item[1]))
+    for number, (trace_id, members) in enumerate(ordered, start=1):
+        start = min(s.start_ns for s in members)
+        duration = max(max(s.end_ns for s in members) - start, 1)
+        ids = {s.span_id for s in members}
+        root = min((s for s in members if s.parent_span_id not in ids), key=lambda s: s.start_ns, default=members[0])
+        ticks = [(100.0 * i / (AXIS_TICKS - 1), duration * i // (AXIS_TICKS - 1)) for i in range(AXIS_TICKS)]
+        groups.append(TraceGroup(number, trace_id, root.name, start, duration, waterfall(members), ticks,
+                                 item_labels(members)))
+    return groups
+
+
+_NOT_ITEM_KEYS = {"scopeflow.task.id", "scopeflow.task.outcome", "scopeflow.task.attempt"}
+
+
+def item_labels(spans: list[SpanRecord]) -> dict[str, str]:
+    """For spans of one element under one parent (multi-instance children such as ten "Build each
+    plan task" runs): the first text attribute whose value differs between them, e.g. the plan
+    task each one built."""
+    siblings: dict[tuple[str | None, str], list[SpanRecord]] = {}
+    for span in spans:
+        siblings.setdefault((span.parent_span_id, span.name), []).append(span)
+    labels: dict[str, str] = {}
+    for group in siblings.values():
+        if len(group) < 2:
+            continue
+        keys = sorted({k for s in group for k, v in s.attributes.items() if isinstance(v, str)} - _NOT_ITEM_KEYS)
+        for key in keys:
+            values = [s.attributes.get(key) for s in group]
+            if len(set(values)) > 1:
+                labels.update({s.span_id: f"{key.rsplit('.', 1)[-1]}: {s.attributes.get(key, '?')}" for s in group})
+                break
+    return labels
+
+
 def span_details(spans: list[SpanRecord]) -> dict[str, dict[str, Any]]:
     """span id → what the waterfall's detail panel shows (rendered by trace.js, as text)."""
     return {s.span_id: {"trace_id": s.trace_id, "parent_span_id": s.parent_span_id, "status": s.status,
+                        "start": _utc(s.start_ns), "end": _utc(s.end_ns),
                         "status_message": s.status_message, "kind": s.kind, "attributes": s.attributes,
                         "events": [{"name": e.name, "attributes": e.attributes} for e in s.events],
                         "links": [{"trace_id": lk.trace_id, "span_id": lk.span_id, "attributes": lk.attributes}
                                   for lk in s.links]}
             for s in spans}
+
+
+def _utc(ns: int) -> str:
+    """Nanoseconds since the epoch as an ISO 8601 UTC time with microseconds."""
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class HeadCheck:
+    """Where a chain head quoted elsewhere (e.g. in DELIVERY.md) sits in the stored chain."""
+
+    head: str
+    position: int | None           # seq of the link with that hash; None when it is not a link
+    count: int
+    chain_ok: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.chain_ok and self.position is not None
+
+
+def check_head(session: Session, instance_id: str, head: str) -> HeadCheck:
+    """Recompute the chain and find ``head`` among its links: a report quotes the head as it was
+    when written, and spans recorded after it extend the chain, so a match at link N of M with an
+    intact chain means nothing up to that report was changed."""
+    rows = load_chain(session, instance_id)
+    report = verify_chain(rows, instance_id)
+    head = head.strip().lower()
+    position = next((row.seq for row in rows if row.link_hash == head), None)
+    return HeadCheck(head, position, report.count, report.ok)
 
 
 def evidence_rules_text(session: Session, row: Instance) -> str:

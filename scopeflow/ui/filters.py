@@ -42,7 +42,12 @@ def when(value: datetime | str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
 
 
+def utc_ns(seconds: float) -> str:
+    """Seconds since the epoch as a UTC time to the millisecond (span start and end times)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters.update(age=age, sla_state=sla_state, duration_ms=duration_ms, when=when,
                                  markdown=render_markdown, due_words=due_words, duration_words=duration_words,
-                                 durations_in_words=durations_in_words)
+                                 durations_in_words=durations_in_words, utc_ns=utc_ns)

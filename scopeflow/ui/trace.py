@@ -8,14 +8,18 @@ The exports use ``Engine.recorded_spans`` (stored + buffered), like the CLI."""
 from __future__ import annotations
 
 import json
+import re
 
-from flask import Blueprint, Response, render_template
+from flask import Blueprint, Response, render_template, request
 
 from scopeflow.ui import evidence_view, run_view
 from scopeflow.ui.instances import load_instance
 from scopeflow.ui.security import engine, requires
 
 bp = Blueprint("trace", __name__)
+
+HEAD = re.compile(r"[0-9a-f]{64}")
+HEAD_IN_REPORT = re.compile(r"head[^0-9a-f\n]{0,40}([0-9a-f]{64})", re.IGNORECASE)
 
 AUDITORS = ("auditor", "operator", "reviewer")   # a reviewer may read the trace of what they approve
 
@@ -29,11 +33,29 @@ def show(instance_id: str):
         spans, chain = evidence_view.stored_trace(session, row.id, engine().chain_key)
         xml = run_view.diagram_xml(session, row)
         state = run_view.state_payload(session, row, run_view.task_spans_of(spans))
+        head_check, head_problem = _head_check(session, row.id, request.args.get("head", ""))
     report, why = evidence_view.evidence(rules_text, spans, evidence_view.evidence_stage(row))
-    rows = evidence_view.waterfall(spans)
-    return render_template("trace.html", row=row, rows=rows, traces=sorted({s.trace_id for s in spans}),
+    return render_template("trace.html", row=row, rows=spans, traces=evidence_view.traces(spans),
                            report=report, evidence_problem=why, chain=chain, xml=xml, state=state,
-                           details=evidence_view.span_details(spans))
+                           details=evidence_view.span_details(spans), head_check=head_check,
+                           head_problem=head_problem, delivery_head=_delivery_head(row.id))
+
+
+def _head_check(session, instance_id: str, head: str):
+    """(HeadCheck, '') for a well-formed head, (None, why) for a malformed one, (None, '') for none."""
+    head = head.strip().lower()
+    if not head:
+        return None, ""
+    if not HEAD.fullmatch(head):
+        return None, "a chain head is 64 hexadecimal characters (sha256), as DELIVERY.md prints it"
+    return evidence_view.check_head(session, instance_id, head), ""
+
+
+def _delivery_head(instance_id: str) -> str:
+    """The chain head the instance's report quotes, to check with one click ('' when none)."""
+    found = run_view.report(engine().workspace(instance_id))
+    match = HEAD_IN_REPORT.search(found[1]) if found else None
+    return match.group(1) if match else ""
 
 
 def _json_download(data: object, name: str) -> Response:

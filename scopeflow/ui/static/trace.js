@@ -6,6 +6,7 @@
     bar.style.marginLeft = bar.dataset.left + "%";
     bar.style.width = bar.dataset.width + "%";
   }
+  for (const tick of document.querySelectorAll(".axis .tick")) tick.style.left = tick.dataset.left + "%";
   const rows = Array.from(document.querySelectorAll(".waterfall .span-row"));
   function show(elementId) {
     for (const row of rows) row.hidden = Boolean(elementId) && row.dataset.element !== elementId;
@@ -41,6 +42,8 @@
     const table = document.createElement("table");
     table.className = "kv";
     row(table, "span", panel.dataset.span + " in trace " + d.trace_id + (d.parent_span_id ? ", parent " + d.parent_span_id : ""));
+    row(table, "start", d.start);
+    row(table, "end", d.end);
     row(table, "status", d.status + (d.status_message ? " " + d.status_message : ""));
     row(table, "kind", d.kind);
     for (const key of Object.keys(d.attributes).sort()) row(table, key, d.attributes[key]);
