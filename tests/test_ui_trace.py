@@ -55,7 +55,7 @@ def test_the_head_printed_in_delivery_md_verifies_in_the_page(delivered):
     assert f'href="/instances/{instance_id}/trace?head={head}#integrity"' in page
     checked = client.get(f"/instances/{instance_id}/trace?head={head}").get_data(as_text=True)
     assert re.search(rf"✓ Verified: <code class=\"hash\">{head}</code> is link \d+ of \d+ in an intact chain", checked)
-    assert f'<code class="hash" id="chain-head">' in checked
+    assert '<code class="hash" id="chain-head">' in checked
     other = client.get(f"/instances/{instance_id}/trace?head={'0' * 64}").get_data(as_text=True)
     assert "is not a link of this instance" in other and "✓ Verified" not in other
     malformed = client.get(f"/instances/{instance_id}/trace?head=abc").get_data(as_text=True)
