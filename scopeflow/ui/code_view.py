@@ -26,7 +26,7 @@ from scopeflow.ui import workspace_files
 
 MAX_SHOWN_BYTES = 200_000        # a file larger than this is offered for download, not rendered
 MAX_SNAPSHOT_BYTES = 5_000_000   # all text files of one build together
-_FORMATTER = HtmlFormatter(cssclass="code", linenos="table", wrapcode=True)
+_FORMATTER = HtmlFormatter(cssclass="code", linenos="inline", wrapcode=True)
 
 
 @dataclass
