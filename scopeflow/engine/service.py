@@ -208,21 +208,27 @@ class Engine:
         return self._scan(self.settings.models_dir)
 
     def _current_version(self, model: str) -> versions.LoadedVersion:
-        """The deployed version matching ``model``'s files in the models directory (deployed now if
-        they changed). Remembered by content hash, so a start costs no catalog query when nothing
-        changed on disk."""
+        """The newest stored version of ``model``. The models directory's files are deployed first
+        when their content was never stored, so an edit on disk runs next; a version saved later
+        (e.g. in the web designer) is newer and runs until the disk changes again. One indexed
+        query per start checks that the remembered version is still the newest."""
         catalog = self._scan(self.settings.models_dir)
         catalog.process(model)
         digest = bundle_hash(catalog.bundle(model))
+        with self.sessions() as session:
+            newest = session.scalar(select(ModelVersion.id).where(ModelVersion.name == model)
+                                    .order_by(ModelVersion.version.desc()).limit(1))
+            known = newest is not None and session.scalar(select(ModelVersion.id).where(
+                ModelVersion.name == model, ModelVersion.content_hash == digest).limit(1)) is not None
         cached = self._versions.get(model)
-        if cached is not None and cached[0] == digest:
+        if known and cached is not None and cached[0] == newest:
             return cached[1]
-        self.deploy([model])
+        if not known:
+            self.deploy([model])
         with self.sessions() as session:
             row = versions.latest_version(session, model)
             loaded = versions.load(row)
-        if row.content_hash == digest:
-            self._versions[model] = (digest, loaded)
+        self._versions[model] = (row.id, loaded)
         return loaded
 
     def _scan(self, root: Path) -> Catalog:

@@ -152,3 +152,66 @@ def test_the_auditor_checks_the_head_printed_in_delivery_md(server, browser):
     assert "is not a link of this instance" in page.inner_text("#head-result")
     no_csp_errors(s)
     s.close()
+
+
+def semantics(xml: str) -> dict[str, str]:
+    """What the engine reads, element by element: path of ids (a parameter id repeats across
+    operators) → the element's own tag, attributes and text, without layout, comments, formatting
+    or attributes at their BPMN default (bpmn-js drops cancelActivity="true")."""
+    from lxml import etree
+
+    root = etree.fromstring(xml.encode("utf-8"))
+    found = {}
+    for node in root.iter():
+        if not isinstance(node.tag, str) or not node.get("id") or "BPMN/20100524/DI" in node.tag or node is root:
+            continue
+        path = "/".join(a.get("id") for a in reversed(list(node.iterancestors())) if a.get("id") and a is not root)
+        attributes = {k: v for k, v in node.attrib.items() if not (k == "cancelActivity" and v == "true")}
+        children = [(etree.QName(c).localname, (c.text or "").strip(), sorted(c.attrib.items()))
+                    for c in node if isinstance(c.tag, str) and not c.get("id")]
+        found[f"{path}/{node.get('id')}"] = repr((etree.QName(node).localname, sorted(attributes.items()),
+                                                  (node.text or "").strip(), children))
+    return found
+
+
+def test_the_designer_edits_an_operator_parameter_in_the_panel_and_the_next_instance_runs_it(server, browser):
+    from scopeflow.engine.models import Instance, ModelVersion
+
+    base, engine = server
+    version = next(d["version"] for d in engine.deploy(["delivery"]))
+    s = Session(browser, base, "designer")
+    page = s.page
+    page.goto(f"{base}/models/delivery/{version}/edit")
+    page.wait_for_selector('#modeler[data-rendered="true"]')
+    page.locator('g.djs-element[data-element-id="analyze_scope_task"]').dispatch_event("click")  # under the palette
+    page.wait_for_selector("#properties .bio-properties-panel-group-header:has-text('Operator and parameters')")
+    page.click("#properties .bio-properties-panel-group-header:has-text('Operator and parameters')")
+    field = page.locator("#bio-properties-panel-sf-param-scope")
+    assert field.input_value() == "scope"
+    field.fill('scope + "\\n\\n## Constraints\\n- Edited in the designer\\n"')
+    s.shot("15-designer-properties-panel")
+    page.click("#save-model")
+    page.wait_for_selector("#modeler-messages li.ok a")
+    assert f"Stored delivery v{version + 1}" in page.inner_text("#modeler-messages")
+    with engine.sessions() as session:
+        old, new = (session.query(ModelVersion).filter_by(name="delivery", version=v).one() for v in (version, version + 1))
+        before, after = semantics(old.files["delivery.bpmn"]), semantics(new.files["delivery.bpmn"])
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert changed == ["delivery/analyze_scope_task/analyze_scope/scope"], changed   # that parameter, nothing else
+    assert "('loopDataInputRef', 'build_order', [])" in after["delivery/build_each/MI_build_each"]  # kept
+    no_csp_errors(s)
+    s.close()
+    submitter = Session(browser, base, "submitter")
+    page = submitter.page
+    page.goto(f"{base}/submit")
+    page.fill("#scope", BOOKSHELF)
+    page.click("#submit-button")
+    page.wait_for_selector('#diagram[data-rendered="true"]')
+    instance_id = page.url.rsplit("/", 1)[-1]
+    assert f"delivery v{version + 1}" in page.inner_text(".meta")
+    with engine.sessions() as session:
+        assert session.get(Instance, instance_id).model_version == version + 1
+    page.wait_for_selector("#human-tasks a:has-text('Confirm scope')")
+    page.click("#human-tasks a:has-text('Confirm scope')")
+    assert "Edited in the designer" in page.inner_text(".context")  # the edited parameter ran
+    submitter.close()

@@ -5,7 +5,15 @@
   const host = document.getElementById("modeler");
   const form = document.getElementById("modeler-form");
   if (!host || !form || typeof BpmnJS === "undefined") return;
-  const modeler = new BpmnJS({ container: host });
+  const panel = window.ScopeflowPanel;
+  const options = { container: host };
+  if (panel && window.ScopeflowPropertiesModule) {
+    options.propertiesPanel = { parent: "#properties" };
+    options.additionalModules = [panel.BpmnPropertiesPanelModule, panel.BpmnPropertiesProviderModule,
+                                 window.ScopeflowPropertiesModule];
+    options.moddleExtensions = { spiffworkflow: window.ScopeflowModdle };
+  }
+  const modeler = new BpmnJS(options);
   const list = document.getElementById("modeler-messages");
   let marked = [];
 
