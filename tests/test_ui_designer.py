@@ -113,3 +113,48 @@ def test_an_iso_8859_1_upload_is_read_in_its_declared_encoding(designer):
     response = _upload(client, "hello_latin.bpmn", text.encode("iso-8859-1"))
     assert response.status_code == 200, response.get_data(as_text=True)
     assert _versions(engine, "hello_latin") == [(1,)]
+
+
+def test_a_version_saved_in_the_designer_is_what_new_instances_run_until_the_disk_changes(tmp_path, models_dir):
+    from scopeflow.engine.models import Instance
+
+    app, engine = make_ui(tmp_path, models_dir=models_dir)
+    engine.deploy(["approval"])
+    client = signed_in(app, "designer")
+    with engine.sessions() as session:
+        xml = session.query(ModelVersion).filter_by(name="approval", version=1).one().files["examples/approval.bpmn"]
+    token = csrf(client, "/models/approval/1/edit")
+    saved = client.post("/models/approval/1/save", data={"csrf_token": token, "path": "examples/approval.bpmn",
+                                                          "xml": xml.replace('name="Approve request"', 'name="Approve it"')})
+    assert saved.get_json()["stored"][0]["version"] == 2
+    assert "new instances of approval run it" in client.get("/models/approval/2").get_data(as_text=True)
+    first = engine.start("approval", {"requester": "ann"})
+    on_disk = models_dir / "examples" / "approval.bpmn"
+    on_disk.write_text(on_disk.read_text().replace('name="Approve request"', 'name="Approve on disk"'))
+    second = engine.start("approval", {"requester": "bob"})
+    with engine.sessions() as session:
+        assert [session.get(Instance, i).model_version for i in (first, second)] == [2, 3]
+
+
+def test_examples_deploy_and_start_from_the_model_pages_and_an_upload_can_be_a_new_version(tmp_path, models_dir):
+    from scopeflow.ui.accounts import create_user
+
+    app, engine = make_ui(tmp_path, models_dir=models_dir)
+    create_user(engine.sessions, "dana", ["designer", "submitter"], "correct horse battery")
+    client = signed_in(app, "dana")
+    index = client.get("/models").get_data(as_text=True)
+    assert 'action="/models/hello/deploy"' in index
+    deployed = client.post("/models/hello/deploy", data={"csrf_token": csrf(client, "/models")})
+    assert deployed.headers["Location"].endswith("/models/hello/1")
+    page = client.get("/models/hello/1").get_data(as_text=True)
+    assert 'id="start-form"' in page
+    bad = client.post("/models/hello/1/start", data={"csrf_token": csrf(client, "/models/hello/1"), "data": "[1]"},
+                      follow_redirects=True)
+    assert "not started: the data must be a JSON object" in bad.get_data(as_text=True)
+    started = client.post("/models/hello/1/start", data={"csrf_token": csrf(client, "/models/hello/1"), "data": ""})
+    assert "/instances/" in started.headers["Location"]
+    text = HELLO.replace('name="Greet"', 'name="Greet again"')
+    assert text != HELLO
+    upload = _upload(client, "my-hello.bpmn", text.encode())
+    assert upload.status_code == 200, upload.get_data(as_text=True)
+    assert _versions(engine, "hello") == [(1,), (2,)]

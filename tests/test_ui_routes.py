@@ -59,6 +59,8 @@ POST_MATRIX = [
     ("/models/upload", {"designer"}),
     ("/models/approval/1/save", {"designer"}),
     ("/models/approval/1/simulate", {"designer"}),
+    ("/models/approval/deploy", {"designer"}),
+    ("/models/approval/1/start", {"submitter"}),
 ]
 
 PUBLIC = {"/login", "/logout", "/api/v1/openapi.json", "/static/<path:filename>", "/", "/code.css"}

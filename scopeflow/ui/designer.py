@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, jsonify, render_template, request, url_for
+import json
+
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import select
 
 from scopeflow.engine import versions
 from scopeflow.engine.models import ModelVersion
+from scopeflow.engine.service import EngineError, NotFound
 from scopeflow.processes.catalog import CatalogError, scan
 from scopeflow.ui import model_diff, model_store
+from scopeflow.ui.background import advance_later
 from scopeflow.ui.security import engine, requires
 
 bp = Blueprint("designer", __name__)
@@ -51,7 +56,8 @@ def show(name: str, number: int):
         others = session.scalars(select(ModelVersion.version).where(ModelVersion.name == name)
                                  .order_by(ModelVersion.version.desc())).all()
     path = main_file(row)
-    return render_template("model.html", row=row, path=path, xml=row.files.get(path, ""), others=others)
+    return render_template("model.html", row=row, path=path, xml=row.files.get(path, ""), others=others,
+                           newest=others[0] if others else row.version)
 
 
 @bp.route("/models/<name>/<int:number>/files/<path:path>")
@@ -105,6 +111,41 @@ def save(name: str, number: int):
                "stored": [{"model": m, "version": v, "created": c,
                            "url": url_for("designer.show", name=m, number=v)} for m, v, c in result.stored]}
     return jsonify(payload), (200 if result.ok else 400)
+
+
+@bp.route("/models/<name>/deploy", methods=["POST"])
+@requires("designer")
+def deploy(name: str):
+    """Store the models directory's current files of ``name`` as a version (examples included)."""
+    try:
+        [deployed] = engine().deploy([name])
+    except (CatalogError, EngineError, ValueError) as exc:
+        flash(f"not deployed: {exc}")
+        return redirect(url_for("designer.index"))
+    flash(f"{name} v{deployed['version']} {'stored' if deployed['created'] else 'is already the stored version'}")
+    return redirect(url_for("designer.show", name=name, number=deployed["version"]))
+
+
+@bp.route("/models/<name>/<int:number>/start", methods=["POST"])
+@requires("submitter")
+def start(name: str, number: int):
+    """Start an instance of the model's newest version (the one new instances run) with JSON data."""
+    text = request.form.get("data", "").strip()
+    try:
+        data = json.loads(text) if text else {}
+    except json.JSONDecodeError as exc:
+        flash(f"not started: the data is not valid JSON ({exc.msg} at line {exc.lineno})")
+        return redirect(url_for("designer.show", name=name, number=number))
+    if not isinstance(data, dict):
+        flash("not started: the data must be a JSON object")
+        return redirect(url_for("designer.show", name=name, number=number))
+    try:
+        instance_id = engine().start(name, data, actor=current_user.name, advance=False)
+    except (NotFound, EngineError) as exc:
+        flash(f"not started: {exc}")
+        return redirect(url_for("designer.show", name=name, number=number))
+    advance_later(engine(), instance_id)
+    return redirect(url_for("instances.show", instance_id=instance_id))
 
 
 @bp.route("/models/<name>/diff")

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scopeflow.engine import versions
 from scopeflow.engine.models import ModelVersion
-from scopeflow.processes.bpmn_xml import BpmnFileError, decode_xml
+from scopeflow.processes.bpmn_xml import BpmnFileError, decode_xml, parse_bpmn
 from scopeflow.processes.catalog import Catalog, catalog_from_files, scan
 from scopeflow.processes.lint import LintMessage, errors, lint_catalog
 
@@ -74,9 +74,21 @@ def store_upload(sessions: sessionmaker[Session], models_dir: Path, filename: st
             shutil.copytree(models_dir, root)
         else:
             root.mkdir()
-        (root / name).write_text(text, encoding="utf-8")
+        rel = _replaced_file(scan(root), name, text) or name
+        (root / rel).write_text(text, encoding="utf-8")
         catalog = scan(root)
-        return _lint_and_store(sessions, catalog, name)
+        return _lint_and_store(sessions, catalog, rel)
+
+
+def _replaced_file(catalog: Catalog, name: str, text: str) -> str | None:
+    """The models-directory file an upload is a new version of: the one defining the same process
+    (an upload named differently would otherwise define that process twice and be refused)."""
+    try:
+        uploaded = {p.id for p in parse_bpmn(name, text.encode("utf-8")).processes}
+    except BpmnFileError:
+        return None  # lint of the upload itself reports the problem
+    owners = {info.file for pid, info in catalog.processes.items() if pid in uploaded}
+    return owners.pop() if len(owners) == 1 else None
 
 
 def store_edit(sessions: sessionmaker[Session], version: ModelVersion, path: str, text: str) -> StoreResult:
