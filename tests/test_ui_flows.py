@@ -45,6 +45,20 @@ def test_submit_validates_fields_and_keeps_the_form(ui):
         assert session.query(Instance).count() == 0
 
 
+def test_a_scope_between_half_a_megabyte_and_the_1_mb_limit_is_accepted_from_the_textarea(ui):
+    app, _engine = ui
+    client = signed_in(app, "submitter")
+    padding = "\n".join(f"- note {i}: " + "x" * 60 for i in range(10_000))          # about 700 KB
+    big = SCOPE + "\n## Notes\n" + padding
+    assert 600_000 < len(big.encode()) < 1_000_000
+    preview = client.post("/submit/preview", data={"scope": big, "csrf_token": csrf(client, "/submit")},
+                          content_type="multipart/form-data")                      # as the page's FormData posts it
+    assert preview.status_code == 200 and preview.get_json()["spec"]["entities"][0]["name"] == "Book"
+    too_big = _submit(client, scope="x" * 1_000_001)
+    body = too_big.get_data(as_text=True)
+    assert too_big.status_code == 400 and "larger than 1 MB" in body and 'aria-describedby="scope-error"' in body
+
+
 def test_submit_starts_a_delivery_instance_at_its_first_human_task(ui):
     app, engine = ui
     client = signed_in(app, "submitter")

@@ -30,8 +30,11 @@ def create_app(settings: Settings | None = None, engine: Any = None) -> Flask:
         engine = Engine(settings or load_settings())
     settings = engine.settings
     app = Flask(__name__)
+    # MAX_FORM_MEMORY_SIZE: Werkzeug refuses a form field over 500 KB by default, which turned a
+    # legal scope of 0.5-1 MB typed into the page into a 413; a scope's own limit is 1 MB.
     app.config.update(SECRET_KEY=security.secret_key(settings.home, settings.secret_key),
-                      MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES, WTF_CSRF_TIME_LIMIT=None)
+                      MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES, MAX_FORM_MEMORY_SIZE=MAX_UPLOAD_BYTES,
+                      WTF_CSRF_TIME_LIMIT=None)
     security.cookie_settings(app, settings.secure_cookies)
     app.extensions["scopeflow.engine"] = engine
     csrf.init_app(app)
@@ -93,7 +96,8 @@ def _error_handlers(app: Flask) -> None:
 
     @app.errorhandler(413)
     def too_large(exc: HTTPException):
-        return _error(413, f"upload larger than {MAX_UPLOAD_BYTES // 1_000_000} MB")
+        return _error(413, f"the request is larger than {MAX_UPLOAD_BYTES // 1_000_000} MB (a scope may have at "
+                           "most 1 MB); nothing was stored — go back to keep your text")
 
 
 _MESSAGES = {401: "sign in first", 403: "your roles do not allow this", 404: "not found"}
