@@ -18,6 +18,7 @@ from scopeflow.spans.integrity import ChainReport, verify_chain
 from scopeflow.spans.otlp_json import to_otlp_json
 from scopeflow.spans.record import SpanRecord
 from scopeflow.spans.rules import RuleError, parse_rules
+from scopeflow.ui.run_view import distinguishing_labels
 
 
 @dataclass
@@ -93,27 +94,13 @@ def traces(spans: list[SpanRecord]) -> list[TraceGroup]:
     return groups
 
 
-_NOT_ITEM_KEYS = {"scopeflow.task.id", "scopeflow.task.outcome", "scopeflow.task.attempt"}
-
-
 def item_labels(spans: list[SpanRecord]) -> dict[str, str]:
-    """For spans of one element under one parent (multi-instance children such as ten "Build each
-    plan task" runs): the first text attribute whose value differs between them, e.g. the plan
-    task each one built."""
-    siblings: dict[tuple[str | None, str], list[SpanRecord]] = {}
+    """Labels for same-named siblings under one parent (multi-instance children such as ten
+    "Build each plan task" runs): the attribute that tells them apart, e.g. the plan task built."""
+    siblings: dict[tuple[str | None, str], list[tuple[str, dict[str, Any]]]] = {}
     for span in spans:
-        siblings.setdefault((span.parent_span_id, span.name), []).append(span)
-    labels: dict[str, str] = {}
-    for group in siblings.values():
-        if len(group) < 2:
-            continue
-        keys = sorted({k for s in group for k, v in s.attributes.items() if isinstance(v, str)} - _NOT_ITEM_KEYS)
-        for key in keys:
-            values = [s.attributes.get(key) for s in group]
-            if len(set(values)) > 1:
-                labels.update({s.span_id: f"{key.rsplit('.', 1)[-1]}: {s.attributes.get(key, '?')}" for s in group})
-                break
-    return labels
+        siblings.setdefault((span.parent_span_id, span.name), []).append((span.span_id, span.attributes))
+    return distinguishing_labels(list(siblings.values()))
 
 
 def span_details(spans: list[SpanRecord]) -> dict[str, dict[str, Any]]:

@@ -44,6 +44,7 @@ class Step:
     status: str
     outcome: str
     attempt: int
+    item: str = ""       # what tells repeated runs of one element apart (a multi-instance's item)
 
 
 @dataclass
@@ -111,14 +112,46 @@ def element_states(session: Session, row: Instance, spans: list[TaskSpan]) -> di
     return states
 
 
+_NOT_ITEM_KEYS = {semconv.TASK_ATTEMPT, semconv.TASK_OUTCOME, semconv.TASK_ID}
+
+
+def distinguishing_labels(groups: list[list[tuple[str, dict[str, Any]]]]) -> dict[str, str]:
+    """span id → 'task: app-core' for each group of repeated runs (span id, attributes) that differ
+    in a text attribute: the first such attribute, so the children of a multi-instance say which
+    item each one handled instead of repeating one name ten times."""
+    labels: dict[str, str] = {}
+    for group in groups:
+        if len(group) < 2:
+            continue
+        values: dict[str, dict[str, str]] = {}       # key → span id → its text value
+        for sid, attrs in group:
+            for key, value in attrs.items():
+                if isinstance(value, str) and key not in _NOT_ITEM_KEYS:
+                    values.setdefault(key, {})[sid] = value
+        telling = [k for k, seen in values.items() if len(set(seen.values())) > 1]
+        if telling:   # the key with the most distinct values (the multi-instance's own span lacks it)
+            key = max(sorted(telling), key=lambda k: (len(set(values[k].values())), len(values[k])))
+            labels.update({sid: f"{key.rsplit('.', 1)[-1]}: {value}" for sid, value in values[key].items()})
+    return labels
+
+
+def item_labels(spans: list[TaskSpan]) -> dict[str, str]:
+    """Labels for the runs of each element (see ``distinguishing_labels``)."""
+    by_element: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for span in spans:
+        by_element.setdefault(span.element_id, []).append((span.span_id, span.attributes))
+    return distinguishing_labels(list(by_element.values()))
+
+
 def timeline(spans: list[TaskSpan]) -> list[Step]:
     """Task runs in start order (advance and handler spans are left to the trace view)."""
     steps = []
+    items = item_labels(spans)
     for span in sorted(spans, key=lambda s: s.start_ns):
         attempt = span.attributes.get(semconv.TASK_ATTEMPT, 1)
         steps.append(Step(span.span_id, span.element_id, span.name, span.start_ns, span.end_ns - span.start_ns,
                           span.status, str(span.attributes.get(semconv.TASK_OUTCOME, "")),
-                          attempt if isinstance(attempt, int) else 1))
+                          attempt if isinstance(attempt, int) else 1, items.get(span.span_id, "")))
     return steps
 
 

@@ -98,7 +98,7 @@
           for (const step of payload.timeline) {
             const li = document.createElement("li");
             li.className = step.status === "ERROR" ? "st-error" : "st-completed";
-            li.textContent = step.name + " (" + (step.duration_ns / 1e9).toFixed(2) + " s" +
+            li.textContent = step.name + (step.item ? " · " + step.item : "") + " (" + (step.duration_ns / 1e9).toFixed(2) + " s" +
               (step.attempt > 1 ? ", attempt " + step.attempt : "") + ")";
             timeline.appendChild(li);
           }
