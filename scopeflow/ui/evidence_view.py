@@ -133,12 +133,12 @@ class HeadCheck:
         return self.chain_ok and self.position is not None
 
 
-def check_head(session: Session, instance_id: str, head: str) -> HeadCheck:
+def check_head(session: Session, instance_id: str, head: str, key: bytes) -> HeadCheck:
     """Recompute the chain and find ``head`` among its links: a report quotes the head as it was
     when written, and spans recorded after it extend the chain, so a match at link N of M with an
     intact chain means nothing up to that report was changed."""
     rows = load_chain(session, instance_id)
-    report = verify_chain(rows, instance_id)
+    report = verify_chain(rows, instance_id, key=key)
     head = head.strip().lower()
     position = next((row.seq for row in rows if row.link_hash == head), None)
     return HeadCheck(head, position, report.count, report.ok)

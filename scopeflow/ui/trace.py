@@ -48,7 +48,7 @@ def _head_check(session, instance_id: str, head: str):
         return None, ""
     if not HEAD.fullmatch(head):
         return None, "a chain head is 64 hexadecimal characters (sha256), as DELIVERY.md prints it"
-    return evidence_view.check_head(session, instance_id, head), ""
+    return evidence_view.check_head(session, instance_id, head, engine().chain_key), ""
 
 
 def _delivery_head(instance_id: str) -> str:
