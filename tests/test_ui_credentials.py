@@ -55,7 +55,21 @@ def test_the_schema_refuses_an_empty_provide_outside_the_ui_too(credential_task)
     _app, engine, _instance_id, task = credential_task
     with pytest.raises(EngineError, match="values"):
         engine.complete_task(task.id, {"action": "provide"}, actor="operator")
+    with pytest.raises(EngineError, match="my key!"):            # refused before any value is stored
+        engine.complete_task(task.id, {"action": "provide", "values": {"PAYMENT_API_KEY": "sk", "my key!": "x"}},
+                             actor="operator")
+    assert not engine.secrets.has("PAYMENT_API_KEY")
 
+
+def test_a_name_the_secret_store_would_refuse_is_refused_with_a_message_before_anything_is_stored(credential_task):
+    app, engine, instance_id, task = credential_task
+    client = signed_in(app, "operator")
+    names = ["PAYMENT_API_KEY", "ACCOUNTING_EXPORT_SERVICE_API_KEY", "my key!"]
+    refused = post(client, task.id, **{"f.action": "provide", "f.values.key": names,
+                                       "f.values.value": ["sk", "ak", "x"]})
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "&#39;my key!&#39; is not a usable name" in body
+    assert not engine.secrets.has("PAYMENT_API_KEY") and open_task(engine, instance_id).id == task.id
 
 def test_a_provided_value_goes_to_the_secret_store_and_the_run_moves_on(credential_task):
     app, engine, instance_id, task = credential_task
@@ -69,3 +83,4 @@ def test_a_provided_value_goes_to_the_secret_store_and_the_run_moves_on(credenti
     assert engine.secrets.has(names[0]) and engine.secrets.has(names[1])
     with engine.sessions() as session:
         assert session.get(HumanTask, task.id).status == "completed"
+

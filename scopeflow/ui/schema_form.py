@@ -134,6 +134,8 @@ def _in_words(problem: Any, item: FormField | None) -> str:
     """jsonschema's message, said the way a person filling the form needs it."""
     if problem.validator == "required" and item is not None:
         return "choose one of: " + ", ".join(item.options) if item.options else "this field is required"
+    if problem.validator == "pattern" and item is not None and item.kind in ("map", "secret_map"):
+        return f"{problem.instance!r} is not a usable name: letters, digits and underscores, not starting with a digit"
     if problem.validator == "minProperties" and item is not None and item.kind in ("map", "secret_map"):
         names = [k for k, _ in item.rows if k]
         return f"enter a value for {', '.join(names)}" if names else "enter at least one name and value"

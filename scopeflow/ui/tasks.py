@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from scopeflow.engine.models import AuditEvent, HumanTask, Instance, Timer
 from scopeflow.engine.queries import list_tasks
+from scopeflow.engine.secrets import SecretError
 from scopeflow.engine.service import EngineError, Forbidden, NotFound
 from scopeflow.ui import evidence_view, ownership, review_view, run_view, schema_form
 from scopeflow.ui.background import advance_later
@@ -189,8 +190,9 @@ def show(task_id: str):
         abort(404, str(exc))
     except Forbidden as exc:
         abort(403, str(exc))
-    except EngineError as exc:
-        return _render(row, instance, schema_form.safe_echo(row.form_schema or {}, data), {"(form)": str(exc)}, 400)
+    except (EngineError, SecretError) as exc:   # e.g. the secret store refused a value
+        return _render(row, instance, schema_form.safe_echo(row.form_schema or {}, data),
+                       {"(form)": f"refused, nothing was completed: {exc}"}, 400)
     if status == "running":
         advance_later(engine(), row.instance_id)
         flash(f"'{row.name}' completed; the instance continues (this page follows it live)")
