@@ -108,3 +108,13 @@ def test_confidence_reads_its_deductions():
                         "1.00 start; -0.10 for 1 failed/erroring test(s); -0.05 for 1 unbuildable plan task(s)"
                         " = 0.85 (clamped to [0, 1])"})
     assert shown.words == "0.85 of 1.00 after −0.10 for 1 failed/erroring test(s); −0.05 for 1 unbuildable plan task(s)"
+
+
+def test_requirement_verdicts_in_the_task_data_are_shown_and_nothing_is_invented():
+    from scopeflow.ui.review_view import final_review
+
+    verdicts = [{"requirement": "Search books by title", "verdict": "met", "evidence": "test_search passes"}]
+    shown = final_review({"review": {"review": {"summary": {}, "requirement_verdicts": verdicts}, "rationale": "why"}})
+    assert shown.verdicts == verdicts and shown.rationale == "why"
+    empty = final_review({})
+    assert (empty.verdicts, empty.rationale, empty.checks, empty.outputs, empty.confidence.value) == ([], "", [], [], None)

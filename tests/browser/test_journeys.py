@@ -145,6 +145,13 @@ def test_the_auditor_checks_the_head_printed_in_delivery_md(server, browser):
     assert verdict.startswith("✓ Verified:") and printed in verdict and "intact chain" in verdict
     assert page.inner_text("#chain-head") and len(page.inner_text("#chain-head").strip()) == 64
     assert page.locator("details.trace").count() > 1 and page.locator(".axis .tick").count() > 5
+    advance = page.locator("#waterfall li.span-row:has(.twisty:visible)").first   # a span with children
+    under = page.locator(f"#waterfall li.span-row[data-parent='{advance.get_attribute('data-span')}']")
+    assert under.count() > 0 and under.first.is_visible()
+    advance.locator(".twisty").click()
+    assert not under.first.is_visible()                              # the tree folds
+    advance.locator(".twisty").click()
+    assert under.first.is_visible()
     s.shot("14-auditor-head-verified")
     page.fill("#head-input", "f" * 64)
     page.click("#head-form button[type=submit]")

@@ -15,6 +15,28 @@
     const id = event.detail.id;
     show(rows.some(r => r.dataset.element === id) ? id : null);
   });
+  // A span with children folds them away (and unfolds them, keeping folds made further down).
+  const children = {};
+  for (const row of rows) (children[row.dataset.parent] = children[row.dataset.parent] || []).push(row);
+  function below(spanId, out) {
+    for (const child of children[spanId] || []) { out.push(child); below(child.dataset.span, out); }
+    return out;
+  }
+  for (const row of rows) {
+    const twisty = row.querySelector(".twisty");
+    if (!twisty || !children[row.dataset.span]) continue;
+    twisty.hidden = false;
+    twisty.addEventListener("click", function () {
+      const folding = twisty.getAttribute("aria-expanded") === "true";
+      twisty.setAttribute("aria-expanded", String(!folding));
+      twisty.textContent = folding ? "▸" : "▾";
+      for (const node of below(row.dataset.span, [])) {
+        const folds = Number(node.dataset.folds || 0) + (folding ? 1 : -1);
+        node.dataset.folds = String(folds);
+        node.classList.toggle("folded", folds > 0);
+      }
+    });
+  }
   const all = document.getElementById("show-all-spans");
   if (all) all.addEventListener("click", function (event) { event.preventDefault(); show(null); });
 })();
