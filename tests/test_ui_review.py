@@ -118,3 +118,13 @@ def test_requirement_verdicts_in_the_task_data_are_shown_and_nothing_is_invented
     assert shown.verdicts == verdicts and shown.rationale == "why"
     empty = final_review({})
     assert (empty.verdicts, empty.rationale, empty.checks, empty.outputs, empty.confidence.value) == ([], "", [], [], None)
+
+
+def test_anyone_who_sees_the_instance_reads_its_files_in_the_page(reviewed):
+    app, _engine, instance_id, _task = reviewed
+    client = signed_in(app, "submitter")
+    assert f'href="/instances/{instance_id}/files" id="read-files"' in client.get(f"/instances/{instance_id}").get_data(as_text=True)
+    page = client.get(f"/instances/{instance_id}/files?file=app/webapp/core.py").get_data(as_text=True)
+    assert '<span class="k">def</span>' in page and ".cache" not in page
+    outside = client.get(f"/instances/{instance_id}/files?file=../../../etc/passwd").get_data(as_text=True)
+    assert "is not a text file of this workspace" in outside and "root:" not in outside

@@ -24,6 +24,7 @@ GET_MATRIX = [
     ("/instances/{iid}", VIEWERS, 200),
     ("/instances/{iid}/state.json", VIEWERS, 200),
     ("/instances/{iid}/workspace.zip", VIEWERS, 200),
+    ("/instances/{iid}/files", VIEWERS, 200),
     ("/instances/{iid}/files/missing.txt", VIEWERS, 404),
     ("/instances/{iid}/trace", AUDITORS, 200),
     ("/instances/{iid}/trace/otlp.json", AUDITORS, 200),

@@ -139,6 +139,28 @@ def download_workspace(instance_id: str):
                      download_name=f"scopeflow-{instance_id}.zip")
 
 
+@bp.route("/instances/<instance_id>/files")
+@requires(*VIEWERS)
+def files(instance_id: str):
+    """The workspace as a tree, with the chosen file highlighted in the page (read, not downloaded)."""
+    from scopeflow.ui import code_view
+
+    with engine().sessions() as session:
+        row = load_instance(session, instance_id)
+    workspace = engine().workspace(instance_id)
+    listing = [(p, s) for p, s in workspace_files.listing(workspace) if code_view.reviewable(p)]
+    selected = request.args.get("file", "")
+    code, problem = None, ""
+    if selected:
+        text = code_view.read_text(workspace, selected)
+        if text is None:
+            problem = f"{selected} is not a text file of this workspace (or is larger than {code_view.MAX_SHOWN_BYTES} bytes)"
+        else:
+            code = code_view.highlighted(selected, text)
+    return render_template("files.html", row=row, tree=code_view.file_tree(listing), count=len(listing),
+                           selected=selected, code=code, problem=problem)
+
+
 @bp.route("/instances/<instance_id>/files/<path:relative>")
 @requires(*VIEWERS)
 def download_file(instance_id: str, relative: str):
