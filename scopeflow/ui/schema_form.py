@@ -10,6 +10,7 @@ Posted names: ``f.<prop>`` for scalars, ``f.<prop>.key`` / ``f.<prop>.value`` li
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,17 +143,28 @@ def _in_words(problem: Any, item: FormField | None) -> str:
     return problem.message
 
 
-def missing_rows(fields: list[FormField], data: dict[str, Any]) -> dict[str, str]:
-    """Errors for map fields answered only in part: when some values are given, every proposed name
-    (e.g. each missing credential) needs one, or the answer would loop back to the same question."""
+def unanswered_names(schema: dict[str, Any], fields: list[FormField], data: dict[str, Any],
+                     is_stored: Callable[[str], bool]) -> dict[str, str]:
+    """Errors for secret maps that must be answered: one whose ``x-required-when`` matches the data
+    (e.g. ``{"action": "provide"}``) needs a value for every proposed name (each missing credential)
+    that is not stored already, and one answered in part needs the rest, or the run would come back
+    to the same question. A name stored meanwhile (``scopeflow secrets set``) needs no value."""
+    props = schema.get("properties") or {}
     errors = {}
     for item in fields:
-        given = data.get(item.name)
-        if item.kind != "secret_map" or not isinstance(given, dict) or not given:
+        if item.kind != "secret_map":
             continue
-        missing = [k for k in item.placeholders if k not in given]
+        given = data.get(item.name) if isinstance(data.get(item.name), dict) else {}
+        when = (props.get(item.name) or {}).get("x-required-when")
+        required = isinstance(when, dict) and all(data.get(k) == v for k, v in when.items())
+        if not (required or given):
+            continue
+        missing = [k for k in item.placeholders if k not in given and not is_stored(k)]
         if missing:
-            errors[item.name] = f"also enter a value for {', '.join(missing)}"
+            errors[item.name] = (f"{'also ' if given else ''}enter a value for {', '.join(missing)} "
+                                 "(or store it first with: scopeflow secrets set NAME)")
+        elif required and not given and not item.placeholders:
+            errors[item.name] = "enter at least one name and value"
     return errors
 
 

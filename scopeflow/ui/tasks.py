@@ -181,7 +181,9 @@ def show(task_id: str):
     map_keys = _map_keys(decision_context(run_view.latest_data(instance, row.spiff_task_id)))
     data, errors = schema_form.parse_form(row.form_schema or {}, request.form, map_keys)
     if not errors:
-        errors = schema_form.missing_rows(schema_form.build_fields(row.form_schema or {}, {}, map_keys), data)
+        errors = schema_form.unanswered_names(row.form_schema or {},
+                                              schema_form.build_fields(row.form_schema or {}, {}, map_keys),
+                                              data, engine().secrets.has)
     if errors:
         return _render(row, instance, schema_form.safe_echo(row.form_schema or {}, data), errors, 400)
     try:
