@@ -78,7 +78,7 @@ def test_a_tampered_chain_does_not_verify_the_head(delivered):
 
 def test_the_instance_timeline_labels_each_build_by_its_plan_task(delivered):
     app, _engine, instance_id, _head = delivered
-    page = signed_in(app, "submitter").get(f"/instances/{instance_id}").get_data(as_text=True)
+    page = signed_in(app, "auditor").get(f"/instances/{instance_id}").get_data(as_text=True)
     timeline = page[page.index('id="timeline"'):page.index('id="human-tasks"')]
     assert 'Build each plan task <small class="item">task: app-core</small>' in timeline
     assert 'Build each plan task <small class="item">task: entity-books</small>' in timeline
