@@ -96,3 +96,16 @@ def test_an_empty_provide_is_accepted_once_the_credentials_were_stored_meanwhile
     engine.secrets.set("ACCOUNTING_EXPORT_SERVICE_API_KEY", "ak", actor="operator")
     done = post(client, task.id, **{"f.action": "provide", "f.values.key": "PAYMENT_API_KEY", "f.values.value": ""})
     assert done.status_code == 302
+
+
+def test_the_api_refuses_an_empty_provide_too(tmp_path):
+    from scopeflow.ui.accounts import issue_api_token
+
+    app, engine = make_ui(tmp_path)
+    instance_id = engine.start("delivery", {"scope": SCOPE}, actor="submitter", title="Corner Shop")
+    task = drive_to(engine, instance_id, "provide_credentials")
+    bearer = {"Authorization": f"Bearer {issue_api_token(engine.sessions, 'operator')}"}
+    empty = app.test_client().post(f"/api/v1/tasks/{task.id}/complete", json={"data": {"action": "provide"}},
+                                   headers=bearer)
+    assert empty.status_code == 400 and "enter a value for PAYMENT_API_KEY" in empty.get_json()["fields"]["values"]
+    assert open_task(engine, instance_id).id == task.id

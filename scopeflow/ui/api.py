@@ -16,7 +16,7 @@ from flask import Blueprint, abort, jsonify, request
 from flask_login import current_user
 from sqlalchemy import select
 
-from scopeflow.engine.models import ModelVersion
+from scopeflow.engine.models import Instance, ModelVersion
 from scopeflow.engine.queries import list_instances, list_tasks, task_detail
 from scopeflow.engine.service import EngineError, Forbidden, NotFound
 from scopeflow.ui import evidence_view, ownership, run_view, submission
@@ -24,7 +24,7 @@ from scopeflow.ui.background import advance_later
 from scopeflow.ui.instances import STATUSES, VIEWERS, load_instance
 from scopeflow.ui.openapi import document
 from scopeflow.ui.security import engine, error_response, requires
-from scopeflow.ui.tasks import WORKERS, load_task, my_roles
+from scopeflow.ui.tasks import WORKERS, load_task, my_roles, proposed_names, unanswered
 from scopeflow.ui.trace import AUDITORS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -140,10 +140,15 @@ def complete(task_id: str):
     with engine().sessions() as session:
         row = load_task(session, task_id)
         assignee, instance_id = row.assignee, row.instance_id
+        instance = session.get(Instance, instance_id)
     if assignee and assignee != current_user.name and not current_user.has_role("admin"):
         abort(403, f"claimed by {assignee}")
+    data = body.get("data", {})
+    problems = unanswered(row, data, proposed_names(row, instance)) if isinstance(data, dict) else {}
+    if problems:
+        return jsonify({"error": "; ".join(f"{k}: {v}" for k, v in problems.items()), "fields": problems}), 400
     try:
-        status = engine().complete_task(task_id, body.get("data", {}), actor=current_user.name, advance=False)
+        status = engine().complete_task(task_id, data, actor=current_user.name, advance=False)
         if status == "running":  # the rest runs in the background; poll the instance
             advance_later(engine(), instance_id)
     except NotFound as exc:

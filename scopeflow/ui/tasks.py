@@ -133,6 +133,19 @@ def _map_keys(context: dict[str, Any]) -> dict[str, dict[str, str]]:
     return {"answers": questions, "values": credentials}
 
 
+def proposed_names(row: HumanTask, instance: Instance) -> dict[str, dict[str, str]]:
+    """Row names a task's map fields propose (question ids, missing credential names)."""
+    return _map_keys(decision_context(run_view.latest_data(instance, row.spiff_task_id)))
+
+
+def unanswered(row: HumanTask, data: dict[str, Any], map_keys: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Field errors for an answer that would bring the run back to the same question (a "provide"
+    without a value for a credential that is still not stored); the page and the API both ask."""
+    schema = row.form_schema or {}
+    return schema_form.unanswered_names(schema, schema_form.build_fields(schema, {}, map_keys), data,
+                                        engine().secrets.has)
+
+
 def _render(row: HumanTask, instance: Instance, values: dict[str, Any], errors: dict[str, str], status: int = 200):
     data = run_view.latest_data(instance, row.spiff_task_id)
     context = decision_context(data)
@@ -178,12 +191,10 @@ def show(task_id: str):
         # Claimed while this person was filling in the form: say so on the task page (409), not a bare 403.
         return _render(row, instance, {}, {"(form)": f"{row.assignee} claimed this task while you were filling it in; "
                                                      "your answer was not submitted"}, 409)
-    map_keys = _map_keys(decision_context(run_view.latest_data(instance, row.spiff_task_id)))
+    map_keys = proposed_names(row, instance)
     data, errors = schema_form.parse_form(row.form_schema or {}, request.form, map_keys)
     if not errors:
-        errors = schema_form.unanswered_names(row.form_schema or {},
-                                              schema_form.build_fields(row.form_schema or {}, {}, map_keys),
-                                              data, engine().secrets.has)
+        errors = unanswered(row, data, map_keys)
     if errors:
         return _render(row, instance, schema_form.safe_echo(row.form_schema or {}, data), errors, 400)
     try:
