@@ -53,9 +53,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scopeflow.handlers import naming
+from scopeflow.handlers import requirements as req
+from scopeflow.handlers import scope_markdown as sm
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import DESIGN_FLAW, TaskFailure
 from scopeflow.handlers.registry import NO_RETRY, operator
+from scopeflow.handlers.requirements import Requirement
 from scopeflow.handlers.spec import Entity, Feature, Field, Integration, Question, Spec
 
 MAX_SCOPE_BYTES = 1024 * 1024
@@ -97,6 +100,9 @@ _NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
 _RANGE = re.compile(r"^(-?\d+(?:\.\d+)?)\s*(?:\.\.|–)\s*(-?\d+(?:\.\d+)?)$")
 _MODIFIER_WORDS = {"required", "mandatory", "optional", "nullable", "unique", "distinct", "default",
                    "defaults", "min", "minimum", "max", "maximum", "maxlength", "minlength"}
+
+
+_UNIT_WORDS = {"chars", "characters", "char", "letters", "zeichen", "caractères", "digits"}
 
 
 def _norm(text: str) -> str:
@@ -147,8 +153,13 @@ def _read_modifiers(text: str) -> _Reading:
             else:
                 reading.maximum = value
             i += 3
+        elif word == "between" and i + 3 < len(words) and _NUMBER.match(nxt) \
+                and words[i + 2].lower() in ("and", "-", "to") and _NUMBER.match(words[i + 3]):
+            reading.minimum, reading.maximum, i = float(nxt), float(words[i + 3]), i + 4
         elif (match := _RANGE.match(word)) is not None:
             reading.minimum, reading.maximum, i = float(match[1]), float(match[2]), i + 1
+        elif word in _UNIT_WORDS and (reading.minimum is not None or reading.maximum is not None):
+            i += 1                                    # ``max 100 chars``: the unit says nothing more
         else:
             reading.words.append(words[i])
             i += 1
@@ -196,61 +207,7 @@ class _Asker:
         self.next_id += 1
 
 
-# ---------------------------------------------------------------- markdown structure
-
-_BULLET = re.compile(r"^(?P<indent>\s*)(?:[-*+•]|\d+[.)])\s+(?P<text>.*)$")
-_HEADING = re.compile(r"^(?P<hashes>#{1,6})\s+(?P<text>.*?)\s*#*\s*$")
-_SECTION_KINDS = (
-    ("entities", ("entit", "data model", "model", "data", "object", "resource", "table", "record")),
-    ("features", ("feature", "functionalit", "user stor", "capabilit", "requirement", "stories")),
-    ("integrations", ("integration", "external", "third", "service", "api key", "credential")),
-    ("constraints", ("constraint", "non-functional", "non functional", "rule", "limit", "policy")),
-)
-
-
-def _strip_markdown(text: str) -> str:
-    return re.sub(r"(\*\*|__|`)", "", text).strip()
-
-
-@dataclass
-class _Section:
-    kind: str                                   # entities | features | integrations | constraints | prose
-    lines: list[str] = field(default_factory=list)
-
-
-def _section_kind(heading: str) -> str:
-    lowered = heading.lower()
-    for kind, keys in _SECTION_KINDS:
-        if any(key in lowered for key in keys):
-            return kind
-    return "prose"
-
-
-def _split_sections(text: str) -> tuple[str | None, list[_Section]]:
-    """The ``# Title`` and the ``##`` sections in order (text outside known sections is prose)."""
-    title, sections = None, [_Section("prose")]
-    for line in text.splitlines():
-        heading = _HEADING.match(line)
-        if heading and len(heading["hashes"]) == 1 and title is None:
-            title = naming.clean_label(_strip_markdown(heading["text"]))
-        elif heading and len(heading["hashes"]) == 2:
-            sections.append(_Section(_section_kind(heading["text"])))
-        else:
-            sections[-1].lines.append(line)
-    return title, sections
-
-
-def _bullets(lines: list[str]) -> list[str]:
-    """Top-level bullet texts; continuation lines join the bullet before them."""
-    items: list[str] = []
-    for line in lines:
-        bullet = _BULLET.match(line)
-        if bullet:
-            items.append(bullet["text"].strip())
-        elif line.strip() and items and not _HEADING.match(line):
-            items[-1] += " " + line.strip()
-    return [_strip_markdown(item) for item in items if item.strip()]
-
+# ---------------------------------------------------------------- field and entity syntax
 
 def _split_top_level(text: str, separators: str = ",;") -> list[str]:
     """Split on separators outside parentheses (so ``title (text, required)`` stays whole)."""
@@ -267,44 +224,78 @@ def _split_top_level(text: str, separators: str = ",;") -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-# ---------------------------------------------------------------- entities and fields
-
 @dataclass
 class _RawField:
     """A field as written, before types and references are resolved."""
 
     label: str
     pieces: list[str] = field(default_factory=list)   # comma-separated parts of its spec
+    line: int = 0                                      # scope line it was written on
 
 
 @dataclass
 class _RawEntity:
     label: str
     fields: list[_RawField] = field(default_factory=list)
+    line: int = 0
 
 
-def _parse_field_item(item: str) -> _RawField | None:
-    """One field: ``title (text, required)``, ``author -> Author``, ``pages: integer min 1``, ``title``."""
-    paren = re.match(r"^(?P<name>[^(:]+?)\s*\((?P<inner>.*)\)\s*(?P<after>.*)$", item)
-    arrow = re.search(r"\s*(->|→|=>)\s*", item)
-    ref = re.match(r"^(?P<name>.+?)\s+(?:ref|references|refers to|reference to|belongs to)\s+(?P<target>.+)$",
-                   item, re.IGNORECASE)
-    if paren:
-        name, pieces = paren["name"], _split_top_level(paren["inner"]) + [paren["after"]]
-    elif arrow:
-        name, pieces = item[:arrow.start()], ["-> " + item[arrow.end():]]
-    elif ref:
-        name, pieces = ref["name"], ["-> " + ref["target"]]
-    elif ":" in item:
-        name, spec = item.split(":", 1)
-        pieces = [spec]
+# where a field's name ends: ``name (``, ``name:``, ``name —``, ``name -> X``, ``name ref X``
+_NAME_END = re.compile(r"\s*(?:\(|:|—|–|\s-\s|->|→|=>|\s(?=(?:ref|refs|references|refers to|reference to|"
+                       r"belongs to|links? to)\s))", re.IGNORECASE)
+_KEEPS_SEPARATOR = ("(", "->", "→", "=>", "")
+
+
+def _field_pieces(rest: str) -> list[str]:
+    """``string (required, max 80)`` → ``string``, ``required``, ``max 80``; ``-> X (required)`` too;
+    ``one of a, b, c`` becomes one ``one of a|b|c`` piece."""
+    outside, inside, depth, current = [], [], 0, []
+    for ch in rest:
+        if ch == "(" and depth == 0:
+            outside.append("".join(current))
+            current, depth = [], 1
+        elif ch == ")" and depth == 1:
+            inside.extend(_split_top_level("".join(current)))
+            current, depth = [], 0
+        else:
+            depth += (ch == "(") - (ch == ")" and depth > 1)
+            current.append(ch)
+    (inside if depth else outside).append("".join(current))
+    pieces = [p for part in outside for p in _split_top_level(part)] + inside
+    return _merge_choices([p.strip() for p in pieces if p.strip()])
+
+
+def _merge_choices(pieces: list[str]) -> list[str]:
+    merged: list[str] = []
+    for piece in pieces:
+        previous = merged[-1] if merged else ""
+        is_choice = bool(_CHOICE_PREFIX.match(previous)) and "|" not in previous
+        bare = len(piece.split()) <= 3 and piece.split()[0].lower() not in _MODIFIER_WORDS \
+            and _norm(piece) not in TYPE_SYNONYMS
+        if is_choice and bare and _CHOICE_PREFIX.sub("", previous).strip():
+            merged[-1] = previous + " | " + piece
+        else:
+            merged.append(piece)
+    return [re.sub(r"^((?:one of|choice|choices|enum|options?)\b\s*[:=]?\s*)([^|]+?)\s*$",
+                   lambda m: m[1] + m[2].replace(" or ", " | "), p, flags=re.IGNORECASE)
+            if _CHOICE_PREFIX.match(p) and "|" not in p and " or " in p else p for p in merged]
+
+
+def _parse_field_item(item: str, line: int = 0) -> _RawField | None:
+    """One field in any of the syntaxes: ``title (text, required)``, ``title: string (required)``,
+    ``title — text, required``, ``author -> Author (required)``, ``author ref Author``, ``title``."""
+    item = _strip_markdown(item).strip(" .")
+    match = _NAME_END.search(item)
+    if match is None or match.start() == 0:
+        name, rest = item, ""
     else:
-        name, pieces = item, []
-    name = _strip_markdown(name).strip(" .-")
-    return _RawField(name, [p.strip() for p in pieces if p.strip()]) if name else None
+        name = item[:match.start()]
+        rest = item[match.start():] if match.group(0).strip() in _KEEPS_SEPARATOR else item[match.end():]
+    name = name.strip(" .-*")
+    return _RawField(name, _field_pieces(rest), line) if name else None
 
 
-def _parse_field_items(text: str) -> list[_RawField]:
+def _parse_field_items(text: str, line: int = 0) -> list[_RawField]:
     """A comma-separated field list; a bare modifier (``required``) belongs to the field before it."""
     fields: list[_RawField] = []
     for item in _split_top_level(text):
@@ -313,13 +304,17 @@ def _parse_field_items(text: str) -> list[_RawField]:
         if first in _MODIFIER_WORDS and fields and "(" not in item:
             fields[-1].pieces.append(item)
             continue
-        raw = _parse_field_item(item)
+        raw = _parse_field_item(item, line)
         if raw is not None:
             fields.append(raw)
     return fields
 
 
-def _parse_entity_line(text: str) -> _RawEntity | None:
+def _strip_markdown(text: str) -> str:
+    return re.sub(r"(\*\*|__|`)", "", text).strip()
+
+
+def _parse_entity_line(text: str, line: int = 0) -> _RawEntity | None:
     """``Book: fields…``, ``Book — fields…``, ``Book - fields…``, ``Book (fields…)`` or ``Book``."""
     sep = re.search(r":|—|–|\s-\s", text)
     paren = text.find("(")
@@ -330,36 +325,117 @@ def _parse_entity_line(text: str) -> _RawEntity | None:
     else:
         name, rest = text, ""
     name = _strip_markdown(name).strip(" .")
-    return _RawEntity(name, _parse_field_items(rest)) if name else None
+    return _RawEntity(name, _parse_field_items(rest, line), line) if name else None
+
+
+# ---------------------------------------------------------------- entities from markdown blocks
+
+_YES_CELLS = {"yes", "y", "true", "x", "✓", "✔", "required", "ja", "oui", "sí", "si", "1", "mandatory"}
+_ENTITY_COLUMNS = {"entity", "entities", "model", "table", "object", "resource", "entität", "entité", "entidad",
+                   "thing", "record"}
+_FIELD_COLUMNS = {"field", "fields", "name", "attribute", "attributes", "column", "columns", "feld", "felder",
+                  "champ", "champs", "campo", "campos", "property", "properties"}
+_TYPE_COLUMNS = {"type", "datatype", "data type", "typ", "tipo", "kind"}
+_REQUIRED_COLUMNS = {"required", "mandatory", "req", "required?", "pflicht", "obligatoire", "obligatorio"}
+
+
+@dataclass
+class _EntityReader:
+    """Walks the blocks of an entities section: which entity (and field) the next block belongs to."""
+
+    raws: list[_RawEntity] = field(default_factory=list)
+    open_entity: _RawEntity | None = None      # opened by a heading or a label: items are its fields
+    item_entity: _RawEntity | None = None      # opened by a top-level item: sub-items are its fields
+    header: list[str] = field(default_factory=list)
+    used: set[int] = field(default_factory=set)   # lines that produced something
+
+    def read(self, blocks: list[sm.Block]) -> list[_RawEntity]:
+        for block in blocks:
+            handler = getattr(self, f"_{block.kind}", None)
+            if handler is not None:
+                handler(block)
+        return self.raws
+
+    def _new(self, raw: _RawEntity | None, opened_by_label: bool) -> None:
+        if raw is None:
+            return
+        self.raws.append(raw)
+        self.used.add(raw.line)
+        self.open_entity, self.item_entity = (raw, None) if opened_by_label else (None, raw)
+
+    def _heading(self, block: sm.Block) -> None:
+        self._new(_RawEntity(_strip_markdown(block.text).strip(" :"), line=block.line), True)
+
+    def _line(self, block: sm.Block) -> None:
+        text = block.text.strip()
+        if block.bold or (text.endswith(":") and len(text.split()) <= 4):
+            self._new(_RawEntity(text.strip(" :*"), line=block.line), True)
+        elif self.open_entity is not None and not (self.open_entity.fields and re.match(r"^[A-Z]\w*\s*[:—–]", text)):
+            self._fields(self.open_entity, text, block.line)
+        else:
+            self._new(_parse_entity_line(text, block.line), False)
+
+    def _item(self, block: sm.Block) -> None:
+        text = _strip_markdown(block.text)
+        owner = self.open_entity or self.item_entity
+        if block.level == 1 and self.open_entity is None:
+            self._new(_parse_entity_line(text, block.line), False)
+        elif owner is not None and (block.level == 1 or (block.level == 2 and self.open_entity is None)):
+            self._fields(owner, text, block.line)
+        elif owner is not None and owner.fields:      # deeper: modifiers of the last field
+            owner.fields[-1].pieces.extend(_field_pieces(text))
+            self.used.add(block.line)
+
+    def _fields(self, owner: _RawEntity, text: str, line: int) -> None:
+        found = _parse_field_items(text, line)
+        owner.fields.extend(found)
+        if found:
+            self.used.add(line)
+
+    def _header(self, block: sm.Block) -> None:
+        self.header = [_norm(_strip_markdown(cell)).strip(" ?") for cell in block.cells]
+        self.used.add(block.line)
+
+    def _row(self, block: sm.Block) -> None:
+        cells = dict(zip(self.header, (_strip_markdown(c) for c in block.cells), strict=False))
+        entity_col = next((c for c in self.header if c in _ENTITY_COLUMNS), None)
+        field_col = next((c for c in self.header if c in _FIELD_COLUMNS), None)
+        if entity_col and field_col in ("fields", "attributes", "columns", "felder", "champs", "campos",
+                                        "properties"):
+            self._new(_parse_entity_line(f"{cells.get(entity_col, '')}: {cells.get(field_col, '')}",
+                                         block.line), False)
+            return
+        if entity_col and cells.get(entity_col) and (self.item_entity is None or naming.lookup_key(
+                cells[entity_col]) != naming.lookup_key(self.item_entity.label)):
+            self._new(_RawEntity(cells[entity_col], line=block.line), False)
+        owner = self.item_entity if entity_col else (self.open_entity or self.item_entity)
+        if owner is None or field_col is None or not cells.get(field_col):
+            return
+        owner.fields.append(self._row_field(cells, field_col, block.line))
+        self.used.add(block.line)
+
+    def _row_field(self, cells: dict[str, str], field_col: str, line: int) -> _RawField:
+        pieces: list[str] = []
+        for column, value in cells.items():
+            if column == field_col or column in _ENTITY_COLUMNS or not value.strip(" -–—"):
+                continue
+            if column in _TYPE_COLUMNS:
+                pieces = _field_pieces(value) + pieces
+            elif column in _REQUIRED_COLUMNS or column.startswith("required"):
+                pieces.append("required" if _norm(value) in _YES_CELLS else "optional")
+            elif column in ("unique", "eindeutig"):
+                pieces.extend(["unique"] if _norm(value) in _YES_CELLS else [])
+            elif column in ("default", "default value"):
+                pieces.append(f"default {value}")
+            else:                                   # notes / constraints / modifiers
+                pieces.extend(_field_pieces(value))
+        return _RawField(cells[field_col].strip(), pieces, line)
 
 
 def _parse_entity_lines(lines: list[str]) -> list[_RawEntity]:
-    """Entities from bullets (fields inline or as indented sub-bullets), ``### Name`` blocks, or
-    plain ``Name: fields`` lines."""
-    raws: list[_RawEntity] = []
-    in_heading_block = False
-    top_indent: int | None = None
-    for line in lines:
-        heading = _HEADING.match(line)
-        bullet = _BULLET.match(line)
-        if heading:
-            raws.append(_RawEntity(_strip_markdown(heading["text"])))
-            in_heading_block = True
-        elif bullet:
-            indent = len(bullet["indent"].expandtabs(4))
-            top_indent = indent if top_indent is None else top_indent
-            text = _strip_markdown(bullet["text"])
-            if raws and (in_heading_block or indent > top_indent):
-                raws[-1].fields.extend(_parse_field_items(text))
-            elif (raw := _parse_entity_line(text)) is not None:
-                raws.append(raw)
-        elif line.strip() and line[:1].isspace() and raws:
-            raws[-1].fields.extend(_parse_field_items(line.strip()))
-        elif line.strip() and re.search(r":|—|–|\s-\s", line):
-            if (raw := _parse_entity_line(line.strip())) is not None:
-                raws.append(raw)
-                in_heading_block = False
-    return raws
+    """Entities from entity lines in any of the scope's syntaxes (used for answers)."""
+    blocks = sm.read_blocks("\n".join(lines))
+    return _EntityReader().read([b for b in blocks if b.kind != "structure"])
 
 
 def _apply_reading(target: Field, reading: _Reading) -> None:
@@ -505,7 +581,7 @@ _CLAUSE_STARTS = {"can", "could", "should", "will", "may", "must", "also", "then
 _FIELD_DETERMINERS = {"a", "an", "the", "their", "its", "his", "her", "some", "each", "one", "own"}
 
 
-def _mine_field_list(text: str) -> list[_RawField]:
+def _mine_field_list(text: str, line: int = 0) -> list[_RawField]:
     """``a name and an optional deadline, and add tasks…`` → name, deadline (optional); stops at a
     new clause (a verb or modal) so the rest of the sentence does not become fields."""
     fields = []
@@ -519,38 +595,42 @@ def _mine_field_list(text: str) -> list[_RawField]:
         first = words[0].lower()
         if re.fullmatch(_VERB, first, re.IGNORECASE) or first in _CLAUSE_STARTS or len(words) > 3:
             break
-        raw = _parse_field_item(" ".join(words).strip(" ."))
+        raw = _parse_field_item(" ".join(words).strip(" ."), line)
         if raw is not None:
-            fields.append(_RawField(raw.label, raw.pieces + (["optional"] if optional else [])))
+            fields.append(_RawField(raw.label, raw.pieces + (["optional"] if optional else []), line))
     return fields
 
 
-def _mine_prose(text: str) -> list[_RawEntity]:
-    """Candidate entities (with fields and references) from sentences about what users do."""
+def _mine_prose(lines: list[tuple[int, str]]) -> tuple[list[_RawEntity], set[int]]:
+    """Candidate entities (with fields and references) from sentences about what users do, and
+    the lines they were read from."""
     raws: dict[str, _RawEntity] = {}
+    used: set[int] = set()
 
-    def entity(noun: str) -> _RawEntity | None:
+    def entity(noun: str, line: int) -> _RawEntity | None:
         key = naming.lookup_key(noun)
         if not key or key in _NOT_ENTITIES:
             return None
-        return raws.setdefault(key, _RawEntity(naming.singular(noun).capitalize()))
+        used.add(line)
+        return raws.setdefault(key, _RawEntity(naming.singular(noun).capitalize(), line=line))
 
-    sentences = [s for s in re.split(r"(?<=[.!?;])\s+|\n+", text) if s.strip()]
-    for sentence in sentences:
+    sentences = [(line, s) for line, text in lines for s in re.split(r"(?<=[.!?;])\s+", text) if s.strip()]
+    for line, sentence in sentences:
         for match in [*_WITH_FIELDS.finditer(sentence), *_EACH_HAS.finditer(sentence)]:
-            if (found := entity(match["noun"])) is not None:
-                found.fields.extend(_mine_field_list(match["fields"]))
+            if (found := entity(match["noun"], line)) is not None:
+                found.fields.extend(_mine_field_list(match["fields"], line))
         for match in _VERB_PLURAL.finditer(sentence):
-            entity(match["noun"])
-    for sentence in sentences:
+            entity(match["noun"], line)
+    for line, sentence in sentences:
         for match in [*_CHILD_TO_PARENT.finditer(sentence), *_BELONGS_TO.finditer(sentence)]:
             parent_key = naming.lookup_key(match["parent"])
-            if parent_key not in raws or (child := entity(match["child"])) is None or child is raws[parent_key]:
+            if parent_key not in raws or (child := entity(match["child"], line)) is None \
+                    or child is raws[parent_key]:
                 continue
             parent = raws[parent_key]
             if not any(naming.lookup_key(f.label) == parent_key for f in child.fields):
-                child.fields.append(_RawField(parent.label.lower(), ["-> " + parent.label]))
-    return list(raws.values())
+                child.fields.append(_RawField(parent.label.lower(), ["-> " + parent.label], line))
+    return list(raws.values()), used
 
 
 # ---------------------------------------------------------------- features and integrations
@@ -641,6 +721,30 @@ def _integrations_from_prose(text: str) -> list[Integration]:
     return found
 
 
+def _features_at(items: list[_Item], entities: list[Entity], strict: bool) -> list[tuple[Feature, _Item]]:
+    """:func:`_features` keeping the item (and so the line) each feature came from."""
+    found = []
+    for item in items:
+        features = _features([item.text], entities, strict)
+        found.extend((feature, item) for feature in features)
+    return found
+
+
+def _integrations_at(items: list[_Item], asker: _Asker) -> list[tuple[Integration, _Item]]:
+    return list(zip(_integrations([i.text for i in items], asker), items, strict=True))
+
+
+def _integrations_from_prose_at(blocks: list[sm.Block]) -> list[tuple[Integration, _Item]]:
+    found: list[tuple[Integration, _Item]] = []
+    seen: set[str] = set()
+    for block in blocks:
+        for integration in _integrations_from_prose(block.text):
+            if integration.name not in seen:
+                seen.add(integration.name)
+                found.append((integration, _Item(block.text, block.line, [block.line])))
+    return found
+
+
 # ---------------------------------------------------------------- analysis
 
 def _check_scope(text: Any) -> str:
@@ -650,21 +754,65 @@ def _check_scope(text: Any) -> str:
         raise ScopeError("scope is larger than 1 MB")
     if not naming.clean_label(text):
         raise ScopeError("scope is empty")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
 
 
-def _lines_of(sections: list[_Section], kind: str) -> list[str]:
-    return [line for section in sections if section.kind == kind for line in section.lines]
+@dataclass
+class _Item:
+    """One item of a features / integrations / constraints / prose section, with its lines."""
+
+    text: str
+    line: int
+    lines: list[int]
 
 
-def _first_paragraph(lines: list[str]) -> str:
-    paragraph: list[str] = []
-    for line in lines:
-        if line.strip():
-            paragraph.append(line.strip())
-        elif paragraph:
+def _section_items(blocks: list[sm.Block]) -> tuple[list[_Item], set[int]]:
+    """Items of a non-entity section, and the lines that only introduce them (lead-ins, headers).
+
+    A nested item becomes ``parent: child`` (the parent line is covered by its children); a
+    paragraph line ending in ``:`` right before a list is a lead-in, not an item; a table row is
+    its cells joined with `` — ``.
+    """
+    items: list[_Item] = []
+    lead: set[int] = set()
+    parents: dict[int, _Item] = {}
+    for position, block in enumerate(blocks):
+        following = blocks[position + 1] if position + 1 < len(blocks) else None
+        if block.kind == "item":
+            item = _Item(_strip_markdown(block.text), block.line, list(block.lines))
+            parent = parents.get(block.level - 1)
+            if parent is not None:
+                item = _Item(f"{parent.text}: {item.text}", block.line, parent.lines + item.lines)
+                if parent in items:
+                    items.remove(parent)
+            parents[block.level] = item
+            items.append(item)
+        elif block.kind == "header":
+            lead.add(block.line)
+        elif block.kind == "line" and block.text.rstrip().endswith(":") and following is not None \
+                and following.kind in ("item", "header"):
+            lead.add(block.line)
+        elif block.kind in ("line", "row", "code"):
+            text = " — ".join(c for c in block.cells if c.strip()) if block.kind == "row" else block.text
+            items.append(_Item(_strip_markdown(text), block.line, list(block.lines)))
+    return [i for i in items if i.text], lead
+
+
+def _blocks_of(doc: sm.Document, kind: str) -> list[sm.Block]:
+    return [block for section in doc.sections if section.kind == kind for block in section.blocks]
+
+
+def _summary_lines(doc: sm.Document) -> list[sm.Block]:
+    """The first paragraph of the text before the first section (or of the first prose section)."""
+    prose = next((s for s in doc.sections if s.kind == "prose" and s.blocks), None)
+    if prose is None:
+        return []
+    paragraph = [prose.blocks[0]]
+    for block in prose.blocks[1:]:
+        if block.kind != "line" or block.line != paragraph[-1].line + 1:
             break
-    return naming.clean_label(" ".join(paragraph))[:500]
+        paragraph.append(block)
+    return [b for b in paragraph if b.kind == "line"]
 
 
 def _fallback_title(summary: str) -> str:
@@ -688,18 +836,163 @@ def _wants_login(features: list[Feature], constraints: list[str]) -> bool:
     return any(f.kind == "login" for f in features) or any(login_rule.search(c) for c in constraints)
 
 
+class _Tracer:
+    """Builds the requirements of one scope in reading order, each with its source lines."""
+
+    def __init__(self, source: list[str], asker: _Asker):
+        self.source, self.asker = source, asker
+        self.found: list[Requirement] = []
+
+    def add(self, kind: str, text: str, lines: list[int], subject: str, status: str = req.UNDERSTOOD,
+            assumption: str = "") -> Requirement:
+        numbers = sorted({n for n in lines if n})
+        line = numbers[0] if numbers else 0
+        found = Requirement(id=f"R-{len(self.found) + 1}", kind=kind, text=text, line=line,
+                            source=self.source[line - 1].strip()[:300] if line else "", subject=subject,
+                            status=status, assumption=assumption, lines=numbers)
+        self.found.append(found)
+        return found
+
+    def title(self, doc: sm.Document, has_title: bool) -> None:
+        if has_title:
+            self.add("title", f"the app is called {naming.clean_label(doc.title or '')!r}", [doc.title_line],
+                     "title")
+
+    def entities(self, entities: list[Entity], raws: list[_RawEntity], mined: bool) -> None:
+        for position, entity in enumerate(entities):
+            raw = raws[position] if position < len(raws) else None
+            if raw is not None:
+                status, why = (req.ASSUMED, "read from prose") if mined else (req.UNDERSTOOD, "")
+                line = raw.line
+            else:
+                referrer = next((r for r in self.found if r.kind == "relation"
+                                 and r.subject.startswith("field:") and r.text.endswith(f" {entity.name}")), None)
+                status, why = req.ASSUMED, "added because a field refers to it; the scope does not define it"
+                line = referrer.line if referrer else 0
+            self.add("entity", f"entity {entity.label}", [line], f"entity:{entity.name}", status, why)
+            raw_fields = raw.fields if raw is not None else []
+            for index, item in enumerate(entity.fields):
+                written = raw_fields[index] if index < len(raw_fields) else None
+                if written is None:
+                    self.field(entity, item, line, req.ASSUMED, "field added by default (the scope gives none)")
+                else:
+                    self.field(entity, item, written.line or line, status, why)
+
+    def field(self, entity: Entity, item: Field, line: int, status: str, why: str) -> None:
+        where = f"{entity.name}.{item.name}"
+        if item.type == "reference":
+            self.add("relation", f"{entity.label}.{item.label} refers to {item.reference}", [line],
+                     f"field:{where}", status, why)
+        else:
+            kind = (f"choice of {', '.join(item.choices)}" if item.type == "choice" else item.type)
+            self.add("field", f"{entity.label}.{item.label} ({kind})", [line], f"field:{where}", status, why)
+        modifiers = [("required", item.required, "is required"), ("unique", item.unique, "is unique"),
+                     ("default", item.default is not None, f"defaults to {item.default}"),
+                     ("minimum", item.minimum is not None, f"is at least {item.minimum:g}"
+                      if item.minimum is not None else ""),
+                     ("maximum", item.maximum is not None, f"is at most {item.maximum:g}"
+                      if item.maximum is not None else "")]
+        for name, applies, words in modifiers:
+            if applies:
+                self.add("modifier", f"{entity.label}.{item.label} {words}", [line], f"modifier:{where}:{name}",
+                         status, why)
+
+    def features(self, features: list[tuple[Feature, _Item]]) -> None:
+        for number, (feature, item) in enumerate(features, start=1):
+            self.add("feature", feature.text, item.lines, f"feature:{number}")
+
+    def integrations(self, integrations: list[tuple[Integration, _Item]]) -> None:
+        for integration, item in integrations:
+            self.add("integration", f"integration {integration.label}", item.lines,
+                     f"integration:{integration.name}")
+
+    def constraints(self, items: list[_Item]) -> None:
+        for number, item in enumerate(items, start=1):
+            self.add("constraint", naming.clean_label(item.text), item.lines, f"constraint:{number}")
+
+    def summary(self, blocks: list[sm.Block]) -> None:
+        covered = self.covered()
+        lines = [b.line for b in blocks if b.line not in covered]
+        if lines:
+            self.add("summary", "summary: " + naming.clean_label(" ".join(b.text for b in blocks))[:200], lines,
+                     "summary")
+
+    def covered(self) -> set[int]:
+        return {n for r in self.found for n in (r.lines or [r.line])}
+
+    def not_understood(self, blocks: list[sm.Block], structure: set[int]) -> None:
+        """Every block line no requirement covers becomes a ``not understood`` requirement with a question."""
+        for block in blocks:
+            covered = self.covered() | structure
+            if block.kind == "structure" or all(n in covered for n in block.lines):
+                continue
+            text = naming.clean_label(block.text)[:160]
+            topic = f"line:{block.line}"
+            self.asker.ask(topic, f"line {block.line} ({text!r}): I could not tell what the app should do "
+                           "with it, so it is not built. Rewrite it in the scope format and submit the scope "
+                           "again, or answer 'ignore'.", "ignore")
+            found = self.add("line", text, [n for n in block.lines if n not in covered], topic,
+                             req.NOT_UNDERSTOOD)
+            found.reason = "the analyst could not place this line"
+
+    def assumptions(self) -> None:
+        """Tie each question to the requirements it is about; an understood one becomes ``assumed``."""
+        for question in self.asker.questions:
+            kind, _, subject = question.topic.partition(":")
+            for found in self.found:
+                if not _question_covers(kind, subject, found):
+                    continue
+                found.question = found.question or question.id
+                if found.status == req.UNDERSTOOD:
+                    found.status, found.assumption = req.ASSUMED, question.text
+
+
+def _question_covers(kind: str, subject: str, found: Requirement) -> bool:
+    if kind in ("field_type", "modifier", "reference"):
+        return found.subject == f"field:{subject}"
+    if kind == "fields":
+        return found.subject == f"entity:{subject}" or (found.subject.startswith(f"field:{subject}.")
+                                                        and found.status == req.ASSUMED)
+    if kind == "entities":
+        return found.kind == "entity"
+    if kind == "credentials":
+        return found.subject == f"integration:{subject}"
+    if kind == "line":
+        return found.subject == f"line:{subject}"
+    return False
+
+
 def analyze(text: str) -> Spec:
-    """Read a scope into a consistent Spec; guesses are applied and recorded as questions.
+    """Read a scope into a consistent Spec with one requirement per meaningful line; guesses are
+    applied and recorded as questions (and as ``assumed`` requirements).
 
     Raises :class:`ScopeError` for a scope that is not text, empty, or larger than 1 MB.
     """
-    title, sections = _split_sections(_check_scope(text))
+    return read_scope(text).spec
+
+
+@dataclass
+class Reading:
+    """What :func:`read_scope` made of a scope: the spec and how well its lines were covered."""
+
+    spec: Spec
+    unmapped_lines: list[int]          # non-blank lines that are no structure and map to no requirement
+    content_lines: int                 # non-blank lines of the scope
+
+
+def read_scope(text: str) -> Reading:
+    """:func:`analyze`, plus the line coverage that the analyse span records."""
+    text = _check_scope(text)
+    doc = sm.split_sections(sm.read_blocks(text))
     asker = _Asker()
-    prose = _lines_of(sections, "prose")
-    feature_items = _bullets(_lines_of(sections, "features"))
-    mined = not any(s.kind == "entities" for s in sections)
-    raws = (_mine_prose("\n".join(prose + feature_items)) if mined
-            else _parse_entity_lines(_lines_of(sections, "entities")))
+    feature_items, lead = _section_items(_blocks_of(doc, "features"))
+    prose_blocks = [b for b in _blocks_of(doc, "prose") if b.kind in ("line", "item", "row")]
+    mined = not any(s.kind == "entities" for s in doc.sections)
+    if mined:
+        raws, _ = _mine_prose([(b.line, b.text) for b in prose_blocks]
+                              + [(i.line, i.text) for i in feature_items])
+    else:
+        raws = _EntityReader().read(_blocks_of(doc, "entities"))
     if mined and raws:
         asker.ask("entities:prose", "", "yes")        # text filled in below, once entities resolve
     entities = _build_entities(raws, asker)
@@ -710,20 +1003,39 @@ def analyze(text: str) -> Spec:
     if not entities:
         asker.ask("data:none", "The scope names no data the app should keep. Which entities does it "
                   "have? (entity lines like 'Book: title (text, required)')", "")
-    features = (_features(feature_items, entities, strict=True) if feature_items
-                else _features(re.split(r"(?<=[.!?])\s+|\n+", "\n".join(prose)), entities, strict=False))
-    integration_items = _bullets(_lines_of(sections, "integrations"))
-    integrations = (_integrations(integration_items, asker) if integration_items
-                    else _integrations_from_prose("\n".join(prose)))
-    constraint_lines = _lines_of(sections, "constraints")
-    constraints = [naming.clean_label(c) for c in (_bullets(constraint_lines)
-                                                    or [c for c in constraint_lines if c.strip()])]
-    summary = _first_paragraph(prose)
+    if feature_items:
+        features = _features_at(feature_items, entities, strict=True)
+    else:
+        sentences = [_Item(s, b.line, [b.line]) for b in prose_blocks
+                     for s in re.split(r"(?<=[.!?])\s+", b.text) if s.strip()]
+        features = _features_at(sentences, entities, strict=False)
+    integration_items, lead_i = _section_items(_blocks_of(doc, "integrations"))
+    integrations = (_integrations_at(integration_items, asker) if integration_items
+                    else _integrations_from_prose_at(prose_blocks))
+    constraint_items, lead_c = _section_items(_blocks_of(doc, "constraints"))
+    summary_blocks = _summary_lines(doc)
+    summary = naming.clean_label(" ".join(b.text for b in summary_blocks))[:500]
+    title = naming.clean_label(_strip_markdown(doc.title or ""))
     spec = Spec(title=title or _fallback_title(summary), summary=summary, entities=entities,
-                features=features, integrations=integrations, constraints=constraints,
-                questions=asker.questions, wants_login=_wants_login(features, constraints))
+                features=[f for f, _ in features], integrations=[i for i, _ in integrations],
+                constraints=[naming.clean_label(c.text) for c in constraint_items],
+                questions=asker.questions, wants_login=False)
+    spec.wants_login = _wants_login(spec.features, spec.constraints)
+    trace = _Tracer(text.splitlines(), asker)
+    trace.title(doc, bool(title))
+    trace.entities(entities, raws, mined)
+    trace.features(features)
+    trace.integrations(integrations)
+    trace.constraints(constraint_items)
+    trace.summary(summary_blocks)
+    structure = doc.structure | lead | lead_i | lead_c
+    trace.not_understood([b for s in doc.sections for b in s.blocks], structure)
+    trace.assumptions()
+    spec.requirements = trace.found
+    spec.questions = asker.questions
     spec.complexity_score, spec.complexity = score(spec)
-    return spec
+    unmapped = req.unmapped_lines(text, spec.requirements, structure)
+    return Reading(spec, unmapped, len(req.content_lines(text)))
 
 
 def describe(spec: Spec) -> str:
