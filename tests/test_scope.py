@@ -394,3 +394,75 @@ def test_arbitrary_fragments_either_analyse_or_fail_with_a_scope_error():
         names = {e.name for e in spec.entities}
         assert all(f.reference in names for e in spec.entities for f in e.fields if f.reference)
         assert apply_answers(spec, {}).questions == []
+
+
+# ------------------------------------------------------------------ requirements and line coverage
+
+def test_inline_label_sections_are_read_like_headings():
+    spec = analyze("# Gym\n\nEntities:\n- Member: full_name: string (required)\n- GymClass: title (text)\n\n"
+                   "Features:\n- Search members\n")
+    assert [e.name for e in spec.entities] == ["Member", "GymClass"]
+    full_name = spec.entity("Member").fields[0]
+    assert (full_name.name, full_name.type, full_name.required) == ("full_name", "text", True)
+    assert [f.kind for f in spec.features] == ["search"]
+
+
+def test_arrow_reference_keeps_its_modifiers_and_the_title_is_kept():
+    spec = analyze("# Its Title\n\n## Entities\n- Booking: class -> GymClass (required)\n- GymClass: title\n")
+    assert spec.title == "Its Title"
+    field = spec.entity("Booking").fields[0]
+    assert (field.type, field.reference, field.required) == ("reference", "GymClass", True)
+
+
+def test_a_lead_in_sentence_is_no_feature_and_unbuildable_items_say_so():
+    spec = analyze("# Club\n## Entities\n- Member: name\n## Features\nThe app should support:\n"
+                   "- Members can be added and removed\n- API with rate limiting\n- 99.9% uptime SLA\n")
+    assert [(f.text, f.buildable) for f in spec.features] == [
+        ("Members can be added and removed", True), ("API with rate limiting", False),
+        ("99.9% uptime SLA", False)]
+
+
+def test_every_requirement_names_its_source_line():
+    text = "# Shop\n\n## Entities\n- Product: name (text, required), price (decimal, min 0)\n"
+    spec = analyze(text)
+    by_text = {r.text: (r.kind, r.line, r.source) for r in spec.requirements}
+    line = "- Product: name (text, required), price (decimal, min 0)"
+    assert by_text["Product.name is required"] == ("modifier", 4, line)
+    assert by_text["Product.price is at least 0"] == ("modifier", 4, line)
+    assert by_text["entity Product"] == ("entity", 4, line)
+    assert by_text["the app is called 'Shop'"] == ("title", 1, "# Shop")
+
+
+def test_a_line_the_analyst_cannot_place_is_a_not_understood_requirement_with_a_question():
+    spec = analyze("# Metrics\n## Entities\n- Reading: value (decimal)\n\n```\nSELECT 1;\n```\n")
+    [odd] = [r for r in spec.requirements if r.status == "not understood"]
+    assert (odd.line, odd.kind, odd.text) == (6, "line", "SELECT 1;")
+    question = next(q for q in spec.questions if q.id == odd.question)
+    assert question.topic == "line:6" and question.default == "ignore"
+    with pytest.raises(ScopeError, match="rewrite the line"):
+        apply_answers(spec, {odd.question: "make it a chart"})
+
+
+def test_lines_the_reader_never_sees_are_counted_as_unmapped():
+    from scopeflow.handlers.scope import read_scope
+
+    # markdown-it consumes a link reference definition without a token: no requirement covers it
+    reading = read_scope("# A\n## Entities\n- Book: title\n\n[docs]: https://example.com\n")
+    assert reading.unmapped_lines == [5]
+
+
+def test_analyze_scope_records_requirement_counts_on_its_span():
+    ctx = RecordingContext(instance_id="i-1", task_id="t-1", bpmn_id="analyze", workspace=Path("."))
+    result = analyze_scope(ctx, "# T\n## Entities\n- Tag\n")
+    assert ctx.recorded["scopeflow.requirements.unmapped_lines"] == 0
+    assert ctx.recorded["scopeflow.requirements.total"] == len(result["spec"]["requirements"])
+    assert ctx.recorded["scopeflow.requirements.assumed"] >= 2      # Tag and its default name field
+
+
+def test_answers_turn_assumptions_into_understood_requirements_and_keep_lines():
+    spec = analyze("# T\n## Entities\n- Asset: colour (rgb)\n")
+    question = next(q for q in spec.questions if q.topic.startswith("field_type:"))
+    answered = apply_answers(spec, {question.id: "text"})
+    assert [r.status for r in spec.requirements if r.subject == "field:Asset.colour"] == ["assumed"]
+    [colour] = [r for r in answered.requirements if r.subject == "field:Asset.colour"]
+    assert colour.status == "understood" and colour.line == 3

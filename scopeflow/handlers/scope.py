@@ -60,6 +60,7 @@ from scopeflow.handlers.failures import DESIGN_FLAW, TaskFailure
 from scopeflow.handlers.registry import NO_RETRY, operator
 from scopeflow.handlers.requirements import Requirement
 from scopeflow.handlers.spec import Entity, Feature, Field, Integration, Question, Spec
+from scopeflow.spans import semconv
 
 MAX_SCOPE_BYTES = 1024 * 1024
 COMPLEXITY_THRESHOLDS = ((15, "simple"), (40, "medium"), (80, "complex"))
@@ -89,6 +90,9 @@ TYPE_SYNONYMS = {
     "timestamp": "datetime",
     "email": "email", "e mail": "email", "email address": "email",
     "url": "url", "link": "url", "uri": "url", "website": "url", "web address": "url",
+    "texte": "text", "texto": "text", "zeichenkette": "text", "chaîne": "text", "cadena": "text",
+    "zahl": "integer", "ganzzahl": "integer", "entier": "integer", "entero": "integer",
+    "datum": "date", "fecha": "date", "booléen": "boolean", "booleano": "boolean",
     "choice": "choice", "choices": "choice", "enum": "choice", "one of": "choice",
     "options": "choice", "select one": "choice",
 }
@@ -171,6 +175,8 @@ def _infer_type(name: str) -> str:
     words = set(name.split("_"))
     if words & {"email"}:
         return "email"
+    if words & {"phone", "mobile", "telephone", "tel", "zip", "postcode", "iban", "isbn", "sku"}:
+        return "text"
     if words & {"url", "website", "link", "homepage"}:
         return "url"
     if name.endswith("_at") or words & {"timestamp"}:
@@ -231,6 +237,7 @@ class _RawField:
     label: str
     pieces: list[str] = field(default_factory=list)   # comma-separated parts of its spec
     line: int = 0                                      # scope line it was written on
+    more_lines: list[int] = field(default_factory=list)   # lines that added modifiers (sub-bullets)
 
 
 @dataclass
@@ -269,7 +276,7 @@ def _merge_choices(pieces: list[str]) -> list[str]:
     merged: list[str] = []
     for piece in pieces:
         previous = merged[-1] if merged else ""
-        is_choice = bool(_CHOICE_PREFIX.match(previous)) and "|" not in previous
+        is_choice = bool(_CHOICE_PREFIX.match(previous))
         bare = len(piece.split()) <= 3 and piece.split()[0].lower() not in _MODIFIER_WORDS \
             and _norm(piece) not in TYPE_SYNONYMS
         if is_choice and bare and _CHOICE_PREFIX.sub("", previous).strip():
@@ -339,6 +346,16 @@ _TYPE_COLUMNS = {"type", "datatype", "data type", "typ", "tipo", "kind"}
 _REQUIRED_COLUMNS = {"required", "mandatory", "req", "required?", "pflicht", "obligatoire", "obligatorio"}
 
 
+_ENTITY_NAME = re.compile(r"^[^\W\d_][\w ]{0,40}?(?:\s*\(.*\))?$")
+
+
+def _is_entity_list(text: str) -> bool:
+    """``Note (title, body), Tag (name)`` or ``Book, Author``: several entities on one line."""
+    pieces = _split_top_level(text)
+    return len(pieces) > 1 and all(_ENTITY_NAME.match(p) and p[:1].isupper() for p in pieces) \
+        and not re.search(r":|—|–|\s-\s", text.split("(")[0])
+
+
 @dataclass
 class _EntityReader:
     """Walks the blocks of an entities section: which entity (and field) the next block belongs to."""
@@ -372,6 +389,9 @@ class _EntityReader:
             self._new(_RawEntity(text.strip(" :*"), line=block.line), True)
         elif self.open_entity is not None and not (self.open_entity.fields and re.match(r"^[A-Z]\w*\s*[:—–]", text)):
             self._fields(self.open_entity, text, block.line)
+        elif _is_entity_list(text):      # ``Note (title, body), Tag (name)`` after ``Entities:``
+            for piece in _split_top_level(text):
+                self._new(_parse_entity_line(piece, block.line), False)
         else:
             self._new(_parse_entity_line(text, block.line), False)
 
@@ -384,10 +404,12 @@ class _EntityReader:
             self._fields(owner, text, block.line)
         elif owner is not None and owner.fields:      # deeper: modifiers of the last field
             owner.fields[-1].pieces.extend(_field_pieces(text))
+            owner.fields[-1].more_lines.append(block.line)
             self.used.add(block.line)
 
     def _fields(self, owner: _RawEntity, text: str, line: int) -> None:
-        found = _parse_field_items(text, line)
+        single = re.search(r"\b(one of|choices?|enum|options?)\b", text, re.IGNORECASE) and "(" not in text
+        found = ([raw] if (raw := _parse_field_item(text, line)) else []) if single else _parse_field_items(text, line)
         owner.fields.extend(found)
         if found:
             self.used.add(line)
@@ -639,16 +661,21 @@ _CUSTOM_MARKERS = re.compile(
     r"\b(pay|payments?|checkout|stripe|paypal|notif\w*|reminders?|send (?:an )?e-?mails?|sms|push|"
     r"real[- ]?time|websockets?|chat|recommend\w*|machine learning|ai|upload\w*|images?|photos?|videos?|"
     r"maps?|geoloc\w*|oauth|sso|single sign|google|facebook|github|two[- ]factor|2fa|calendar|"
-    r"translat\w*|ocr|analytics|dashboards?|charts?|webhooks?|ical|mobile app)\b", re.IGNORECASE)
+    r"translat\w*|ocr|analytics|dashboards?|charts?|webhooks?|ical|mobile app|rate[- ]?limit\w*|throttl\w*|"
+    r"sla|slas|uptime|availability|high[- ]availability|99(?:\.9+)?\s?%|billing|invoic\w*|subscriptions?|"
+    r"tenan\w*|multi[- ]tenant|e-?mail (?:notifications?|alerts?|reminders?|members|users|customers|them|people)|newsletters?|backups?|audit (?:log|trail)s?|i18n|locali[sz]\w*|"
+    r"multi[- ]?language|load[- ]balanc\w*|autoscal\w*|encrypt\w*|gdpr|offline mode|pwa|import\w*)\b",
+    re.IGNORECASE)
 _KIND_RULES = (
     ("login", re.compile(r"\b(log ?in|logins?|sign ?in|sign ?up|auth\w*|accounts?|passwords?|register|"
                          r"registration|roles?|permissions?|logged[- ]in)\b", re.IGNORECASE)),
     ("export", re.compile(r"\b(export\w*|csv|download\w*)\b", re.IGNORECASE)),
     ("search", re.compile(r"\b(search\w*|filter\w*|find|look ?up|sort\w*)\b", re.IGNORECASE)),
-    ("health", re.compile(r"\b(health\w*|liveness|readiness|uptime|status page)\b", re.IGNORECASE)),
+    ("health", re.compile(r"\b(health\w*|liveness|readiness|status page)\b", re.IGNORECASE)),
     ("api", re.compile(r"\b(api|rest|json|endpoints?)\b", re.IGNORECASE)),
-    ("crud", re.compile(r"\b(create|add|edit|update|delete|remove|list|manage|view|browse|crud|track|"
-                        r"record|see|show|keep|store|organi[sz]e)\b", re.IGNORECASE)),
+    ("crud", re.compile(r"\b(creat(?:e|ed|es|ing)|add(?:ed|s|ing)?|edit\w*|updat\w*|delet\w*|remov\w*|"
+                        r"list(?:ed|s|ing)?|manag\w*|view\w*|brows\w*|crud|track\w*|record(?:ed|s)?|see|show\w*|"
+                        r"keep|store[sd]?|organi[sz]\w*)\b", re.IGNORECASE)),
 )
 _UNBUILDABLE_EXPORT = re.compile(r"\b(pdf|excel|xlsx|word|docx)\b", re.IGNORECASE)
 
@@ -663,6 +690,14 @@ def classify_feature(text: str) -> Feature | None:
                 return Feature(text, kind, False, f"no offline template builds: {other[0]} export (only CSV)")
             return Feature(text, kind, True)
     return None
+
+
+def feature_kinds(feature: Feature) -> list[str]:
+    """Every template kind a buildable feature asks for (``list and search`` is crud and search)."""
+    if not feature.buildable:
+        return []
+    kinds = [kind for kind, rule in _KIND_RULES if rule.search(feature.text)]
+    return list(dict.fromkeys([feature.kind, *kinds]))
 
 
 def _features(items: list[str], entities: list[Entity], strict: bool) -> list[Feature]:
@@ -766,7 +801,7 @@ class _Item:
     lines: list[int]
 
 
-def _section_items(blocks: list[sm.Block]) -> tuple[list[_Item], set[int]]:
+def _section_items(blocks: list[sm.Block], sentences: bool = False) -> tuple[list[_Item], set[int]]:
     """Items of a non-entity section, and the lines that only introduce them (lead-ins, headers).
 
     A nested item becomes ``parent: child`` (the parent line is covered by its children); a
@@ -794,7 +829,8 @@ def _section_items(blocks: list[sm.Block]) -> tuple[list[_Item], set[int]]:
             lead.add(block.line)
         elif block.kind in ("line", "row", "code"):
             text = " — ".join(c for c in block.cells if c.strip()) if block.kind == "row" else block.text
-            items.append(_Item(_strip_markdown(text), block.line, list(block.lines)))
+            parts = re.split(r"(?<=[.!?])\s+", text) if sentences and block.kind == "line" else [text]
+            items.extend(_Item(_strip_markdown(part), block.line, list(block.lines)) for part in parts if part)
     return [i for i in items if i.text], lead
 
 
@@ -874,18 +910,18 @@ class _Tracer:
             for index, item in enumerate(entity.fields):
                 written = raw_fields[index] if index < len(raw_fields) else None
                 if written is None:
-                    self.field(entity, item, line, req.ASSUMED, "field added by default (the scope gives none)")
+                    self.field(entity, item, [line], req.ASSUMED, "field added by default (the scope gives none)")
                 else:
-                    self.field(entity, item, written.line or line, status, why)
+                    self.field(entity, item, [written.line or line, *written.more_lines], status, why)
 
-    def field(self, entity: Entity, item: Field, line: int, status: str, why: str) -> None:
+    def field(self, entity: Entity, item: Field, lines: list[int], status: str, why: str) -> None:
         where = f"{entity.name}.{item.name}"
         if item.type == "reference":
-            self.add("relation", f"{entity.label}.{item.label} refers to {item.reference}", [line],
+            self.add("relation", f"{entity.label}.{item.label} refers to {item.reference}", lines,
                      f"field:{where}", status, why)
         else:
             kind = (f"choice of {', '.join(item.choices)}" if item.type == "choice" else item.type)
-            self.add("field", f"{entity.label}.{item.label} ({kind})", [line], f"field:{where}", status, why)
+            self.add("field", f"{entity.label}.{item.label} ({kind})", lines, f"field:{where}", status, why)
         modifiers = [("required", item.required, "is required"), ("unique", item.unique, "is unique"),
                      ("default", item.default is not None, f"defaults to {item.default}"),
                      ("minimum", item.minimum is not None, f"is at least {item.minimum:g}"
@@ -894,7 +930,7 @@ class _Tracer:
                       if item.maximum is not None else "")]
         for name, applies, words in modifiers:
             if applies:
-                self.add("modifier", f"{entity.label}.{item.label} {words}", [line], f"modifier:{where}:{name}",
+                self.add("modifier", f"{entity.label}.{item.label} {words}", lines, f"modifier:{where}:{name}",
                          status, why)
 
     def features(self, features: list[tuple[Feature, _Item]]) -> None:
@@ -985,7 +1021,7 @@ def read_scope(text: str) -> Reading:
     text = _check_scope(text)
     doc = sm.split_sections(sm.read_blocks(text))
     asker = _Asker()
-    feature_items, lead = _section_items(_blocks_of(doc, "features"))
+    feature_items, lead = _section_items(_blocks_of(doc, "features"), sentences=True)
     prose_blocks = [b for b in _blocks_of(doc, "prose") if b.kind in ("line", "item", "row")]
     mined = not any(s.kind == "entities" for s in doc.sections)
     if mined:
@@ -1141,10 +1177,16 @@ def _answer_credentials(spec: Spec, name: str, answer: str, context: str) -> Non
     raise ScopeError(f"{context}: the spec has no integration {name}")
 
 
+def _answer_line(_spec: Spec, line: str, answer: str, context: str) -> None:
+    if _norm(answer) != "ignore":
+        raise ScopeError(f"{context}: line {line} was not understood and an answer cannot build it; rewrite "
+                         "the line in the scope and submit it again, or answer 'ignore'")
+
+
 _ANSWER_HANDLERS = {
     "entities": _answer_entities, "data": _answer_entities, "field_type": _answer_field_type,
     "modifier": _answer_modifier, "reference": _answer_reference, "fields": _answer_fields,
-    "credentials": _answer_credentials,
+    "credentials": _answer_credentials, "line": _answer_line,
 }
 _REPLACES_ENTITIES = ("entities", "data")
 
@@ -1187,9 +1229,57 @@ def resolve_answers(spec: Spec, answers: dict[str, str] | None) -> AnswerOutcome
             raise ScopeError(f"answer to {question.id}: cannot apply answers about {question.topic!r}")
         _ANSWER_HANDLERS[kind](result.spec, subject, answer, f"answer to {question.id}")
         replaced = replaced or kind in _REPLACES_ENTITIES
+    reconcile_requirements(result.spec, {q: answers[q] for q in result.applied}, "answer")
     result.spec.questions = []
     result.spec.complexity_score, result.spec.complexity = score(result.spec)
     return result
+
+
+def spec_subjects(spec: Spec) -> set[str]:
+    """The requirement subjects the spec's entities and fields can realise."""
+    subjects = set()
+    for entity in spec.entities:
+        subjects.add(f"entity:{entity.name}")
+        for item in entity.fields:
+            where = f"{entity.name}.{item.name}"
+            subjects.add(f"field:{where}")
+            for name, applies in (("required", item.required), ("unique", item.unique),
+                                  ("default", item.default is not None), ("minimum", item.minimum is not None),
+                                  ("maximum", item.maximum is not None)):
+                if applies:
+                    subjects.add(f"modifier:{where}:{name}")
+    return subjects
+
+
+def reconcile_requirements(spec: Spec, answered: dict[str, str], by: str, status: str = req.UNDERSTOOD) -> None:
+    """Keep the requirements true to a spec that answers (or an LLM analyst) changed.
+
+    An answered assumption becomes understood; an entity, field or modifier the spec no longer has
+    keeps its line but loses its subject (so it ends ``not built``, with the reason); whatever the
+    spec gained gets a new requirement that says where it came from (no scope line).
+    """
+    subjects = spec_subjects(spec)
+    for found in spec.requirements:
+        if found.question in answered and found.status == req.ASSUMED:
+            found.status, found.assumption = req.UNDERSTOOD, f"answered: {answered[found.question]}"[:300]
+        if found.kind in ("entity", "field", "relation", "modifier") and found.subject not in subjects:
+            found.subject, found.reason = "", f"not built as read: replaced by the {by}"
+    known = {r.subject for r in spec.requirements}
+    tracer = _Tracer([], _Asker())
+    tracer.found = spec.requirements
+    for entity in spec.entities:
+        if f"entity:{entity.name}" not in known:
+            tracer.add("entity", f"entity {entity.label}", [], f"entity:{entity.name}", status, f"from the {by}")
+        for item in entity.fields:
+            if f"field:{entity.name}.{item.name}" not in known:
+                tracer.field(entity, item, [], status, f"from the {by}")
+    known = {r.subject for r in spec.requirements}
+    for subject in sorted(subjects - known):          # a modifier an answer added to a known field
+        where, name = subject.removeprefix("modifier:").rsplit(":", 1)
+        tracer.add("modifier", f"{where} {name}", [], subject, status, f"from the {by}")
+    for found in tracer.found:
+        if found.line == 0 and not found.source:
+            found.source = f"({by})"
 
 
 def apply_answers(spec: Spec, answers: dict[str, str]) -> Spec:
@@ -1203,26 +1293,37 @@ def apply_answers(spec: Spec, answers: dict[str, str]) -> Spec:
 def analyze_scope(ctx: TaskContext, scope: str) -> dict[str, Any]:
     """Read the submitted scope into a Spec, with questions for everything it had to guess."""
     try:
-        spec = analyze(scope)
+        reading = read_scope(scope)
     except ScopeError as exc:
         raise TaskFailure(DESIGN_FLAW, str(exc), {"scope_chars": len(scope) if isinstance(scope, str) else 0}) \
             from None
     # -- LLM analyst (only with SCOPEFLOW_LLM_BASE_URL set): reads prose the parser could not structure
     from scopeflow.handlers import llm_agents
 
+    spec = reading.spec
     settings = llm_agents.settings_from_env()
     if settings is not None and llm_agents.needs_llm_analysis(spec):
+        offline = spec
         spec = llm_agents.analyze_with_llm(ctx, settings, scope, spec)
+        spec.requirements = offline.requirements
+        reconcile_requirements(spec, {}, "LLM analyst", req.ASSUMED)
         ctx.record({"scopeflow.spec.author": llm_agents.LLM_AUTHOR})
     # -- end of the LLM analyst
+    statuses = [r.status for r in spec.requirements]
     ctx.record({
         "scopeflow.spec.entities": len(spec.entities),
         "scopeflow.spec.fields": sum(len(e.fields) for e in spec.entities),
         "scopeflow.spec.questions": len(spec.questions),
         "scopeflow.spec.complexity": spec.complexity,
+        semconv.REQUIREMENTS_TOTAL: len(spec.requirements),
+        semconv.REQUIREMENTS_ASSUMED: statuses.count(req.ASSUMED),
+        semconv.REQUIREMENTS_NOT_UNDERSTOOD: statuses.count(req.NOT_UNDERSTOOD),
+        semconv.REQUIREMENTS_SCOPE_LINES: reading.content_lines,
+        semconv.REQUIREMENTS_UNMAPPED_LINES: len(reading.unmapped_lines),
     })
     return {
         "spec": spec.to_data(),
+        "unmapped_lines": reading.unmapped_lines,
         "questions": [{"id": q.id, "text": q.text, "default": q.default, "topic": q.topic} for q in spec.questions],
         "buildable": bool(spec.entities),
         "summary": describe(spec),

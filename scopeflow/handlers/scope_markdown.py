@@ -9,6 +9,7 @@ label).
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 
@@ -72,6 +73,8 @@ def read_blocks(text: str) -> list[Block]:
             in_item_paragraph.pop()
         elif kind == "heading_open":
             heading_level = int(token.tag[1:])
+            if token.map and token.map[1] - token.map[0] > 1:     # a setext heading's === / --- line
+                blocks.append(Block("structure", "", token.map[1], [token.map[1]]))
         elif kind == "heading_close":
             heading_level = 0
         elif kind == "thead_open":
@@ -136,7 +139,7 @@ def _inline(token: Token, blocks: list[Block], heading_level: int, depth: int,
 # ------------------------------------------------------------------------------ sections
 # Keywords that make a heading or a label a section (any language the corpus covers; substring match).
 SECTION_KINDS = (
-    ("entities", ("entit", "data model", "datenmodell", "modèle", "modelo de datos", "model", "data",
+    ("entities", ("entit", "entidad", "data model", "datenmodell", "modèle", "modelo de datos", "model", "data",
                   "object", "objekt", "resource", "table", "record", "schema", "donnée", "datos", "daten")),
     ("features", ("feature", "functionalit", "fonctionnalit", "funcionalidad", "funktion", "user stor",
                   "capabilit", "requirement", "stories", "exigence", "anforderung", "what it does",
@@ -150,12 +153,22 @@ _TITLE_LABELS = ("title", "name", "app", "project", "app name", "project name", 
 _LABEL = re.compile(r"^(?P<label>[^\W\d_][\w &/'-]{0,40}?)\s*:\s*(?P<rest>.*)$")
 
 
+_TYPO_TARGETS = {"entities": "entities", "entity": "entities", "features": "features", "feature": "features",
+                 "integrations": "integrations", "constraints": "constraints"}
+
+
 def section_kind(heading: str) -> str:
-    """``entities``, ``features``, ``integrations``, ``constraints`` or ``prose`` for a heading/label."""
+    """``entities``, ``features``, ``integrations``, ``constraints`` or ``prose`` for a heading/label;
+    a one-word heading one or two typos away from a section name counts too (``Featrues``)."""
     lowered = heading.lower().strip(" :*#")
     for kind, keys in SECTION_KINDS:
         if any(key in lowered for key in keys):
             return kind
+    words = lowered.split()
+    if len(words) == 1:
+        close = difflib.get_close_matches(words[0], list(_TYPO_TARGETS), n=1, cutoff=0.75)
+        if close:
+            return _TYPO_TARGETS[close[0]]
     return "prose"
 
 
@@ -195,6 +208,9 @@ def split_sections(blocks: list[Block]) -> Document:
         current = doc.sections[-1]
         if block.kind == "structure":
             doc.structure.add(block.line)
+        elif block.kind == "header":        # a table's header row: kept for its column names
+            doc.structure.add(block.line)
+            current.blocks.append(block)
         elif block.kind == "heading":
             _heading(doc, current, block)
         elif (label := _label(block)) is not None and _opens_section(doc, current, *label):
