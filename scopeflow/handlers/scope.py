@@ -662,7 +662,7 @@ _CUSTOM_MARKERS = re.compile(
     r"real[- ]?time|websockets?|chat|recommend\w*|machine learning|ai|upload\w*|images?|photos?|videos?|"
     r"maps?|geoloc\w*|oauth|sso|single sign|google|facebook|github|two[- ]factor|2fa|calendar|"
     r"translat\w*|ocr|analytics|dashboards?|charts?|webhooks?|ical|mobile app|rate[- ]?limit\w*|throttl\w*|"
-    r"sla|slas|uptime|availability|high[- ]availability|99(?:\.9+)?\s?%|billing|invoic\w*|subscriptions?|"
+    r"sla|slas|uptime|availability|high[- ]availability|99(?:\.9+)?\s?%|billing|invoicing|subscriptions?|"
     r"tenan\w*|multi[- ]tenant|e-?mail (?:notifications?|alerts?|reminders?|members|users|customers|them|people)|newsletters?|backups?|audit (?:log|trail)s?|i18n|locali[sz]\w*|"
     r"multi[- ]?language|load[- ]balanc\w*|autoscal\w*|encrypt\w*|gdpr|offline mode|pwa|import\w*)\b",
     re.IGNORECASE)
