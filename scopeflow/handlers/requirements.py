@@ -115,7 +115,7 @@ def _verdict(requirement: Requirement, realising: list[dict[str, Any]], verified
     if requirement.failed_tests:
         return NOT_BUILT, "its tests failed: " + ", ".join(requirement.failed_tests[:3])
     if not requirement.tests:
-        return NOT_BUILT, requirement.reason or "built, but no generated test proves it"
+        return NOT_BUILT, "built, but no generated test proves it"
     if requirement.status == ASSUMED:
         return ASSUMED, requirement.assumption or "the analyst guessed it"
     return DELIVERED, ""

@@ -68,6 +68,7 @@ BUILD_TASK = "scopeflow.build.task"
 BUILD_FILES = "scopeflow.build.files"
 BUILD_FEEDBACK_IGNORED = "scopeflow.build.feedback_ignored"
 BUILD_AUTHOR = "scopeflow.build.author"
+BUILD_REQUIREMENTS = "scopeflow.build.requirements"     # requirements the built task realises
 BUILD_FEEDBACK_USED = "scopeflow.build.feedback_used"
 BUILD_KEPT = "scopeflow.build.kept"
 BUILD_SELF_CHECK_PYTEST_EXIT = "scopeflow.build.self_check.pytest_exit"
