@@ -466,3 +466,33 @@ def test_answers_turn_assumptions_into_understood_requirements_and_keep_lines():
     assert [r.status for r in spec.requirements if r.subject == "field:Asset.colour"] == ["assumed"]
     [colour] = [r for r in answered.requirements if r.subject == "field:Asset.colour"]
     assert colour.status == "understood" and colour.line == 3
+
+
+def test_the_readme_scope_example_reads_as_documented():
+    import re
+
+    from scopeflow.handlers.scope import read_scope
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"## The scope format\n\n```markdown\n(.*?)```", readme, re.S)[1]
+    reading = read_scope(example)
+    assert reading.unmapped_lines == []
+    assert [e.name for e in reading.spec.entities] == ["Product", "Order", "Supplier"]
+    supplier = {f.name: (f.type, f.required, f.unique, f.maximum) for f in reading.spec.entity("Supplier").fields}
+    assert supplier == {"name": ("text", True, True, 80.0), "phone": ("text", False, False, None)}
+    quantity = reading.spec.entity("Order").fields[2]
+    assert (quantity.minimum, quantity.maximum) == (1.0, 99.0)
+    assert all(r.status == "understood" for r in reading.spec.requirements)
+
+
+def test_a_spec_replaced_by_another_reader_keeps_every_line_and_marks_what_changed():
+    from scopeflow.handlers.scope import reconcile_requirements
+    from scopeflow.handlers.spec import Entity, Field
+
+    spec = analyze("# Rota\n\nCoordinators create shifts with a date and a location.\n")
+    spec.entities = [Entity("Shift", "Shift", "shifts", [Field("day", "Day", "date")])]
+    reconcile_requirements(spec, {}, "LLM analyst", "assumed")
+    by_subject = {r.subject or r.text: r for r in spec.requirements}
+    assert by_subject["Shift.date (date)"].reason == "not built as read: replaced by the LLM analyst"
+    assert by_subject["Shift.date (date)"].line == 3
+    assert by_subject["field:Shift.day"].status == "assumed" and by_subject["field:Shift.day"].source == "(LLM analyst)"

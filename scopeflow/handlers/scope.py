@@ -14,10 +14,21 @@
     ## Constraints
     - Only logged-in users can edit
 
-Bullets may be ``-``, ``*``, ``+`` or numbered; an entity's fields may also follow as indented
-sub-bullets or under a ``### Name`` heading. Names match in any case and number (``-> authors``
-finds ``Author``). Without an ``## Entities`` section the prose is mined for entities and fields
-(``users can create projects with a name and a deadline, and add tasks to a project``).
+The markdown is read from markdown-it-py tokens (:mod:`scope_markdown`): sections open at a heading
+of any level, a bold label (``**Entities**``) or an inline label (``Entities:``, also followed by
+text); entities come from items (fields inline or as nested items), sub-headings or bold lines
+followed by fields, and tables (entities × fields, or one entity's field/type/required/notes
+columns). Field syntaxes: ``name (type, mods)``, ``name: type (mods)``, ``name — type, mods``,
+``name -> Entity (required)``, ``name ref Entity``, ``name belongs to Entity``. Names match in any
+case and number (``-> authors`` finds ``Author``). Without an entities section the prose is mined
+for entities and fields (``users can create projects with a name and a deadline, and add tasks to
+a project``); everything mined is an ``assumed`` requirement.
+
+**Requirements.** :func:`read_scope` also turns every meaningful line into
+:class:`~scopeflow.handlers.requirements.Requirement` s with their source lines (title, summary,
+entity, field, modifier, relation, feature, integration, constraint); a line it cannot place is a
+``not understood`` requirement with a ``line:N`` question. It reports the non-blank lines no
+requirement covers (``unmapped_lines``, recorded on the analyse span; the evidence gate wants 0).
 
 **Defaults are applied, questions record them.** ``analyze`` always returns a consistent spec:
 wherever it had to guess, it applied its proposed default and added a :class:`Question` saying
@@ -40,6 +51,8 @@ questions keep their defaults (what ``--yes`` does). A question's kind is the pr
   lifecycle ends blocked). Accepts entity lines.
 - ``credentials:integration`` — an integration without a named credential; default
   ``<NAME>_API_KEY``. Accepts comma-separated variable names.
+- ``line:N`` — line N was not understood; default ``ignore``. Accepts only ``ignore`` (an answer
+  cannot build a line nobody understood: rewrite it in the scope).
 
 **Complexity score** = 3 × entities + fields + 2 × references + 4 × features the offline
 templates cannot build + 3 × integrations. Classes: ≤ 15 ``simple``, ≤ 40 ``medium``, ≤ 80
