@@ -119,6 +119,7 @@ _MODIFIER_WORDS = {"required", "mandatory", "optional", "nullable", "unique", "d
                    "defaults", "min", "minimum", "max", "maximum", "maxlength", "minlength"}
 
 
+_FILLER_WORDS = {"must", "be", "should", "is", "are", "always", "shall", "has", "to"}
 _UNIT_WORDS = {"chars", "characters", "char", "letters", "zeichen", "caractères", "digits"}
 
 
@@ -177,6 +178,8 @@ def _read_modifiers(text: str) -> _Reading:
             reading.minimum, reading.maximum, i = float(match[1]), float(match[2]), i + 1
         elif word in _UNIT_WORDS and (reading.minimum is not None or reading.maximum is not None):
             i += 1                                    # ``max 100 chars``: the unit says nothing more
+        elif word in _FILLER_WORDS:
+            i += 1                                    # ``must be unique``
         else:
             reading.words.append(words[i])
             i += 1
@@ -345,7 +348,16 @@ def _parse_entity_line(text: str, line: int = 0) -> _RawEntity | None:
     else:
         name, rest = text, ""
     name = _strip_markdown(name).strip(" .")
+    if _is_description(rest):           # ``Loan: a record of who borrowed which book``
+        rest = ""
     return _RawEntity(name, _parse_field_items(rest, line), line) if name else None
+
+
+def _is_description(text: str) -> bool:
+    """Prose about an entity rather than its fields: starts with an article, no list, no types."""
+    words = text.split()
+    return (len(words) > 3 and words[0].lower() in ("a", "an", "the", "one", "each", "any", "some")
+            and not re.search(r"[,;(]|->|→", text))
 
 
 # ---------------------------------------------------------------- entities from markdown blocks
@@ -688,7 +700,7 @@ _KIND_RULES = (
     ("api", re.compile(r"\b(api|rest|json|endpoints?)\b", re.IGNORECASE)),
     ("crud", re.compile(r"\b(creat(?:e|ed|es|ing)|add(?:ed|s|ing)?|edit\w*|updat\w*|delet\w*|remov\w*|"
                         r"list(?:ed|s|ing)?|manag\w*|view\w*|brows\w*|crud|track\w*|record(?:ed|s)?|see|show\w*|"
-                        r"keep|store[sd]?|organi[sz]\w*)\b", re.IGNORECASE)),
+                        r"keep|store[sd]?|organi[sz]\w*|log(?:s|ged)?|enter(?:s|ed)?)\b", re.IGNORECASE)),
 )
 _UNBUILDABLE_EXPORT = re.compile(r"\b(pdf|excel|xlsx|word|docx)\b", re.IGNORECASE)
 
@@ -1042,7 +1054,8 @@ def read_scope(text: str) -> Reading:
         raws, _ = _mine_prose([(b.line, b.text) for b in prose_blocks]
                               + [(i.line, i.text) for i in feature_items])
     else:
-        raws = _EntityReader().read(_blocks_of(doc, "entities"))
+        raws = [raw for section in doc.sections if section.kind == "entities"
+                for raw in _EntityReader().read(section.blocks)]
     if mined and raws:
         asker.ask("entities:prose", "", "yes")        # text filled in below, once entities resolve
     entities = _build_entities(raws, asker)

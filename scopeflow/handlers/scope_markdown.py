@@ -143,7 +143,7 @@ SECTION_KINDS = (
                   "object", "objekt", "resource", "table", "record", "schema", "donnée", "datos", "daten")),
     ("features", ("feature", "functionalit", "fonctionnalit", "funcionalidad", "funktion", "user stor",
                   "capabilit", "requirement", "stories", "exigence", "anforderung", "what it does",
-                  "what the app does", "must do", "should do", "use case", "fonctions")),
+                  "what the app does", "must do", "should do", "can do", "users can", "use case", "fonctions")),
     ("integrations", ("integration", "intégration", "integración", "external", "third", "service",
                       "api key", "credential", "schnittstelle")),
     ("constraints", ("constraint", "contrainte", "restricci", "einschränk", "non-functional",
@@ -201,20 +201,46 @@ def _label(block: Block) -> tuple[str, str] | None:
     return match["label"].strip(), match["rest"].strip()
 
 
+_FIELDS_LABELS = ("fields", "attributes", "properties", "columns", "felder", "attribute", "champs", "campos")
+
+
+def _fields_label(block: Block | None) -> bool:
+    return block is not None and block.kind == "line" and block.text.strip(" :*").lower() in _FIELDS_LABELS
+
+
+def _names_an_entity(block: Block, following: Block | None) -> bool:
+    """``## Employee`` followed by ``Fields:``: an entity heading outside any entities section."""
+    return section_kind(block.text) == "prose" and _fields_label(following)
+
+
+def _bare_label(block: Block, following: Block | None) -> bool:
+    """``Entities`` alone on a line right before a list or table: a label without colon or bold."""
+    return (block.kind == "line" and following is not None and following.kind in ("item", "header")
+            and following.line == block.line + 1 and len(block.text.split()) <= 3
+            and section_kind(block.text) != "prose")
+
+
 def split_sections(blocks: list[Block]) -> Document:
     """The title and the sections, in order; blocks before any section are prose."""
     doc = Document(None, 0, [Section("prose")], set())
-    for block in blocks:
+    for position, block in enumerate(blocks):
         current = doc.sections[-1]
+        following = blocks[position + 1] if position + 1 < len(blocks) else None
         if block.kind == "structure":
             doc.structure.add(block.line)
         elif block.kind == "header":        # a table's header row: kept for its column names
             doc.structure.add(block.line)
             current.blocks.append(block)
+        elif block.kind == "heading" and _names_an_entity(block, following):
+            doc.sections.append(Section("entities", block.line, block.level, [block]))
         elif block.kind == "heading":
             _heading(doc, current, block)
+        elif current.kind == "entities" and _fields_label(block):
+            doc.structure.add(block.line)           # ``Fields:`` under an entity heading
         elif (label := _label(block)) is not None and _opens_section(doc, current, *label):
             _label_section(doc, block, *label)
+        elif _bare_label(block, following):
+            _label_section(doc, block, block.text.strip(), "")
         else:
             current.blocks.append(block)
     return doc
