@@ -422,6 +422,9 @@ class _EntityReader:
 
     def _item(self, block: sm.Block) -> None:
         text = _strip_markdown(block.text)
+        if len(block.parts) > 1 and len(block.parts) == len(block.lines) \
+                and all(p.count("(") == p.count(")") for p in block.parts):
+            return self._wrapped_item(block)
         owner = self.open_entity or self.item_entity
         if block.level == 1 and self.open_entity is None:
             self._new(_parse_entity_line(text, block.line), False)
@@ -431,6 +434,17 @@ class _EntityReader:
             owner.fields[-1].pieces.extend(_field_pieces(text))
             owner.fields[-1].more_lines.append(block.line)
             self.used.add(block.line)
+
+    def _wrapped_item(self, block: sm.Block) -> None:
+        """An item wrapped over several lines: its first line as an item, each further line as the
+        fields (or modifiers) it lists, with its own line number."""
+        parts = [_strip_markdown(p).strip().rstrip(",;") for p in block.parts]
+        self._item(sm.Block("item", parts[0], block.line, [block.line], level=block.level))
+        owner = self.open_entity or self.item_entity
+        for part, line in zip(parts[1:], block.lines[1:], strict=True):
+            if owner is not None and part:
+                self._fields(owner, part, line)
+        return None
 
     def _fields(self, owner: _RawEntity, text: str, line: int) -> None:
         single = re.search(r"\b(one of|choices?|enum|options?)\b", text, re.IGNORECASE) and "(" not in text

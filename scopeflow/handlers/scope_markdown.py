@@ -30,6 +30,7 @@ class Block:
     level: int = 0                  # heading level, or list depth (1 = top-level item)
     bold: bool = False              # a paragraph line written entirely in bold
     cells: list[str] = field(default_factory=list)   # table header / row cells
+    parts: list[str] = field(default_factory=list)   # items: the text of each of their lines
 
 
 def _plain(children: list[Token]) -> list[tuple[str, bool]]:
@@ -125,12 +126,13 @@ def _inline(token: Token, blocks: list[Block], heading_level: int, depth: int,
         if not in_item_paragraph[-1]:
             in_item_paragraph[-1] = True
             blocks.append(Block("item", " ".join(t for t, _, _ in numbered), numbered[0][2],
-                                [n for _, _, n in numbered], level=depth))
+                                [n for _, _, n in numbered], level=depth, parts=[t for t, _, _ in numbered]))
             return
         owner = next((b for b in reversed(blocks) if b.kind == "item" and b.level == depth), None)
         if owner is not None:       # a later paragraph of the same item continues it
             owner.text += " " + " ".join(t for t, _, _ in numbered)
             owner.lines.extend(n for _, _, n in numbered)
+            owner.parts.extend(t for t, _, _ in numbered)
             return
     for text, bold, number in numbered:
         blocks.append(Block("line", text, number, [number], level=depth, bold=bold))
