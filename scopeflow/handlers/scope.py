@@ -217,14 +217,16 @@ class _Asker:
 
     def __init__(self, strict_context: str | None = None, start: int = 1):
         self.questions: list[Question] = []
+        self._topics: set[str] = set()
         self.strict_context = strict_context
         self.next_id = start
 
     def ask(self, topic: str, text: str, default: str) -> None:
         if self.strict_context is not None:
             raise ScopeError(f"{self.strict_context}: {text}")
-        if any(q.topic == topic for q in self.questions):
+        if topic in self._topics:
             return
+        self._topics.add(topic)
         self.questions.append(Question(id=f"q{self.next_id}", text=text, default=default, topic=topic))
         self.next_id += 1
 
@@ -741,27 +743,34 @@ def feature_kinds(feature: Feature) -> list[str]:
 
 def _features(items: list[str], entities: list[Entity], strict: bool) -> list[Feature]:
     """Features from bullets (``strict``: every bullet is one, unknown → custom) or prose sentences."""
-    features = []
     entity_keys = _entity_keys(entities)
-    for item in items:
-        text = naming.clean_label(item)
-        found = classify_feature(text)
-        if found is None and strict:
-            found = Feature(text, "custom", False, f"no offline template builds: {text}")
-        if found is not None:
-            found.entity = _entity_mentioned(text, entity_keys)
-            features.append(found)
-    return features
+    return [found for item in items if (found := _feature(item, entity_keys, strict)) is not None]
 
 
-def _entity_keys(entities: list[Entity]) -> list[tuple[set[str], str]]:
-    return [({naming.lookup_key(e.label), naming.lookup_key(e.name)}, e.name) for e in entities]
+def _feature(item: str, entity_keys: dict[str, tuple[int, str]], strict: bool) -> Feature | None:
+    text = naming.clean_label(item)
+    found = classify_feature(text)
+    if found is None and strict:
+        found = Feature(text, "custom", False, f"no offline template builds: {text}")
+    if found is not None:
+        found.entity = _entity_mentioned(text, entity_keys)
+    return found
 
 
-def _entity_mentioned(text: str, entity_keys: list[tuple[set[str], str]]) -> str | None:
+def _entity_keys(entities: list[Entity]) -> dict[str, tuple[int, str]]:
+    """Lookup key of each entity's name and label → (position in the spec, entity name)."""
+    keys: dict[str, tuple[int, str]] = {}
+    for position, e in enumerate(entities):
+        for key in (naming.lookup_key(e.label), naming.lookup_key(e.name)):
+            keys.setdefault(key, (position, e.name))
+    return keys
+
+
+def _entity_mentioned(text: str, entity_keys: dict[str, tuple[int, str]]) -> str | None:
     """The first entity (in spec order) whose name or label is a word of ``text``."""
     words = {naming.lookup_key(word) for word in set(re.findall(r"[A-Za-z][A-Za-z0-9]*", text))}
-    return next((name for keys, name in entity_keys if keys & words), None)
+    found = [entity_keys[w] for w in words if w in entity_keys]
+    return min(found)[1] if found else None
 
 
 _CREDENTIAL = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
@@ -797,11 +806,8 @@ def _integrations_from_prose(text: str) -> list[Integration]:
 
 def _features_at(items: list[_Item], entities: list[Entity], strict: bool) -> list[tuple[Feature, _Item]]:
     """:func:`_features` keeping the item (and so the line) each feature came from."""
-    found = []
-    for item in items:
-        features = _features([item.text], entities, strict)
-        found.extend((feature, item) for feature in features)
-    return found
+    entity_keys = _entity_keys(entities)
+    return [(feature, item) for item in items if (feature := _feature(item.text, entity_keys, strict)) is not None]
 
 
 def _integrations_at(items: list[_Item], asker: _Asker) -> list[tuple[Integration, _Item]]:
@@ -998,8 +1004,8 @@ class _Tracer:
 
     def not_understood(self, blocks: list[sm.Block], structure: set[int]) -> None:
         """Every block line no requirement covers becomes a ``not understood`` requirement with a question."""
+        covered = self.covered() | structure
         for block in blocks:
-            covered = self.covered() | structure
             if block.kind == "structure" or all(n in covered for n in block.lines):
                 continue
             text = naming.clean_label(block.text)[:160]
@@ -1010,6 +1016,7 @@ class _Tracer:
             found = self.add("line", text, [n for n in block.lines if n not in covered], topic,
                              req.NOT_UNDERSTOOD)
             found.reason = "the analyst could not place this line"
+            covered.update(found.lines)
 
     def assumptions(self) -> None:
         """Tie each question to the requirements it is about; an understood one becomes ``assumed``."""
