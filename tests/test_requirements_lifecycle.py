@@ -192,3 +192,14 @@ def test_a_requirement_called_delivered_without_a_passing_test_fails_the_evidenc
                     yes=True)
     assert result.status == "blocked" and result.release is None
     assert "every delivered requirement has a passing test" in Path(result.report).read_text(encoding="utf-8")
+
+
+def test_a_scope_blocked_before_confirmation_keeps_its_title_and_lists_every_line(engine):
+    scope = "# Its Title\n\nMake my life better somehow.\nAnd faster, please.\n"
+    result = submit(engine, scope, yes=True)
+    assert result.status == "blocked"
+    text = Path(result.report).read_text(encoding="utf-8")
+    assert text.startswith("# Blocked: Its Title")
+    rows = matrix_rows(result.report)
+    assert {int(r["line"]) for r in rows.values()} == {1, 3}     # the title; the summary (lines 3-4)
+    assert result.requirements["delivered"] == 0 and result.requirements["total"] == len(rows)

@@ -249,6 +249,19 @@ def matrix(spec: Any, plan: Any, checks: Any, review: Any) -> list[req.Requireme
     return req.decide(requirements, tasks, results if measured else None)
 
 
+def spec_or_scope(spec: dict[str, Any], scope: Any) -> dict[str, Any]:
+    """``spec``, or, for a run stopped before any spec was confirmed, the analyst's reading of the
+    submitted scope (so the report keeps its title and shows every line's requirement)."""
+    if spec or not isinstance(scope, str):
+        return spec
+    from scopeflow.handlers.scope import ScopeError, analyze
+
+    try:
+        return analyze(scope).to_data()
+    except ScopeError:
+        return spec
+
+
 def view_matrix(requirements: list[req.Requirement]) -> dict[str, Any]:
     """Rows of the report's requirement table, the assumptions, and the verdict counts."""
     rows = [{"id": r.id, "text": r.text, "line": r.line or "", "source": r.source, "verdict": r.verdict,
@@ -451,7 +464,7 @@ def write_blocker_plan(ctx: TaskContext, blocker: Any = None, spec: Any = None, 
                        scope: Any = None) -> dict[str, Any]:
     """Write BLOCKERS.md: each blocker with what is needed, options and how to go on, plus what was
     delivered; and SCOPE.md, the scope as submitted, for the blockers that end with submitting again."""
-    spec, plan = _dict(spec, unwrap="spec"), _dict(plan, unwrap="plan")
+    spec, plan = spec_or_scope(_dict(spec, unwrap="spec"), scope), _dict(plan, unwrap="plan")
     scope_path = ""
     if isinstance(scope, str) and scope.strip():
         target = Path(ctx.workspace) / SCOPE_FILE
