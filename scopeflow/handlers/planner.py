@@ -306,7 +306,7 @@ def _unbuildable_tasks(spec: Spec, phase: str) -> list[PlanTask]:
         tasks.append(PlanTask(
             id=f"integration-{integration.name}", title=f"Integration: {integration.label}"[:120],
             kind="unbuildable", phase=phase, buildable=False,
-            reason=f"external service integration (needs {needs}); no offline template builds it",
+            reason=f"external service integration: no offline template builds it ({needs} needed once it is built)",
         ))
     return tasks
 
