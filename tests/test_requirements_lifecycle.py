@@ -113,16 +113,19 @@ def test_arrow_references_with_modifiers_are_built_as_required_references(cli):
 
 
 def test_prose_with_implied_entities_is_delivered_as_assumed_and_costs_confidence(cli):
-    scope = CORPUS / "17-prose-two-entities.md"
+    scope = CORPUS / "49-prose-clinic-two-entities-twelve-fields.md"
     result = submit_json(cli, scope)
     assert result["outcome"] == "delivered"
     rows = matrix_rows(result["report"])
     counts = result["requirements"]
-    assert counts["assumed"] >= 8 and counts["delivered"] + counts["assumed"] + counts["not_built"] == len(rows)
+    fields = [r for r in rows.values() if r["text"].startswith(("Patient.", "Appointment.")) and "(" in r["text"]]
+    assert len(fields) == 12 and all(r["verdict"].startswith("assumed") for r in fields)
+    assert by_text(rows)["entity Patient"].startswith("assumed")
+    assert by_text(rows)["entity Appointment"].startswith("assumed")
+    assert counts["assumed"] >= 14 and counts["delivered"] + counts["assumed"] + counts["not_built"] == len(rows)
     text = Path(result["report"]).read_text(encoding="utf-8")
     assert "## Assumptions" in text and "read from prose" in text
     assert "Confidence **1.00**" not in text
-    assert by_text(rows)["entity Volunteer"].startswith("assumed")
 
 
 def test_a_long_feature_list_keeps_every_feature_and_builds_only_what_is_real(cli):

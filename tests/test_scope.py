@@ -496,3 +496,16 @@ def test_a_spec_replaced_by_another_reader_keeps_every_line_and_marks_what_chang
     assert by_subject["Shift.date (date)"].reason == "not built as read: replaced by the LLM analyst"
     assert by_subject["Shift.date (date)"].line == 3
     assert by_subject["field:Shift.day"].status == "assumed" and by_subject["field:Shift.day"].source == "(LLM analyst)"
+
+
+def test_prose_describing_two_entities_and_a_dozen_fields_reads_them_all():
+    spec = analyze("# Clinic\n\nWe keep track of our patients: for each patient we store their first name, "
+                   "last name, date of birth and any allergies. An appointment has a start time, a duration "
+                   "in minutes, a status (booked, cancelled or done) and some notes.\n")
+    fields = {e.name: {f.name: f.type for f in e.fields} for e in spec.entities}
+    assert fields == {
+        "Patient": {"first_name": "text", "last_name": "text", "date_of_birth": "date", "allergies": "text"},
+        "Appointment": {"start_time": "datetime", "duration_in_minutes": "integer", "status": "choice",
+                        "notes": "long_text"}}
+    assert spec.entity("Appointment").fields[2].choices == ["booked", "cancelled", "done"]
+    assert {r.status for r in spec.requirements if r.kind in ("entity", "field")} == {"assumed"}

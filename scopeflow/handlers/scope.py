@@ -201,7 +201,10 @@ def _infer_type(name: str) -> str:
         return "date"
     if words & {"price", "amount", "cost", "total", "salary", "budget", "balance", "fee", "rate"}:
         return "decimal"
-    if words & {"count", "quantity", "qty", "age", "pages", "stock", "number", "year", "rating"}:
+    if words & {"time", "starts", "ends"}:
+        return "datetime"
+    if words & {"count", "quantity", "qty", "age", "pages", "stock", "number", "year", "rating", "minutes",
+                "hours", "duration", "seats", "capacity"}:
         return "integer"
     if name.startswith(("is_", "has_")) or words & {"active", "done", "completed", "enabled", "published"}:
         return "boolean"
@@ -626,8 +629,12 @@ _DET = r"(?:(?:a|an|the|their|his|her|its|our|new|own|some|many|multiple|several
 _NOUN = r"[a-z][a-z0-9-]*"
 _WITH_FIELDS = re.compile(rf"\b{_VERB}\s+{_DET}(?P<noun>{_NOUN})\s+(?:with|having|that have|which have|"
                           rf"containing|including)\s+(?P<fields>[^.;!?]+)", re.IGNORECASE)
-_EACH_HAS = re.compile(rf"\b(?:each|every)\s+(?P<noun>{_NOUN})\s+(?:has|have|gets|contains|includes|"
-                       rf"stores|records|needs)\s+(?P<fields>[^.;!?]+)", re.IGNORECASE)
+_EACH_HAS = re.compile(rf"\b(?:each|every|an?|the)\s+(?P<noun>{_NOUN})\s+(?:has|have|gets|contains|includes|"
+                       rf"stores|records|needs|consists of)\s+(?P<fields>[^.;!?]+)", re.IGNORECASE)
+# ``for each patient we store their name, …``
+_FOR_EACH = re.compile(rf"\b(?:for|of|about)\s+(?:each|every)\s+(?P<noun>{_NOUN})\s*,?\s+(?:we|they|you|staff|"
+                       rf"the app|it|i)\s+(?:\w+\s+)?(?:store|keep|record|track|need|want|save|note|collect)s?\s+"
+                       rf"(?P<fields>[^.;!?]+)", re.IGNORECASE)
 _VERB_PLURAL = re.compile(rf"\b{_VERB}\s+{_DET}(?P<noun>{_NOUN}s)\b", re.IGNORECASE)
 _CHILD_TO_PARENT = re.compile(rf"\b(?:add|attach|assign|put|link|post|log|record|create|file)\s+{_DET}"
                               rf"(?P<child>{_NOUN})\s+(?:to|for|on|under|in|into)\s+{_DET}(?P<parent>{_NOUN})",
@@ -641,22 +648,52 @@ _NOT_ENTITIES = {
 }
 _CLAUSE_STARTS = {"can", "could", "should", "will", "may", "must", "also", "then", "which", "that", "who",
                   "so", "but", "when", "where", "while", "to"}
-_FIELD_DETERMINERS = {"a", "an", "the", "their", "its", "his", "her", "some", "each", "one", "own"}
+_FIELD_DETERMINERS = {"a", "an", "the", "their", "its", "his", "her", "some", "each", "one", "own", "any",
+                      "our", "your", "his/her"}
+
+
+def _split_prose_list(text: str) -> list[str]:
+    """Split ``a, b and c (x, y or z)`` at commas, ``and``, ``or``, ``plus``, ``&`` outside parentheses."""
+    parts, depth, start = [], 0, 0
+    pattern = re.compile(r"[()]|,|&|\b(?:and|or|plus)\b", re.IGNORECASE)
+    for match in pattern.finditer(text):
+        token = match.group(0)
+        if token in "()":
+            depth = depth + 1 if token == "(" else max(0, depth - 1)
+        elif depth == 0:
+            parts.append(text[start:match.start()])
+            start = match.end()
+    parts.append(text[start:])
+    return parts
+
+
+def _prose_choices(item: str) -> str:
+    """``status (booked, cancelled or done)`` → ``status (one of booked | cancelled | done)``."""
+    match = re.match(r"^(?P<name>[^()]+?)\s*\((?P<inner>[^()]+)\)$", item)
+    if match is None:
+        return item
+    values = [v.strip() for v in re.split(r",|\bor\b|/|\|", match["inner"]) if v.strip()]
+    if len(values) < 2 or any(_norm(v) in TYPE_SYNONYMS or v.split()[0].lower() in _MODIFIER_WORDS for v in values):
+        return item
+    return f"{match['name']} (one of {' | '.join(values)})"
 
 
 def _mine_field_list(text: str, line: int = 0) -> list[_RawField]:
     """``a name and an optional deadline, and add tasks…`` → name, deadline (optional); stops at a
     new clause (a verb or modal) so the rest of the sentence does not become fields."""
     fields = []
-    for item in re.split(r",|\band\b|\bor\b|\bplus\b|&", text, flags=re.IGNORECASE):
-        words = item.split()
+    for item in _split_prose_list(text):
+        words = _prose_choices(item.strip()).split()
         optional = False
         while words and words[0].lower() in _FIELD_DETERMINERS | {"optional"}:
             optional = optional or words.pop(0).lower() == "optional"
         if not words:
             continue
         first = words[0].lower()
-        if re.fullmatch(_VERB, first, re.IGNORECASE) or first in _CLAUSE_STARTS or len(words) > 3:
+        bare = [w for w in words if not w.startswith("(")] if "(" not in words[0] else words
+        name_words = " ".join(words).split("(")[0].split()
+        if re.fullmatch(_VERB, first, re.IGNORECASE) or first in _CLAUSE_STARTS or len(name_words) > 3 \
+                or not bare:
             break
         raw = _parse_field_item(" ".join(words).strip(" ."), line)
         if raw is not None:
@@ -679,7 +716,7 @@ def _mine_prose(lines: list[tuple[int, str]]) -> tuple[list[_RawEntity], set[int
 
     sentences = [(line, s) for line, text in lines for s in re.split(r"(?<=[.!?;])\s+", text) if s.strip()]
     for line, sentence in sentences:
-        for match in [*_WITH_FIELDS.finditer(sentence), *_EACH_HAS.finditer(sentence)]:
+        for match in [*_WITH_FIELDS.finditer(sentence), *_EACH_HAS.finditer(sentence), *_FOR_EACH.finditer(sentence)]:
             if (found := entity(match["noun"], line)) is not None:
                 found.fields.extend(_mine_field_list(match["fields"], line))
         for match in _VERB_PLURAL.finditer(sentence):
