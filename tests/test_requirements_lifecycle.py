@@ -206,3 +206,14 @@ def test_a_scope_blocked_before_confirmation_keeps_its_title_and_lists_every_lin
     rows = matrix_rows(result.report)
     assert {int(r["line"]) for r in rows.values()} == {1, 3}     # the title; the summary (lines 3-4)
     assert result.requirements["delivered"] == 0 and result.requirements["total"] == len(rows)
+
+
+def test_the_console_summary_prints_the_same_counts_as_the_report(cli):
+    proc = cli("submit", str(CORPUS / "19-long-feature-list.md"), "--yes")
+    assert proc.returncode == 0, proc.stderr
+    [line] = [line.strip() for line in proc.stdout.splitlines() if line.strip().startswith("requirements:")]
+    [report] = [line.split("report:", 1)[1].strip() for line in proc.stdout.splitlines() if "report:" in line]
+    counts = re.search(r"Requirements: (\d+) from the scope: (\d+) delivered, (\d+) not built, (\d+) assumed, "
+                       r"(\d+) not understood", Path(report).read_text(encoding="utf-8")).groups()
+    assert line == "requirements: {} ({} delivered, {} not built, {} assumed, {} not understood)".format(*counts)
+    assert counts[2] == "5"
