@@ -162,8 +162,12 @@ def failed_rules(result) -> list[str]:
     return re.findall(r"^- FAIL: (.+?)(?::|$)", text, re.MULTILINE) or [text]
 
 
-def test_a_line_no_requirement_covers_fails_the_evidence_gate(engine):
-    scope = "# Shelf\n## Entities\n- Book: title (text, required)\n\n[docs]: https://example.com/docs\n"
+def test_a_line_no_requirement_covers_fails_the_evidence_gate(engine, monkeypatch):
+    from scopeflow.handlers import scope_markdown
+
+    real = scope_markdown._token_blocks          # a reader that silently drops line 4
+    monkeypatch.setattr(scope_markdown, "_token_blocks", lambda text: [b for b in real(text) if b.line != 4])
+    scope = "# Shelf\n## Entities\n- Book: title (text, required)\n- Author: name (text)\n"
     result = submit(engine, scope, yes=True)
     assert result.status == "blocked" and result.release is None
     text = Path(result.report).read_text(encoding="utf-8")

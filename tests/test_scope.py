@@ -443,12 +443,23 @@ def test_a_line_the_analyst_cannot_place_is_a_not_understood_requirement_with_a_
         apply_answers(spec, {odd.question: "make it a chart"})
 
 
-def test_lines_the_reader_never_sees_are_counted_as_unmapped():
+def test_link_reference_definitions_are_structure_not_requirements():
     from scopeflow.handlers.scope import read_scope
 
-    # markdown-it consumes a link reference definition without a token: no requirement covers it
     reading = read_scope("# A\n## Entities\n- Book: title\n\n[docs]: https://example.com\n")
-    assert reading.unmapped_lines == [5]
+    assert reading.unmapped_lines == []
+    assert all(r.line != 5 for r in reading.spec.requirements)
+
+
+def test_a_line_the_markdown_reader_drops_is_counted_as_unmapped(monkeypatch):
+    from scopeflow.handlers import scope_markdown
+    from scopeflow.handlers.scope import read_scope
+
+    real = scope_markdown._token_blocks
+    monkeypatch.setattr(scope_markdown, "_token_blocks", lambda text: [b for b in real(text) if b.line != 4])
+    reading = read_scope("# A\n## Entities\n- Book: title\n- Author: name\n")
+    assert reading.unmapped_lines == [4]
+    assert [e.name for e in reading.spec.entities] == ["Book"]
 
 
 def test_analyze_scope_records_requirement_counts_on_its_span():

@@ -53,8 +53,20 @@ def _plain(children: list[Token]) -> list[tuple[str, bool]]:
     return [("".join(parts).strip(), bool(flags) and all(flags)) for parts, flags in lines]
 
 
+_REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s*\S")
+
+
 def read_blocks(text: str) -> list[Block]:
-    """The blocks of ``text`` in document order."""
+    """The blocks of ``text`` in document order (link reference definitions, which the parser
+    consumes without a token, come back as structure lines)."""
+    blocks = _token_blocks(text)
+    seen = {n for block in blocks for n in block.lines}
+    blocks.extend(Block("structure", line, number, [number]) for number, line in enumerate(text.splitlines(), 1)
+                  if number not in seen and _REFERENCE_DEFINITION.match(line))
+    return blocks
+
+
+def _token_blocks(text: str) -> list[Block]:
     blocks: list[Block] = []
     depth = 0
     in_item_paragraph: list[bool] = []      # per open list item: has its first paragraph been read?
