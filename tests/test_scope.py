@@ -520,3 +520,17 @@ def test_prose_describing_two_entities_and_a_dozen_fields_reads_them_all():
                         "notes": "long_text"}}
     assert spec.entity("Appointment").fields[2].choices == ["booked", "cancelled", "done"]
     assert {r.status for r in spec.requirements if r.kind in ("entity", "field")} == {"assumed"}
+
+
+@pytest.mark.parametrize("line, status", [
+    ("Users must log in", "understood"),
+    ("Only logged-in users can edit orders", "understood"),
+    ("Only authenticated agents can close tickets", "assumed"),
+    ("Sellers log in to see their own orders", "assumed"),
+])
+def test_login_that_also_asks_for_roles_or_ownership_is_an_assumption(line, status):
+    spec = analyze(f"# A\n## Entities\n- Book: title\n## Constraints\n- {line}\n")
+    [constraint] = [r for r in spec.requirements if r.kind == "constraint"]
+    assert constraint.status == status
+    if status == "assumed":
+        assert "roles and per-user ownership are not built" in constraint.assumption

@@ -497,7 +497,9 @@ class _Tracer:
 
     def features(self, features: list[tuple[Feature, _Item]]) -> None:
         for number, (feature, item) in enumerate(features, start=1):
-            self.add("feature", feature.text, item.lines, f"feature:{number}")
+            found = self.add("feature", feature.text, item.lines, f"feature:{number}")
+            if feature.kind == "login":
+                _only_plain_login(found)
 
     def integrations(self, integrations: list[tuple[Integration, _Item]]) -> None:
         for integration, item in integrations:
@@ -508,6 +510,8 @@ class _Tracer:
         for number, item in enumerate(items, start=1):
             found = self.add("constraint", naming.clean_label(item.text), item.lines, f"constraint:{number}")
             found.reason = "the offline templates neither enforce nor test this constraint"
+            if dict(_KIND_RULES)["login"].search(item.text):
+                _only_plain_login(found)
 
     def summary(self, blocks: list[sm.Block]) -> None:
         covered = self.covered()
@@ -545,6 +549,20 @@ class _Tracer:
                 found.question = found.question or question.id
                 if found.status == req.UNDERSTOOD:
                     found.status, found.assumption = req.ASSUMED, question.text
+
+
+# Words that ask for more than "signed-in users may use the app": roles and per-user ownership.
+_ROLE_WORDS = re.compile(r"\b(admins?|administrators?|agents?|staff|managers?|sellers?|buyers?|owners?|roles?|"
+                         r"permissions?|own|their|editors?|moderators?|only (?!logged|signed|authenticated))\b",
+                         re.IGNORECASE)
+
+
+def _only_plain_login(found: Requirement) -> None:
+    """A login requirement that also asks for roles or ownership: the templates build plain login."""
+    if _ROLE_WORDS.search(found.text):
+        found.status = req.ASSUMED
+        found.assumption = ("built as plain login: every signed-in user may see and change everything; "
+                            "roles and per-user ownership are not built")
 
 
 def _question_covers(kind: str, subject: str, found: Requirement) -> bool:
