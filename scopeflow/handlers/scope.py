@@ -119,6 +119,10 @@ _VERB_PLURAL = re.compile(rf"\b{_VERB}\s+{_DET}(?P<noun>{_NOUN}s)\b", re.IGNOREC
 _CHILD_TO_PARENT = re.compile(rf"\b(?:add|attach|assign|put|link|post|log|record|create|file)\s+{_DET}"
                               rf"(?P<child>{_NOUN})\s+(?:to|for|on|under|in|into)\s+{_DET}(?P<parent>{_NOUN})",
                               re.IGNORECASE)
+# ``Patients book appointments``: both already entities → an appointment refers to its patient
+_SUBJECT_VERB_OBJECT = re.compile(rf"\b(?P<parent>{_NOUN}s)\s+(?:can\s+)?(?:book|make|create|place|write|own|"
+                                  rf"have|submit|open|add|schedule|post)\s+{_DET}(?P<child>{_NOUN}s)\b",
+                                  re.IGNORECASE)
 _BELONGS_TO = re.compile(rf"\b(?P<child>{_NOUN})\s+belongs?\s+to\s+{_DET}(?P<parent>{_NOUN})", re.IGNORECASE)
 _NOT_ENTITIES = {
     "in", "out", "it", "them", "thing", "stuff", "data", "information", "info", "app", "application",
@@ -202,7 +206,9 @@ def _mine_prose(lines: list[tuple[int, str]]) -> tuple[list[_RawEntity], set[int
         for match in _VERB_PLURAL.finditer(sentence):
             entity(match["noun"], line)
     for line, sentence in sentences:
-        for match in [*_CHILD_TO_PARENT.finditer(sentence), *_BELONGS_TO.finditer(sentence)]:
+        both_known = [m for m in _SUBJECT_VERB_OBJECT.finditer(sentence)
+                      if naming.lookup_key(m["child"]) in raws]
+        for match in [*_CHILD_TO_PARENT.finditer(sentence), *_BELONGS_TO.finditer(sentence), *both_known]:
             parent_key = naming.lookup_key(match["parent"])
             if parent_key not in raws or (child := entity(match["child"], line)) is None \
                     or child is raws[parent_key]:
