@@ -628,6 +628,11 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
         click.echo(f"instance {result.instance_id}: {result.status} ({result.outcome})")
         if result.report:
             click.echo(f"  report: {result.report}")
+        if result.requirements:
+            counts = result.requirements
+            click.echo(f"  requirements: {counts.get('total', 0)} ({counts.get('delivered', 0)} delivered, "
+                       f"{counts.get('not_built', 0)} not built, {counts.get('assumed', 0)} assumed, "
+                       f"{counts.get('not_understood', 0)} not understood)")
         if result.release:
             click.echo(f"  release: {result.release.get('url')} (stop with: scopeflow releases stop {result.release.get('id')})")
         if result.sign_in:

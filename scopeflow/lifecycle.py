@@ -43,6 +43,7 @@ class SubmitResult:
     waiting_for: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""                      # why the run is not (yet) delivered; "" when it is
     sign_in: dict[str, str] | None = None  # the deployed app's account: username + the secret holding its password
+    requirements: dict[str, int] = field(default_factory=dict)   # verdict counts of the report's matrix
 
 
 def read_scope(text: str) -> str:
@@ -154,6 +155,7 @@ def _result(engine: Engine, instance_id: str) -> SubmitResult:
         waiting_for=waiting,
         reason=_reason(row, blockers, waiting),
         sign_in=sign_in if row.status == "completed" else None,
+        requirements=report.get("requirements", {}) if isinstance(report, dict) else {},
     )
 
 

@@ -203,3 +203,23 @@ def test_unknown_task_is_a_design_flaw(tmp_path):
     spec = bookshop()
     with pytest.raises(TaskFailure, match="no task 'entity-nope'"):
         build_task(context(tmp_path), spec.to_data(), make_plan(spec).to_data(), "entity-nope")
+
+
+def test_generated_tests_carry_the_ids_of_the_requirements_they_prove():
+    from scopeflow.handlers.builder import render_task
+    from scopeflow.handlers.planner import make_plan
+    from scopeflow.handlers.scope import analyze
+
+    spec = analyze("# Shelf\n## Entities\n- Book: title (text, required, unique), pages (integer, min 1)\n"
+                   "## Features\n- Search books by title\n")
+    plan = make_plan(spec)
+    [text] = render_task(spec, plan, plan.task("tests-books")).values()
+    ids = {r.text: r.id for r in spec.requirements}
+    assert (f"@pytest.mark.requirements({ids['Book.title is required']!r})\n"
+            "def test_title_is_required(client):") in text
+    assert (f"@pytest.mark.requirements({ids['Book.pages is at least 1']!r})\n"
+            "def test_pages_below_minimum_is_rejected(client):") in text
+    assert (f"@pytest.mark.requirements({ids['Search books by title']!r})\n"
+            "def test_search_finds_matching_rows(client):") in text
+    core = render_task(spec, plan, plan.task("app-core"))["app/tests/test_core.py"]
+    assert f"@pytest.mark.requirements({ids['the app is called ' + repr('Shelf')]!r})" in core

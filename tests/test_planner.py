@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from scopeflow.handlers.context import RecordingContext
@@ -155,10 +157,41 @@ def test_plan_build_operator_returns_plan_order_and_records_counts(tmp_path):
     assert result["unbuildable"] == [{"id": "feature-1", "title": "AI", "reason": "needs a model"}]
     assert result["summary"] == "6 tasks (5 buildable, 1 unbuildable) for 2 entities in 1 phase(s); login off"
     assert ctx.recorded == {"scopeflow.plan.tasks": 6, "scopeflow.plan.build_tasks": 5, "scopeflow.plan.unbuildable": 1,
-                            "scopeflow.plan.phases": 1}
+                            "scopeflow.plan.phases": 1, "scopeflow.requirements.unplanned": 0}
 
 
 def test_plan_build_rejects_malformed_spec_data(tmp_path):
     ctx = RecordingContext(instance_id="i1", task_id="t1", bpmn_id="plan_build", workspace=tmp_path)
     with pytest.raises(TaskFailure, match="spec is malformed"):
         plan_build(ctx, {"title": "x", "colour": "red"})
+
+
+# ------------------------------------------------------------------ requirement tracing
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).resolve().parent.parent
+                                                        / "examples" / "scopes").glob("*.md")))
+def test_every_example_requirement_is_realised_or_ruled_out_by_a_plan_task(name):
+    from scopeflow.handlers.planner import unplanned
+    from scopeflow.handlers.scope import analyze
+
+    text = (Path(__file__).resolve().parent.parent / "examples" / "scopes" / name).read_text(encoding="utf-8")
+    spec = analyze(text)
+    plan = make_plan(spec)
+    assert unplanned(spec, plan) == []
+    named = {rid for task in plan.tasks for rid in task.requirements}
+    for requirement in spec.requirements:
+        if requirement.kind in ("entity", "field", "relation", "modifier", "feature", "integration", "title"):
+            assert requirement.id in named, requirement
+
+
+def test_a_planner_that_drops_a_requirement_is_caught(monkeypatch):
+    from scopeflow.handlers import planner
+    from scopeflow.handlers.scope import analyze
+
+    spec = analyze("# Shop\n## Entities\n- Product: name (text, required)\n## Features\n- Search products\n")
+    real = planner._tasks_for
+    monkeypatch.setattr(planner, "_tasks_for", lambda s, subject, tasks: [] if subject == "feature:1"
+                        else real(s, subject, tasks))
+    plan = planner.make_plan(spec)
+    [search] = [r for r in spec.requirements if r.subject == "feature:1"]
+    assert planner.unplanned(spec, plan) == [search.id]

@@ -13,6 +13,8 @@ from scopeflow.handlers.failures import TaskFailure
 from scopeflow.handlers.reporter import code, md, write_blocker_plan, write_report
 
 HOSTILE = '<script>alert("x")</script>'
+NO_MATRIX = {f"scopeflow.requirements.{key}": 0 for key in (
+    "total", "delivered", "not_built", "assumed", "not_understood", "without_verdict", "delivered_without_test")}
 
 SPEC = {
     "title": f"Library {HOSTILE}",
@@ -99,7 +101,7 @@ def test_delivery_report_with_everything(ctx):
     assert "- pass: tests ran" in text and "- FAIL: lint is clean: empty selection" in text
     assert "Span chain head: `ab12cd34`" in text
     assert_no_raw_html(text)
-    assert ctx.recorded == {"scopeflow.report.kind": "delivery", "scopeflow.report.blockers": 0}
+    assert ctx.recorded == {"scopeflow.report.kind": "delivery", "scopeflow.report.blockers": 0, **NO_MATRIX}
 
 
 def test_delivery_report_with_nothing_says_what_is_missing(ctx):
@@ -108,7 +110,7 @@ def test_delivery_report_with_nothing_says_what_is_missing(ctx):
     text = read(ctx, "DELIVERY.md")
     assert text.startswith("# Delivery: (untitled scope)")
     for phrase in ("No entities were recorded.", "Not deployed.", "Verification did not run",
-                   "No review was recorded.", "Everything in the scope was buildable.",
+                   "No review was recorded.", "No requirement matrix was recorded",
                    "No evidence report was given."):
         assert phrase in text, phrase
 
@@ -148,7 +150,7 @@ def test_blocker_plan_for_a_failed_deploy_shows_rollback_log_and_retry(ctx):
     assert "- Stripe &lt;script&gt;" in text
     assert "- Do members log in? (default: no; about login; id `q1`)" in text
     assert_no_raw_html(text)
-    assert ctx.recorded == {"scopeflow.report.kind": "blockers", "scopeflow.report.blockers": 1}
+    assert ctx.recorded == {"scopeflow.report.kind": "blockers", "scopeflow.report.blockers": 1, **NO_MATRIX}
 
 
 def test_blocker_plan_for_missing_credentials_says_which_secrets_to_set(ctx):
@@ -235,3 +237,48 @@ def test_blockers_as_the_delivery_model_records_them(ctx):
     assert "## Blocker 3: unbuildable at ideation" in text
     assert "- **Needed:** a scope the offline templates can build" in text
     assert "- Which payment provider? (default: Stripe; id `q2`)" in text
+
+
+# ------------------------------------------------------------------ the requirement matrix
+
+def _matrix_run():
+    from scopeflow.handlers.planner import make_plan
+    from scopeflow.handlers.review import make_review
+    from scopeflow.handlers.scope import analyze
+
+    spec = analyze("# Club\n## Entities\n- Member: name (text, required), colour (rgb)\n## Features\n"
+                   "- Search members\n- 99.9% uptime SLA\n")
+    plan = make_plan(spec)
+    results = {r.id: {"passed": [f"tests.test_members::test_{r.id}"], "failed": []} for r in spec.requirements}
+    checks = {"compile_errors": 0, "lint_errors": 0, "tests_passed": 30, "tests_failed": 0, "tests_errors": 0,
+              "security_high": 0, "security_medium": 0, "requirements": results}
+    return spec, plan, checks, make_review(spec, plan, checks)
+
+
+def test_delivery_report_shows_the_matrix_and_the_assumptions(ctx):
+    spec, plan, checks, review = _matrix_run()
+    result = write_report(ctx, spec=spec.to_data(), plan=plan.to_data(), checks={"checks": checks},
+                          review={"review": review.to_data()})
+    text = read(ctx, "DELIVERY.md")
+    assert "| id | requirement | line | source | verdict | tests | files |" in text
+    by_text = {r.text: r for r in review.requirements}
+    search = by_text["Search members"]
+    assert f"| {search.id} | Search members | 5 | - Search members | delivered | test\\_{search.id} | " in text
+    sla = by_text["99.9% uptime SLA"]
+    assert f"| {sla.id} | 99.9% uptime SLA | 6 |" in text and "not built: no offline template builds" in text
+    assert "## Assumptions" in text and "Member.colour (text)" in text and "unknown type" in text
+    counts = result["report"]["requirements"]
+    assert counts == {**review.verdicts}
+    assert f"Requirements: {counts['total']} from the scope: {counts['delivered']} delivered" in text
+    assert ctx.recorded["scopeflow.requirements.delivered"] == counts["delivered"]
+
+
+def test_blocker_plan_without_verification_calls_nothing_delivered(ctx):
+    spec, plan, _, _ = _matrix_run()
+    result = write_blocker_plan(ctx, blocker={"kind": "recoverable", "message": "tests failed"},
+                                spec=spec.to_data(), plan=plan.to_data())
+    text = read(ctx, "BLOCKERS.md")
+    counts = result["report"]["requirements"]
+    assert counts["delivered"] == 0 and counts["total"] == len(spec.requirements)
+    assert "verification did not run, so no test proves it" in text
+    assert "## Assumptions" in text

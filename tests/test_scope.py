@@ -394,3 +394,143 @@ def test_arbitrary_fragments_either_analyse_or_fail_with_a_scope_error():
         names = {e.name for e in spec.entities}
         assert all(f.reference in names for e in spec.entities for f in e.fields if f.reference)
         assert apply_answers(spec, {}).questions == []
+
+
+# ------------------------------------------------------------------ requirements and line coverage
+
+def test_inline_label_sections_are_read_like_headings():
+    spec = analyze("# Gym\n\nEntities:\n- Member: full_name: string (required)\n- GymClass: title (text)\n\n"
+                   "Features:\n- Search members\n")
+    assert [e.name for e in spec.entities] == ["Member", "GymClass"]
+    full_name = spec.entity("Member").fields[0]
+    assert (full_name.name, full_name.type, full_name.required) == ("full_name", "text", True)
+    assert [f.kind for f in spec.features] == ["search"]
+
+
+def test_arrow_reference_keeps_its_modifiers_and_the_title_is_kept():
+    spec = analyze("# Its Title\n\n## Entities\n- Booking: class -> GymClass (required)\n- GymClass: title\n")
+    assert spec.title == "Its Title"
+    field = spec.entity("Booking").fields[0]
+    assert (field.type, field.reference, field.required) == ("reference", "GymClass", True)
+
+
+def test_a_lead_in_sentence_is_no_feature_and_unbuildable_items_say_so():
+    spec = analyze("# Club\n## Entities\n- Member: name\n## Features\nThe app should support:\n"
+                   "- Members can be added and removed\n- API with rate limiting\n- 99.9% uptime SLA\n")
+    assert [(f.text, f.buildable) for f in spec.features] == [
+        ("Members can be added and removed", True), ("API with rate limiting", False),
+        ("99.9% uptime SLA", False)]
+
+
+def test_every_requirement_names_its_source_line():
+    text = "# Shop\n\n## Entities\n- Product: name (text, required), price (decimal, min 0)\n"
+    spec = analyze(text)
+    by_text = {r.text: (r.kind, r.line, r.source) for r in spec.requirements}
+    line = "- Product: name (text, required), price (decimal, min 0)"
+    assert by_text["Product.name is required"] == ("modifier", 4, line)
+    assert by_text["Product.price is at least 0"] == ("modifier", 4, line)
+    assert by_text["entity Product"] == ("entity", 4, line)
+    assert by_text["the app is called 'Shop'"] == ("title", 1, "# Shop")
+
+
+def test_a_line_the_analyst_cannot_place_is_a_not_understood_requirement_with_a_question():
+    spec = analyze("# Metrics\n## Entities\n- Reading: value (decimal)\n\n```\nSELECT 1;\n```\n")
+    [odd] = [r for r in spec.requirements if r.status == "not understood"]
+    assert (odd.line, odd.kind, odd.text) == (6, "line", "SELECT 1;")
+    question = next(q for q in spec.questions if q.id == odd.question)
+    assert question.topic == "line:6" and question.default == "ignore"
+    with pytest.raises(ScopeError, match="rewrite the line"):
+        apply_answers(spec, {odd.question: "make it a chart"})
+
+
+def test_link_reference_definitions_are_structure_not_requirements():
+    from scopeflow.handlers.scope import read_scope
+
+    reading = read_scope("# A\n## Entities\n- Book: title\n\n[docs]: https://example.com\n")
+    assert reading.unmapped_lines == []
+    assert all(r.line != 5 for r in reading.spec.requirements)
+
+
+def test_a_line_the_markdown_reader_drops_is_counted_as_unmapped(monkeypatch):
+    from scopeflow.handlers import scope_markdown
+    from scopeflow.handlers.scope import read_scope
+
+    real = scope_markdown._token_blocks
+    monkeypatch.setattr(scope_markdown, "_token_blocks", lambda text: [b for b in real(text) if b.line != 4])
+    reading = read_scope("# A\n## Entities\n- Book: title\n- Author: name\n")
+    assert reading.unmapped_lines == [4]
+    assert [e.name for e in reading.spec.entities] == ["Book"]
+
+
+def test_analyze_scope_records_requirement_counts_on_its_span():
+    ctx = RecordingContext(instance_id="i-1", task_id="t-1", bpmn_id="analyze", workspace=Path("."))
+    result = analyze_scope(ctx, "# T\n## Entities\n- Tag\n")
+    assert ctx.recorded["scopeflow.requirements.unmapped_lines"] == 0
+    assert ctx.recorded["scopeflow.requirements.total"] == len(result["spec"]["requirements"])
+    assert ctx.recorded["scopeflow.requirements.assumed"] >= 2      # Tag and its default name field
+
+
+def test_answers_turn_assumptions_into_understood_requirements_and_keep_lines():
+    spec = analyze("# T\n## Entities\n- Asset: colour (rgb)\n")
+    question = next(q for q in spec.questions if q.topic.startswith("field_type:"))
+    answered = apply_answers(spec, {question.id: "text"})
+    assert [r.status for r in spec.requirements if r.subject == "field:Asset.colour"] == ["assumed"]
+    [colour] = [r for r in answered.requirements if r.subject == "field:Asset.colour"]
+    assert colour.status == "understood" and colour.line == 3
+
+
+def test_the_readme_scope_example_reads_as_documented():
+    import re
+
+    from scopeflow.handlers.scope import read_scope
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"## The scope format\n\n```markdown\n(.*?)```", readme, re.S)[1]
+    reading = read_scope(example)
+    assert reading.unmapped_lines == []
+    assert [e.name for e in reading.spec.entities] == ["Product", "Order", "Supplier"]
+    supplier = {f.name: (f.type, f.required, f.unique, f.maximum) for f in reading.spec.entity("Supplier").fields}
+    assert supplier == {"name": ("text", True, True, 80.0), "phone": ("text", False, False, None)}
+    quantity = reading.spec.entity("Order").fields[2]
+    assert (quantity.minimum, quantity.maximum) == (1.0, 99.0)
+    assert all(r.status == "understood" for r in reading.spec.requirements)
+
+
+def test_a_spec_replaced_by_another_reader_keeps_every_line_and_marks_what_changed():
+    from scopeflow.handlers.scope import reconcile_requirements
+    from scopeflow.handlers.spec import Entity, Field
+
+    spec = analyze("# Rota\n\nCoordinators create shifts with a date and a location.\n")
+    spec.entities = [Entity("Shift", "Shift", "shifts", [Field("day", "Day", "date")])]
+    reconcile_requirements(spec, {}, "LLM analyst", "assumed")
+    by_subject = {r.subject or r.text: r for r in spec.requirements}
+    assert by_subject["Shift.date (date)"].reason == "not built as read: replaced by the LLM analyst"
+    assert by_subject["Shift.date (date)"].line == 3
+    assert by_subject["field:Shift.day"].status == "assumed" and by_subject["field:Shift.day"].source == "(LLM analyst)"
+
+
+def test_prose_describing_two_entities_and_a_dozen_fields_reads_them_all():
+    spec = analyze("# Clinic\n\nWe keep track of our patients: for each patient we store their first name, "
+                   "last name, date of birth and any allergies. An appointment has a start time, a duration "
+                   "in minutes, a status (booked, cancelled or done) and some notes.\n")
+    fields = {e.name: {f.name: f.type for f in e.fields} for e in spec.entities}
+    assert fields == {
+        "Patient": {"first_name": "text", "last_name": "text", "date_of_birth": "date", "allergies": "text"},
+        "Appointment": {"start_time": "datetime", "duration_in_minutes": "integer", "status": "choice",
+                        "notes": "long_text"}}
+    assert spec.entity("Appointment").fields[2].choices == ["booked", "cancelled", "done"]
+    assert {r.status for r in spec.requirements if r.kind in ("entity", "field")} == {"assumed"}
+
+
+@pytest.mark.parametrize("line, status", [
+    ("Users must log in", "understood"),
+    ("Only logged-in users can edit orders", "understood"),
+    ("Only authenticated agents can close tickets", "assumed"),
+    ("Sellers log in to see their own orders", "assumed"),
+])
+def test_login_that_also_asks_for_roles_or_ownership_is_an_assumption(line, status):
+    spec = analyze(f"# A\n## Entities\n- Book: title\n## Constraints\n- {line}\n")
+    [constraint] = [r for r in spec.requirements if r.kind == "constraint"]
+    assert constraint.status == status
+    if status == "assumed":
+        assert "roles and per-user ownership are not built" in constraint.assumption

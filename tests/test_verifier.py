@@ -144,3 +144,26 @@ def test_checks_round_trip_and_judge_ok():
     assert not Checks(tests_passed=3, security_high=1).ok
     assert not Checks(tests_passed=0).ok
     assert Checks(tests_passed=1, tests_failed=1).problems() == ["1 test(s) failed, 0 errored"]
+
+
+def test_junit_requirement_properties_are_counted_per_requirement(tmp_path):
+    from scopeflow.handlers.verifier import _count_junit, requirement_counts
+
+    report = tmp_path / "junit.xml"
+    report.write_text(
+        '<testsuites><testsuite>'
+        '<testcase classname="tests.test_books" name="test_crud"><properties>'
+        '<property name="requirements" value="R-1 R-2"/></properties></testcase>'
+        '<testcase classname="tests.test_books" name="test_title_is_required"><properties>'
+        '<property name="requirements" value="R-2"/></properties><failure message="boom"/></testcase>'
+        '<testcase classname="tests.test_books" name="test_skipped"><properties>'
+        '<property name="requirements" value="R-3"/></properties><skipped/></testcase>'
+        '<testcase classname="tests.test_core" name="test_unmarked"/>'
+        '</testsuite></testsuites>', encoding="utf-8")
+    checks = Checks()
+    _count_junit(report, checks)
+    assert checks.requirements == {
+        "R-1": {"passed": ["tests.test_books::test_crud"], "failed": []},
+        "R-2": {"passed": ["tests.test_books::test_crud"], "failed": ["tests.test_books::test_title_is_required"]},
+    }
+    assert requirement_counts(checks) == {"scopeflow.requirements.tested": 2, "scopeflow.requirements.failing": 1}

@@ -15,6 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
+from scopeflow.handlers import requirement_marks as tracing
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import DESIGN_FLAW, EXTERNAL_BLOCKER, TaskFailure
 from scopeflow.handlers.plan import Plan, PlanTask
@@ -30,6 +31,7 @@ from scopeflow.handlers.planner import (
 )
 from scopeflow.handlers.registry import NO_RETRY, operator
 from scopeflow.handlers.spec import Entity, Field, Spec
+from scopeflow.spans import semconv
 
 TEMPLATES_DIR = Path(__file__).parent / "templates" / TEMPLATE_PACK
 TEXT_TYPES = ("text", "long_text", "email", "url")
@@ -93,6 +95,7 @@ def _context_for(spec: Spec, plan: Plan, task: PlanTask) -> dict[str, Any]:
         "spec": spec, "login": login, "entities": entities,
         "tables": tuple(e.table for e in entities),
     }
+    marks: dict[str, list[str]] = {}
     if task.kind in ("entity", "tests"):
         try:
             entity = spec.entity(task.entity or "")
@@ -101,6 +104,11 @@ def _context_for(spec: Spec, plan: Plan, task: PlanTask) -> dict[str, Any]:
                               {"task_id": task.id}) from None
         context["entity"] = entity
         context.update(_model_context(spec, entity) if task.kind == "entity" else _tests_context(spec, entity))
+        if task.kind == "tests":
+            marks = tracing.entity_test_marks(spec, entity, context, login)
+    elif task.kind in ("app_core", "auth"):
+        marks = tracing.core_test_marks(spec)
+    context["mark"] = lambda test: tracing.marker(marks.get(test, []))
     return context
 
 
@@ -191,6 +199,8 @@ def _tests_context(spec: Spec, entity: Entity) -> dict[str, Any]:
         "references": [{"field": f.name, "table": spec.entity(f.reference or "").table}
                        for f in entity.fields
                        if f.type == "reference" and (entity.name, f.name) not in optional],
+        "defaults": [f.name for f in entity.fields
+                     if f.default is not None and f.type != "reference" and not f.unique],
     }
 
 
@@ -297,7 +307,8 @@ def build_task(ctx: TaskContext, spec: dict[str, Any], plan: dict[str, Any], tas
         rendered = render_task(parsed_spec, parsed_plan, task)
         files = [{"path": path, "sha256": write_file(targets[path], text)} for path, text in rendered.items()]
         span.set(**{"scopeflow.build.files": len(files)})
-    ctx.record({"scopeflow.build.files": len(files), "scopeflow.build.task": task.id})
+    ctx.record({"scopeflow.build.files": len(files), "scopeflow.build.task": task.id,
+                semconv.BUILD_REQUIREMENTS: len(task.requirements)})
     if feedback:
         ctx.record({"scopeflow.build.feedback_ignored": True})
-    return {"task_id": task.id, "files": files}
+    return {"task_id": task.id, "files": files, "requirements": list(task.requirements)}

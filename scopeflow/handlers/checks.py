@@ -36,6 +36,8 @@ class Checks:
     durations: dict[str, float] = field(default_factory=dict)   # check name → seconds
     outputs: dict[str, str] = field(default_factory=dict)       # check name → trimmed tool output
     failures: list[str] = field(default_factory=list)           # short descriptions of what failed
+    # requirement id → {"passed": [test ids], "failed": [test ids]}, from the tests' requirement marks
+    requirements: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -320,7 +320,8 @@ def plan_llm_features(plan: Plan, spec: Spec) -> Plan:
         about = [entity_tasks[feature.entity]] if feature.entity in entity_tasks else list(entity_tasks.values())
         tasks.append(PlanTask(id=task.id, title=task.title, kind=LLM_TASK_KIND, files=files,
                               depends_on=["app-core", *extra, *about], phase=task.phase,
-                              entity=task.entity, buildable=True, author=LLM_AUTHOR))
+                              entity=task.entity, buildable=True, author=LLM_AUTHOR,
+                              requirements=list(task.requirements)))
     planned = Plan(tasks=tasks, phases=list(plan.phases), feedback=plan.feedback, notes=list(plan.notes))
     validate_plan(planned)
     return planned

@@ -26,6 +26,7 @@ class PlanTask:
     buildable: bool = True
     reason: str = ""               # why not buildable offline
     author: str = "template"       # template | llm
+    requirements: list[str] = field(default_factory=list)  # ids of the requirements it realises
 
 
 @dataclass

@@ -27,6 +27,7 @@ from scopeflow.handlers.failures import DESIGN_FLAW, EXTERNAL_BLOCKER, TaskFailu
 from scopeflow.handlers.plan import PHASES, Plan, PlanTask
 from scopeflow.handlers.registry import NO_RETRY, operator
 from scopeflow.handlers.spec import Entity, Spec
+from scopeflow.spans import semconv
 
 TEMPLATE_PACK = "flask_app"
 
@@ -78,6 +79,8 @@ RESERVED_ENTITIES = frozenset({"AuthUser", "Base", "FieldRule", "Resource"})
 # names the model module imports).
 RESERVED_FIELDS = frozenset({"id", "mapped_column", "metadata", "registry", "sa", "to_dict"})
 
+# A constraint that asks for login is realised by the auth task (same words as the analyst's rule).
+LOGIN_WORDS = re.compile(r"\b(log ?in|logins?|sign ?in|logged[- ]in|auth\w*|passwords?|accounts?)\b", re.IGNORECASE)
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 _PASCAL = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 
@@ -106,8 +109,62 @@ def make_plan(spec: Spec, feedback: str | None = None) -> Plan:
         plan.tasks.extend(_entity_tasks(spec, entity, phase, login))
     plan.tasks.extend(_unbuildable_tasks(spec, "polish" if monster else "mvp"))
     plan.notes.extend(_cycle_notes(spec))
+    trace_requirements(spec, plan)
     validate_plan(plan)
     return plan
+
+
+def trace_requirements(spec: Spec, plan: Plan) -> None:
+    """Name, on each task, the requirements it realises (``PlanTask.requirements``).
+
+    Entities, fields, modifiers and relations go to their entity's model and tests tasks; the
+    title and summary to the app core; a buildable feature to the app core plus the entity tasks
+    it is about (every entity when it names none), a login feature or constraint to ``auth``; an
+    unbuildable feature or an integration to its own unbuildable task. Other constraints and
+    lines not understood have no task: they end ``not built`` / ``not understood``.
+    """
+    tasks = {task.id: task for task in plan.tasks}
+    for requirement in spec.requirements:
+        for task_id in _tasks_for(spec, requirement.subject, tasks):
+            if requirement.id not in tasks[task_id].requirements:
+                tasks[task_id].requirements.append(requirement.id)
+
+
+def _entity_task_ids(spec: Spec, name: str | None) -> list[str]:
+    entities = [e for e in spec.entities if name is None or e.name == name]
+    return [f"{kind}-{e.table}" for e in entities for kind in ("entity", "tests")]
+
+
+def _tasks_for(spec: Spec, subject: str, tasks: dict[str, PlanTask]) -> list[str]:
+    kind, _, rest = subject.partition(":")
+    if kind in ("title", "summary"):
+        found = ["app-core"]
+    elif kind in ("entity", "field", "modifier"):
+        found = _entity_task_ids(spec, rest.split(".")[0]) if any(
+            e.name == rest.split(".")[0] for e in spec.entities) else []
+    elif kind == "feature" and rest.isdigit() and 0 < int(rest) <= len(spec.features):
+        feature = spec.features[int(rest) - 1]
+        if not feature.buildable or feature.kind not in TEMPLATE_FEATURE_KINDS:
+            found = [f"feature-{rest}"]
+        elif feature.kind == "login":
+            found = ["auth"]
+        else:
+            found = ["app-core", *_entity_task_ids(spec, feature.entity)]
+    elif kind == "integration":
+        found = [f"integration-{rest}"]
+    elif kind == "constraint" and rest.isdigit() and 0 < int(rest) <= len(spec.constraints):
+        found = ["auth"] if LOGIN_WORDS.search(spec.constraints[int(rest) - 1]) else []
+    else:
+        found = []
+    return [task_id for task_id in found if task_id in tasks]
+
+
+def unplanned(spec: Spec, plan: Plan) -> list[str]:
+    """Ids of requirements a plan task should realise (or rule out) but none names."""
+    named = {rid for task in plan.tasks for rid in task.requirements}
+    return [r.id for r in spec.requirements
+            if r.id not in named and r.subject and r.status != "not understood"
+            and r.kind not in ("constraint", "line")]
 
 
 def wants_login(spec: Spec) -> bool:
@@ -249,7 +306,7 @@ def _unbuildable_tasks(spec: Spec, phase: str) -> list[PlanTask]:
         tasks.append(PlanTask(
             id=f"integration-{integration.name}", title=f"Integration: {integration.label}"[:120],
             kind="unbuildable", phase=phase, buildable=False,
-            reason=f"external service integration (needs {needs}); no offline template builds it",
+            reason=f"external service integration: no offline template builds it ({needs} needed once it is built)",
         ))
     return tasks
 
@@ -330,11 +387,13 @@ def plan_build(ctx: TaskContext, spec: dict[str, Any], feedback: str | None = No
         order = topological_order(plan, buildable)
         span.set(**{"scopeflow.plan.tasks": len(plan.tasks)})
     unbuildable = [{"id": t.id, "title": t.title, "reason": t.reason} for t in plan.tasks if not t.buildable]
+    missing = unplanned(parsed, plan)
     ctx.record({
         "scopeflow.plan.tasks": len(plan.tasks),
         "scopeflow.plan.build_tasks": len(order),
         "scopeflow.plan.unbuildable": len(unbuildable),
         "scopeflow.plan.phases": len(plan.phases),
+        semconv.REQUIREMENTS_UNPLANNED: len(missing),
     })
     return {"plan": plan.to_data(), "build_order": order, "unbuildable": unbuildable,
             "summary": _summary(plan, parsed)}

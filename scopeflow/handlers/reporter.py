@@ -22,6 +22,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from scopeflow.handlers import requirements as req
 from scopeflow.handlers.checks import Checks
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import (
@@ -225,6 +226,53 @@ DECISIONS_TEXT = {
 }
 
 
+MATRIX_LIST_LIMIT = 3
+
+
+def _short(names: list[str]) -> str:
+    """``a, b, c (+2 more)``: test ids without their module path, files as they are."""
+    shown = [name.rsplit("::", 1)[-1] for name in names[:MATRIX_LIST_LIMIT]]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" (+{more} more)" if more > 0 else "")
+
+
+def matrix(spec: Any, plan: Any, checks: Any, review: Any) -> list[req.Requirement]:
+    """The requirement matrix: the reviewer's when there is one, else decided here from the plan and
+    whatever the verifier measured (a run stopped before verification proves nothing)."""
+    reviewed = _list(_dict(review, unwrap="review"), "requirements")
+    if reviewed:
+        return req.load(reviewed)
+    requirements = req.load(_list(spec, "requirements"))
+    measured = _dict(checks, unwrap="checks")
+    results = measured.get("requirements") if isinstance(measured.get("requirements"), dict) else None
+    tasks = [t for t in _list(plan, "tasks") if isinstance(t, dict)]
+    return req.decide(requirements, tasks, results if measured else None)
+
+
+def spec_or_scope(spec: dict[str, Any], scope: Any) -> dict[str, Any]:
+    """``spec``, or, for a run stopped before any spec was confirmed, the analyst's reading of the
+    submitted scope (so the report keeps its title and shows every line's requirement)."""
+    if spec or not isinstance(scope, str):
+        return spec
+    from scopeflow.handlers.scope import ScopeError, analyze
+
+    try:
+        return analyze(scope).to_data()
+    except ScopeError:
+        return spec
+
+
+def view_matrix(requirements: list[req.Requirement]) -> dict[str, Any]:
+    """Rows of the report's requirement table, the assumptions, and the verdict counts."""
+    rows = [{"id": r.id, "text": r.text, "line": r.line or "", "source": r.source, "verdict": r.verdict,
+             "reason": r.reason if r.verdict != req.DELIVERED else "", "tests": _short(r.tests),
+             "files": _short(r.files)} for r in requirements]
+    assumptions = [{"id": r.id, "text": r.text, "line": r.line or "", "assumption": r.assumption or r.reason,
+                    "question": r.question} for r in requirements if r.status == req.ASSUMED]
+    return {"rows": rows, "assumptions": assumptions, "counts": req.counts(requirements),
+            "not_built": [row for row in rows if row["verdict"] == req.NOT_BUILT]}
+
+
 # ------------------------------------------------------------------------------ blockers
 NEEDED = {
     CONFIGURATION: "a configuration value or credential",
@@ -398,13 +446,16 @@ def write_report(ctx: TaskContext, spec: Any = None, plan: Any = None, checks: A
                  release: Any = None, evidence: Any = None) -> dict[str, Any]:
     """Write DELIVERY.md: what was built, how to run it, the measured checks, review and evidence."""
     spec, plan = _dict(spec, unwrap="spec"), _dict(plan, unwrap="plan")
+    requirements = view_matrix(matrix(spec, plan, checks, review))
     view = {"instance_id": ctx.instance_id, "built": view_built(ctx, spec, review), "checks": view_checks(checks),
             "review": view_review(review), "unbuildable": view_unbuildable(spec, plan),
-            "release": view_release(release, ctx), "evidence": view_evidence(evidence)}
+            "release": view_release(release, ctx), "evidence": view_evidence(evidence),
+            "requirements": requirements}
     written = write_markdown(ctx, DELIVERY_FILE, "DELIVERY.md.j2", view)
     (Path(ctx.workspace) / BLOCKERS_FILE).unlink(missing_ok=True)   # a resumed run: the old plan is stale
-    ctx.record({"scopeflow.report.kind": "delivery", "scopeflow.report.blockers": 0})
-    return {"report": {**written, "outcome": "delivered"}}
+    ctx.record({"scopeflow.report.kind": "delivery", "scopeflow.report.blockers": 0,
+                **req.span_attributes(requirements["counts"])})
+    return {"report": {**written, "outcome": "delivered", "requirements": requirements["counts"]}}
 
 
 @operator("write_blocker_plan", retry=NO_RETRY)
@@ -413,7 +464,7 @@ def write_blocker_plan(ctx: TaskContext, blocker: Any = None, spec: Any = None, 
                        scope: Any = None) -> dict[str, Any]:
     """Write BLOCKERS.md: each blocker with what is needed, options and how to go on, plus what was
     delivered; and SCOPE.md, the scope as submitted, for the blockers that end with submitting again."""
-    spec, plan = _dict(spec, unwrap="spec"), _dict(plan, unwrap="plan")
+    spec, plan = spec_or_scope(_dict(spec, unwrap="spec"), scope), _dict(plan, unwrap="plan")
     scope_path = ""
     if isinstance(scope, str) and scope.strip():
         target = Path(ctx.workspace) / SCOPE_FILE
@@ -423,8 +474,11 @@ def write_blocker_plan(ctx: TaskContext, blocker: Any = None, spec: Any = None, 
     view = {"instance_id": ctx.instance_id, "blockers": blockers, "built": view_built(ctx, spec, None),
             "checks": view_checks(checks), "release": view_release(release, ctx),
             "rollback": view_rollback(blocker), "unbuildable": view_unbuildable(spec, plan),
-            "questions": view_questions(questions, spec, blocker)}
+            "questions": view_questions(questions, spec, blocker),
+            "requirements": view_matrix(matrix(spec, plan, checks, None))}
     written = write_markdown(ctx, BLOCKERS_FILE, "BLOCKERS.md.j2", view)
     (Path(ctx.workspace) / DELIVERY_FILE).unlink(missing_ok=True)
-    ctx.record({"scopeflow.report.kind": "blockers", "scopeflow.report.blockers": len(blockers)})
-    return {"report": {**written, "outcome": "blocked", "blockers": [b.summary() for b in blockers]}}
+    ctx.record({"scopeflow.report.kind": "blockers", "scopeflow.report.blockers": len(blockers),
+                **req.span_attributes(view["requirements"]["counts"])})
+    return {"report": {**written, "outcome": "blocked", "blockers": [b.summary() for b in blockers],
+                       "requirements": view["requirements"]["counts"]}}

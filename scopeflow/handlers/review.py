@@ -13,11 +13,17 @@ Confidence starts at 1.0 and loses, for what the verifier measured:
   each lint error                       0.02                       0.20
   each high-severity security finding   0.25                       0.50
   each medium-severity finding          0.05                       0.15
-  each unbuildable plan task            0.05                       0.20
+  each requirement ``not built``        0.03                       0.30
+  each requirement ``assumed``          0.03                       0.30
+  each requirement ``not understood``   0.05                       0.30
+  a requirement without a verdict, or   0.50                       0.50
+  delivered without a passing test
   ====================================  =========================  ============
 
 and is then clamped to [0, 1] and rounded to two decimals. ``confidence_basis`` lists each
-deduction that applied.
+deduction that applied. The requirement verdicts come from the matrix
+(:func:`scopeflow.handlers.requirements.decide`): a scope whose entities or fields the analyst had
+to invent therefore never scores 1.00.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from scopeflow.handlers import requirements as req
 from scopeflow.handlers.builder import app_endpoints
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import DESIGN_FLAW, TaskFailure
 from scopeflow.handlers.plan import Plan
 from scopeflow.handlers.registry import NO_RETRY, operator
+from scopeflow.handlers.requirements import Requirement
 from scopeflow.handlers.serde import to_data
 from scopeflow.handlers.spec import Spec
 
@@ -58,6 +66,8 @@ class Review:
     risks: list[str] = field(default_factory=list)
     confidence: float = 0.0
     confidence_basis: str = ""
+    requirements: list[Requirement] = field(default_factory=list)   # the matrix, with verdicts
+    verdicts: dict[str, int] = field(default_factory=dict)           # requirements.counts of it
 
     def to_data(self) -> dict[str, Any]:
         return to_data(self)
@@ -77,9 +87,11 @@ def read_checks(checks: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
-def score(counts: dict[str, int], unbuildable: int, entities: int) -> tuple[float, str]:
-    """Confidence and the text of how it was computed (the table in the module docstring)."""
+def score(counts: dict[str, int], verdicts: dict[str, int], entities: int) -> tuple[float, str]:
+    """Confidence and the text of how it was computed (the table in the module docstring);
+    ``verdicts`` is :func:`scopeflow.handlers.requirements.counts` of the matrix."""
     failing = counts["tests_failed"] + counts["tests_errors"]
+    unproven = verdicts["without_verdict"] + verdicts["delivered_without_test"]
     rules = [
         (counts["compile_errors"] > 0, 0.5, f"{counts['compile_errors']} compile error(s)"),
         (failing > 0, min(0.5, 0.1 * failing), f"{failing} failed/erroring test(s)"),
@@ -91,7 +103,13 @@ def score(counts: dict[str, int], unbuildable: int, entities: int) -> tuple[floa
          f"{counts['security_high']} high-severity security finding(s)"),
         (counts["security_medium"] > 0, min(0.15, 0.05 * counts["security_medium"]),
          f"{counts['security_medium']} medium-severity security finding(s)"),
-        (unbuildable > 0, min(0.2, 0.05 * unbuildable), f"{unbuildable} unbuildable plan task(s)"),
+        (verdicts["not_built"] > 0, min(0.3, 0.03 * verdicts["not_built"]),
+         f"{verdicts['not_built']} requirement(s) not built"),
+        (verdicts["assumed"] > 0, min(0.3, 0.03 * verdicts["assumed"]),
+         f"{verdicts['assumed']} requirement(s) assumed by the analyst"),
+        (verdicts["not_understood"] > 0, min(0.3, 0.05 * verdicts["not_understood"]),
+         f"{verdicts['not_understood']} scope line(s) not understood"),
+        (unproven > 0, 0.5, f"{unproven} requirement(s) without a verdict or without a passing test"),
     ]
     value, parts = 1.0, ["1.00 start"]
     for applies, deduction, reason in rules:
@@ -145,12 +163,16 @@ def make_review(spec: Spec, plan: Plan, checks: dict[str, Any]) -> Review:
     counts = read_checks(checks)
     login = any(t.kind == "auth" for t in plan.tasks)
     files = sorted(path for t in plan.tasks if t.buildable for path in t.files)
-    unbuildable = sum(1 for t in plan.tasks if not t.buildable)
-    confidence, basis = score(counts, unbuildable, len(spec.entities))
+    results = checks.get("requirements")
+    matrix = req.decide(spec.requirements, [to_data(t) for t in plan.tasks],
+                        results if isinstance(results, dict) else {})
+    verdicts = req.counts(matrix)
+    confidence, basis = score(counts, verdicts, len(spec.entities))
     summary = ReviewSummary(files=files, entities=[e.name for e in spec.entities],
                             endpoints=app_endpoints(spec, login))
-    return Review(summary=summary, decisions=_decisions(spec, plan), risks=_risks(spec, plan, counts),
-                  confidence=confidence, confidence_basis=basis)
+    risks = _risks(spec, plan, counts) + [f"assumed: {r.text} ({r.reason})" for r in matrix if r.verdict == req.ASSUMED]
+    return Review(summary=summary, decisions=_decisions(spec, plan), risks=risks,
+                  confidence=confidence, confidence_basis=basis, requirements=matrix, verdicts=verdicts)
 
 
 @operator("review_changes", retry=NO_RETRY)
@@ -162,7 +184,7 @@ def review_changes(ctx: TaskContext, spec: dict[str, Any], plan: dict[str, Any],
     except (TypeError, ValueError, AttributeError) as exc:
         raise TaskFailure(DESIGN_FLAW, f"review_changes: spec or plan is malformed: {exc}", {}) from None
     review = make_review(parsed_spec, parsed_plan, checks)
-    ctx.record({"scopeflow.review.confidence": review.confidence})
+    ctx.record({"scopeflow.review.confidence": review.confidence, **req.span_attributes(review.verdicts)})
     # -- LLM reviewer (only with SCOPEFLOW_LLM_BASE_URL set): the rationale is the model's words
     from scopeflow.handlers import llm_agents
 

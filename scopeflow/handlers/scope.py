@@ -14,10 +14,21 @@
     ## Constraints
     - Only logged-in users can edit
 
-Bullets may be ``-``, ``*``, ``+`` or numbered; an entity's fields may also follow as indented
-sub-bullets or under a ``### Name`` heading. Names match in any case and number (``-> authors``
-finds ``Author``). Without an ``## Entities`` section the prose is mined for entities and fields
-(``users can create projects with a name and a deadline, and add tasks to a project``).
+The markdown is read from markdown-it-py tokens (:mod:`scope_markdown`): sections open at a heading
+of any level, a bold label (``**Entities**``) or an inline label (``Entities:``, also followed by
+text); entities come from items (fields inline or as nested items), sub-headings or bold lines
+followed by fields, and tables (entities × fields, or one entity's field/type/required/notes
+columns). Field syntaxes: ``name (type, mods)``, ``name: type (mods)``, ``name — type, mods``,
+``name -> Entity (required)``, ``name ref Entity``, ``name belongs to Entity``. Names match in any
+case and number (``-> authors`` finds ``Author``). Without an entities section the prose is mined
+for entities and fields (``users can create projects with a name and a deadline, and add tasks to
+a project``); everything mined is an ``assumed`` requirement.
+
+**Requirements.** :func:`read_scope` also turns every meaningful line into
+:class:`~scopeflow.handlers.requirements.Requirement` s with their source lines (title, summary,
+entity, field, modifier, relation, feature, integration, constraint); a line it cannot place is a
+``not understood`` requirement with a ``line:N`` question. It reports the non-blank lines no
+requirement covers (``unmapped_lines``, recorded on the analyse span; the evidence gate wants 0).
 
 **Defaults are applied, questions record them.** ``analyze`` always returns a consistent spec:
 wherever it had to guess, it applied its proposed default and added a :class:`Question` saying
@@ -40,6 +51,8 @@ questions keep their defaults (what ``--yes`` does). A question's kind is the pr
   lifecycle ends blocked). Accepts entity lines.
 - ``credentials:integration`` — an integration without a named credential; default
   ``<NAME>_API_KEY``. Accepts comma-separated variable names.
+- ``line:N`` — line N was not understood; default ``ignore``. Accepts only ``ignore`` (an answer
+  cannot build a line nobody understood: rewrite it in the scope).
 
 **Complexity score** = 3 × entities + fields + 2 × references + 4 × features the offline
 templates cannot build + 3 × integrations. Classes: ≤ 15 ``simple``, ≤ 40 ``medium``, ≤ 80
@@ -53,429 +66,38 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scopeflow.handlers import naming
+from scopeflow.handlers import requirements as req
+from scopeflow.handlers import scope_markdown as sm
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import DESIGN_FLAW, TaskFailure
 from scopeflow.handlers.registry import NO_RETRY, operator
-from scopeflow.handlers.spec import Entity, Feature, Field, Integration, Question, Spec
+from scopeflow.handlers.requirements import Requirement
+from scopeflow.handlers.scope_entities import (
+    _MODIFIER_WORDS,
+    DEFAULT_FIELDS,
+    TYPE_SYNONYMS,
+    ScopeError,
+    _apply_reading,
+    _Asker,
+    _build_entities,
+    _EntityReader,
+    _lookup_for,
+    _norm,
+    _parse_entity_lines,
+    _parse_field_item,
+    _parse_field_items,
+    _RawEntity,
+    _RawField,
+    _read_modifiers,
+    _Resolver,
+    _set_fields,
+    _strip_markdown,
+)
+from scopeflow.handlers.spec import Entity, Feature, Field, Integration, Spec
+from scopeflow.spans import semconv
 
 MAX_SCOPE_BYTES = 1024 * 1024
 COMPLEXITY_THRESHOLDS = ((15, "simple"), (40, "medium"), (80, "complex"))
-DEFAULT_FIELDS = "name (text, required)"
-
-
-class ScopeError(ValueError):
-    """A scope (or an answer) that cannot be analysed; the message is one line."""
-
-
-# ---------------------------------------------------------------- types and modifiers
-
-TYPE_SYNONYMS = {
-    "text": "text", "string": "text", "str": "text", "varchar": "text", "char": "text",
-    "short text": "text", "line": "text",
-    "long text": "long_text", "longtext": "long_text", "text area": "long_text",
-    "textarea": "long_text", "markdown": "long_text", "rich text": "long_text",
-    "paragraph": "long_text", "multiline": "long_text",
-    "integer": "integer", "int": "integer", "number": "integer", "whole number": "integer",
-    "count": "integer",
-    "decimal": "decimal", "float": "decimal", "double": "decimal", "money": "decimal",
-    "price": "decimal", "currency": "decimal", "numeric": "decimal", "real": "decimal",
-    "boolean": "boolean", "bool": "boolean", "yes no": "boolean", "flag": "boolean",
-    "checkbox": "boolean",
-    "date": "date", "day": "date",
-    "datetime": "datetime", "date time": "datetime", "date and time": "datetime",
-    "timestamp": "datetime",
-    "email": "email", "e mail": "email", "email address": "email",
-    "url": "url", "link": "url", "uri": "url", "website": "url", "web address": "url",
-    "choice": "choice", "choices": "choice", "enum": "choice", "one of": "choice",
-    "options": "choice", "select one": "choice",
-}
-_REFERENCE_PREFIX = re.compile(
-    r"^(?:->|→|=>|(?:ref|refs|reference|references|refers|reference to|refers to|belongs to|"
-    r"link to|links to|fk)\b)\s*:?\s*", re.IGNORECASE)
-_CHOICE_PREFIX = re.compile(r"^(?:choice|choices|enum|one of|options?)\b\s*[:=]?\s*", re.IGNORECASE)
-_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
-_RANGE = re.compile(r"^(-?\d+(?:\.\d+)?)\s*(?:\.\.|–)\s*(-?\d+(?:\.\d+)?)$")
-_MODIFIER_WORDS = {"required", "mandatory", "optional", "nullable", "unique", "distinct", "default",
-                   "defaults", "min", "minimum", "max", "maximum", "maxlength", "minlength"}
-
-
-def _norm(text: str) -> str:
-    return " ".join(re.sub(r"[_\-/]+", " ", text.lower()).split())
-
-
-@dataclass
-class _Reading:
-    """What one comma-separated piece of a field spec said."""
-
-    words: list[str] = field(default_factory=list)   # type / reference target / unknown words
-    required: bool | None = None
-    unique: bool = False
-    default: str | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-
-
-def _read_modifiers(text: str) -> _Reading:
-    """Split ``text required max 200 default x`` into modifiers and the words left over."""
-    text = re.sub(r"\b(default|min|max|minimum|maximum)\s*[:=]\s*", r"\1 ", text, flags=re.IGNORECASE)
-    text = re.sub(r"\bmax(?:imum)?[\s_]*length\b", "max", text, flags=re.IGNORECASE)
-    words, reading, i = text.split(), _Reading(), 0
-    while i < len(words):
-        word = words[i].lower().strip(",;")
-        nxt = words[i + 1].lower() if i + 1 < len(words) else ""
-        if word in ("required", "mandatory") or (word == "not" and nxt == "null"):
-            reading.required, i = True, i + (2 if word == "not" else 1)
-        elif word in ("optional", "nullable"):
-            reading.required, i = False, i + 1
-        elif word in ("unique", "distinct"):
-            reading.unique, i = True, i + 1
-        elif word in ("default", "defaults"):
-            rest = words[i + 1:]
-            if rest and rest[0].lower() == "to":
-                rest = rest[1:]
-            reading.default = " ".join(rest).strip("'\"") or None
-            break
-        elif word in ("min", "minimum", "minlength", ">=", "≥") and _NUMBER.match(nxt):
-            reading.minimum, i = float(nxt), i + 2
-        elif word in ("max", "maximum", "maxlength", "<=", "≤") and _NUMBER.match(nxt):
-            reading.maximum, i = float(nxt), i + 2
-        elif word in ("at", "up") and nxt in ("least", "most", "to") and i + 2 < len(words) \
-                and _NUMBER.match(words[i + 2]):
-            value = float(words[i + 2])
-            if nxt == "least":
-                reading.minimum = value
-            else:
-                reading.maximum = value
-            i += 3
-        elif (match := _RANGE.match(word)) is not None:
-            reading.minimum, reading.maximum, i = float(match[1]), float(match[2]), i + 1
-        else:
-            reading.words.append(words[i])
-            i += 1
-    return reading
-
-
-def _infer_type(name: str) -> str:
-    """A type from a field's name alone (``due_date`` → date), for fields written without one."""
-    words = set(name.split("_"))
-    if words & {"email"}:
-        return "email"
-    if words & {"url", "website", "link", "homepage"}:
-        return "url"
-    if name.endswith("_at") or words & {"timestamp"}:
-        return "datetime"
-    if words & {"date", "deadline", "due", "birthday", "dob"}:
-        return "date"
-    if words & {"price", "amount", "cost", "total", "salary", "budget", "balance", "fee", "rate"}:
-        return "decimal"
-    if words & {"count", "quantity", "qty", "age", "pages", "stock", "number", "year", "rating"}:
-        return "integer"
-    if name.startswith(("is_", "has_")) or words & {"active", "done", "completed", "enabled", "published"}:
-        return "boolean"
-    if words & {"description", "notes", "body", "content", "bio", "summary", "comment", "details"}:
-        return "long_text"
-    return "text"
-
-
-# ---------------------------------------------------------------- questions
-
-class _Asker:
-    """Collects questions with stable ids; in strict mode (answers) a question is an error."""
-
-    def __init__(self, strict_context: str | None = None, start: int = 1):
-        self.questions: list[Question] = []
-        self.strict_context = strict_context
-        self.next_id = start
-
-    def ask(self, topic: str, text: str, default: str) -> None:
-        if self.strict_context is not None:
-            raise ScopeError(f"{self.strict_context}: {text}")
-        if any(q.topic == topic for q in self.questions):
-            return
-        self.questions.append(Question(id=f"q{self.next_id}", text=text, default=default, topic=topic))
-        self.next_id += 1
-
-
-# ---------------------------------------------------------------- markdown structure
-
-_BULLET = re.compile(r"^(?P<indent>\s*)(?:[-*+•]|\d+[.)])\s+(?P<text>.*)$")
-_HEADING = re.compile(r"^(?P<hashes>#{1,6})\s+(?P<text>.*?)\s*#*\s*$")
-_SECTION_KINDS = (
-    ("entities", ("entit", "data model", "model", "data", "object", "resource", "table", "record")),
-    ("features", ("feature", "functionalit", "user stor", "capabilit", "requirement", "stories")),
-    ("integrations", ("integration", "external", "third", "service", "api key", "credential")),
-    ("constraints", ("constraint", "non-functional", "non functional", "rule", "limit", "policy")),
-)
-
-
-def _strip_markdown(text: str) -> str:
-    return re.sub(r"(\*\*|__|`)", "", text).strip()
-
-
-@dataclass
-class _Section:
-    kind: str                                   # entities | features | integrations | constraints | prose
-    lines: list[str] = field(default_factory=list)
-
-
-def _section_kind(heading: str) -> str:
-    lowered = heading.lower()
-    for kind, keys in _SECTION_KINDS:
-        if any(key in lowered for key in keys):
-            return kind
-    return "prose"
-
-
-def _split_sections(text: str) -> tuple[str | None, list[_Section]]:
-    """The ``# Title`` and the ``##`` sections in order (text outside known sections is prose)."""
-    title, sections = None, [_Section("prose")]
-    for line in text.splitlines():
-        heading = _HEADING.match(line)
-        if heading and len(heading["hashes"]) == 1 and title is None:
-            title = naming.clean_label(_strip_markdown(heading["text"]))
-        elif heading and len(heading["hashes"]) == 2:
-            sections.append(_Section(_section_kind(heading["text"])))
-        else:
-            sections[-1].lines.append(line)
-    return title, sections
-
-
-def _bullets(lines: list[str]) -> list[str]:
-    """Top-level bullet texts; continuation lines join the bullet before them."""
-    items: list[str] = []
-    for line in lines:
-        bullet = _BULLET.match(line)
-        if bullet:
-            items.append(bullet["text"].strip())
-        elif line.strip() and items and not _HEADING.match(line):
-            items[-1] += " " + line.strip()
-    return [_strip_markdown(item) for item in items if item.strip()]
-
-
-def _split_top_level(text: str, separators: str = ",;") -> list[str]:
-    """Split on separators outside parentheses (so ``title (text, required)`` stays whole)."""
-    parts, depth, current = [], 0, []
-    for ch in text:
-        depth += ch in "([{"
-        depth -= ch in ")]}" and depth > 0
-        if ch in separators and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
-    return [p.strip() for p in parts if p.strip()]
-
-
-# ---------------------------------------------------------------- entities and fields
-
-@dataclass
-class _RawField:
-    """A field as written, before types and references are resolved."""
-
-    label: str
-    pieces: list[str] = field(default_factory=list)   # comma-separated parts of its spec
-
-
-@dataclass
-class _RawEntity:
-    label: str
-    fields: list[_RawField] = field(default_factory=list)
-
-
-def _parse_field_item(item: str) -> _RawField | None:
-    """One field: ``title (text, required)``, ``author -> Author``, ``pages: integer min 1``, ``title``."""
-    paren = re.match(r"^(?P<name>[^(:]+?)\s*\((?P<inner>.*)\)\s*(?P<after>.*)$", item)
-    arrow = re.search(r"\s*(->|→|=>)\s*", item)
-    ref = re.match(r"^(?P<name>.+?)\s+(?:ref|references|refers to|reference to|belongs to)\s+(?P<target>.+)$",
-                   item, re.IGNORECASE)
-    if paren:
-        name, pieces = paren["name"], _split_top_level(paren["inner"]) + [paren["after"]]
-    elif arrow:
-        name, pieces = item[:arrow.start()], ["-> " + item[arrow.end():]]
-    elif ref:
-        name, pieces = ref["name"], ["-> " + ref["target"]]
-    elif ":" in item:
-        name, spec = item.split(":", 1)
-        pieces = [spec]
-    else:
-        name, pieces = item, []
-    name = _strip_markdown(name).strip(" .-")
-    return _RawField(name, [p.strip() for p in pieces if p.strip()]) if name else None
-
-
-def _parse_field_items(text: str) -> list[_RawField]:
-    """A comma-separated field list; a bare modifier (``required``) belongs to the field before it."""
-    fields: list[_RawField] = []
-    for item in _split_top_level(text):
-        item = _strip_markdown(item).strip(" .")
-        first = item.split()[0].lower().strip(":") if item.split() else ""
-        if first in _MODIFIER_WORDS and fields and "(" not in item:
-            fields[-1].pieces.append(item)
-            continue
-        raw = _parse_field_item(item)
-        if raw is not None:
-            fields.append(raw)
-    return fields
-
-
-def _parse_entity_line(text: str) -> _RawEntity | None:
-    """``Book: fields…``, ``Book — fields…``, ``Book - fields…``, ``Book (fields…)`` or ``Book``."""
-    sep = re.search(r":|—|–|\s-\s", text)
-    paren = text.find("(")
-    if sep and (paren == -1 or sep.start() < paren):
-        name, rest = text[:sep.start()], text[sep.end():]
-    elif paren > 0 and text.rstrip().endswith(")"):
-        name, rest = text[:paren], text[paren + 1:text.rstrip().rfind(")")]
-    else:
-        name, rest = text, ""
-    name = _strip_markdown(name).strip(" .")
-    return _RawEntity(name, _parse_field_items(rest)) if name else None
-
-
-def _parse_entity_lines(lines: list[str]) -> list[_RawEntity]:
-    """Entities from bullets (fields inline or as indented sub-bullets), ``### Name`` blocks, or
-    plain ``Name: fields`` lines."""
-    raws: list[_RawEntity] = []
-    in_heading_block = False
-    top_indent: int | None = None
-    for line in lines:
-        heading = _HEADING.match(line)
-        bullet = _BULLET.match(line)
-        if heading:
-            raws.append(_RawEntity(_strip_markdown(heading["text"])))
-            in_heading_block = True
-        elif bullet:
-            indent = len(bullet["indent"].expandtabs(4))
-            top_indent = indent if top_indent is None else top_indent
-            text = _strip_markdown(bullet["text"])
-            if raws and (in_heading_block or indent > top_indent):
-                raws[-1].fields.extend(_parse_field_items(text))
-            elif (raw := _parse_entity_line(text)) is not None:
-                raws.append(raw)
-        elif line.strip() and line[:1].isspace() and raws:
-            raws[-1].fields.extend(_parse_field_items(line.strip()))
-        elif line.strip() and re.search(r":|—|–|\s-\s", line):
-            if (raw := _parse_entity_line(line.strip())) is not None:
-                raws.append(raw)
-                in_heading_block = False
-    return raws
-
-
-def _apply_reading(target: Field, reading: _Reading) -> None:
-    if reading.required is not None:
-        target.required = reading.required
-    target.unique = target.unique or reading.unique
-    for attr in ("default", "minimum", "maximum"):
-        if getattr(reading, attr) is not None:
-            setattr(target, attr, getattr(reading, attr))
-
-
-@dataclass
-class _Resolver:
-    """Turns raw fields into typed ``Field``s against the entities known so far."""
-
-    lookup: dict[str, str]                 # naming.lookup_key(label or name) → Entity.name
-    asker: _Asker
-    missing: dict[str, str] = field(default_factory=dict)   # entity name to create → label
-
-    def field(self, raw: _RawField, owner: str) -> Field:
-        label = naming.clean_label(raw.label)
-        result = Field(name=naming.field_name(label), label=label, type="text")
-        where = f"{owner}.{result.name}"
-        type_words, reference, unknown = None, None, []
-        for piece in raw.pieces:
-            ref = _REFERENCE_PREFIX.match(piece)
-            choice = None if ref else _CHOICE_PREFIX.match(piece)
-            reading = _read_modifiers(piece[(ref or choice).end():] if (ref or choice) else piece)
-            _apply_reading(result, reading)
-            words = " ".join(reading.words).strip()
-            if ref:
-                reference = words
-            elif (choice and words) or "|" in words:
-                result.type = "choice"
-                result.choices = [c.strip(" ()[]'\"") for c in words.split("|") if c.strip(" ()[]'\"")]
-            elif choice and type_words is None:
-                type_words = "choice without values"
-            elif words and type_words is None:
-                type_words = words
-            elif words:
-                unknown.append(words)
-        self._resolve_type(result, where, type_words, reference)
-        for words in unknown:
-            self.asker.ask(f"modifier:{where}", f"{where}: what does {words!r} mean? (ignored for now)", "ignore")
-        self._check_bounds(result, where)
-        return result
-
-    def _resolve_type(self, result: Field, where: str, type_words: str | None, reference: str | None) -> None:
-        if reference is not None:
-            self._reference(result, where, reference)
-        elif result.type == "choice":
-            return
-        elif type_words is None:
-            result.type = _infer_type(result.name)
-        elif (known := TYPE_SYNONYMS.get(_norm(type_words))) and known != "choice":
-            result.type = known
-        elif naming.lookup_key(type_words) in self.lookup:
-            self._reference(result, where, type_words)
-        else:
-            self.asker.ask(f"field_type:{where}",
-                           f"{where}: unknown type {type_words!r}; which type (or entity) is it?", "text")
-
-    def _reference(self, result: Field, where: str, target: str) -> None:
-        key = naming.lookup_key(target)
-        result.type = "reference"
-        if key in self.lookup:
-            result.reference = self.lookup[key]
-            return
-        name = naming.entity_name(naming.clean_label(target))
-        result.reference = name
-        self.missing.setdefault(name, naming.clean_label(target))
-        self.lookup[key] = name
-        self.asker.ask(f"reference:{where}",
-                       f"{where} refers to {target!r}, which the scope does not define; I added entity "
-                       f"{name} with a name. Answer 'create', 'text' or another entity's name.", "create")
-
-    def _check_bounds(self, result: Field, where: str) -> None:
-        if result.minimum is not None and result.maximum is not None and result.minimum > result.maximum:
-            self.asker.ask(f"modifier:{where}", f"{where}: min {result.minimum:g} is above max "
-                           f"{result.maximum:g}; both dropped. Which bounds apply?", "ignore")
-            result.minimum = result.maximum = None
-
-
-def _lookup_for(entities: list[Entity]) -> dict[str, str]:
-    lookup: dict[str, str] = {}
-    for entity in entities:
-        for alias in (entity.label, entity.name, entity.table):
-            lookup.setdefault(naming.lookup_key(alias), entity.name)
-    return lookup
-
-
-def _build_entities(raws: list[_RawEntity], asker: _Asker, known: tuple[Entity, ...] = ()) -> list[Entity]:
-    """Entities with resolved fields; references to undefined entities create them (default)."""
-    labels = [naming.clean_label(raw.label) for raw in raws]
-    taken = [e.name for e in known]
-    names = naming.dedupe([*taken, *(naming.entity_name(label) for label in labels)])[len(taken):]
-    entities = [Entity(name, label, naming.table_name(name)) for name, label in zip(names, labels, strict=True)]
-    resolver = _Resolver(_lookup_for([*known, *entities]), asker)
-    for entity, raw in zip(entities, raws, strict=True):
-        _set_fields(entity, [resolver.field(f, entity.name) for f in raw.fields])
-    for name, label in resolver.missing.items():
-        entities.append(Entity(name, label, naming.table_name(name),
-                               [Field("name", "Name", "text", required=True)]))
-    for entity in entities:
-        if all(f.type == "reference" for f in entity.fields):
-            defaults = [resolver.field(f, entity.name) for f in _parse_field_items(DEFAULT_FIELDS)]
-            _set_fields(entity, entity.fields + defaults)
-            asker.ask(f"fields:{entity.name}", f"{entity.name} has no fields of its own; I gave it "
-                      f"{DEFAULT_FIELDS!r}. Which fields should it have?", DEFAULT_FIELDS)
-    return entities
-
-
-def _set_fields(entity: Entity, fields: list[Field]) -> None:
-    for item, name in zip(fields, naming.dedupe(f.name for f in fields), strict=True):
-        item.name = name
-    entity.fields = fields
 
 
 # ---------------------------------------------------------------- prose mining
@@ -487,12 +109,20 @@ _DET = r"(?:(?:a|an|the|their|his|her|its|our|new|own|some|many|multiple|several
 _NOUN = r"[a-z][a-z0-9-]*"
 _WITH_FIELDS = re.compile(rf"\b{_VERB}\s+{_DET}(?P<noun>{_NOUN})\s+(?:with|having|that have|which have|"
                           rf"containing|including)\s+(?P<fields>[^.;!?]+)", re.IGNORECASE)
-_EACH_HAS = re.compile(rf"\b(?:each|every)\s+(?P<noun>{_NOUN})\s+(?:has|have|gets|contains|includes|"
-                       rf"stores|records|needs)\s+(?P<fields>[^.;!?]+)", re.IGNORECASE)
+_EACH_HAS = re.compile(rf"\b(?:each|every|an?|the)\s+(?P<noun>{_NOUN})\s+(?:has|have|gets|contains|includes|"
+                       rf"stores|records|needs|consists of)\s+(?P<fields>[^.;!?]+)", re.IGNORECASE)
+# ``for each patient we store their name, …``
+_FOR_EACH = re.compile(rf"\b(?:for|of|about)\s+(?:each|every)\s+(?P<noun>{_NOUN})\s*,?\s+(?:we|they|you|staff|"
+                       rf"the app|it|i)\s+(?:\w+\s+)?(?:store|keep|record|track|need|want|save|note|collect)s?\s+"
+                       rf"(?P<fields>[^.;!?]+)", re.IGNORECASE)
 _VERB_PLURAL = re.compile(rf"\b{_VERB}\s+{_DET}(?P<noun>{_NOUN}s)\b", re.IGNORECASE)
 _CHILD_TO_PARENT = re.compile(rf"\b(?:add|attach|assign|put|link|post|log|record|create|file)\s+{_DET}"
                               rf"(?P<child>{_NOUN})\s+(?:to|for|on|under|in|into)\s+{_DET}(?P<parent>{_NOUN})",
                               re.IGNORECASE)
+# ``Patients book appointments``: both already entities → an appointment refers to its patient
+_SUBJECT_VERB_OBJECT = re.compile(rf"\b(?P<parent>{_NOUN}s)\s+(?:can\s+)?(?:book|make|create|place|write|own|"
+                                  rf"have|submit|open|add|schedule|post)\s+{_DET}(?P<child>{_NOUN}s)\b",
+                                  re.IGNORECASE)
 _BELONGS_TO = re.compile(rf"\b(?P<child>{_NOUN})\s+belongs?\s+to\s+{_DET}(?P<parent>{_NOUN})", re.IGNORECASE)
 _NOT_ENTITIES = {
     "in", "out", "it", "them", "thing", "stuff", "data", "information", "info", "app", "application",
@@ -502,55 +132,91 @@ _NOT_ENTITIES = {
 }
 _CLAUSE_STARTS = {"can", "could", "should", "will", "may", "must", "also", "then", "which", "that", "who",
                   "so", "but", "when", "where", "while", "to"}
-_FIELD_DETERMINERS = {"a", "an", "the", "their", "its", "his", "her", "some", "each", "one", "own"}
+_FIELD_DETERMINERS = {"a", "an", "the", "their", "its", "his", "her", "some", "each", "one", "own", "any",
+                      "our", "your", "his/her"}
 
 
-def _mine_field_list(text: str) -> list[_RawField]:
+def _split_prose_list(text: str) -> list[str]:
+    """Split ``a, b and c (x, y or z)`` at commas, ``and``, ``or``, ``plus``, ``&`` outside parentheses."""
+    parts, depth, start = [], 0, 0
+    pattern = re.compile(r"[()]|,|&|\b(?:and|or|plus)\b", re.IGNORECASE)
+    for match in pattern.finditer(text):
+        token = match.group(0)
+        if token in "()":
+            depth = depth + 1 if token == "(" else max(0, depth - 1)
+        elif depth == 0:
+            parts.append(text[start:match.start()])
+            start = match.end()
+    parts.append(text[start:])
+    return parts
+
+
+def _prose_choices(item: str) -> str:
+    """``status (booked, cancelled or done)`` → ``status (one of booked | cancelled | done)``."""
+    match = re.match(r"^(?P<name>[^()]+?)\s*\((?P<inner>[^()]+)\)$", item)
+    if match is None:
+        return item
+    values = [v.strip() for v in re.split(r",|\bor\b|/|\|", match["inner"]) if v.strip()]
+    if len(values) < 2 or any(_norm(v) in TYPE_SYNONYMS or v.split()[0].lower() in _MODIFIER_WORDS for v in values):
+        return item
+    return f"{match['name']} (one of {' | '.join(values)})"
+
+
+def _mine_field_list(text: str, line: int = 0) -> list[_RawField]:
     """``a name and an optional deadline, and add tasks…`` → name, deadline (optional); stops at a
     new clause (a verb or modal) so the rest of the sentence does not become fields."""
     fields = []
-    for item in re.split(r",|\band\b|\bor\b|\bplus\b|&", text, flags=re.IGNORECASE):
-        words = item.split()
+    for item in _split_prose_list(text):
+        words = _prose_choices(item.strip()).split()
         optional = False
         while words and words[0].lower() in _FIELD_DETERMINERS | {"optional"}:
             optional = optional or words.pop(0).lower() == "optional"
         if not words:
             continue
         first = words[0].lower()
-        if re.fullmatch(_VERB, first, re.IGNORECASE) or first in _CLAUSE_STARTS or len(words) > 3:
+        bare = [w for w in words if not w.startswith("(")] if "(" not in words[0] else words
+        name_words = " ".join(words).split("(")[0].split()
+        if re.fullmatch(_VERB, first, re.IGNORECASE) or first in _CLAUSE_STARTS or len(name_words) > 3 \
+                or not bare:
             break
-        raw = _parse_field_item(" ".join(words).strip(" ."))
+        raw = _parse_field_item(" ".join(words).strip(" ."), line)
         if raw is not None:
-            fields.append(_RawField(raw.label, raw.pieces + (["optional"] if optional else [])))
+            fields.append(_RawField(raw.label, raw.pieces + (["optional"] if optional else []), line))
     return fields
 
 
-def _mine_prose(text: str) -> list[_RawEntity]:
-    """Candidate entities (with fields and references) from sentences about what users do."""
+def _mine_prose(lines: list[tuple[int, str]]) -> tuple[list[_RawEntity], set[int]]:
+    """Candidate entities (with fields and references) from sentences about what users do, and
+    the lines they were read from."""
     raws: dict[str, _RawEntity] = {}
+    used: set[int] = set()
 
-    def entity(noun: str) -> _RawEntity | None:
+    def entity(noun: str, line: int) -> _RawEntity | None:
         key = naming.lookup_key(noun)
         if not key or key in _NOT_ENTITIES:
             return None
-        return raws.setdefault(key, _RawEntity(naming.singular(noun).capitalize()))
+        used.add(line)
+        return raws.setdefault(key, _RawEntity(naming.singular(noun).capitalize(), line=line))
 
-    sentences = [s for s in re.split(r"(?<=[.!?;])\s+|\n+", text) if s.strip()]
-    for sentence in sentences:
-        for match in [*_WITH_FIELDS.finditer(sentence), *_EACH_HAS.finditer(sentence)]:
-            if (found := entity(match["noun"])) is not None:
-                found.fields.extend(_mine_field_list(match["fields"]))
+    sentences = [(line, s) for line, text in lines for s in re.split(r"(?<=[.!?;])\s+", text) if s.strip()]
+    for line, sentence in sentences:
+        for match in [*_WITH_FIELDS.finditer(sentence), *_EACH_HAS.finditer(sentence), *_FOR_EACH.finditer(sentence)]:
+            if (found := entity(match["noun"], line)) is not None:
+                found.fields.extend(_mine_field_list(match["fields"], line))
         for match in _VERB_PLURAL.finditer(sentence):
-            entity(match["noun"])
-    for sentence in sentences:
-        for match in [*_CHILD_TO_PARENT.finditer(sentence), *_BELONGS_TO.finditer(sentence)]:
+            entity(match["noun"], line)
+    for line, sentence in sentences:
+        both_known = [m for m in _SUBJECT_VERB_OBJECT.finditer(sentence)
+                      if naming.lookup_key(m["child"]) in raws]
+        for match in [*_CHILD_TO_PARENT.finditer(sentence), *_BELONGS_TO.finditer(sentence), *both_known]:
             parent_key = naming.lookup_key(match["parent"])
-            if parent_key not in raws or (child := entity(match["child"])) is None or child is raws[parent_key]:
+            if parent_key not in raws or (child := entity(match["child"], line)) is None \
+                    or child is raws[parent_key]:
                 continue
             parent = raws[parent_key]
             if not any(naming.lookup_key(f.label) == parent_key for f in child.fields):
-                child.fields.append(_RawField(parent.label.lower(), ["-> " + parent.label]))
-    return list(raws.values())
+                child.fields.append(_RawField(parent.label.lower(), ["-> " + parent.label], line))
+    return list(raws.values()), used
 
 
 # ---------------------------------------------------------------- features and integrations
@@ -559,16 +225,21 @@ _CUSTOM_MARKERS = re.compile(
     r"\b(pay|payments?|checkout|stripe|paypal|notif\w*|reminders?|send (?:an )?e-?mails?|sms|push|"
     r"real[- ]?time|websockets?|chat|recommend\w*|machine learning|ai|upload\w*|images?|photos?|videos?|"
     r"maps?|geoloc\w*|oauth|sso|single sign|google|facebook|github|two[- ]factor|2fa|calendar|"
-    r"translat\w*|ocr|analytics|dashboards?|charts?|webhooks?|ical|mobile app)\b", re.IGNORECASE)
+    r"translat\w*|ocr|analytics|dashboards?|charts?|webhooks?|ical|mobile app|rate[- ]?limit\w*|throttl\w*|"
+    r"sla|slas|uptime|availability|high[- ]availability|99(?:\.9+)?\s?%|billing|invoicing|subscriptions?|"
+    r"tenan\w*|multi[- ]tenant|e-?mail (?:notifications?|alerts?|reminders?|members|users|customers|them|people)|newsletters?|backups?|audit (?:log|trail)s?|i18n|locali[sz]\w*|"
+    r"multi[- ]?language|load[- ]balanc\w*|autoscal\w*|encrypt\w*|gdpr|offline mode|pwa|import\w*)\b",
+    re.IGNORECASE)
 _KIND_RULES = (
     ("login", re.compile(r"\b(log ?in|logins?|sign ?in|sign ?up|auth\w*|accounts?|passwords?|register|"
                          r"registration|roles?|permissions?|logged[- ]in)\b", re.IGNORECASE)),
     ("export", re.compile(r"\b(export\w*|csv|download\w*)\b", re.IGNORECASE)),
     ("search", re.compile(r"\b(search\w*|filter\w*|find|look ?up|sort\w*)\b", re.IGNORECASE)),
-    ("health", re.compile(r"\b(health\w*|liveness|readiness|uptime|status page)\b", re.IGNORECASE)),
+    ("health", re.compile(r"\b(health\w*|liveness|readiness|status page)\b", re.IGNORECASE)),
     ("api", re.compile(r"\b(api|rest|json|endpoints?)\b", re.IGNORECASE)),
-    ("crud", re.compile(r"\b(create|add|edit|update|delete|remove|list|manage|view|browse|crud|track|"
-                        r"record|see|show|keep|store|organi[sz]e)\b", re.IGNORECASE)),
+    ("crud", re.compile(r"\b(creat(?:e|ed|es|ing)|add(?:ed|s|ing)?|edit\w*|updat\w*|delet\w*|remov\w*|"
+                        r"list(?:ed|s|ing)?|manag\w*|view\w*|brows\w*|crud|track\w*|record(?:ed|s)?|see|show\w*|"
+                        r"keep|store[sd]?|organi[sz]\w*|log(?:s|ged)?|enter(?:s|ed)?)\b", re.IGNORECASE)),
 )
 _UNBUILDABLE_EXPORT = re.compile(r"\b(pdf|excel|xlsx|word|docx)\b", re.IGNORECASE)
 
@@ -585,29 +256,44 @@ def classify_feature(text: str) -> Feature | None:
     return None
 
 
+def feature_kinds(feature: Feature) -> list[str]:
+    """Every template kind a buildable feature asks for (``list and search`` is crud and search)."""
+    if not feature.buildable:
+        return []
+    kinds = [kind for kind, rule in _KIND_RULES if rule.search(feature.text)]
+    return list(dict.fromkeys([feature.kind, *kinds]))
+
+
 def _features(items: list[str], entities: list[Entity], strict: bool) -> list[Feature]:
     """Features from bullets (``strict``: every bullet is one, unknown → custom) or prose sentences."""
-    features = []
     entity_keys = _entity_keys(entities)
-    for item in items:
-        text = naming.clean_label(item)
-        found = classify_feature(text)
-        if found is None and strict:
-            found = Feature(text, "custom", False, f"no offline template builds: {text}")
-        if found is not None:
-            found.entity = _entity_mentioned(text, entity_keys)
-            features.append(found)
-    return features
+    return [found for item in items if (found := _feature(item, entity_keys, strict)) is not None]
 
 
-def _entity_keys(entities: list[Entity]) -> list[tuple[set[str], str]]:
-    return [({naming.lookup_key(e.label), naming.lookup_key(e.name)}, e.name) for e in entities]
+def _feature(item: str, entity_keys: dict[str, tuple[int, str]], strict: bool) -> Feature | None:
+    text = naming.clean_label(item)
+    found = classify_feature(text)
+    if found is None and strict:
+        found = Feature(text, "custom", False, f"no offline template builds: {text}")
+    if found is not None:
+        found.entity = _entity_mentioned(text, entity_keys)
+    return found
 
 
-def _entity_mentioned(text: str, entity_keys: list[tuple[set[str], str]]) -> str | None:
+def _entity_keys(entities: list[Entity]) -> dict[str, tuple[int, str]]:
+    """Lookup key of each entity's name and label → (position in the spec, entity name)."""
+    keys: dict[str, tuple[int, str]] = {}
+    for position, e in enumerate(entities):
+        for key in (naming.lookup_key(e.label), naming.lookup_key(e.name)):
+            keys.setdefault(key, (position, e.name))
+    return keys
+
+
+def _entity_mentioned(text: str, entity_keys: dict[str, tuple[int, str]]) -> str | None:
     """The first entity (in spec order) whose name or label is a word of ``text``."""
     words = {naming.lookup_key(word) for word in set(re.findall(r"[A-Za-z][A-Za-z0-9]*", text))}
-    return next((name for keys, name in entity_keys if keys & words), None)
+    found = [entity_keys[w] for w in words if w in entity_keys]
+    return min(found)[1] if found else None
 
 
 _CREDENTIAL = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
@@ -641,6 +327,27 @@ def _integrations_from_prose(text: str) -> list[Integration]:
     return found
 
 
+def _features_at(items: list[_Item], entities: list[Entity], strict: bool) -> list[tuple[Feature, _Item]]:
+    """:func:`_features` keeping the item (and so the line) each feature came from."""
+    entity_keys = _entity_keys(entities)
+    return [(feature, item) for item in items if (feature := _feature(item.text, entity_keys, strict)) is not None]
+
+
+def _integrations_at(items: list[_Item], asker: _Asker) -> list[tuple[Integration, _Item]]:
+    return list(zip(_integrations([i.text for i in items], asker), items, strict=True))
+
+
+def _integrations_from_prose_at(blocks: list[sm.Block]) -> list[tuple[Integration, _Item]]:
+    found: list[tuple[Integration, _Item]] = []
+    seen: set[str] = set()
+    for block in blocks:
+        for integration in _integrations_from_prose(block.text):
+            if integration.name not in seen:
+                seen.add(integration.name)
+                found.append((integration, _Item(block.text, block.line, [block.line])))
+    return found
+
+
 # ---------------------------------------------------------------- analysis
 
 def _check_scope(text: Any) -> str:
@@ -650,21 +357,66 @@ def _check_scope(text: Any) -> str:
         raise ScopeError("scope is larger than 1 MB")
     if not naming.clean_label(text):
         raise ScopeError("scope is empty")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
 
 
-def _lines_of(sections: list[_Section], kind: str) -> list[str]:
-    return [line for section in sections if section.kind == kind for line in section.lines]
+@dataclass
+class _Item:
+    """One item of a features / integrations / constraints / prose section, with its lines."""
+
+    text: str
+    line: int
+    lines: list[int]
 
 
-def _first_paragraph(lines: list[str]) -> str:
-    paragraph: list[str] = []
-    for line in lines:
-        if line.strip():
-            paragraph.append(line.strip())
-        elif paragraph:
+def _section_items(blocks: list[sm.Block], sentences: bool = False) -> tuple[list[_Item], set[int]]:
+    """Items of a non-entity section, and the lines that only introduce them (lead-ins, headers).
+
+    A nested item becomes ``parent: child`` (the parent line is covered by its children); a
+    paragraph line ending in ``:`` right before a list is a lead-in, not an item; a table row is
+    its cells joined with `` — ``.
+    """
+    items: list[_Item] = []
+    lead: set[int] = set()
+    parents: dict[int, _Item] = {}
+    for position, block in enumerate(blocks):
+        following = blocks[position + 1] if position + 1 < len(blocks) else None
+        if block.kind == "item":
+            item = _Item(_strip_markdown(block.text), block.line, list(block.lines))
+            parent = parents.get(block.level - 1)
+            if parent is not None:
+                item = _Item(f"{parent.text}: {item.text}", block.line, parent.lines + item.lines)
+                if parent in items:
+                    items.remove(parent)
+            parents[block.level] = item
+            items.append(item)
+        elif block.kind == "header":
+            lead.add(block.line)
+        elif block.kind == "line" and block.text.rstrip().endswith(":") and following is not None \
+                and following.kind in ("item", "header"):
+            lead.add(block.line)
+        elif block.kind in ("line", "row", "code"):
+            text = " — ".join(c for c in block.cells if c.strip()) if block.kind == "row" else block.text
+            parts = re.split(r"(?<=[.!?])\s+", text) if sentences and block.kind == "line" else [text]
+            items.extend(_Item(_strip_markdown(part), block.line, list(block.lines)) for part in parts if part)
+    return [i for i in items if i.text], lead
+
+
+def _blocks_of(doc: sm.Document, kind: str) -> list[sm.Block]:
+    return [block for section in doc.sections if section.kind == kind for block in section.blocks]
+
+
+def _summary_lines(doc: sm.Document) -> list[sm.Block]:
+    """The first paragraph of the text before the first section (or of the first prose section)."""
+    prose = next((s for s in doc.sections if s.kind == "prose" and s.blocks), None)
+    if prose is None:
+        return []
+    paragraph = [prose.blocks[0]]
+    for block in prose.blocks[1:]:
+        if block.kind != "line" or block.line != paragraph[-1].line + 1:
             break
-    return naming.clean_label(" ".join(paragraph))[:500]
+        paragraph.append(block)
+    return [b for b in paragraph if b.kind == "line"]
 
 
 def _fallback_title(summary: str) -> str:
@@ -688,18 +440,184 @@ def _wants_login(features: list[Feature], constraints: list[str]) -> bool:
     return any(f.kind == "login" for f in features) or any(login_rule.search(c) for c in constraints)
 
 
+class _Tracer:
+    """Builds the requirements of one scope in reading order, each with its source lines."""
+
+    def __init__(self, source: list[str], asker: _Asker):
+        self.source, self.asker = source, asker
+        self.found: list[Requirement] = []
+
+    def add(self, kind: str, text: str, lines: list[int], subject: str, status: str = req.UNDERSTOOD,
+            assumption: str = "") -> Requirement:
+        numbers = sorted({n for n in lines if n})
+        line = numbers[0] if numbers else 0
+        found = Requirement(id=f"R-{len(self.found) + 1}", kind=kind, text=text, line=line,
+                            source=self.source[line - 1].strip()[:300] if line else "", subject=subject,
+                            status=status, assumption=assumption, lines=numbers)
+        self.found.append(found)
+        return found
+
+    def title(self, doc: sm.Document, has_title: bool) -> None:
+        if has_title:
+            self.add("title", f"the app is called {naming.clean_label(doc.title or '')!r}", [doc.title_line],
+                     "title")
+
+    def entities(self, entities: list[Entity], raws: list[_RawEntity], mined: bool) -> None:
+        for position, entity in enumerate(entities):
+            raw = raws[position] if position < len(raws) else None
+            if raw is not None:
+                status, why = (req.ASSUMED, "read from prose") if mined else (req.UNDERSTOOD, "")
+                line = raw.line
+            else:
+                referrer = next((r for r in self.found if r.kind == "relation"
+                                 and r.subject.startswith("field:") and r.text.endswith(f" {entity.name}")), None)
+                status, why = req.ASSUMED, "added because a field refers to it; the scope does not define it"
+                line = referrer.line if referrer else 0
+            self.add("entity", f"entity {entity.label}", [line], f"entity:{entity.name}", status, why)
+            raw_fields = raw.fields if raw is not None else []
+            for index, item in enumerate(entity.fields):
+                written = raw_fields[index] if index < len(raw_fields) else None
+                if written is None:
+                    self.field(entity, item, [line], req.ASSUMED, "field added by default (the scope gives none)")
+                else:
+                    self.field(entity, item, [written.line or line, *written.more_lines], status, why)
+
+    def field(self, entity: Entity, item: Field, lines: list[int], status: str, why: str) -> None:
+        where = f"{entity.name}.{item.name}"
+        if item.type == "reference":
+            self.add("relation", f"{entity.label}.{item.label} refers to {item.reference}", lines,
+                     f"field:{where}", status, why)
+        else:
+            kind = (f"choice of {', '.join(item.choices)}" if item.type == "choice" else item.type)
+            self.add("field", f"{entity.label}.{item.label} ({kind})", lines, f"field:{where}", status, why)
+        modifiers = [("required", item.required, "is required"), ("unique", item.unique, "is unique"),
+                     ("default", item.default is not None, f"defaults to {item.default}"),
+                     ("minimum", item.minimum is not None, f"is at least {item.minimum:g}"
+                      if item.minimum is not None else ""),
+                     ("maximum", item.maximum is not None, f"is at most {item.maximum:g}"
+                      if item.maximum is not None else "")]
+        for name, applies, words in modifiers:
+            if applies:
+                self.add("modifier", f"{entity.label}.{item.label} {words}", lines, f"modifier:{where}:{name}",
+                         status, why)
+
+    def features(self, features: list[tuple[Feature, _Item]]) -> None:
+        for number, (feature, item) in enumerate(features, start=1):
+            found = self.add("feature", feature.text, item.lines, f"feature:{number}")
+            if feature.kind == "login":
+                _only_plain_login(found)
+
+    def integrations(self, integrations: list[tuple[Integration, _Item]]) -> None:
+        for integration, item in integrations:
+            self.add("integration", f"integration {integration.label}", item.lines,
+                     f"integration:{integration.name}")
+
+    def constraints(self, items: list[_Item]) -> None:
+        for number, item in enumerate(items, start=1):
+            found = self.add("constraint", naming.clean_label(item.text), item.lines, f"constraint:{number}")
+            found.reason = "the offline templates neither enforce nor test this constraint"
+            if dict(_KIND_RULES)["login"].search(item.text):
+                _only_plain_login(found)
+
+    def summary(self, blocks: list[sm.Block]) -> None:
+        covered = self.covered()
+        lines = [b.line for b in blocks if b.line not in covered]
+        if lines:
+            self.add("summary", "summary: " + naming.clean_label(" ".join(b.text for b in blocks))[:200], lines,
+                     "summary")
+
+    def covered(self) -> set[int]:
+        return {n for r in self.found for n in (r.lines or [r.line])}
+
+    def not_understood(self, blocks: list[sm.Block], structure: set[int]) -> None:
+        """Every block line no requirement covers becomes a ``not understood`` requirement with a question."""
+        covered = self.covered() | structure
+        for block in blocks:
+            if block.kind == "structure" or all(n in covered for n in block.lines):
+                continue
+            text = naming.clean_label(block.text)[:160]
+            topic = f"line:{block.line}"
+            self.asker.ask(topic, f"line {block.line} ({text!r}): I could not tell what the app should do "
+                           "with it, so it is not built. Rewrite it in the scope format and submit the scope "
+                           "again, or answer 'ignore'.", "ignore")
+            found = self.add("line", text, [n for n in block.lines if n not in covered], topic,
+                             req.NOT_UNDERSTOOD)
+            found.reason = "the analyst could not place this line"
+            covered.update(found.lines)
+
+    def assumptions(self) -> None:
+        """Tie each question to the requirements it is about; an understood one becomes ``assumed``."""
+        for question in self.asker.questions:
+            kind, _, subject = question.topic.partition(":")
+            for found in self.found:
+                if not _question_covers(kind, subject, found):
+                    continue
+                found.question = found.question or question.id
+                if found.status == req.UNDERSTOOD:
+                    found.status, found.assumption = req.ASSUMED, question.text
+
+
+# Words that ask for more than "signed-in users may use the app": roles and per-user ownership.
+_ROLE_WORDS = re.compile(r"\b(admins?|administrators?|agents?|staff|managers?|sellers?|buyers?|owners?|roles?|"
+                         r"permissions?|own|their|editors?|moderators?|only (?!logged|signed|authenticated))\b",
+                         re.IGNORECASE)
+
+
+def _only_plain_login(found: Requirement) -> None:
+    """A login requirement that also asks for roles or ownership: the templates build plain login."""
+    if _ROLE_WORDS.search(found.text):
+        found.status = req.ASSUMED
+        found.assumption = ("built as plain login: every signed-in user may see and change everything; "
+                            "roles and per-user ownership are not built")
+
+
+def _question_covers(kind: str, subject: str, found: Requirement) -> bool:
+    if kind in ("field_type", "modifier", "reference"):
+        return found.subject == f"field:{subject}"
+    if kind == "fields":
+        return found.subject == f"entity:{subject}" or (found.subject.startswith(f"field:{subject}.")
+                                                        and found.status == req.ASSUMED)
+    if kind == "entities":
+        return found.kind == "entity"
+    if kind == "credentials":
+        return found.subject == f"integration:{subject}"
+    if kind == "line":
+        return found.subject == f"line:{subject}"
+    return False
+
+
 def analyze(text: str) -> Spec:
-    """Read a scope into a consistent Spec; guesses are applied and recorded as questions.
+    """Read a scope into a consistent Spec with one requirement per meaningful line; guesses are
+    applied and recorded as questions (and as ``assumed`` requirements).
 
     Raises :class:`ScopeError` for a scope that is not text, empty, or larger than 1 MB.
     """
-    title, sections = _split_sections(_check_scope(text))
+    return read_scope(text).spec
+
+
+@dataclass
+class Reading:
+    """What :func:`read_scope` made of a scope: the spec and how well its lines were covered."""
+
+    spec: Spec
+    unmapped_lines: list[int]          # non-blank lines that are no structure and map to no requirement
+    content_lines: int                 # non-blank lines of the scope
+
+
+def read_scope(text: str) -> Reading:
+    """:func:`analyze`, plus the line coverage that the analyse span records."""
+    text = _check_scope(text)
+    doc = sm.split_sections(sm.read_blocks(text))
     asker = _Asker()
-    prose = _lines_of(sections, "prose")
-    feature_items = _bullets(_lines_of(sections, "features"))
-    mined = not any(s.kind == "entities" for s in sections)
-    raws = (_mine_prose("\n".join(prose + feature_items)) if mined
-            else _parse_entity_lines(_lines_of(sections, "entities")))
+    feature_items, lead = _section_items(_blocks_of(doc, "features"), sentences=True)
+    prose_blocks = [b for b in _blocks_of(doc, "prose") if b.kind in ("line", "item", "row")]
+    mined = not any(s.kind == "entities" for s in doc.sections)
+    if mined:
+        raws, _ = _mine_prose([(b.line, b.text) for b in prose_blocks]
+                              + [(i.line, i.text) for i in feature_items])
+    else:
+        raws = [raw for section in doc.sections if section.kind == "entities"
+                for raw in _EntityReader().read(section.blocks)]
     if mined and raws:
         asker.ask("entities:prose", "", "yes")        # text filled in below, once entities resolve
     entities = _build_entities(raws, asker)
@@ -710,20 +628,39 @@ def analyze(text: str) -> Spec:
     if not entities:
         asker.ask("data:none", "The scope names no data the app should keep. Which entities does it "
                   "have? (entity lines like 'Book: title (text, required)')", "")
-    features = (_features(feature_items, entities, strict=True) if feature_items
-                else _features(re.split(r"(?<=[.!?])\s+|\n+", "\n".join(prose)), entities, strict=False))
-    integration_items = _bullets(_lines_of(sections, "integrations"))
-    integrations = (_integrations(integration_items, asker) if integration_items
-                    else _integrations_from_prose("\n".join(prose)))
-    constraint_lines = _lines_of(sections, "constraints")
-    constraints = [naming.clean_label(c) for c in (_bullets(constraint_lines)
-                                                    or [c for c in constraint_lines if c.strip()])]
-    summary = _first_paragraph(prose)
+    if feature_items:
+        features = _features_at(feature_items, entities, strict=True)
+    else:
+        sentences = [_Item(s, b.line, [b.line]) for b in prose_blocks
+                     for s in re.split(r"(?<=[.!?])\s+", b.text) if s.strip()]
+        features = _features_at(sentences, entities, strict=False)
+    integration_items, lead_i = _section_items(_blocks_of(doc, "integrations"))
+    integrations = (_integrations_at(integration_items, asker) if integration_items
+                    else _integrations_from_prose_at(prose_blocks))
+    constraint_items, lead_c = _section_items(_blocks_of(doc, "constraints"))
+    summary_blocks = _summary_lines(doc)
+    summary = naming.clean_label(" ".join(b.text for b in summary_blocks))[:500]
+    title = naming.clean_label(_strip_markdown(doc.title or ""))
     spec = Spec(title=title or _fallback_title(summary), summary=summary, entities=entities,
-                features=features, integrations=integrations, constraints=constraints,
-                questions=asker.questions, wants_login=_wants_login(features, constraints))
+                features=[f for f, _ in features], integrations=[i for i, _ in integrations],
+                constraints=[naming.clean_label(c.text) for c in constraint_items],
+                questions=asker.questions, wants_login=False)
+    spec.wants_login = _wants_login(spec.features, spec.constraints)
+    trace = _Tracer(text.splitlines(), asker)
+    trace.title(doc, bool(title))
+    trace.entities(entities, raws, mined)
+    trace.features(features)
+    trace.integrations(integrations)
+    trace.constraints(constraint_items)
+    trace.summary(summary_blocks)
+    structure = doc.structure | lead | lead_i | lead_c
+    trace.not_understood([b for s in doc.sections for b in s.blocks], structure)
+    trace.assumptions()
+    spec.requirements = trace.found
+    spec.questions = asker.questions
     spec.complexity_score, spec.complexity = score(spec)
-    return spec
+    unmapped = req.unmapped_lines(text, spec.requirements, structure)
+    return Reading(spec, unmapped, len(req.content_lines(text)))
 
 
 def describe(spec: Spec) -> str:
@@ -829,10 +766,16 @@ def _answer_credentials(spec: Spec, name: str, answer: str, context: str) -> Non
     raise ScopeError(f"{context}: the spec has no integration {name}")
 
 
+def _answer_line(_spec: Spec, line: str, answer: str, context: str) -> None:
+    if _norm(answer) != "ignore":
+        raise ScopeError(f"{context}: line {line} was not understood and an answer cannot build it; rewrite "
+                         "the line in the scope and submit it again, or answer 'ignore'")
+
+
 _ANSWER_HANDLERS = {
     "entities": _answer_entities, "data": _answer_entities, "field_type": _answer_field_type,
     "modifier": _answer_modifier, "reference": _answer_reference, "fields": _answer_fields,
-    "credentials": _answer_credentials,
+    "credentials": _answer_credentials, "line": _answer_line,
 }
 _REPLACES_ENTITIES = ("entities", "data")
 
@@ -875,9 +818,57 @@ def resolve_answers(spec: Spec, answers: dict[str, str] | None) -> AnswerOutcome
             raise ScopeError(f"answer to {question.id}: cannot apply answers about {question.topic!r}")
         _ANSWER_HANDLERS[kind](result.spec, subject, answer, f"answer to {question.id}")
         replaced = replaced or kind in _REPLACES_ENTITIES
+    reconcile_requirements(result.spec, {q: answers[q] for q in result.applied}, "answer")
     result.spec.questions = []
     result.spec.complexity_score, result.spec.complexity = score(result.spec)
     return result
+
+
+def spec_subjects(spec: Spec) -> set[str]:
+    """The requirement subjects the spec's entities and fields can realise."""
+    subjects = set()
+    for entity in spec.entities:
+        subjects.add(f"entity:{entity.name}")
+        for item in entity.fields:
+            where = f"{entity.name}.{item.name}"
+            subjects.add(f"field:{where}")
+            for name, applies in (("required", item.required), ("unique", item.unique),
+                                  ("default", item.default is not None), ("minimum", item.minimum is not None),
+                                  ("maximum", item.maximum is not None)):
+                if applies:
+                    subjects.add(f"modifier:{where}:{name}")
+    return subjects
+
+
+def reconcile_requirements(spec: Spec, answered: dict[str, str], by: str, status: str = req.UNDERSTOOD) -> None:
+    """Keep the requirements true to a spec that answers (or an LLM analyst) changed.
+
+    An answered assumption becomes understood; an entity, field or modifier the spec no longer has
+    keeps its line but loses its subject (so it ends ``not built``, with the reason); whatever the
+    spec gained gets a new requirement that says where it came from (no scope line).
+    """
+    subjects = spec_subjects(spec)
+    for found in spec.requirements:
+        if found.question in answered and found.status == req.ASSUMED:
+            found.status, found.assumption = req.UNDERSTOOD, f"answered: {answered[found.question]}"[:300]
+        if found.kind in ("entity", "field", "relation", "modifier") and found.subject not in subjects:
+            found.subject, found.reason = "", f"not built as read: replaced by the {by}"
+    known = {r.subject for r in spec.requirements}
+    tracer = _Tracer([], _Asker())
+    tracer.found = spec.requirements
+    for entity in spec.entities:
+        if f"entity:{entity.name}" not in known:
+            tracer.add("entity", f"entity {entity.label}", [], f"entity:{entity.name}", status, f"from the {by}")
+        for item in entity.fields:
+            if f"field:{entity.name}.{item.name}" not in known:
+                tracer.field(entity, item, [], status, f"from the {by}")
+    known = {r.subject for r in spec.requirements}
+    for subject in sorted(subjects - known):          # a modifier an answer added to a known field
+        where, name = subject.removeprefix("modifier:").rsplit(":", 1)
+        tracer.add("modifier", f"{where} {name}", [], subject, status, f"from the {by}")
+    for found in tracer.found:
+        if found.line == 0 and not found.source:
+            found.source = f"({by})"
 
 
 def apply_answers(spec: Spec, answers: dict[str, str]) -> Spec:
@@ -891,26 +882,37 @@ def apply_answers(spec: Spec, answers: dict[str, str]) -> Spec:
 def analyze_scope(ctx: TaskContext, scope: str) -> dict[str, Any]:
     """Read the submitted scope into a Spec, with questions for everything it had to guess."""
     try:
-        spec = analyze(scope)
+        reading = read_scope(scope)
     except ScopeError as exc:
         raise TaskFailure(DESIGN_FLAW, str(exc), {"scope_chars": len(scope) if isinstance(scope, str) else 0}) \
             from None
     # -- LLM analyst (only with SCOPEFLOW_LLM_BASE_URL set): reads prose the parser could not structure
     from scopeflow.handlers import llm_agents
 
+    spec = reading.spec
     settings = llm_agents.settings_from_env()
     if settings is not None and llm_agents.needs_llm_analysis(spec):
+        offline = spec
         spec = llm_agents.analyze_with_llm(ctx, settings, scope, spec)
+        spec.requirements = offline.requirements
+        reconcile_requirements(spec, {}, "LLM analyst", req.ASSUMED)
         ctx.record({"scopeflow.spec.author": llm_agents.LLM_AUTHOR})
     # -- end of the LLM analyst
+    statuses = [r.status for r in spec.requirements]
     ctx.record({
         "scopeflow.spec.entities": len(spec.entities),
         "scopeflow.spec.fields": sum(len(e.fields) for e in spec.entities),
         "scopeflow.spec.questions": len(spec.questions),
         "scopeflow.spec.complexity": spec.complexity,
+        semconv.REQUIREMENTS_TOTAL: len(spec.requirements),
+        semconv.REQUIREMENTS_ASSUMED: statuses.count(req.ASSUMED),
+        semconv.REQUIREMENTS_NOT_UNDERSTOOD: statuses.count(req.NOT_UNDERSTOOD),
+        semconv.REQUIREMENTS_SCOPE_LINES: reading.content_lines,
+        semconv.REQUIREMENTS_UNMAPPED_LINES: len(reading.unmapped_lines),
     })
     return {
         "spec": spec.to_data(),
+        "unmapped_lines": reading.unmapped_lines,
         "questions": [{"id": q.id, "text": q.text, "default": q.default, "topic": q.topic} for q in spec.questions],
         "buildable": bool(spec.entities),
         "summary": describe(spec),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from scopeflow.handlers.requirements import Requirement
 from scopeflow.handlers.serde import from_data, to_data
 
 FIELD_TYPES = (
@@ -78,6 +79,8 @@ class Spec:
     complexity: str = "simple"     # one of COMPLEXITY_CLASSES
     complexity_score: int = 0
     wants_login: bool = False
+    # One per meaningful scope line or item, with its source line (see handlers/requirements.py).
+    requirements: list[Requirement] = field(default_factory=list)
 
     def entity(self, name: str) -> Entity:
         for entity in self.entities:

@@ -161,6 +161,7 @@ def check_tests(app_dir: Path, checks: Checks, timeout_s: float,
     return {
         semconv.TESTS_PASSED: checks.tests_passed, semconv.TESTS_FAILED: checks.tests_failed,
         semconv.TESTS_ERRORS: checks.tests_errors, "scopeflow.tests.skipped": checks.tests_skipped,
+        **requirement_counts(checks),
     }
 
 
@@ -171,6 +172,7 @@ def _count_junit(report: Path, checks: Checks) -> None:
         raise _ToolFailed(f"pytest report is not valid XML: {exc}") from None
     for case in root.iter("testcase"):
         outcome = next((child for child in case if child.tag in ("failure", "error", "skipped")), None)
+        _count_requirements(case, outcome, checks)
         if outcome is None:
             checks.tests_passed += 1
             continue
@@ -185,6 +187,28 @@ def _count_junit(report: Path, checks: Checks) -> None:
             test_id = f"{case.get('classname', '')}::{case.get('name', '')}".strip(":")
             message = (outcome.get("message") or outcome.text or "").strip().splitlines()
             checks.failures.append(f"tests: {outcome.tag} {test_id}: {message[0] if message else ''}")
+
+
+def _count_requirements(case: ET.Element, outcome: ET.Element | None, checks: Checks) -> None:
+    """Credit the requirement ids a test case carries (its ``requirements`` property, written by
+    the generated conftest from the test's ``@pytest.mark.requirements``) with its outcome."""
+    if outcome is not None and outcome.tag == "skipped":
+        return
+    test_id = f"{case.get('classname', '')}::{case.get('name', '')}".strip(":")
+    for prop in case.iter("property"):
+        if prop.get("name") != "requirements":
+            continue
+        for rid in (prop.get("value") or "").split():
+            bucket = checks.requirements.setdefault(rid, {"passed": [], "failed": []})
+            bucket["passed" if outcome is None else "failed"].append(test_id)
+
+
+def requirement_counts(checks: Checks) -> dict[str, int]:
+    """Span attributes: requirements some passing test names, and those some failing test names."""
+    return {
+        semconv.REQUIREMENTS_TESTED: sum(1 for r in checks.requirements.values() if r["passed"]),
+        semconv.REQUIREMENTS_FAILING: sum(1 for r in checks.requirements.values() if r["failed"]),
+    }
 
 
 def check_security(app_dir: Path, checks: Checks, timeout_s: float,
@@ -260,7 +284,7 @@ def verify_build(ctx: TaskContext, app_dir: str = "app") -> dict[str, Any]:
         semconv.TESTS_PASSED: checks.tests_passed, semconv.TESTS_FAILED: checks.tests_failed,
         semconv.TESTS_ERRORS: checks.tests_errors, semconv.LINT_ERRORS: checks.lint_errors,
         semconv.COMPILE_ERRORS: checks.compile_errors, semconv.SECURITY_HIGH: checks.security_high,
-        semconv.SECURITY_MEDIUM: checks.security_medium,
+        semconv.SECURITY_MEDIUM: checks.security_medium, **requirement_counts(checks),
     })
     if not checks.ok:
         raise TaskFailure(RECOVERABLE, checks.summary(),

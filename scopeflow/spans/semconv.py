@@ -68,6 +68,7 @@ BUILD_TASK = "scopeflow.build.task"
 BUILD_FILES = "scopeflow.build.files"
 BUILD_FEEDBACK_IGNORED = "scopeflow.build.feedback_ignored"
 BUILD_AUTHOR = "scopeflow.build.author"
+BUILD_REQUIREMENTS = "scopeflow.build.requirements"     # requirements the built task realises
 BUILD_FEEDBACK_USED = "scopeflow.build.feedback_used"
 BUILD_KEPT = "scopeflow.build.kept"
 BUILD_SELF_CHECK_PYTEST_EXIT = "scopeflow.build.self_check.pytest_exit"
@@ -81,6 +82,21 @@ TESTS_SKIPPED = "scopeflow.tests.skipped"
 SECURITY_LOW = "scopeflow.security.low"
 SANDBOX_ISOLATION = "scopeflow.sandbox.isolation"            # namespace | none
 SANDBOX_ISOLATION_REASON = "scopeflow.sandbox.isolation_reason"
+
+# The requirement matrix (handlers/requirements.py): the analyst's reading, the verifier's
+# per-requirement test results and the verdicts the reviewer and the reports use.
+REQUIREMENTS_TOTAL = "scopeflow.requirements.total"
+REQUIREMENTS_SCOPE_LINES = "scopeflow.requirements.scope_lines"
+REQUIREMENTS_UNMAPPED_LINES = "scopeflow.requirements.unmapped_lines"
+REQUIREMENTS_ASSUMED = "scopeflow.requirements.assumed"
+REQUIREMENTS_NOT_UNDERSTOOD = "scopeflow.requirements.not_understood"
+REQUIREMENTS_DELIVERED = "scopeflow.requirements.delivered"
+REQUIREMENTS_NOT_BUILT = "scopeflow.requirements.not_built"
+REQUIREMENTS_WITHOUT_VERDICT = "scopeflow.requirements.without_verdict"
+REQUIREMENTS_DELIVERED_WITHOUT_TEST = "scopeflow.requirements.delivered_without_test"
+REQUIREMENTS_UNPLANNED = "scopeflow.requirements.unplanned"
+REQUIREMENTS_TESTED = "scopeflow.requirements.tested"
+REQUIREMENTS_FAILING = "scopeflow.requirements.failing"
 
 REVIEW_CONFIDENCE = "scopeflow.review.confidence"
 REVIEW_RATIONALE_AUTHOR = "scopeflow.review.rationale_author"
