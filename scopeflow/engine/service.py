@@ -39,6 +39,7 @@ from scopeflow.config import Settings
 from scopeflow.engine import people, versions
 from scopeflow.engine.chain_key import load_chain_key
 from scopeflow.engine.db import private_dir, session_factory
+from scopeflow.engine.flow import FlowWorkflow
 from scopeflow.engine.models import (
     BLOCKED,
     CANCELLED,
@@ -250,7 +251,7 @@ class Engine:
         instance_id = new_id()
         with self.sessions.begin() as session:
             start_data = self._start_data(loaded, data or {})
-            workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs)
+            workflow = FlowWorkflow(loaded.spec, loaded.subprocess_specs)
             workflow.get_next_task(state=TaskState.READY).data.update(start_data)
             session.execute(insert(Instance).values(
                 id=instance_id, model_name=model, model_version_id=loaded.id, model_version=loaded.version,
@@ -366,6 +367,8 @@ class Engine:
         """Write state + spans + tasks + timers + messages + audit in one transaction."""
         wf = work.workflow
         snapshot = _snapshot(wf)
+        if snapshot.ended_with_leftovers and incident is None and status is None:
+            incident = _leftover_incident(wf)
         status = status or self._status(work, incident, snapshot)
         spans = self.telemetry.buffer.take(work.instance_id)
         now = utcnow()
@@ -863,39 +866,57 @@ class _Snapshot:
     ready_automatic: bool
     ready_human: dict[str, Any]
     completed_elements: set[str]
+    ended_with_leftovers: bool = False  # Spiff marked it completed while tasks are READY/WAITING
 
 
 _ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
+_DONE = TaskState.COMPLETED | TaskState.CANCELLED
 
 
-def _snapshot(wf: BpmnWorkflow) -> _Snapshot:
+def _snapshot(wf: FlowWorkflow) -> _Snapshot:
+    """One flat pass over every task of the workflow and its subprocesses (no tree walk, no depth
+    cut-off). Completed means Spiff says so *and* no task is left READY or WAITING anywhere."""
     total = done = 0
     mode = ""
     ready_automatic = False
     ready_human: dict[str, Any] = {}
     completed_elements: set[str] = set()
-    for task in wf.get_tasks():
-        spec = task.task_spec
-        bpmn_id = getattr(spec, "bpmn_id", None)
-        if task.state == TaskState.READY:
-            if spec.manual:
-                ready_human[str(task.id)] = task
-            else:
-                ready_automatic = True
-        if not bpmn_id:
-            continue
-        total += 1
-        if task.state & (TaskState.COMPLETED | TaskState.CANCELLED):
-            done += 1
-            if task.state == TaskState.COMPLETED:
-                completed_elements.add(bpmn_id)
-        elif not mode and task.state & _ACTIVE:
-            label = spec.bpmn_name or bpmn_id
-            lane = getattr(spec, "lane", None)
-            mode = f"{lane}: {label}" if lane else label
-    completed = wf.is_completed()
+    for sub in wf.workflows():
+        for task in sub.tasks.values():
+            spec = task.task_spec
+            state = task._state
+            if state == TaskState.READY:
+                if spec.manual:
+                    ready_human[str(task.id)] = task
+                else:
+                    ready_automatic = True
+            bpmn_id = getattr(spec, "bpmn_id", None)
+            if not bpmn_id:
+                continue
+            total += 1
+            if state & _DONE:
+                done += 1
+                if state == TaskState.COMPLETED:
+                    completed_elements.add(bpmn_id)
+            elif not mode and state & _ACTIVE:
+                label = spec.bpmn_name or bpmn_id
+                lane = getattr(spec, "lane", None)
+                mode = f"{lane}: {label}" if lane else label
+    leftover = wf.leftover_tasks()
+    completed = wf.is_completed() and not leftover
     progress = 100 if completed else (int(100 * done / total) if total else 0)
-    return _Snapshot(completed, progress, mode, ready_automatic, ready_human, completed_elements)
+    return _Snapshot(completed, progress, mode, ready_automatic, ready_human, completed_elements,
+                     ended_with_leftovers=wf.completed and bool(leftover))
+
+
+def _leftover_incident(wf: FlowWorkflow) -> dict[str, Any]:
+    """SpiffWorkflow marked the workflow completed while tasks are still READY/WAITING: never
+    report that as completed."""
+    leftover = wf.leftover_tasks()
+    names = ", ".join(sorted({getattr(t.task_spec, "bpmn_id", None) or t.task_spec.name for t in leftover}))
+    return {"message": f"the workflow ended with {len(leftover)} task(s) still READY or WAITING ({names})",
+            "task_id": str(leftover[0].id), "bpmn_id": getattr(leftover[0].task_spec, "bpmn_id", None),
+            "error_type": "UnfinishedWorkflow", "traceback": ""}
 
 
 def _ended_blocked(work: _Work, snapshot: _Snapshot) -> bool:
