@@ -58,6 +58,7 @@ from scopeflow.engine.models import (
     utcnow,
 )
 from scopeflow.engine.plain_json import NotPlainJson
+from scopeflow.engine.progress import Snapshot, leftover_incident, snapshot_of, workflow_data
 from scopeflow.engine.runner import RunIdentity, Runner, incident_from
 from scopeflow.engine.secrets import SecretError, SecretStore, open_store, redact_data
 from scopeflow.engine.spanstore import chain_tail, load_chain, store_spans
@@ -166,6 +167,19 @@ class Engine:
         with self.sessions() as session:
             rows = load_chain(session, instance_id)
         return verify_chain(rows, instance_id, expected_head=expected_head, key=self.chain_key)
+
+    def instance_data(self, instance_id: str) -> dict[str, Any]:
+        """The workflow data the instance has produced so far, secrets redacted (read only: no lease)."""
+        with self.sessions() as session:
+            row = session.get(Instance, instance_id)
+            if row is None:
+                raise NotFound(f"unknown instance {instance_id}")
+            state = row.state
+        try:
+            workflow = deserialize(state)
+        except Exception as exc:
+            raise EngineError(f"instance {instance_id} has a corrupt state row: {type(exc).__name__}", code=1) from None
+        return workflow_data(workflow, self._redactor())
 
     def chain_head(self, instance_id: str) -> tuple[str, int]:
         """(link hash, count) of the instance's stored span chain — what an exported report quotes."""
@@ -366,9 +380,9 @@ class Engine:
                     audit: list[AuditEvent] | None = None, status: str | None = None) -> str:
         """Write state + spans + tasks + timers + messages + audit in one transaction."""
         wf = work.workflow
-        snapshot = _snapshot(wf)
+        snapshot = snapshot_of(wf)
         if snapshot.ended_with_leftovers and incident is None and status is None:
-            incident = _leftover_incident(wf)
+            incident = leftover_incident(wf)
         status = status or self._status(work, incident, snapshot)
         spans = self.telemetry.buffer.take(work.instance_id)
         now = utcnow()
@@ -401,7 +415,7 @@ class Engine:
         work.row_version += 1
         return status
 
-    def _status(self, work: _Work, incident: dict[str, Any] | None, snapshot: _Snapshot) -> str:
+    def _status(self, work: _Work, incident: dict[str, Any] | None, snapshot: Snapshot) -> str:
         if incident is not None:
             return ERROR
         if snapshot.completed:
@@ -432,7 +446,7 @@ class Engine:
             work.had_waits = True
         return earliest
 
-    def _sync_human_tasks(self, session: Session, work: _Work, status: str, snapshot: _Snapshot) -> None:
+    def _sync_human_tasks(self, session: Session, work: _Work, status: str, snapshot: Snapshot) -> None:
         ready = {} if status in FINAL_STATUSES else snapshot.ready_human
         if not ready and not work.had_open_tasks:
             return
@@ -856,70 +870,7 @@ def _instructions(props: dict[str, str], data: dict[str, Any]) -> str:
         return f"{text}\n\n(instructions could not be rendered: {type(exc).__name__}: {exc})"
 
 
-@dataclass
-class _Snapshot:
-    """What a checkpoint needs from the task tree, gathered in one walk (each walk costs)."""
-
-    completed: bool
-    progress: int
-    mode: str
-    ready_automatic: bool
-    ready_human: dict[str, Any]
-    completed_elements: set[str]
-    ended_with_leftovers: bool = False  # Spiff marked it completed while tasks are READY/WAITING
-
-
-_ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
-_DONE = TaskState.COMPLETED | TaskState.CANCELLED
-
-
-def _snapshot(wf: FlowWorkflow) -> _Snapshot:
-    """One flat pass over every task of the workflow and its subprocesses (no tree walk, no depth
-    cut-off). Completed means Spiff says so *and* no task is left READY or WAITING anywhere."""
-    total = done = 0
-    mode = ""
-    ready_automatic = False
-    ready_human: dict[str, Any] = {}
-    completed_elements: set[str] = set()
-    for sub in wf.workflows():
-        for task in sub.tasks.values():
-            spec = task.task_spec
-            state = task._state
-            if state == TaskState.READY:
-                if spec.manual:
-                    ready_human[str(task.id)] = task
-                else:
-                    ready_automatic = True
-            bpmn_id = getattr(spec, "bpmn_id", None)
-            if not bpmn_id:
-                continue
-            total += 1
-            if state & _DONE:
-                done += 1
-                if state == TaskState.COMPLETED:
-                    completed_elements.add(bpmn_id)
-            elif not mode and state & _ACTIVE:
-                label = spec.bpmn_name or bpmn_id
-                lane = getattr(spec, "lane", None)
-                mode = f"{lane}: {label}" if lane else label
-    leftover = wf.leftover_tasks()
-    completed = wf.is_completed() and not leftover
-    progress = 100 if completed else (int(100 * done / total) if total else 0)
-    return _Snapshot(completed, progress, mode, ready_automatic, ready_human, completed_elements,
-                     ended_with_leftovers=wf.completed and bool(leftover))
-
-
-def _leftover_incident(wf: FlowWorkflow) -> dict[str, Any]:
-    """SpiffWorkflow marked the workflow completed while tasks are still READY/WAITING: never
-    report that as completed."""
-    leftover = wf.leftover_tasks()
-    names = ", ".join(sorted({getattr(t.task_spec, "bpmn_id", None) or t.task_spec.name for t in leftover}))
-    return {"message": f"the workflow ended with {len(leftover)} task(s) still READY or WAITING ({names})",
-            "task_id": str(leftover[0].id), "bpmn_id": getattr(leftover[0].task_spec, "bpmn_id", None),
-            "error_type": "UnfinishedWorkflow", "traceback": ""}
-
-
-def _ended_blocked(work: _Work, snapshot: _Snapshot) -> bool:
+def _ended_blocked(work: _Work, snapshot: Snapshot) -> bool:
     process = work.version.catalog.processes.get(work.version.name)
     if process is None:
         return False
