@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from scopeflow.engine.models import ModelVersion
 from scopeflow.engine.parsing import load_specs
@@ -56,6 +56,19 @@ def prepared_files(files: dict[str, str]) -> tuple[dict[str, bytes], dict[str, b
     bpmn = {path: prepare(path, text).xml for path, text in files.items() if path.endswith(".bpmn")}
     dmn = {path: text.encode("utf-8") for path, text in files.items() if path.endswith(".dmn")}
     return bpmn, dmn
+
+
+def load_id(sessions: sessionmaker[Session], version_id: str) -> LoadedVersion:
+    """The version ``version_id``, parsed once per process (the store is read only on a miss)."""
+    with _cache_lock:
+        cached = _cache.get(version_id)
+    if cached is not None:
+        return cached
+    with sessions() as session:
+        row = session.get(ModelVersion, version_id)
+        if row is None:
+            raise LookupError(f"model version {version_id} is not in the store")
+        return load(row)
 
 
 def load(row: ModelVersion) -> LoadedVersion:
