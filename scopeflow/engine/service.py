@@ -70,7 +70,7 @@ from scopeflow.processes.catalog import Catalog, CatalogError, bundle_hash, evid
 from scopeflow.processes.lint import errors, lint_catalog
 from scopeflow.redaction import secret_redactor
 from scopeflow.spans.integrity import ChainReport, genesis, verify_chain
-from scopeflow.spans.tracing import Telemetry, telemetry
+from scopeflow.spans.tracing import Telemetry, records_of, telemetry
 
 log = logging.getLogger(__name__)
 UNSAVEABLE_STATE = "UnsaveableState"   # incident type: task data could not be written as plain JSON
@@ -166,12 +166,10 @@ class Engine:
     def recorded_spans(self, instance_id: str) -> list:
         """Every span of the instance: stored rows, then those buffered since the last checkpoint."""
         from scopeflow.engine.spanstore import load_spans
-        from scopeflow.spans.convert import to_record
 
         with self.sessions() as session:
             stored = load_spans(session, instance_id)
-        buffered = [to_record(span) for span in self.telemetry.buffer.peek(instance_id)]
-        return stored + sorted(buffered, key=lambda s: s.start_ns)
+        return stored + records_of(self.telemetry.buffer.peek(instance_id))
 
     @cached_property
     def chain_key(self) -> bytes:
@@ -382,7 +380,8 @@ class Engine:
                         recorded_spans=lambda: self.recorded_spans(instance_id),
                         chain_head=lambda: self.chain_head(instance_id),
                         checkpoint_threshold_s=self.settings.checkpoint_threshold_s,
-                        redact=self._redactor())
+                        redact=self._redactor(),
+                        direct_spans=self.telemetry.record_direct if self.telemetry.direct_task_spans else None)
         work = _Work(instance_id, row_version, loaded, workflow, runner, carrier, had_open_tasks=had_tasks,
                      had_waits=had_tasks)
         runner.on_checkpoint = lambda: self._checkpoint(work, final=False)

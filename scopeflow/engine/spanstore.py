@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from scopeflow.engine.models import SpanRow
 from scopeflow.spans import semconv
-from scopeflow.spans.convert import to_record
 from scopeflow.spans.integrity import ChainRow, content_hash, genesis, link_hash
 from scopeflow.spans.record import SpanEvent, SpanLink, SpanRecord
+from scopeflow.spans.tracing import records_of
 
 
 def store_spans(session: Session | Connection, instance_id: str, spans: Sequence[ReadableSpan], key: bytes) -> int:
@@ -26,16 +26,16 @@ def store_spans(session: Session | Connection, instance_id: str, spans: Sequence
     return len(spans)
 
 
-def append_spans(conn: Session | Connection, instance_id: str, spans: Sequence[ReadableSpan],
+def append_spans(conn: Session | Connection, instance_id: str, spans: Sequence[ReadableSpan | SpanRecord],
                  head: tuple[int, str], key: bytes) -> tuple[int, str]:
-    """Append ``spans`` (ordered by start time) after ``head`` = (seq, link hash) of the stored
-    chain, which the caller read when it leased the instance (no SELECT per checkpoint). Should
-    another writer have appended meanwhile, the unique (instance, seq) key refuses the insert and
-    the checkpoint's transaction rolls back. Returns the new head."""
+    """Append buffered ``spans`` (SDK spans or records, chained in start-time order) after
+    ``head`` = (seq, link hash) of the stored chain, which the caller read when it leased the
+    instance (no SELECT per checkpoint). Should another writer have appended meanwhile, the unique
+    (instance, seq) key refuses the insert and the checkpoint's transaction rolls back. Returns
+    the new head."""
     if not spans:
         return head
-    ordered = sorted(spans, key=lambda s: (s.start_time or 0, s.end_time or 0))
-    return _insert_chained(conn, instance_id, [to_record(span) for span in ordered], head, key)
+    return _insert_chained(conn, instance_id, records_of(list(spans)), head, key)
 
 
 def chain_tail(session: Session | Connection, instance_id: str) -> tuple[int, str]:
