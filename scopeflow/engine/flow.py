@@ -14,7 +14,9 @@ stock SpiffWorkflow too.
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -24,6 +26,7 @@ from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+_spiff_task_log = logging.getLogger("spiff.task")
 _READY, _WAITING, _CANCELLED = TaskState.READY, TaskState.WAITING, TaskState.CANCELLED
 _UNFINISHED = TaskState.NOT_FINISHED_MASK
 
@@ -54,7 +57,11 @@ class FlowTask(Task):
 
     def _set_state(self, value: int) -> None:
         old = self._state
-        super()._set_state(value)
+        if value == old or _spiff_task_log.isEnabledFor(logging.INFO):
+            super()._set_state(value)  # Spiff's own, which logs (and builds the log's extras first)
+        else:
+            now = time.time()
+            self.last_state_change, self._state = now, value
         if value != old:
             self.workflow.task_moved(self, old, value)
 

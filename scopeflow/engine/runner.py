@@ -230,7 +230,7 @@ class Runner:
         self.steps += 1
 
     # -- operators ----------------------------------------------------------------------------
-    def call_operator(self, task, name: str, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def call_operator(self, task, name: str, params: dict[str, dict[str, Any]]) -> str:
         op = registry.get(name)
         values = {key: param["value"] for key, param in params.items()}
         span = self._open.get(task.id)
@@ -322,13 +322,14 @@ def _is_expensive(operator: str) -> bool:
         return False
 
 
-def _json_result(name: str, result: Any) -> dict[str, Any]:
+def _json_result(name: str, result: Any) -> str:
+    """The operator's result as JSON text (what the service task stores, parsed, as task data)."""
     if result is None:
         result = {}
     if not isinstance(result, dict):
         raise TypeError(f"operator {name!r} returned {type(result).__name__}, expected a dict")
     try:
-        return json.loads(json.dumps(result))
+        return json.dumps(result)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"operator {name!r} returned data that is not JSON: {exc}") from None
 

@@ -155,7 +155,7 @@ class ScopeflowScriptEngine(PythonScriptEngine):
             if self.runner is None:
                 raise RuntimeError("no runner attached to the script engine")
             result = self.runner.call_operator(task, kwargs["operation_name"], kwargs["operation_params"])
-            return json.dumps(result)
+            return result if isinstance(result, str) else json.dumps(result)  # the engine's runner gives JSON
         except WorkflowTaskException:
             raise
         except Exception as err:
