@@ -17,7 +17,7 @@ from scopeflow.engine.service import Busy, Engine
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.registry import operator
 from scopeflow.processes.synth import linear_process
-from tests.conftest import make_settings
+from tests.conftest import add_account, make_settings
 
 ENTERED = threading.Event()
 RELEASE = threading.Event()
@@ -129,6 +129,7 @@ def test_the_heartbeat_keeps_a_task_longer_than_the_lease_leased(tmp_path, held,
 
 
 def _approval(engine: Engine) -> tuple[str, HumanTask]:
+    add_account(engine, "rita", "reviewer")  # the approval task is in the Reviewer lane
     instance_id = engine.start("approval", {"requester": "ann"})
     with engine.sessions() as session:
         [task] = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id)).all()
