@@ -148,6 +148,7 @@ class FlowWorkflow(_Indexed, BpmnWorkflow):
     def __init__(self, spec: Any, subprocess_specs: dict | None = None, script_engine: Any = None,
                  deserializing: bool = False):
         self._init_index()
+        self.spec_ref: str | None = None   # the model version whose spec this is (spiff.py writes only the id)
         super().__init__(spec, subprocess_specs, script_engine, deserializing=True)
         if not deserializing:
             ensure_recursion_depth(len(spec.task_specs))

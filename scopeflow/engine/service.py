@@ -131,6 +131,7 @@ class Engine:
         self._secret_lock = threading.Lock()
         self._catalogs: dict[str, tuple[tuple, Catalog]] = {}
         self._versions: dict[str, tuple[str, versions.LoadedVersion]] = {}
+        versions.remember_store(self.sessions)
         self.heartbeat = Heartbeat(self.db, settings.lock_lease_s)
 
     # ---------------------------------------------------------------- secrets
@@ -365,6 +366,7 @@ class Engine:
             message = f"instance {instance_id} has a corrupt state row: {type(exc).__name__}: {exc}"
             self._mark_corrupt(instance_id, token, message)
             raise EngineError(message, code=1) from None
+        workflow.spec_ref = loaded.id   # a state written with its spec embedded is written by reference from now on
         return workflow, row.row_version, loaded, dict(row.trace_carrier or {}), chain
 
     def _prepare(self, instance_id: str, workflow: FlowWorkflow, row_version: int,
@@ -789,6 +791,7 @@ UPDATE_LEASED = update(INSTANCE).where(INSTANCE.c.id == bindparam("b_id"), INSTA
 
 def _new_workflow(loaded: versions.LoadedVersion, start_data: dict[str, Any]) -> FlowWorkflow:
     workflow = FlowWorkflow(loaded.spec, loaded.subprocess_specs)
+    workflow.spec_ref = loaded.id   # its state refers to the version's spec instead of embedding it
     workflow.get_next_task(state=TaskState.READY).data.update(copy.deepcopy(start_data))
     return workflow
 

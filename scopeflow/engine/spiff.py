@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -32,6 +33,7 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import (
     BpmnSubWorkflowConverter,
     BpmnWorkflowConverter,
     TaskConverter,
+    WorkflowConverter,
 )
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
@@ -263,6 +265,51 @@ class PlainDataSubWorkflowConverter(_PlainWorkflowData, BpmnSubWorkflowConverter
     pass
 
 
+# (spec, subprocess specs) of a deployed model version by its id; set by ``engine/versions.py``.
+SpecSource = Callable[[str], tuple[Any, dict[str, Any]]]
+_spec_source: list[SpecSource] = []
+
+
+def set_spec_source(source: SpecSource) -> None:
+    """Where states that refer to their model version's spec (instead of embedding it) get it."""
+    _spec_source[:] = [source]
+
+
+class SpecByReferenceConverter(PlainDataWorkflowConverter):
+    """Writes a workflow whose ``spec_ref`` names its model version without its spec.
+
+    Stock SpiffWorkflow embeds the whole parsed spec in every serialized state (more than half of
+    a small instance's state, re-converted at every checkpoint). The spec is the model version's,
+    stored once in ``model_version`` and parsed once per process, so the state keeps only its id.
+    States written with an embedded spec (older ones, or a workflow without ``spec_ref``) load as
+    before. Task data is still written and restored as plain JSON (the base converter's rule).
+    """
+
+    def to_dict(self, workflow) -> dict:
+        ref = getattr(workflow, "spec_ref", None)
+        if ref is None:
+            return super().to_dict(workflow)
+        require_plain(workflow.data, "workflow data")
+        dct = WorkflowConverter.to_dict(self, workflow)   # the base attributes, without the spec
+        dct["spec_ref"] = {"model_version_id": ref, "process": workflow.spec.name}
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict):
+        ref = dct.pop("spec_ref", None)
+        if ref is None:
+            return super().from_dict(dct)
+        if not _spec_source:
+            raise LookupError("this state refers to a model version's spec, and no version store is open")
+        spec, subprocess_specs = _spec_source[0](ref["model_version_id"])
+        if spec.name != ref["process"]:
+            raise ValueError(f"state of process {ref['process']!r} refers to a version of {spec.name!r}")
+        workflow = super().from_dict({**dct, "spec": spec, "subprocess_specs": dict(subprocess_specs)})
+        workflow.spec_ref = ref["model_version_id"]
+        return workflow
+
+
 def _task_name(task: Task) -> str:
     spec = task.task_spec
     return getattr(spec, "bpmn_name", None) or getattr(spec, "bpmn_id", None) or spec.name
@@ -285,6 +332,7 @@ def _registry():
     # Spiff's own type names.
     for cls, base in ((FlowTask, Task), (FlowWorkflow, BpmnWorkflow), (FlowSubWorkflow, BpmnSubWorkflow)):
         config[base](cls, registry, typename=base.__name__)
+    SpecByReferenceConverter(FlowWorkflow, registry, typename=BpmnWorkflow.__name__)
     return registry
 
 
