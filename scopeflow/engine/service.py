@@ -293,7 +293,8 @@ class Engine:
             return instance_id
         # One transaction for the whole start: the row is inserted by the advance's first checkpoint.
         with self._work(instance_id, fresh=(workflow, loaded, row)) as work:
-            work.initial_state = lambda: serialize(_new_workflow(loaded, start_data))
+            # Only for a state that cannot be saved: rebuilt from the caller's data (left untouched).
+            work.initial_state = lambda: serialize(_new_workflow(loaded, self._start_data(loaded, data or {})))
             self._run(work, "start", audit=audit)
         return instance_id
 
@@ -792,7 +793,7 @@ UPDATE_LEASED = update(INSTANCE).where(INSTANCE.c.id == bindparam("b_id"), INSTA
 def _new_workflow(loaded: versions.LoadedVersion, start_data: dict[str, Any]) -> FlowWorkflow:
     workflow = FlowWorkflow(loaded.spec, loaded.subprocess_specs)
     workflow.spec_ref = loaded.id   # its state refers to the version's spec instead of embedding it
-    workflow.get_next_task(state=TaskState.READY).data.update(copy.deepcopy(start_data))
+    workflow.get_next_task(state=TaskState.READY).data.update(start_data)  # a copy: _start_data made it
     return workflow
 
 
