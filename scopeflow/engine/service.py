@@ -62,7 +62,7 @@ from scopeflow.engine.progress import Snapshot, leftover_incident, snapshot_of, 
 from scopeflow.engine.runner import RunIdentity, Runner, incident_from
 from scopeflow.engine.secrets import SecretError, SecretStore, open_store, redact_data
 from scopeflow.engine.spanstore import append_spans, chain_tail, load_chain
-from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize
+from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize, set_spiff_log_level
 from scopeflow.handlers import registry
 from scopeflow.handlers.failures import CONFIGURATION, TaskFailure, resumable
 from scopeflow.processes.bpmn_xml import lane_role
@@ -132,6 +132,7 @@ class Engine:
         self._catalogs: dict[str, tuple[tuple, Catalog]] = {}
         self._versions: dict[str, tuple[str, versions.LoadedVersion]] = {}
         versions.remember_store(self.sessions)
+        set_spiff_log_level(settings.spiff_log_level)
         self.heartbeat = Heartbeat(self.db, settings.lock_lease_s)
 
     # ---------------------------------------------------------------- secrets

@@ -60,7 +60,7 @@ SPIFF_LOGGERS = ("spiff", "spiff.task", "spiff.workflow", "spiff.metrics")
 def set_spiff_log_level(level: int | str = logging.WARNING) -> None:
     """Spiff logs one INFO record per task state change (built and usually dropped: ~5% of a run)
     and whole task data below INFO (a PII leak), so its loggers sit at WARNING unless asked for
-    (``SCOPEFLOW_SPIFF_LOG_LEVEL=INFO``); DEBUG is never allowed."""
+    (``SCOPEFLOW_SPIFF_LOG_LEVEL=INFO``, applied by each Engine); below INFO is never allowed."""
     numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
