@@ -8,8 +8,7 @@ changes to its workflow, which keeps insertion-ordered READY and WAITING indexes
 the top one and each subprocess), so finding work costs O(1) per task at any depth.
 
 The classes are registered with the serializer under Spiff's own type names (``spiff.py``), so
-states written before this module existed load as these classes, and states written now load with
-stock SpiffWorkflow too.
+states written before this module existed load as these classes.
 """
 
 from __future__ import annotations
