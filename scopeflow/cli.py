@@ -322,6 +322,7 @@ def instances_show(app: App, instance_id: str, as_json: bool) -> None:
         summary["audit"] = audit_events(session, instance_id)
     summary["outcome"] = row.outcome
     summary["workspace"] = str(app.engine.workspace(instance_id))
+    summary["data"] = app.engine.instance_data(instance_id)
     if as_json:
         _print_json(summary)
         return

@@ -70,6 +70,13 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
+def _env_log_level(name: str, default: str) -> str:
+    value = (os.environ.get(name) or default).upper()
+    if value not in ("CRITICAL", "ERROR", "WARNING", "INFO"):
+        raise ValueError(f"{name} must be one of INFO, WARNING, ERROR, CRITICAL, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a Scopeflow process needs to know about its surroundings."""
@@ -83,6 +90,7 @@ class Settings:
     secure_cookies: bool = False        # the web UI's cookies get the Secure flag (HTTPS deployments)
     checkpoint_threshold_s: float = 0.2
     lock_lease_s: float = 300.0
+    spiff_log_level: str = "WARNING"    # SpiffWorkflow's loggers (INFO: one record per task state change)
     secret_key: str = ""
     chain_key: str = ""                 # SCOPEFLOW_CHAIN_KEY; else <home>/chain.key
     operator_modules: tuple[str, ...] = ()   # extra modules whose @operator functions register
@@ -116,6 +124,7 @@ def load_settings() -> Settings:
         secure_cookies=os.environ.get("SCOPEFLOW_SECURE_COOKIES") == "1",
         checkpoint_threshold_s=_env_float("SCOPEFLOW_CHECKPOINT_THRESHOLD", 0.2),
         lock_lease_s=_env_float("SCOPEFLOW_LOCK_LEASE", 300.0),
+        spiff_log_level=_env_log_level("SCOPEFLOW_SPIFF_LOG_LEVEL", "WARNING"),
         secret_key=os.environ.get("SCOPEFLOW_SECRET_KEY", ""),
         chain_key=os.environ.get("SCOPEFLOW_CHAIN_KEY", ""),
         operator_modules=tuple(name.strip() for name in os.environ.get("SCOPEFLOW_OPERATOR_MODULES", "").split(",")

@@ -6,6 +6,7 @@ The store holds every instance's data: a SQLite file is created 0600 in a direct
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -60,15 +61,26 @@ def _private_file(path: Path) -> None:
         pass
 
 
+def _json_dumps(value: object) -> str:
+    """JSON columns' encoder: ``json.dumps``, without calling it for the empty lists and objects
+    that most span rows carry (events, links)."""
+    if value == [] and isinstance(value, list):
+        return "[]"
+    if value == {} and isinstance(value, dict):
+        return "{}"
+    return json.dumps(value)
+
+
 def _create(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             _private_file(Path(path))
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               json_serializer=_json_dumps)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=_json_dumps)
 
 
 def migrate(engine: Engine) -> None:

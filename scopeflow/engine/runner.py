@@ -32,6 +32,8 @@ from scopeflow.handlers.failures import TRANSIENT, TaskFailure
 from scopeflow.processes.bpmn_xml import ProcessInfo, lane_role
 from scopeflow.redaction import secret_redactor
 from scopeflow.spans import semconv
+from scopeflow.spans.direct import DirectSpan
+from scopeflow.spans.record import SpanRecord
 
 PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -59,6 +61,8 @@ class Runner:
     checkpoint_threshold_s: float = 0.2
     on_checkpoint: Callable[[], None] | None = None
     redact: Callable[[str], str] = field(default=lambda text: text)
+    # Where task spans go when they skip the SDK (spans/direct.py); None: through the SDK.
+    direct_spans: Callable[[SpanRecord], None] | None = None
     sleep: Callable[[float], None] = time.sleep
     steps: int = 0
     _open: dict[Any, trace.Span] = field(default_factory=dict)
@@ -154,8 +158,13 @@ class Runner:
             return  # internal specs (Start, EndJoin) are not BPMN elements
         name = task.task_spec.bpmn_name or task.task_spec.bpmn_id
         self._steps_run.append(name)
-        self._open[task.id] = self.tracer.start_span(
-            name, context=trace.set_span_in_context(self._advance_span), attributes=self._task_attributes(task))
+        if self.direct_spans is not None:
+            span: trace.Span = DirectSpan(name, self._advance_span.get_span_context(), self._task_attributes(task),
+                                          self.direct_spans)
+        else:
+            span = self.tracer.start_span(name, context=trace.set_span_in_context(self._advance_span),
+                                          attributes=self._task_attributes(task))
+        self._open[task.id] = span
         self._started[task.id] = time.monotonic()
 
     def _did(self, task) -> None:
@@ -221,7 +230,7 @@ class Runner:
         self.steps += 1
 
     # -- operators ----------------------------------------------------------------------------
-    def call_operator(self, task, name: str, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def call_operator(self, task, name: str, params: dict[str, dict[str, Any]]) -> str:
         op = registry.get(name)
         values = {key: param["value"] for key, param in params.items()}
         span = self._open.get(task.id)
@@ -313,13 +322,14 @@ def _is_expensive(operator: str) -> bool:
         return False
 
 
-def _json_result(name: str, result: Any) -> dict[str, Any]:
+def _json_result(name: str, result: Any) -> str:
+    """The operator's result as JSON text (what the service task stores, parsed, as task data)."""
     if result is None:
         result = {}
     if not isinstance(result, dict):
         raise TypeError(f"operator {name!r} returned {type(result).__name__}, expected a dict")
     try:
-        return json.loads(json.dumps(result))
+        return json.dumps(result)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"operator {name!r} returned data that is not JSON: {exc}") from None
 

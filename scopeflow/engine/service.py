@@ -17,7 +17,7 @@ import socket
 import threading
 import uuid
 from calendar import monthrange
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,14 +32,16 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import and_, case, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scopeflow.config import Settings
 from scopeflow.engine import people, versions
 from scopeflow.engine.chain_key import load_chain_key
-from scopeflow.engine.db import private_dir, session_factory
+from scopeflow.engine.db import get_engine, private_dir, session_factory
+from scopeflow.engine.flow import FlowWorkflow
+from scopeflow.engine.leases import Heartbeat, new_token
 from scopeflow.engine.models import (
     BLOCKED,
     CANCELLED,
@@ -58,18 +60,19 @@ from scopeflow.engine.models import (
     utcnow,
 )
 from scopeflow.engine.plain_json import NotPlainJson
+from scopeflow.engine.progress import Snapshot, leftover_incident, snapshot_of, workflow_data
 from scopeflow.engine.runner import RunIdentity, Runner, incident_from
 from scopeflow.engine.secrets import SecretError, SecretStore, open_store, redact_data
-from scopeflow.engine.spanstore import chain_tail, load_chain, store_spans
-from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize
+from scopeflow.engine.spanstore import append_spans, chain_tail, load_chain
+from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize, set_spiff_log_level
 from scopeflow.handlers import registry
 from scopeflow.handlers.failures import CONFIGURATION, TaskFailure, resumable
 from scopeflow.processes.bpmn_xml import lane_role
 from scopeflow.processes.catalog import Catalog, CatalogError, bundle_hash, evidence_path, scan
 from scopeflow.processes.lint import errors, lint_catalog
 from scopeflow.redaction import secret_redactor
-from scopeflow.spans.integrity import ChainReport, verify_chain
-from scopeflow.spans.tracing import Telemetry, telemetry
+from scopeflow.spans.integrity import ChainReport, genesis, verify_chain
+from scopeflow.spans.tracing import Telemetry, records_of, telemetry
 
 log = logging.getLogger(__name__)
 UNSAVEABLE_STATE = "UnsaveableState"   # incident type: task data could not be written as plain JSON
@@ -105,9 +108,15 @@ class _Work:
     instance_id: str
     row_version: int
     version: versions.LoadedVersion
-    workflow: BpmnWorkflow
+    workflow: FlowWorkflow
     runner: Runner
     carrier: dict[str, str]
+    lease: str = ""                     # this advance's lease token (the row's lock_owner)
+    progress: int = 0                   # the progress stored at the last checkpoint (it never goes down)
+    chain: tuple[int, str] = (0, "")    # (seq, link hash) of the stored span chain's head
+    new_row: dict[str, Any] | None = None   # a fresh start's row: the first checkpoint inserts it
+    initial_state: Callable[[], str] | None = None  # a fresh start's state before it ran (built on demand)
+    completion: Callable[[Connection], None] | None = None  # a human task's row update, for the next checkpoint
     had_open_tasks: bool = True         # False only for a fresh instance (nothing to close yet)
     had_waits: bool = True              # likewise for timer and message-subscription rows
 
@@ -118,12 +127,16 @@ class Engine:
         registry.load_modules(settings.operator_modules)
         private_dir(settings.home)   # the home holds the key, the workspaces and maybe the database
         self.sessions = session_factory(settings.effective_database_url)
+        self.db = get_engine(settings.effective_database_url)   # Core statements for the hot path
         self.telemetry = telemetry_ or telemetry()   # OTLP export follows the OTEL_* variables
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._secrets: SecretStore | None = None
         self._secret_lock = threading.Lock()
         self._catalogs: dict[str, tuple[tuple, Catalog]] = {}
         self._versions: dict[str, tuple[str, versions.LoadedVersion]] = {}
+        versions.remember_store(self.sessions)
+        set_spiff_log_level(settings.spiff_log_level)
+        self.heartbeat = Heartbeat(self.db, settings.lock_lease_s)
 
     # ---------------------------------------------------------------- secrets
     @property
@@ -140,21 +153,28 @@ class Engine:
             raise TaskFailure(CONFIGURATION, str(exc), {"secret": name}) from None
 
     def _redactor(self):
-        try:
-            values = self.secrets.values()
-        except SecretError:
-            values = []
-        return secret_redactor(values)
+        """A redactor over the stored secrets, read from the store (and decrypted) on its first
+        use only: one advance builds one, and most advances never redact anything."""
+        built: list = []
+
+        def redact(text: str) -> str:
+            if not built:
+                try:
+                    values = self.secrets.values()
+                except SecretError:
+                    values = []
+                built.append(secret_redactor(values))
+            return built[0](text)
+
+        return redact
 
     def recorded_spans(self, instance_id: str) -> list:
         """Every span of the instance: stored rows, then those buffered since the last checkpoint."""
         from scopeflow.engine.spanstore import load_spans
-        from scopeflow.spans.convert import to_record
 
         with self.sessions() as session:
             stored = load_spans(session, instance_id)
-        buffered = [to_record(span) for span in self.telemetry.buffer.peek(instance_id)]
-        return stored + sorted(buffered, key=lambda s: s.start_ns)
+        return stored + records_of(self.telemetry.buffer.peek(instance_id))
 
     @cached_property
     def chain_key(self) -> bytes:
@@ -166,6 +186,19 @@ class Engine:
         with self.sessions() as session:
             rows = load_chain(session, instance_id)
         return verify_chain(rows, instance_id, expected_head=expected_head, key=self.chain_key)
+
+    def instance_data(self, instance_id: str) -> dict[str, Any]:
+        """The workflow data the instance has produced so far, secrets redacted (read only: no lease)."""
+        with self.sessions() as session:
+            row = session.get(Instance, instance_id)
+            if row is None:
+                raise NotFound(f"unknown instance {instance_id}")
+            state = row.state
+        try:
+            workflow = deserialize(state)
+        except Exception as exc:
+            raise EngineError(f"instance {instance_id} has a corrupt state row: {type(exc).__name__}", code=1) from None
+        return workflow_data(workflow, self._redactor())
 
     def chain_head(self, instance_id: str) -> tuple[str, int]:
         """(link hash, count) of the instance's stored span chain — what an exported report quotes."""
@@ -255,23 +288,24 @@ class Engine:
             raise NotFound(str(exc)) from None
         now = utcnow()
         instance_id = new_id()
-        with self.sessions.begin() as session:
-            start_data = self._start_data(loaded, data or {})
-            workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs)
-            workflow.get_next_task(state=TaskState.READY).data.update(start_data)
-            session.execute(insert(Instance).values(
-                id=instance_id, model_name=model, model_version_id=loaded.id, model_version=loaded.version,
-                status=RUNNING, title=(title or model)[:300], state=serialize(workflow), needs_advance=True,
-                created_by=actor, created_at=now, updated_at=now,
-                lock_owner=self.worker_id if advance else None,
-                lock_expires_at=now + timedelta(seconds=self.settings.lock_lease_s) if advance else None))
-            session.execute(insert(AuditEvent).values(
-                actor=actor, action="instance.start", target=instance_id, instance_id=instance_id, at=now,
-                details={"model": model, "version": loaded.version}))
+        start_data = self._start_data(loaded, data or {})
+        workflow = _new_workflow(loaded, start_data)
+        row = dict(id=instance_id, model_name=model, model_version_id=loaded.id, model_version=loaded.version,
+                   status=RUNNING, title=(title or model)[:300], needs_advance=True, created_by=actor,
+                   created_at=now, updated_at=now, trace_carrier={}, outcome={})
+        audit = [AuditEvent(actor=actor, action="instance.start", target=instance_id, instance_id=instance_id,
+                            at=now, details={"model": model, "version": loaded.version})]
         self.workspace(instance_id).mkdir(parents=True, exist_ok=True)
-        if advance:
-            with self._work(instance_id, fresh=(workflow, 1, loaded)) as work:
-                self._run(work, "start")
+        if not advance:
+            with self.db.begin() as conn:
+                conn.execute(insert(INSTANCE), {**row, "state": serialize(workflow), "row_version": 1})
+                conn.execute(insert(AUDIT), _audit_rows(audit))
+            return instance_id
+        # One transaction for the whole start: the row is inserted by the advance's first checkpoint.
+        with self._work(instance_id, fresh=(workflow, loaded, row)) as work:
+            # Only for a state that cannot be saved: rebuilt from the caller's data (left untouched).
+            work.initial_state = lambda: serialize(_new_workflow(loaded, self._start_data(loaded, data or {})))
+            self._run(work, "start", audit=audit)
         return instance_id
 
     def _start_data(self, loaded: versions.LoadedVersion, data: dict[str, Any]) -> dict[str, Any]:
@@ -291,51 +325,63 @@ class Engine:
     # ---------------------------------------------------------------- lease + checkpoint
     @contextmanager
     def _work(self, instance_id: str, fresh: tuple | None = None) -> Iterator[_Work]:
-        """Lease the instance and load it (or take ``fresh`` = (workflow, row_version, version) from
-        :meth:`start`); the lease is released at the final checkpoint or on error."""
+        """Lease the instance under a new token and load it (or take ``fresh`` = (workflow, version,
+        row) from :meth:`start`, whose row the first checkpoint inserts). A heartbeat keeps the lease
+        alive while the work runs; the final checkpoint releases it, so does an error."""
+        token = new_token(self.worker_id)
         try:
             if fresh is not None:
-                workflow, row_version, loaded = fresh
+                workflow, loaded, row = fresh
                 carrier: dict[str, str] = {}
+                row_version, chain, progress = 0, (0, genesis(instance_id)), 0
             else:
-                workflow, row_version, loaded, carrier = self._lease_and_load(instance_id)
+                workflow, row_version, loaded, carrier, chain, progress = self._lease_and_load(instance_id, token)
+                self.heartbeat.hold(token, instance_id)
+                row = None
             work = self._prepare(instance_id, workflow, row_version, loaded, carrier, fresh is None)
+            work.lease, work.chain, work.new_row, work.progress = token, chain, row, progress
             yield work
         except Busy:
             self.telemetry.buffer.discard(instance_id)  # the lease is someone else's now: keep nothing
             raise
         except BaseException:
             self.telemetry.buffer.discard(instance_id)
-            self._release(instance_id)
+            self._release(instance_id, token)
             raise
+        finally:
+            self.heartbeat.release(token)
 
-    def _lease_and_load(self, instance_id: str) -> tuple[BpmnWorkflow, int, versions.LoadedVersion, dict]:
+    def _lease_and_load(self, instance_id: str, token: str) -> tuple[FlowWorkflow, int, versions.LoadedVersion,
+                                                                     dict, tuple[int, str], int]:
         now = utcnow()
-        with self.sessions.begin() as session:
-            row = session.get(Instance, instance_id)
+        columns = INSTANCE.c
+        with self.db.begin() as conn:
+            taken = conn.execute(
+                update(INSTANCE)
+                .where(columns.id == instance_id,
+                       or_(columns.lock_owner.is_(None), columns.lock_expires_at < now,
+                           columns.lock_owner == self.worker_id))   # a claim this engine made (claim_due)
+                .values(lock_owner=token, lock_expires_at=now + timedelta(seconds=self.settings.lock_lease_s))
+            ).rowcount
+            row = conn.execute(select(columns.lock_owner, columns.state, columns.row_version, columns.trace_carrier,
+                                      columns.model_version_id, columns.progress)
+                               .where(columns.id == instance_id)).first()
             if row is None:
                 raise NotFound(f"unknown instance {instance_id}")
-            taken = session.execute(
-                update(Instance)
-                .where(Instance.id == instance_id,
-                       or_(Instance.lock_owner.is_(None), Instance.lock_expires_at < now,
-                           Instance.lock_owner == self.worker_id))
-                .values(lock_owner=self.worker_id, lock_expires_at=now + timedelta(seconds=self.settings.lock_lease_s))
-            ).rowcount
             if not taken:
                 raise Busy(f"instance {instance_id} is being advanced by {row.lock_owner}")
-            session.refresh(row)
-            state, row_version, carrier = row.state, row.row_version, dict(row.trace_carrier or {})
-            loaded = versions.load(session.get(ModelVersion, row.model_version_id))
+            chain = chain_tail(conn, instance_id)
+        loaded = versions.load_id(self.sessions, row.model_version_id)
         try:
-            workflow = deserialize(state)
+            workflow = deserialize(row.state)
         except Exception as exc:
             message = f"instance {instance_id} has a corrupt state row: {type(exc).__name__}: {exc}"
-            self._mark_corrupt(instance_id, message)
+            self._mark_corrupt(instance_id, token, message)
             raise EngineError(message, code=1) from None
-        return workflow, row_version, loaded, carrier
+        workflow.spec_ref = loaded.id   # a state written with its spec embedded is written by reference from now on
+        return workflow, row.row_version, loaded, dict(row.trace_carrier or {}), chain, row.progress or 0
 
-    def _prepare(self, instance_id: str, workflow: BpmnWorkflow, row_version: int,
+    def _prepare(self, instance_id: str, workflow: FlowWorkflow, row_version: int,
                  loaded: versions.LoadedVersion, carrier: dict[str, str], had_tasks: bool) -> _Work:
         process_file = loaded.catalog.processes[loaded.name].file
         identity = RunIdentity(instance_id, loaded.name, loaded.version, self.workspace(instance_id),
@@ -348,112 +394,131 @@ class Engine:
                         recorded_spans=lambda: self.recorded_spans(instance_id),
                         chain_head=lambda: self.chain_head(instance_id),
                         checkpoint_threshold_s=self.settings.checkpoint_threshold_s,
-                        redact=self._redactor())
+                        redact=self._redactor(),
+                        direct_spans=self.telemetry.record_direct if self.telemetry.direct_task_spans else None)
         work = _Work(instance_id, row_version, loaded, workflow, runner, carrier, had_open_tasks=had_tasks,
                      had_waits=had_tasks)
         runner.on_checkpoint = lambda: self._checkpoint(work, final=False)
         return work
 
-    def _mark_corrupt(self, instance_id: str, message: str) -> None:
+    def _mark_corrupt(self, instance_id: str, token: str, message: str) -> None:
         """An unreadable state is an incident (status ``error``): no worker picks it up again
         until someone repairs the row and retries."""
-        with self.sessions.begin() as session:
-            session.execute(update(Instance).where(Instance.id == instance_id, Instance.lock_owner == self.worker_id)
-                            .values(status=ERROR, needs_advance=False, lock_owner=None, lock_expires_at=None,
-                                    incident={"message": message[:500], "task_id": None, "bpmn_id": None,
-                                              "error_type": "CorruptState", "traceback": ""}))
+        with self.db.begin() as conn:
+            conn.execute(update(INSTANCE).where(INSTANCE.c.id == instance_id, INSTANCE.c.lock_owner == token)
+                         .values(status=ERROR, needs_advance=False, lock_owner=None, lock_expires_at=None,
+                                 incident={"message": message[:500], "task_id": None, "bpmn_id": None,
+                                           "error_type": "CorruptState", "traceback": ""}))
 
-    def _release(self, instance_id: str) -> None:
-        with self.sessions.begin() as session:
-            session.execute(update(Instance).where(Instance.id == instance_id, Instance.lock_owner == self.worker_id)
-                            .values(lock_owner=None, lock_expires_at=None))
+    def _release(self, instance_id: str, token: str) -> None:
+        with self.db.begin() as conn:
+            conn.execute(update(INSTANCE).where(INSTANCE.c.id == instance_id, INSTANCE.c.lock_owner == token)
+                         .values(lock_owner=None, lock_expires_at=None))
 
     def _checkpoint(self, work: _Work, *, final: bool, incident: dict[str, Any] | None = None,
                     audit: list[AuditEvent] | None = None, status: str | None = None) -> str:
-        """Write state + spans + tasks + timers + messages + audit in one transaction."""
+        """Write state + spans + tasks + timers + messages + audit in one transaction, on one
+        connection with Core statements; refused (``Busy``) if this advance's lease was lost."""
+        if self.heartbeat.lost(work.lease):
+            raise Busy(f"instance {work.instance_id}: lease lost while the advance ran; nothing written")
         wf = work.workflow
-        snapshot = _snapshot(wf)
+        snapshot = snapshot_of(wf)
+        if snapshot.ended_with_leftovers and incident is None and status is None:
+            incident = leftover_incident(wf)
         status = status or self._status(work, incident, snapshot)
         spans = self.telemetry.buffer.take(work.instance_id)
         now = utcnow()
-        with self.sessions.begin() as session:
-            values: dict[str, Any] = dict(
-                state=serialize(wf), status=status, row_version=work.row_version + 1, updated_at=now,
-                incident=incident, needs_advance=snapshot.ready_automatic and incident is None, progress=snapshot.progress, mode=snapshot.mode,
-                wake_at=None, trace_carrier=work.carrier,
-            )
-            values["progress"] = _monotonic_progress(snapshot.progress, status)
-            if status in FINAL_STATUSES:
-                values["ended_at"] = now
-                values["outcome"] = _outcome(wf)
-            if final:
-                values.update(lock_owner=None, lock_expires_at=None)
-            else:
-                values["lock_expires_at"] = now + timedelta(seconds=self.settings.lock_lease_s)
-            written = session.execute(
-                update(Instance).where(Instance.id == work.instance_id, Instance.lock_owner == self.worker_id,
-                                       Instance.row_version == work.row_version).values(**values)
-            ).rowcount
-            if not written:
+        timers, subscriptions, wake_at = self._waits(work)
+        values: dict[str, Any] = dict(
+            state=serialize(wf), status=status, row_version=work.row_version + 1, updated_at=now,
+            incident=incident, needs_advance=snapshot.ready_automatic and incident is None,
+            progress=_monotonic_progress(snapshot.progress, status, work.progress), mode=snapshot.mode,
+            wake_at=wake_at, trace_carrier=work.carrier,
+        )
+        if status in FINAL_STATUSES:
+            values["ended_at"] = now
+            values["outcome"] = _outcome(wf)
+        if final:
+            values.update(lock_owner=None, lock_expires_at=None)
+        else:
+            values.update(lock_owner=work.lease, lock_expires_at=now + timedelta(seconds=self.settings.lock_lease_s))
+        with self.db.begin() as conn:
+            if work.new_row is not None:
+                conn.execute(insert(INSTANCE), {**work.new_row, **values})
+            elif not conn.execute(UPDATE_LEASED, {"b_id": work.instance_id, "b_owner": work.lease,
+                                                  "b_version": work.row_version, **values}).rowcount:
                 raise Busy(f"instance {work.instance_id}: lease lost before checkpoint; nothing written")
-            store_spans(session, work.instance_id, spans, self.chain_key)
-            wake_at = self._sync_waits(session, work, now)
-            if wake_at is not None:
-                session.execute(update(Instance).where(Instance.id == work.instance_id).values(wake_at=wake_at))
-            self._sync_human_tasks(session, work, status, snapshot)
-            for event in audit or []:
-                session.add(event)
+            if work.completion is not None:
+                work.completion(conn)
+            chain = append_spans(conn, work.instance_id, spans, work.chain, self.chain_key)
+            self._store_waits(conn, work, timers, subscriptions)
+            self._sync_human_tasks(conn, work, status, snapshot)
+            if audit:
+                conn.execute(insert(AUDIT), _audit_rows(audit))
         work.row_version += 1
+        work.progress = values["progress"]
+        work.chain, work.completion = chain, None
+        if work.new_row is not None:
+            work.new_row = None
+            if not final:
+                self.heartbeat.hold(work.lease, work.instance_id)
         return status
 
-    def _status(self, work: _Work, incident: dict[str, Any] | None, snapshot: _Snapshot) -> str:
+    def _status(self, work: _Work, incident: dict[str, Any] | None, snapshot: Snapshot) -> str:
         if incident is not None:
             return ERROR
         if snapshot.completed:
             return BLOCKED if _ended_blocked(work, snapshot) else COMPLETED
         return RUNNING if snapshot.ready_automatic else WAITING
 
-    def _sync_waits(self, session: Session, work: _Work, now: datetime) -> datetime | None:
-        if work.had_waits:
-            session.execute(delete(Timer).where(Timer.instance_id == work.instance_id))
-            session.execute(delete(MessageSubscription).where(MessageSubscription.instance_id == work.instance_id))
-        earliest = None
+    def _waits(self, work: _Work) -> tuple[list[dict], list[dict], datetime | None]:
+        """Timer and message-subscription rows for what the workflow waits on, and the earliest due."""
+        timers, subscriptions, earliest = [], [], None
         for task in list(work.workflow.event_manager.tasks.values()):
             definition = task.task_spec.event_definition
             if isinstance(definition, TimerEventDefinition):
                 due = _timer_due(definition, task)
                 if due is not None:
-                    session.add(Timer(instance_id=work.instance_id, bpmn_id=task.task_spec.bpmn_id, due_at=due))
+                    timers.append({"instance_id": work.instance_id, "bpmn_id": task.task_spec.bpmn_id, "due_at": due})
                     earliest = due if earliest is None or due < earliest else earliest
             elif isinstance(definition, MessageEventDefinition):
                 element = work.runner.element_of(task)
                 key_var = element.properties.get("correlationKey") if element else None
                 key = task.data.get(key_var) if key_var else None
-                session.add(MessageSubscription(instance_id=work.instance_id, bpmn_id=task.task_spec.bpmn_id,
-                                                message_name=definition.name,
-                                                correlation_key=None if key is None else str(key)))
-                work.had_waits = True
-        if earliest is not None:
-            work.had_waits = True
-        return earliest
+                subscriptions.append({"instance_id": work.instance_id, "bpmn_id": task.task_spec.bpmn_id,
+                                      "message_name": definition.name,
+                                      "correlation_key": None if key is None else str(key)})
+        return timers, subscriptions, earliest
 
-    def _sync_human_tasks(self, session: Session, work: _Work, status: str, snapshot: _Snapshot) -> None:
+    def _store_waits(self, conn: Connection, work: _Work, timers: list[dict], subscriptions: list[dict]) -> None:
+        if work.had_waits:
+            conn.execute(delete(Timer.__table__).where(Timer.__table__.c.instance_id == work.instance_id))
+            subs = MessageSubscription.__table__
+            conn.execute(delete(subs).where(subs.c.instance_id == work.instance_id))
+        if timers:
+            conn.execute(insert(Timer.__table__), timers)
+        if subscriptions:
+            conn.execute(insert(MessageSubscription.__table__), subscriptions)
+        work.had_waits = work.had_waits or bool(timers or subscriptions)
+
+    def _sync_human_tasks(self, conn: Connection, work: _Work, status: str, snapshot: Snapshot) -> None:
         ready = {} if status in FINAL_STATUSES else snapshot.ready_human
         if not ready and not work.had_open_tasks:
             return
         work.had_open_tasks = True
-        rows = session.scalars(select(HumanTask).where(HumanTask.instance_id == work.instance_id,
-                                                       HumanTask.status == "open")).all()
+        tasks = HumanTask.__table__
+        rows = conn.execute(select(tasks.c.id, tasks.c.spiff_task_id).where(
+            tasks.c.instance_id == work.instance_id, tasks.c.status == "open")).all()
         known = {r.spiff_task_id for r in rows}
-        for row in rows:
-            if row.spiff_task_id not in ready:
-                row.status = "cancelled"
-                row.completed_at = utcnow()
+        gone = [r.id for r in rows if r.spiff_task_id not in ready]
+        if gone:
+            conn.execute(update(tasks).where(tasks.c.id.in_(gone)).values(status="cancelled", completed_at=utcnow()))
+        new = []
         for task_id, task in ready.items():
             if task_id in known:
                 continue
-            if session.scalar(select(HumanTask.id).where(HumanTask.instance_id == work.instance_id,
-                                                         HumanTask.spiff_task_id == task_id)):
+            if conn.scalar(select(tasks.c.id).where(tasks.c.instance_id == work.instance_id,
+                                                    tasks.c.spiff_task_id == task_id)):
                 continue
             element = work.runner.element_of(task)
             props = element.properties if element else {}
@@ -463,12 +528,14 @@ class Engine:
             if props.get("dueIn"):
                 due_at = _add_duration(utcnow(), props["dueIn"])
             lane = getattr(task.task_spec, "lane", None) or ""
-            session.add(HumanTask(
-                instance_id=work.instance_id, spiff_task_id=task_id, bpmn_id=task.task_spec.bpmn_id,
+            new.append(dict(
+                id=new_id(), instance_id=work.instance_id, spiff_task_id=task_id, bpmn_id=task.task_spec.bpmn_id,
                 name=task.task_spec.bpmn_name or task.task_spec.bpmn_id, lane=lane, role=lane_role(lane),
                 form=form, form_schema=schema or {}, instructions=_instructions(props, task.data),
-                due_at=due_at,
+                status="open", due_at=due_at, created_at=utcnow(), data={},
             ))
+        if new:
+            conn.execute(insert(tasks), new)
 
     # ---------------------------------------------------------------- advance
     def advance(self, instance_id: str, *, reason: str = "advance") -> str:
@@ -506,17 +573,17 @@ class Engine:
         incident = {"message": message[:2000], "task_id": None, "bpmn_id": None,
                     "error_type": UNSAVEABLE_STATE, "traceback": ""}
         spans = self.telemetry.buffer.take(work.instance_id)
-        with self.sessions.begin() as session:
-            written = session.execute(
-                update(Instance).where(Instance.id == work.instance_id, Instance.lock_owner == self.worker_id,
-                                       Instance.row_version == work.row_version)
-                .values(status=ERROR, incident=incident, needs_advance=False, lock_owner=None,
-                        lock_expires_at=None, updated_at=utcnow(), row_version=work.row_version + 1)
-            ).rowcount
-            if not written:
+        values = dict(status=ERROR, incident=incident, needs_advance=False, lock_owner=None, lock_expires_at=None,
+                      updated_at=utcnow(), row_version=work.row_version + 1)
+        with self.db.begin() as conn:
+            if work.new_row is not None:  # a fresh start: its last checkpoint is its initial state
+                conn.execute(insert(INSTANCE), {**work.new_row, **values, "state": work.initial_state()})
+            elif not conn.execute(UPDATE_LEASED, {"b_id": work.instance_id, "b_owner": work.lease,
+                                                  "b_version": work.row_version, **values}).rowcount:
                 raise Busy(f"instance {work.instance_id}: lease lost before checkpoint; nothing written")
-            store_spans(session, work.instance_id, spans, self.chain_key)
+            chain = append_spans(conn, work.instance_id, spans, work.chain, self.chain_key)
         work.row_version += 1
+        work.chain, work.new_row = chain, None
         log.info("instance %s: incident: %s", work.instance_id, message)
         return ERROR
 
@@ -551,9 +618,18 @@ class Engine:
         variable = schema.get("x-variable") if schema else None
         task_data = {variable: filled} if variable else filled
 
+        def mark_completed(conn: Connection) -> None:
+            """The task row's completion, written in the same transaction as the state that says so."""
+            tasks = HumanTask.__table__
+            done = conn.execute(update(tasks).where(tasks.c.id == task_row_id, tasks.c.status == "open").values(
+                status="completed", completed_at=utcnow(), completed_by=decider.actor, data=filled)).rowcount
+            if not done:
+                raise EngineError(f"task {task_row_id} is no longer open")
+
         def complete(work: _Work) -> None:
             task = ready_manual_task(work.workflow, spiff_id)
             work.runner.complete_human_task(task, task_data, decider)
+            work.completion = mark_completed
 
         audit = [AuditEvent(actor=decider.actor, action="task.complete", target=task_row_id, instance_id=instance_id,
                             details={"fields": sorted(filled), "secrets": sorted(secrets),
@@ -563,10 +639,6 @@ class Engine:
                 status = self._run(work, "task completed", before=complete, audit=audit, steps=advance)
             except LookupError as exc:
                 raise EngineError(str(exc)) from None
-        with self.sessions.begin() as session:
-            row = session.get(HumanTask, task_row_id)
-            row.status, row.completed_at, row.completed_by = "completed", utcnow(), decider.actor
-            row.data = filled
         return status
 
     @staticmethod
@@ -724,6 +796,33 @@ class Engine:
         return results
 
 
+INSTANCE = Instance.__table__
+AUDIT = AuditEvent.__table__
+# The checkpoint's UPDATE, built once: only the row this advance leased, at the version it loaded.
+UPDATE_LEASED = update(INSTANCE).where(INSTANCE.c.id == bindparam("b_id"), INSTANCE.c.lock_owner == bindparam("b_owner"),
+                                       INSTANCE.c.row_version == bindparam("b_version"))
+
+
+def _new_workflow(loaded: versions.LoadedVersion, start_data: dict[str, Any]) -> FlowWorkflow:
+    workflow = FlowWorkflow(loaded.spec, loaded.subprocess_specs)
+    workflow.spec_ref = loaded.id   # its state refers to the version's spec instead of embedding it
+    workflow.get_next_task(state=TaskState.READY).data.update(start_data)  # a copy: _start_data made it
+    return workflow
+
+
+def _audit_rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
+    """Audit events (built as ORM objects by the callers) as rows for one Core executemany."""
+    rows = []
+    for event in events:
+        row = {column.key: getattr(event, column.key) for column in AUDIT.columns}
+        rows.append({key: value for key, value in row.items() if value is not None})
+    for row in rows:
+        row.setdefault("at", utcnow())
+        row.setdefault("details", {})
+        row.setdefault("target", "")
+    return rows
+
+
 def _lease_free(now: datetime):
     """No worker holds the row, or its lease expired (a live lease of this engine counts as held)."""
     return or_(Instance.lock_owner.is_(None), Instance.lock_expires_at < now)
@@ -873,65 +972,19 @@ def _instructions(props: dict[str, str], data: dict[str, Any]) -> str:
         return f"{text}\n\n(instructions could not be rendered: {type(exc).__name__}: {exc})"
 
 
-@dataclass
-class _Snapshot:
-    """What a checkpoint needs from the task tree, gathered in one walk (each walk costs)."""
-
-    completed: bool
-    progress: int
-    mode: str
-    ready_automatic: bool
-    ready_human: dict[str, Any]
-    completed_elements: set[str]
-
-
-_ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
-
-
-def _monotonic_progress(measured: int, status: str) -> Any:
+def _monotonic_progress(measured: int, status: str, stored: int) -> int:
     """The progress column's new value: 100 only for ``completed``; a blocked, cancelled or failed
     run keeps what it had reached (its workflow may be "complete" on the blocker path, which is not
-    delivery); otherwise never below the last checkpoint's value, since a loop (rebuild, re-plan)
-    adds tasks to the tree and would make done/total fall."""
+    delivery); otherwise never below the last checkpoint's value (``stored``), since a loop (rebuild,
+    re-plan) adds tasks to the tree and would make done/total fall."""
     if status == COMPLETED:
         return 100
     if status in FINAL_STATUSES:
-        return Instance.progress
-    reached = min(measured, 99)
-    return case((Instance.progress > reached, Instance.progress), else_=reached)
+        return stored
+    return max(stored, min(measured, 99))
 
 
-def _snapshot(wf: BpmnWorkflow) -> _Snapshot:
-    total = done = 0
-    mode = ""
-    ready_automatic = False
-    ready_human: dict[str, Any] = {}
-    completed_elements: set[str] = set()
-    for task in wf.get_tasks():
-        spec = task.task_spec
-        bpmn_id = getattr(spec, "bpmn_id", None)
-        if task.state == TaskState.READY:
-            if spec.manual:
-                ready_human[str(task.id)] = task
-            else:
-                ready_automatic = True
-        if not bpmn_id:
-            continue
-        total += 1
-        if task.state & (TaskState.COMPLETED | TaskState.CANCELLED):
-            done += 1
-            if task.state == TaskState.COMPLETED:
-                completed_elements.add(bpmn_id)
-        elif not mode and task.state & _ACTIVE:
-            label = spec.bpmn_name or bpmn_id
-            lane = getattr(spec, "lane", None)
-            mode = f"{lane}: {label}" if lane else label
-    completed = wf.is_completed()
-    progress = 100 if completed else (int(100 * done / total) if total else 0)
-    return _Snapshot(completed, progress, mode, ready_automatic, ready_human, completed_elements)
-
-
-def _ended_blocked(work: _Work, snapshot: _Snapshot) -> bool:
+def _ended_blocked(work: _Work, snapshot: Snapshot) -> bool:
     process = work.version.catalog.processes.get(work.version.name)
     if process is None:
         return False

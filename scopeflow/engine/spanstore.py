@@ -10,24 +10,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from scopeflow.engine.models import SpanRow
 from scopeflow.spans import semconv
-from scopeflow.spans.convert import to_record
 from scopeflow.spans.integrity import ChainRow, content_hash, genesis, link_hash
 from scopeflow.spans.record import SpanEvent, SpanLink, SpanRecord
+from scopeflow.spans.tracing import records_of
 
 
-def store_spans(session: Session, instance_id: str, spans: Sequence[ReadableSpan], key: bytes) -> int:
+def store_spans(session: Session | Connection, instance_id: str, spans: Sequence[ReadableSpan], key: bytes) -> int:
     """Append ``spans`` (ordered by start time) to the instance's chain; returns how many."""
-    ordered = sorted(spans, key=lambda s: (s.start_time or 0, s.end_time or 0))
-    append_records(session, instance_id, [to_record(span) for span in ordered], key)
-    return len(ordered)
+    append_spans(session, instance_id, spans, chain_tail(session, instance_id), key)
+    return len(spans)
 
 
-def chain_tail(session: Session, instance_id: str) -> tuple[int, str]:
+def append_spans(conn: Session | Connection, instance_id: str, spans: Sequence[ReadableSpan | SpanRecord],
+                 head: tuple[int, str], key: bytes) -> tuple[int, str]:
+    """Append buffered ``spans`` (SDK spans or records, chained in start-time order) after
+    ``head`` = (seq, link hash) of the stored chain, which the caller read when it leased the
+    instance (no SELECT per checkpoint). Should another writer have appended meanwhile, the unique
+    (instance, seq) key refuses the insert and the checkpoint's transaction rolls back. Returns
+    the new head."""
+    if not spans:
+        return head
+    return _insert_chained(conn, instance_id, records_of(list(spans)), head, key)
+
+
+def chain_tail(session: Session | Connection, instance_id: str) -> tuple[int, str]:
     """(seq, link hash) of the instance's last stored span; (0, genesis) when it has none."""
     last = session.execute(
         select(SpanRow.seq, SpanRow.link_hash).where(SpanRow.instance_id == instance_id)
@@ -39,7 +50,12 @@ def chain_tail(session: Session, instance_id: str) -> tuple[int, str]:
 def append_records(session: Session, instance_id: str, records: Sequence[SpanRecord], key: bytes) -> str:
     """Number ``records`` after the stored ones, chain them under the chain ``key``, insert them;
     returns the new head."""
-    seq, prev = chain_tail(session, instance_id)
+    return _insert_chained(session, instance_id, records, chain_tail(session, instance_id), key)[1]
+
+
+def _insert_chained(conn: Session | Connection, instance_id: str, records: Sequence[SpanRecord],
+                    head: tuple[int, str], key: bytes) -> tuple[int, str]:
+    seq, prev = head
     rows = []
     for record in records:
         seq += 1
@@ -49,8 +65,8 @@ def append_records(session: Session, instance_id: str, records: Sequence[SpanRec
         rows.append(_row(record, content, prev, link))
         prev = link
     if rows:
-        session.execute(insert(SpanRow), rows)  # one executemany, not an ORM flush per row
-    return prev
+        conn.execute(insert(SpanRow.__table__), rows)  # one Core executemany, not an ORM flush per row
+    return seq, prev
 
 
 def _row(record: SpanRecord, content: str, prev: str, link: str) -> dict:

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
@@ -32,6 +33,7 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import (
     BpmnSubWorkflowConverter,
     BpmnWorkflowConverter,
     TaskConverter,
+    WorkflowConverter,
 )
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
@@ -43,20 +45,30 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.spiff.serializer.task_spec import ServiceTaskConverter
 from SpiffWorkflow.spiff.specs.defaults import ServiceTask
 from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
-from SpiffWorkflow.task import Task as SpiffTask
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from scopeflow.engine import model_bounds  # noqa: F401  (limits on timers and multi-instance counts)
+from scopeflow.engine.flow import FlowSubWorkflow, FlowTask, FlowWorkflow, ensure_recursion_depth
 from scopeflow.engine.plain_json import NotPlainJson, require_plain
 from scopeflow.engine.sandbox import RestrictedEnvironment
 from scopeflow.handlers.failures import TaskFailure
 
-if TYPE_CHECKING:
-    from SpiffWorkflow.task import Task
+SPIFF_LOGGERS = ("spiff", "spiff.task", "spiff.workflow", "spiff.metrics")
 
-# Spiff's loggers put whole task data into log records below INFO (a PII leak): pin them.
-for _name in ("spiff", "spiff.task", "spiff.workflow", "spiff.metrics"):
-    logging.getLogger(_name).setLevel(logging.INFO)
+
+def set_spiff_log_level(level: int | str = logging.WARNING) -> None:
+    """Spiff logs one INFO record per task state change (built and usually dropped: ~5% of a run)
+    and whole task data below INFO (a PII leak), so its loggers sit at WARNING unless asked for
+    (``SCOPEFLOW_SPIFF_LOG_LEVEL=INFO``, applied by each Engine); below INFO is never allowed."""
+    numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
+    for name in SPIFF_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric, logging.INFO))
+
+
+set_spiff_log_level(logging.WARNING)
 
 
 class UncaughtFailure(Exception):
@@ -145,7 +157,7 @@ class ScopeflowScriptEngine(PythonScriptEngine):
             if self.runner is None:
                 raise RuntimeError("no runner attached to the script engine")
             result = self.runner.call_operator(task, kwargs["operation_name"], kwargs["operation_params"])
-            return json.dumps(result)
+            return result if isinstance(result, str) else json.dumps(result)  # the engine's runner gives JSON
         except WorkflowTaskException:
             raise
         except Exception as err:
@@ -157,6 +169,12 @@ class ScopeflowParser(SpiffBpmnParser):
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
         full_tag("serviceTask"): (ServiceTaskParser, ScopeflowServiceTask),
     }
+
+    def add_bpmn_xml(self, bpmn, filename=None):
+        # Spiff parses a sequence flow's target inside its source (one recursion level per element):
+        # a linear model of ~490 tasks would stop with RecursionError at the default limit.
+        ensure_recursion_depth(sum(1 for _ in bpmn.iter()))
+        super().add_bpmn_xml(bpmn, filename)
 
 
 def build_parser(validate: bool = True) -> ScopeflowParser:
@@ -171,7 +189,7 @@ _LIBRARY_INTERNAL_KEYS = {"seen_events": {"BpmnEvent"}}
 class PlainDataTaskConverter(TaskConverter):
     """Tasks whose data and internal data are written and read back as plain JSON, never revived."""
 
-    def to_dict(self, task: SpiffTask) -> dict:
+    def to_dict(self, task: Task) -> dict:
         dct = super().to_dict(task)
         name = _task_name(task)
         require_plain(dct["data"], "data", name)
@@ -180,7 +198,7 @@ class PlainDataTaskConverter(TaskConverter):
         require_plain(internal, "internal data", name)
         return dct
 
-    def from_dict(self, dct: dict, workflow) -> SpiffTask:
+    def from_dict(self, dct: dict, workflow) -> Task:
         data, internal = dct.get("data") or {}, dct.get("internal_data") or {}
         delta = dct.get("delta") or {}
         updates = delta.get("updates") or {}
@@ -247,7 +265,52 @@ class PlainDataSubWorkflowConverter(_PlainWorkflowData, BpmnSubWorkflowConverter
     pass
 
 
-def _task_name(task: SpiffTask) -> str:
+# (spec, subprocess specs) of a deployed model version by its id; set by ``engine/versions.py``.
+SpecSource = Callable[[str], tuple[Any, dict[str, Any]]]
+_spec_source: list[SpecSource] = []
+
+
+def set_spec_source(source: SpecSource) -> None:
+    """Where states that refer to their model version's spec (instead of embedding it) get it."""
+    _spec_source[:] = [source]
+
+
+class SpecByReferenceConverter(PlainDataWorkflowConverter):
+    """Writes a workflow whose ``spec_ref`` names its model version without its spec.
+
+    Stock SpiffWorkflow embeds the whole parsed spec in every serialized state (more than half of
+    a small instance's state, re-converted at every checkpoint). The spec is the model version's,
+    stored once in ``model_version`` and parsed once per process, so the state keeps only its id.
+    States written with an embedded spec (older ones, or a workflow without ``spec_ref``) load as
+    before. Task data is still written and restored as plain JSON (the base converter's rule).
+    """
+
+    def to_dict(self, workflow) -> dict:
+        ref = getattr(workflow, "spec_ref", None)
+        if ref is None:
+            return super().to_dict(workflow)
+        require_plain(workflow.data, "workflow data")
+        dct = WorkflowConverter.to_dict(self, workflow)   # the base attributes, without the spec
+        dct["spec_ref"] = {"model_version_id": ref, "process": workflow.spec.name}
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict):
+        ref = dct.pop("spec_ref", None)
+        if ref is None:
+            return super().from_dict(dct)
+        if not _spec_source:
+            raise LookupError("this state refers to a model version's spec, and no version store is open")
+        spec, subprocess_specs = _spec_source[0](ref["model_version_id"])
+        if spec.name != ref["process"]:
+            raise ValueError(f"state of process {ref['process']!r} refers to a version of {spec.name!r}")
+        workflow = super().from_dict({**dct, "spec": spec, "subprocess_specs": dict(subprocess_specs)})
+        workflow.spec_ref = ref["model_version_id"]
+        return workflow
+
+
+def _task_name(task: Task) -> str:
     spec = task.task_spec
     return getattr(spec, "bpmn_name", None) or getattr(spec, "bpmn_id", None) or spec.name
 
@@ -255,14 +318,25 @@ def _task_name(task: SpiffTask) -> str:
 def _serializer_config() -> dict:
     config = dict(SPIFF_CONFIG)
     config[ScopeflowServiceTask] = ServiceTaskConverter  # work-around 3
-    config[SpiffTask] = PlainDataTaskConverter
+    config[Task] = PlainDataTaskConverter
     config[BpmnEvent] = PlainPayloadEventConverter
     config[BpmnWorkflow] = PlainDataWorkflowConverter
     config[BpmnSubWorkflow] = PlainDataSubWorkflowConverter
     return config
 
 
-SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_serializer_config()))
+def _registry():
+    config = _serializer_config()
+    registry = BpmnWorkflowSerializer.configure(config)
+    # The indexed classes (flow.py), with the same plain-data converters, restore from and write
+    # Spiff's own type names.
+    for cls, base in ((FlowTask, Task), (FlowWorkflow, BpmnWorkflow), (FlowSubWorkflow, BpmnSubWorkflow)):
+        config[base](cls, registry, typename=base.__name__)
+    SpecByReferenceConverter(FlowWorkflow, registry, typename=BpmnWorkflow.__name__)
+    return registry
+
+
+SERIALIZER = BpmnWorkflowSerializer(_registry())
 
 
 def serialize(workflow: BpmnWorkflow) -> str:
@@ -273,25 +347,29 @@ def deserialize(state: str) -> BpmnWorkflow:
     return SERIALIZER.deserialize_json(state)
 
 
-def do_engine_steps(workflow: BpmnWorkflow, will_complete_task, did_complete_task) -> None:
-    """``BpmnWorkflow.do_engine_steps``, fixed for failures caught by boundary events.
+def do_engine_steps(workflow: FlowWorkflow, will_complete_task, did_complete_task) -> None:
+    """Run READY non-human tasks until none is left, subprocesses deepest first (Spiff's order).
 
-    The stock loop collects the READY tasks first and runs them all. When a parallel multi-instance
-    child fails into an interrupting boundary event, the next children would still run (the boundary
-    has not cancelled the activity yet) and fail again into a boundary that no longer waits — an
-    incident instead of the diagram's path. Here, after a caught failure the READY list is collected
-    again with boundary events first, and a task that is no longer READY is skipped.
+    Unlike ``BpmnWorkflow.do_engine_steps`` it takes READY tasks from the workflows' indexes
+    (``flow.py``) instead of walking the task tree, so a step costs the same at any size or depth.
+    It also fixes failures caught by boundary events: when a parallel multi-instance child fails
+    into an interrupting boundary event, the stock loop would still run the next children (collected
+    before the boundary cancelled the activity) and fail into a boundary that no longer waits. Here,
+    after a caught failure the READY tasks are collected again with boundary events first, and a
+    task that left READY meanwhile (run, cancelled or removed) is skipped.
     """
 
     def update(wf) -> int:
         count = 0
+        cancellations = wf.cancellations
         # Boundary events first: a fired interrupting boundary must cancel its activity before any
         # other READY part of that activity (a sibling multi-instance child) runs.
-        ready = sorted(wf.get_tasks(state=TaskState.READY), key=lambda t: not isinstance(t.task_spec, BoundaryEvent))
+        ready = sorted((t for t in wf.ready_tasks.values() if not t.task_spec.manual),
+                       key=lambda t: not isinstance(t.task_spec, BoundaryEvent))
         for task in ready:
-            if task.task_spec.manual or task.state != TaskState.READY:
+            if task.id not in wf.ready_tasks:
                 continue
-            if _inside_cancelled(task):
+            if wf.cancellations != cancellations and _inside_cancelled(task):
                 task.cancel()  # a multi-instance child whose activity a boundary event interrupted
                 continue
             will_complete_task(task)
@@ -300,6 +378,8 @@ def do_engine_steps(workflow: BpmnWorkflow, will_complete_task, did_complete_tas
             did_complete_task(task)
             if task.internal_data.get("scopeflow_failure"):
                 break  # a boundary event caught it: collect READY tasks again, boundary first
+        if count:
+            ensure_recursion_depth(len(wf.tasks))
         return count
 
     def one_pass() -> bool:
@@ -319,6 +399,7 @@ def do_engine_steps(workflow: BpmnWorkflow, will_complete_task, did_complete_tas
 
 
 def _inside_cancelled(task: Task) -> bool:
+    """Whether an ancestor is CANCELLED; walked only after a cancellation in the current batch."""
     parent = task.parent
     while parent is not None:
         if parent.state == TaskState.CANCELLED:

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from scopeflow.engine.models import ModelVersion
 from scopeflow.engine.parsing import load_specs
+from scopeflow.engine.spiff import set_spec_source
 from scopeflow.processes.catalog import Catalog, bundle_hash, catalog_from_files
 from scopeflow.processes.prepare import prepare
 
@@ -29,6 +30,30 @@ class LoadedVersion:
 
 _cache: dict[str, LoadedVersion] = {}
 _cache_lock = threading.Lock()
+_stores: dict[str, sessionmaker[Session]] = {}   # database URL -> sessions, for specs_for's misses
+
+
+def remember_store(sessions: sessionmaker[Session]) -> None:
+    """Let :func:`specs_for` read versions from this store (an Engine registers its own)."""
+    with _cache_lock:
+        _stores[str(sessions.kw["bind"].url)] = sessions
+
+
+def specs_for(version_id: str) -> tuple[Any, dict[str, Any]]:
+    """(spec, subprocess specs) of a deployed version: what a state that refers to it runs on."""
+    with _cache_lock:
+        cached = _cache.get(version_id)
+        stores = list(_stores.values())
+    if cached is None:
+        for sessions in reversed(stores):
+            with sessions() as session:
+                row = session.get(ModelVersion, version_id)
+                if row is not None:
+                    cached = load(row)
+                    break
+    if cached is None:
+        raise LookupError(f"model version {version_id} is in no open store")
+    return cached.spec, cached.subprocess_specs
 
 
 def deploy(session: Session, catalog: Catalog, model: str) -> tuple[ModelVersion, bool]:
@@ -58,6 +83,19 @@ def prepared_files(files: dict[str, str]) -> tuple[dict[str, bytes], dict[str, b
     return bpmn, dmn
 
 
+def load_id(sessions: sessionmaker[Session], version_id: str) -> LoadedVersion:
+    """The version ``version_id``, parsed once per process (the store is read only on a miss)."""
+    with _cache_lock:
+        cached = _cache.get(version_id)
+    if cached is not None:
+        return cached
+    with sessions() as session:
+        row = session.get(ModelVersion, version_id)
+        if row is None:
+            raise LookupError(f"model version {version_id} is not in the store")
+        return load(row)
+
+
 def load(row: ModelVersion) -> LoadedVersion:
     with _cache_lock:
         cached = _cache.get(row.id)
@@ -70,3 +108,6 @@ def load(row: ModelVersion) -> LoadedVersion:
     with _cache_lock:
         _cache[row.id] = loaded
     return loaded
+
+
+set_spec_source(specs_for)

@@ -16,7 +16,8 @@ MAX_CYCLE_REPETITIONS = 10_000      # R<n>/… with n above this is refused
 MAX_CATCH_UP = 10                   # intervals a cycle's start may lie in the past
 MAX_MULTI_INSTANCES = 1_000         # instances one multi-instance activity may create
 MAX_CALL_DEPTH = 10                 # call activities calling call activities
-MAX_FLOW_ELEMENTS = 1_000           # flow elements in one file (SpiffWorkflow's parser recurses per flow)
+MAX_FLOW_ELEMENTS = 20_000          # flow elements and flows in one file: ~10,000 tasks, parsed in seconds
+                                    # (the parser recurses per flow; engine/spiff.py sizes the recursion limit)
 
 
 class BoundError(ValueError):

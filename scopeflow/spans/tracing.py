@@ -27,7 +27,9 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from scopeflow import __version__
 from scopeflow.spans import semconv
+from scopeflow.spans.convert import to_record
 from scopeflow.spans.otlp_export import exporter_from_env, exporter_to
+from scopeflow.spans.record import SpanRecord
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,8 @@ DEFAULT_SERVICE_NAME = "scopeflow"
 
 
 class EvidenceBuffer(SpanProcessor):
-    """Holds finished spans per instance until a checkpoint takes them."""
+    """Holds finished spans per instance until a checkpoint takes them: SDK spans (``on_end``) and
+    records of spans made without the SDK (``add_record``, see ``spans/direct.py``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -49,11 +52,15 @@ class EvidenceBuffer(SpanProcessor):
         with self._lock:
             self._spans[str(instance_id)].append(span)
 
-    def take(self, instance_id: str) -> list[ReadableSpan]:
+    def add_record(self, record: SpanRecord) -> None:
+        with self._lock:
+            self._spans[record.instance_id].append(record)
+
+    def take(self, instance_id: str) -> list[ReadableSpan | SpanRecord]:
         with self._lock:
             return self._spans.pop(instance_id, [])
 
-    def peek(self, instance_id: str) -> list[ReadableSpan]:
+    def peek(self, instance_id: str) -> list[ReadableSpan | SpanRecord]:
         """The instance's buffered spans, left in place for the checkpoint."""
         with self._lock:
             return list(self._spans.get(instance_id, []))
@@ -91,6 +98,12 @@ def service_resource() -> Resource:
     return detected.merge(Resource(ours))
 
 
+def records_of(spans: list[ReadableSpan | SpanRecord]) -> list[SpanRecord]:
+    """Buffered spans as records, ordered by start then end time (the order they are chained in)."""
+    records = [span if isinstance(span, SpanRecord) else to_record(span) for span in spans]
+    return sorted(records, key=lambda r: (r.start_ns, r.end_ns))
+
+
 class Telemetry:
     """One provider per process, with the evidence buffer and the optional OTLP mirror.
 
@@ -113,6 +126,20 @@ class Telemetry:
     @property
     def exporting(self) -> bool:
         return self.exporter is not None
+
+    @property
+    def direct_task_spans(self) -> bool:
+        """Whether task spans may skip the SDK: nothing but the evidence buffer (and the session id,
+        see :meth:`record_direct`) consumes them."""
+        return not self.exporting
+
+    def record_direct(self, record: SpanRecord) -> None:
+        """Buffer a span recorded without the SDK (``spans/direct.py``), with what this provider's
+        processors would have added to it (``session.id``)."""
+        instance_id = record.attributes.get(semconv.INSTANCE_ID)
+        if instance_id and SESSION_ID not in record.attributes:
+            record.attributes[SESSION_ID] = str(instance_id)
+        self.buffer.add_record(record)
 
     def shutdown(self) -> None:
         self.provider.shutdown()
