@@ -52,7 +52,8 @@ BUDGET_DODGES = [
     ("catch_everything", "while True:\n    try:\n        while True:\n            pass\n    except:\n        pass"),
     ("catch_recursion_error",
      "def f(n):\n    return f(n + 1)\ntry:\n    f(0)\nexcept Exception:\n    while True:\n        pass"),
-    ("one_long_c_call", "x = sorted(range(10**6) for _ in range(10**6))"),
+    # 10,000 comparisons of two 1,000,000-item lists, each a loop in C: about 20 s in one sort() call
+    ("one_long_c_call", "x = sorted([[0] * 10**6] * 10**4)"),
 ]
 
 

@@ -49,7 +49,7 @@ def test_reviewer_sees_summary_checks_with_output_and_evidence(reviewed):
     summary = page[page.index('id="review-summary"'):page.index('id="review-checks"')]
     assert "entities: Book" in summary and "✓ built: Search books by title" in summary
     assert "✗ not built: Send a weekly newsletter by fax" in summary
-    assert "Confidence</strong> 0." in summary and "for 1 unbuildable plan task(s)" in summary
+    assert "Confidence</strong> 0." in summary and "for 1 requirement(s) not built" in summary
     assert "clamped" not in summary                                   # the arithmetic is in words
     checks = page[page.index('id="review-checks"'):page.index('id="review-evidence"')]
     assert "tests passed</th><td>" in checks and "tests_passed" not in checks

@@ -39,6 +39,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.util.task import TaskState
 
+from scopeflow.engine.flow import FlowWorkflow
 from scopeflow.engine.parsing import load_specs
 from scopeflow.engine.people import automatic
 from scopeflow.engine.runner import RunIdentity, Runner, incident_from
@@ -143,7 +144,7 @@ def simulate(catalog: Catalog, model: str, answers: Answers | None = None, *,
         process = catalog.process(model, executable_only=False)
         identity = RunIdentity(instance_id, model, 0, Path(workspace), dict(catalog.processes),
                                evidence_rules=files.get(evidence_path(process.file), ""))
-        workflow = BpmnWorkflow(spec, subprocess_specs)
+        workflow = FlowWorkflow(spec, subprocess_specs)   # the engine's own workflow class, as in a real run
         runner = _SimulationRunner(workflow, identity, telemetry.tracer, answers=answers, run_operators=run_operators)
         start = _answer_form(catalog, process.start_form, answers.start)
         if isinstance(start, str):
