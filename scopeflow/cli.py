@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from scopeflow.config import Settings, load_settings
+from scopeflow.program import program
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_BLOCKED = 3    # submit: the run ended on the blocker path (a plan was written)
@@ -264,15 +265,15 @@ def _describe(summary: dict[str, Any]) -> None:
         incident = summary["incident"]
         click.echo(f"  incident at {incident.get('bpmn_id')}: {incident['message']}")
         if _caused_by_model(incident):
-            click.echo(f"  the model is wrong at {incident.get('bpmn_id')}: fix the diagram (scopeflow models lint), "
+            click.echo(f"  the model is wrong at {incident.get('bpmn_id')}: fix the diagram ({program()} models lint), "
                        f"then start a new instance of {summary['model']}")
         else:
-            click.echo(f"  fix the cause, then: scopeflow instances retry {summary['id']}"
+            click.echo(f"  fix the cause, then: {program()} instances retry {summary['id']}"
                        "   (--data JSON sets data on the failed task first)")
     for task in summary.get("tasks", []):
-        click.echo(f"  waiting for {task['role']}: {task['name']} — scopeflow tasks show {task['id']}")
+        click.echo(f"  waiting for {task['role']}: {task['name']} — {program()} tasks show {task['id']}")
     if summary.get("wake_at"):
-        click.echo(f"  next timer due {summary['wake_at']} (run `scopeflow worker` to fire it)")
+        click.echo(f"  next timer due {summary['wake_at']} (run `{program()} worker` to fire it)")
 
 
 @main.group(cls=SafeGroup)
@@ -344,7 +345,7 @@ def _outcome_lines(outcome: dict[str, Any], workspace: Path) -> list[str]:
     release = outcome.get("release")
     release = release.get("release", release) if isinstance(release, dict) else None
     if isinstance(release, dict) and release.get("url"):
-        lines.append(f"  release: {release['url']} (stop with: scopeflow releases stop {release.get('id')})")
+        lines.append(f"  release: {release['url']} (stop with: {program()} releases stop {release.get('id')})")
     return lines
 
 
@@ -359,7 +360,7 @@ def instances_retry(app: App, instance_id: str, data: str | None) -> None:
     click.echo(f"instance {instance_id}: {status}")
     with app.engine.sessions() as session:
         for task in list_tasks(session, instance_id=instance_id):
-            click.echo(f"  waiting for {task['role']}: {task['name']} — scopeflow tasks show {task['id']}")
+            click.echo(f"  waiting for {task['role']}: {task['name']} — {program()} tasks show {task['id']}")
     if status == "error":
         sys.exit(EXIT_FAILED)
 
@@ -440,9 +441,9 @@ def _how_to_complete(app: App, task_id: str, role: str) -> list[str]:
                  if role in (u.roles or []) or "admin" in (u.roles or [])]
     lines = []
     if not names:
-        lines.append(f"no account holds the role {role} yet; create one with: scopeflow users add {role} --role {role}")
+        lines.append(f"no account holds the role {role} yet; create one with: {program()} users add {role} --role {role}")
     lines.append(f"complete with (omitted fields take their defaults): "
-                 f"scopeflow tasks complete {task_id} --as {names[0] if names else role} --data '{{}}'")
+                 f"{program()} tasks complete {task_id} --as {names[0] if names else role} --data '{{}}'")
     return lines
 
 
@@ -635,15 +636,15 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
                        f"{counts.get('not_built', 0)} not built, {counts.get('assumed', 0)} assumed, "
                        f"{counts.get('not_understood', 0)} not understood)")
         if result.release:
-            click.echo(f"  release: {result.release.get('url')} (stop with: scopeflow releases stop {result.release.get('id')})")
+            click.echo(f"  release: {result.release.get('url')} (stop with: {program()} releases stop {result.release.get('id')})")
         if result.sign_in:
             password = app.engine.secrets.get(result.sign_in["password_secret"], actor="cli (submit)")
             click.echo(f"  sign in as {result.sign_in['username']} with password {password}  (shown once; "
-                       f"again with: scopeflow secrets reveal {result.sign_in['password_secret']})")
+                       f"again with: {program()} secrets reveal {result.sign_in['password_secret']})")
         if result.reason:
             click.echo(f"  reason: {result.reason}")
         for task in result.waiting_for:
-            click.echo(f"  waiting for {task['role']}: {task['name']} — scopeflow tasks show {task['id']}")
+            click.echo(f"  waiting for {task['role']}: {task['name']} — {program()} tasks show {task['id']}")
     sys.stdout.flush()
     sys.exit(SUBMIT_EXIT.get(result.status, EXIT_FAILED))
 

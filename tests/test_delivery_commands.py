@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import signal
 import socket
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 from scopeflow.engine.service import Engine
 from scopeflow.handlers.release import stop_all
 from scopeflow.lifecycle import submit
+from scopeflow.program import program
 from tests.conftest import MODELS, make_settings
 
 pytestmark = pytest.mark.slow
@@ -72,10 +72,9 @@ def test_each_how_to_run_command_of_delivery_md_works_as_printed(tmp_path, monke
                "SCOPEFLOW_HOME": str(home), "SCOPEFLOW_MODELS": str(MODELS),
                "SCOPEFLOW_RELEASES": str(home / "releases")}
 
-        # 1. scopeflow releases stop ID (the scopeflow on PATH is this environment's)
-        assert stop.startswith("scopeflow releases stop ")
-        words = shlex.split(stop)
-        stopped = subprocess.run([sys.executable, "-m", "scopeflow", *words[1:]], env=env, capture_output=True,
+        # 1. scopeflow releases stop ID, as printed (this installation's command, whatever PATH says)
+        assert stop.startswith(f"{program()} releases stop ")
+        stopped = subprocess.run(["bash", "-c", stop], env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True,
                                  text=True, timeout=120)
         assert stopped.returncode == 0, stopped.stderr
         with pytest.raises(OSError):
@@ -113,7 +112,7 @@ def test_a_login_app_gets_an_admin_account_whose_password_is_shown_once(tmp_path
         ran = subprocess.run([sys.executable, "-m", "scopeflow", "submit", str(scope), "--yes"], env=env,
                              capture_output=True, text=True, timeout=600)
         assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr
-        match = re.search(r"sign in as admin with password (\S+)  \(shown once; again with: (scopeflow secrets "
+        match = re.search(r"sign in as admin with password (\S+)  \(shown once; again with: (\S+ secrets "
                           r"reveal APP_ADMIN_PASSWORD_\w+)\)", ran.stdout)
         assert match, ran.stdout
         password, reveal = match.groups()
@@ -133,8 +132,7 @@ def test_a_login_app_gets_an_admin_account_whose_password_is_shown_once(tmp_path
 
         report = re.search(r"report: (\S+)", ran.stdout).group(1)
         assert reveal in Path(report).read_text(encoding="utf-8")
-        shown = subprocess.run([sys.executable, "-m", "scopeflow", *reveal.split()[1:]], env=env,
-                               capture_output=True, text=True, timeout=120)
+        shown = subprocess.run(["bash", "-c", reveal], env=env, capture_output=True, text=True, timeout=120)
         assert shown.returncode == 0 and shown.stdout.strip() == password
         for store in home.glob("scopeflow.db*"):       # the database and its write-ahead log
             assert password.encode() not in store.read_bytes()

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from scopeflow.cli import Fail, main
 from scopeflow.commands.llm import preflight
+from scopeflow.program import program
 from tests.conftest import MODELS
 from tests.fake_llm_server import FakeLlmServer, error_reply, json_reply
 
@@ -94,7 +95,7 @@ def test_submit_stops_before_starting_anything_when_the_preflight_fails(tmp_path
     assert done.returncode == 1
     [line] = done.stderr.strip().splitlines()
     assert "LLM preflight failed, nothing submitted" in line and "check SCOPEFLOW_LLM_API_KEY" in line
-    assert "(details: scopeflow llm check)" in line
+    assert f"(details: {program()} llm check)" in line
     assert printed.returncode == 1 and "check SCOPEFLOW_LLM_API_KEY" in printed.stdout
     listed = scopeflow(tmp_path / "home", "instances", "list", "--json")
     assert listed.returncode == 0 and json.loads(listed.stdout)["total"] == 0

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from scopeflow.cli import main
 from scopeflow.engine.service import Engine
+from scopeflow.program import program
 from scopeflow.spans.otlp_json import to_otlp_json
 from scopeflow.spans.record import SpanRecord
 from tests.conftest import make_settings
@@ -107,7 +108,7 @@ def test_an_instance_imported_into_a_fresh_store_can_be_viewed_shown_and_verifie
     export(home, models, instance_id, file)
     fresh = tmp_path / "fresh"
     done = scopeflow(fresh, models, "trace", "import", str(file))
-    assert done.exit_code == 0 and f"view with: scopeflow trace {instance_id}" in done.output, done.output
+    assert done.exit_code == 0 and f"view with: {program()} trace {instance_id}" in done.output, done.output
 
     shown = scopeflow(fresh, models, "trace", instance_id)
     assert shown.exit_code == 0 and shown.output.startswith(f"advance hello {instance_id[:8]}")
@@ -137,9 +138,9 @@ def test_a_foreign_trace_becomes_an_imported_trace_that_the_printed_command_show
     imported = "imported-4bf92f3577b34da6a3ce929d0e0"
     assert f"imported trace {imported}: imported 2 spans" in done.output
     printed = shlex.split(done.output.split("view with: ")[1].strip())
-    assert printed == ["scopeflow", "trace", imported]
+    assert printed == [*shlex.split(program()), "trace", imported]
 
-    tree = scopeflow(home, models, *printed[1:])
+    tree = scopeflow(home, models, *printed[-2:])
     assert tree.exit_code == 0 and tree.output.splitlines()[:2] == ["GET /orders 500.0ms", "  SELECT orders 100.0ms"]
     assert scopeflow(home, models, "evidence", "verify", imported).exit_code == 0
     no_rules = scopeflow(home, models, "evidence", "show", imported)

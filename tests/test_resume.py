@@ -24,6 +24,7 @@ from scopeflow.handlers import registry
 from scopeflow.handlers.failures import TaskFailure
 from scopeflow.handlers.release import stop_all
 from scopeflow.lifecycle import submit
+from scopeflow.program import program
 from tests.conftest import MODELS, add_account, make_settings
 
 pytestmark = pytest.mark.slow
@@ -48,11 +49,10 @@ def env(tmp_path, monkeypatch):
 
 
 def scopeflow(cli_env: dict[str, str], command: str, stdin: str = "") -> subprocess.CompletedProcess:
-    """Run one printed command line (``scopeflow …``, comment stripped) as the user would."""
-    words = command.split("#", 1)[0].split()
-    assert words[0] == "scopeflow", command
-    return subprocess.run([sys.executable, "-m", "scopeflow", *words[1:]], capture_output=True, text=True,
-                          env=cli_env, input=stdin, timeout=600)
+    """Run one printed command line exactly as printed, in a shell (its ``# comment`` included)."""
+    assert command.startswith(f"{program()} "), command
+    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=cli_env, input=stdin,
+                          timeout=600)
 
 
 def printed_commands(report: Path) -> list[str]:
@@ -98,7 +98,7 @@ def test_a_failure_blocker_resumes_with_the_printed_retry(env, monkeypatch, oper
     text = report.read_text(encoding="utf-8")
     assert "budget exceeded" in text and stage in text
     [command] = printed_commands(report)
-    assert command == f"scopeflow instances retry {result.instance_id}"
+    assert command == f"{program()} instances retry {result.instance_id}"
     resumed = scopeflow(cli_env, command)
     assert resumed.returncode == 0, resumed.stderr
     assert finish_with_defaults(engine, result.instance_id) == "completed"
@@ -168,7 +168,7 @@ def test_with_yes_an_unbuildable_scope_ends_blocked_and_says_to_submit_again(env
     with pytest.raises(EngineError, match="cannot be resumed: it stopped on a blocker of kind unbuildable"):
         engine.retry(result.instance_id)
     [command] = printed_commands(report)
-    scope_file = Path(command.split()[2])
+    scope_file = Path(command.split("#")[0].split()[-1])
     assert scope_file.read_text(encoding="utf-8") == NOTHING
     scope_file.write_text(SCOPE, encoding="utf-8")          # "edit the scope first"
     again = scopeflow(cli_env, command)
@@ -189,8 +189,8 @@ assert = ["attr:scopeflow.tests.passed > 1000000"]
     result = submit(engine, SCOPE, yes=True)
     assert result.status == "blocked"
     [command] = printed_commands(Path(result.report))
-    assert command.startswith("scopeflow submit ") and command.endswith("# edit the scope first")
-    refused = scopeflow(cli_env, f"scopeflow instances retry {result.instance_id}")
+    assert command.startswith(f"{program()} submit ") and command.endswith("# edit the scope first")
+    refused = scopeflow(cli_env, f"{program()} instances retry {result.instance_id}")
     assert refused.returncode == 2 and "cannot be resumed: it stopped on a blocker of kind evidence" in refused.stderr
 
 
@@ -200,7 +200,7 @@ def test_a_missing_credential_resumes_with_the_printed_commands(env):
     result = submit(engine, scope, yes=True)
     assert result.status == "blocked"
     commands = printed_commands(Path(result.report))
-    assert commands[0].startswith("scopeflow secrets set PAYMENT_API_KEY")
+    assert commands[0].startswith(f"{program()} secrets set PAYMENT_API_KEY")
     for command in commands:
         ran = scopeflow(cli_env, command, stdin="sk-test-value\n")
         assert ran.returncode == 0, (command, ran.stderr)

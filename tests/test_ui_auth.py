@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from scopeflow.engine.models import User
+from scopeflow.program import program
 from scopeflow.ui import accounts
 from scopeflow.ui.auth_throttle import MAX_FAILURES, LoginThrottle
 from tests.test_ui_support import PASSWORD, csrf, login, make_ui, signed_in
@@ -111,9 +114,10 @@ def test_users_lock_and_the_printed_unlock_command_work(tmp_path):
     accounts.create_user(Engine(make_settings(tmp_path / "home")).sessions, "ann", ["auditor"], PASSWORD)
     locked = scopeflow(tmp_path, "users", "lock", "ann")
     assert locked.returncode == 0, locked.stderr
-    printed = locked.stdout.split("unlock with: ", 1)[1].strip().split()
-    assert printed[:3] == ["scopeflow", "users", "unlock"]
-    assert scopeflow(tmp_path, *printed[1:]).returncode == 0
+    printed = locked.stdout.split("unlock with: ", 1)[1].strip()
+    assert printed == f"{program()} users unlock ann"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SCOPEFLOW_HOME": str(tmp_path / "home")}
+    assert subprocess.run(["bash", "-c", printed], env=env, capture_output=True, timeout=120).returncode == 0
     engine = Engine(make_settings(tmp_path / "home"))
     assert accounts.authenticate(engine.sessions, "ann", PASSWORD).name == "ann"
     unknown = scopeflow(tmp_path, "users", "lock", "nobody")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from scopeflow.cli import EXIT_FAILED, App, Fail, SafeGroup, _load_instance, _print_json, main, pass_app
+from scopeflow.program import program
 
 
 def _spans(app: App, instance_id: str) -> list:
@@ -204,7 +205,7 @@ def _import(app: App, path: Path) -> None:
         with app.engine.sessions.begin() as session:
             head = append_records(session, instance_id, records, app.engine.chain_key)
         click.echo(f"{what} {instance_id}: imported {len(records)} spans (chain head {head[:16]}…); "
-                   f"view with: scopeflow trace {instance_id}")
+                   f"view with: {program()} trace {instance_id}")
     if differs:
         sys.exit(EXIT_FAILED)
 

@@ -7,6 +7,7 @@ import sys
 import click
 
 from scopeflow.cli import EXIT_FAILED, Fail, SafeGroup, _print_json, main
+from scopeflow.program import program
 
 
 def _settings():
@@ -57,4 +58,4 @@ def preflight() -> None:
     failed = [model for model in check.models if not model.ok]
     if failed:
         raise Fail(f"LLM preflight failed, nothing submitted: {_describe(check, failed[0]).removeprefix('✗ ')} "
-                   "(details: scopeflow llm check)", EXIT_FAILED)
+                   f"(details: {program()} llm check)", EXIT_FAILED)

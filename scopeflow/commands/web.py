@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from scopeflow.cli import App, SafeGroup, _print_json, _table, main, pass_app
+from scopeflow.program import program
 
 
 @main.command("serve")
@@ -22,7 +23,7 @@ def serve_cmd(app: App, host: str, port: int) -> None:
         users = session.scalar(select(func.count()).select_from(User))
     if not users:
         click.echo("No users yet. Create the first admin with:\n"
-                   "  scopeflow users add admin --role admin      (prompts for the password)")
+                   f"  {program()} users add admin --role admin      (prompts for the password)")
     click.echo(f"Scopeflow UI on http://{host}:{port}  (Ctrl-C to stop)")
     serve(app.settings, host, port)
 
@@ -82,7 +83,7 @@ def users_lock(app: App, name: str) -> None:
     from scopeflow.ui.accounts import lock
 
     lock(app.engine.sessions, name)
-    click.echo(f"user {name} locked; unlock with: scopeflow users unlock {name}")
+    click.echo(f"user {name} locked; unlock with: {program()} users unlock {name}")
 
 
 @users.command("unlock")

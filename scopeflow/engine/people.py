@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scopeflow.engine.models import User, utcnow
+from scopeflow.program import program
 
 ADMIN_ROLE = "admin"
 YES_POLICY = "--yes"   # `scopeflow submit --yes`: every approval and clarification takes its default
@@ -55,7 +56,7 @@ def person(session: Session, name: str, required_role: str, task_name: str) -> D
         state = "is not an account" if account is None else "is locked" if locked else "is deactivated"
         raise AccountRefused(
             f"{name!r} {state}: human tasks are completed by accounts (create one with "
-            f"`scopeflow users add {name} --role {required_role or 'submitter'}`)", forbidden=False)
+            f"`{program()} users add {name} --role {required_role or 'submitter'}`)", forbidden=False)
     roles = tuple(account.roles or ())
     if required_role and required_role not in roles and ADMIN_ROLE not in roles:
         held = ", ".join(roles) or "none"

@@ -34,6 +34,7 @@ from scopeflow.handlers.failures import (
     resumable,
 )
 from scopeflow.handlers.registry import NO_RETRY, operator
+from scopeflow.program import program
 
 TEMPLATES = Path(__file__).parent / "templates" / "reports"
 DELIVERY_FILE = "DELIVERY.md"
@@ -180,7 +181,7 @@ def view_release(release: Any, ctx: TaskContext) -> dict[str, Any]:
     app_dir = shell_token(str(Path(ctx.workspace) / "app"))
     steps = []
     if release_id and data.get("status") == "running":
-        steps.append(("Stop the running release", f"scopeflow releases stop {release_id}"))
+        steps.append(("Stop the running release", f"{program()} releases stop {release_id}"))
     if path:
         steps.append(("Start this release by hand (in the foreground, on its port)", f"sh {path}/run.sh"))
     if app_dir:
@@ -196,7 +197,7 @@ def view_release(release: Any, ctx: TaskContext) -> dict[str, Any]:
             "health_status": health.get("status"), "steps": steps,
             "commands": [command for _what, command in steps],
             "sign_in": {"username": str(sign_in.get("username") or ""),
-                        "command": f"scopeflow secrets reveal {secret}"} if secret else None}
+                        "command": f"{program()} secrets reveal {secret}"} if secret else None}
 
 
 def view_evidence(evidence: Any) -> dict[str, Any] | None:
@@ -346,21 +347,21 @@ def resume_commands(kind: str, blocker: dict[str, Any], instance_id: str,
     if not resumable(kind) and not blocker.get("task_id"):
         path = shell_token(scope_path)
         if path:
-            commands.append(f"scopeflow submit {path}   # edit the scope first")
+            commands.append(f"{program()} submit {path}   # edit the scope first")
         return commands, skipped
     if kind == CONFIGURATION:
         for name in missing_names(merged_details(blocker)):
             token = shell_token(name)
             if token:
-                commands.append(f"scopeflow secrets set {token}   # reads the value from stdin")
+                commands.append(f"{program()} secrets set {token}   # reads the value from stdin")
             else:
                 skipped.append(name)
     task = shell_token(blocker.get("task_id"))
     instance = shell_token(instance_id)
     if task:
-        commands.append(f"scopeflow tasks show {task}   # prints the exact command that completes it")
+        commands.append(f"{program()} tasks show {task}   # prints the exact command that completes it")
     elif instance:
-        commands.append(f"scopeflow instances retry {instance}")
+        commands.append(f"{program()} instances retry {instance}")
     return commands, skipped
 
 

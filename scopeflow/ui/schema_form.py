@@ -17,6 +17,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from werkzeug.datastructures import MultiDict
 
+from scopeflow.program import program
+
 MAP_ROWS = 3
 
 
@@ -162,7 +164,7 @@ def unanswered_names(schema: dict[str, Any], fields: list[FormField], data: dict
         missing = [k for k in item.placeholders if k not in given and not is_stored(k)]
         if missing:
             errors[item.name] = (f"{'also ' if given else ''}enter a value for {', '.join(missing)} "
-                                 "(or store it first with: scopeflow secrets set NAME)")
+                                 f"(or store it first with: {program()} secrets set NAME)")
         elif required and not given and not item.placeholders:
             errors[item.name] = "enter at least one name and value"
     return errors
