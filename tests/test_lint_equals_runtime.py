@@ -12,6 +12,7 @@ from scopeflow.engine.models import Instance
 from scopeflow.engine.service import Engine, EngineError
 from scopeflow.processes.catalog import scan
 from scopeflow.processes.lint import ERROR, WARNING, errors, grouped, lint_catalog
+from scopeflow.program import program
 from tests.bpmn_text import definitions, flow, gateway_choice, process, script
 from tests.conftest import make_settings
 from tests.test_bpmn_corpus import REPR
@@ -296,4 +297,4 @@ def test_an_incident_caused_by_the_model_says_so_instead_of_asking_for_data(caps
                                                   "refused: Line 1: SyntaxError: invalid syntax"}})
     assert "the model is wrong at gw: fix the diagram" in capsys.readouterr().out
     _describe({**summary, "incident": {"bpmn_id": "gw", "error_type": "NameError", "message": "name 'x' is not defined"}})
-    assert "fix the cause, then: scopeflow instances retry i-1" in capsys.readouterr().out
+    assert f"fix the cause, then: {program()} instances retry i-1" in capsys.readouterr().out
