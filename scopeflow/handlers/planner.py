@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from scopeflow.handlers import recipes
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import DESIGN_FLAW, EXTERNAL_BLOCKER, TaskFailure
 from scopeflow.handlers.plan import PHASES, Plan, PlanTask
@@ -107,6 +108,12 @@ def make_plan(spec: Spec, feedback: str | None = None) -> Plan:
     for position, entity in enumerate(order):
         phase = "mvp" if position < mvp_count else "enhanced"
         plan.tasks.extend(_entity_tasks(spec, entity, phase, login))
+    # -- feature recipes (handlers/recipes): one task after every entity
+    recipe_task = recipes.plan_task(spec, [t.id for t in plan.tasks if t.kind in ("entity", "auth")],
+                                    "enhanced" if monster else "mvp")
+    if recipe_task is not None:
+        plan.tasks.append(recipe_task)
+    # -- end of feature recipes
     plan.tasks.extend(_unbuildable_tasks(spec, "polish" if monster else "mvp"))
     plan.notes.extend(_cycle_notes(spec))
     trace_requirements(spec, plan)
@@ -124,8 +131,9 @@ def trace_requirements(spec: Spec, plan: Plan) -> None:
     lines not understood have no task: they end ``not built`` / ``not understood``.
     """
     tasks = {task.id: task for task in plan.tasks}
+    by_recipe = recipes.covered_subjects(spec)
     for requirement in spec.requirements:
-        for task_id in _tasks_for(spec, requirement.subject, tasks):
+        for task_id in _tasks_for(spec, requirement.subject, tasks, by_recipe):
             if requirement.id not in tasks[task_id].requirements:
                 tasks[task_id].requirements.append(requirement.id)
 
@@ -135,9 +143,13 @@ def _entity_task_ids(spec: Spec, name: str | None) -> list[str]:
     return [f"{kind}-{e.table}" for e in entities for kind in ("entity", "tests")]
 
 
-def _tasks_for(spec: Spec, subject: str, tasks: dict[str, PlanTask]) -> list[str]:
+def _tasks_for(spec: Spec, subject: str, tasks: dict[str, PlanTask],
+               by_recipe: dict[str, str] | None = None) -> list[str]:
     kind, _, rest = subject.partition(":")
-    if kind in ("title", "summary"):
+    recipe = (by_recipe or {}).get(subject)
+    if recipe is not None:      # a recipe line: the recipes task, or its unbuildable task
+        found = [recipes.TASK_ID] if recipe == "recipe" else [f"{kind}-{rest}"]
+    elif kind in ("title", "summary"):
         found = ["app-core"]
     elif kind in ("entity", "field", "modifier"):
         found = _entity_task_ids(spec, rest.split(".")[0]) if any(
@@ -295,10 +307,13 @@ def _entity_tasks(spec: Spec, entity: Entity, phase: str, login: bool) -> list[P
 
 def _unbuildable_tasks(spec: Spec, phase: str) -> list[PlanTask]:
     tasks = []
+    by_recipe = recipes.covered_subjects(spec)
     for number, feature in enumerate(spec.features, start=1):
-        if feature.buildable and feature.kind in TEMPLATE_FEATURE_KINDS:
+        recipe = by_recipe.get(f"feature:{number}")
+        if recipe == "recipe" or (recipe is None and feature.buildable and feature.kind in TEMPLATE_FEATURE_KINDS):
             continue
-        reason = feature.reason or f"no template builds {feature.kind!r} features"
+        reason = (f"recipe cannot be built: {recipe}" if recipe
+                  else feature.reason or f"no template builds {feature.kind!r} features")
         tasks.append(PlanTask(id=f"feature-{number}", title=feature.text[:120], kind="unbuildable",
                               phase=phase, entity=feature.entity, buildable=False, reason=reason))
     for integration in spec.integrations:

@@ -1,0 +1,144 @@
+"""Feature recipes: what small-business scopes ask for beyond CRUD, built by the flask_app pack.
+
+A recipe is recognised from the words of one feature or constraint line (:mod:`.recognise`),
+recorded on that line's requirement (``Requirement.recipe`` and ``.matched``), planned as the
+``recipes`` task (:func:`plan_task`), rendered from ``templates/flask_app/app/.../recipes`` and
+proven by generated tests in ``app/tests/test_recipes.py`` that carry the requirement id. A line
+with a recipe's trigger words that the spec cannot support (say "overdue" on an entity without a
+date) is a :class:`Miss`: its requirement stays ``not built`` with the reason.
+
+Recipes built: saved filters on dates (overdue, due today, this week, upcoming) and on choice or
+reference fields; sorting by a field or by an aggregate (average, sum, count) of a child entity;
+constraints comparing two fields of a row or bounding number fields, answered with 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scopeflow.handlers.recipes.model import Miss, Recipe
+from scopeflow.handlers.recipes.recognise import CONSTRAINT_MATCHERS, FEATURE_MATCHERS
+from scopeflow.handlers.spec import Spec
+
+TASK_ID = "recipes"
+TASK_KIND = "recipes"
+_FILES = {
+    "init": "app/webapp/recipes/__init__.py",
+    "views": "app/webapp/recipes/views.py",
+    "rules": "app/webapp/recipes/rules.py",
+    "view_page": "app/webapp/templates/recipes/view.html",
+    "tests": "app/tests/test_recipes.py",
+}
+RULES_FILE = _FILES["rules"]
+__all__ = ["Miss", "Recipe", "annotate", "covered_subjects", "find", "misses", "plan_task", "template_for"]
+
+
+def _lines(spec: Spec) -> list[tuple[str, str, str | None, tuple[Any, ...]]]:
+    """(subject, text, entity hint, matchers) of every feature and constraint line."""
+    found = [(f"feature:{n}", f.text, f.entity, FEATURE_MATCHERS) for n, f in enumerate(spec.features, start=1)]
+    found += [(f"constraint:{n}", text, None, CONSTRAINT_MATCHERS)
+              for n, text in enumerate(spec.constraints, start=1)]
+    return found
+
+
+def _recognise(spec: Spec) -> tuple[list[Recipe], list[Miss]]:
+    ids = {r.subject: r.id for r in spec.requirements if r.subject}
+    recipes: list[Recipe] = []
+    missed: list[Miss] = []
+    names = {e.name for e in spec.entities}
+    for subject, text, hint, matchers in _lines(spec):
+        hint = hint if hint in names else None
+        results = [matcher(text, spec, hint) for matcher in matchers]
+        hits = [r for r in results if isinstance(r, Recipe)]
+        for recipe in hits:
+            recipe.requirement, recipe.subject = ids.get(subject, ""), subject
+            recipe.table, recipe.text = spec.entity(recipe.entity).table, text
+            _unique_name(recipe, recipes)
+            recipes.append(recipe)
+        miss = next((r for r in results if isinstance(r, Miss)), None)
+        if not hits and miss is not None:
+            miss.requirement, miss.subject = ids.get(subject, ""), subject
+            missed.append(miss)
+    return recipes, missed
+
+
+def _unique_name(recipe: Recipe, taken: list[Recipe]) -> None:
+    base, n = recipe.name, 1
+    while any(r.slug == recipe.slug for r in taken):
+        n += 1
+        recipe.name = f"{base}-{n}"
+
+
+def find(spec: Spec) -> list[Recipe]:
+    """Every recipe the spec's feature and constraint lines ask for, in line order."""
+    return _recognise(spec)[0]
+
+
+def misses(spec: Spec) -> list[Miss]:
+    """Lines with a recipe's trigger words that the spec cannot support (they stay not built)."""
+    return _recognise(spec)[1]
+
+
+def covered_subjects(spec: Spec) -> dict[str, str]:
+    """Subject (``feature:N``/``constraint:N``) → ``"recipe"`` or the reason a recipe cannot be built."""
+    recipes, missed = _recognise(spec)
+    found = {m.subject: m.reason for m in missed}
+    found.update({r.subject: "recipe" for r in recipes})
+    return found
+
+
+def annotate(spec: Spec) -> None:
+    """Record on each requirement the recipe its line triggers and the words that triggered it."""
+    recipes, missed = _recognise(spec)
+    by_id = {r.id: r for r in spec.requirements}
+    for recipe in recipes:
+        if recipe.requirement in by_id:
+            found = by_id[recipe.requirement]
+            found.recipe = ", ".join(filter(None, [found.recipe, f"{recipe.kind}:{recipe.name}"]))
+            found.matched = list(dict.fromkeys(found.matched + recipe.matched))
+            if found.kind == "constraint":
+                found.reason = ""      # the recipe enforces it; the verdict says whether a test proves it
+    for miss in missed:
+        if miss.requirement in by_id:
+            found = by_id[miss.requirement]
+            found.matched = list(dict.fromkeys(found.matched + miss.matched))
+            found.reason = f"recipe {miss.kind} cannot be built: {miss.reason}"
+
+
+def files_for(recipes: list[Recipe]) -> list[str]:
+    kinds = {r.kind for r in recipes}
+    wanted = ["init", "tests"]
+    if kinds & {"filter", "sort"}:
+        wanted += ["views", "view_page"]
+    if "constraint" in kinds:
+        wanted.append("rules")
+    return sorted(_FILES[key] for key in wanted)
+
+
+def template_for(path: str) -> str | None:
+    """The flask_app template that renders a recipes file (None: not a recipes file)."""
+    return path + ".j2" if path in _FILES.values() else None
+
+
+def plan_task(spec: Spec, depends_on: list[str], phase: str) -> Any:
+    """The ``recipes`` plan task (None when the spec asks for no recipe)."""
+    from scopeflow.handlers.plan import PlanTask
+
+    recipes = find(spec)
+    if not recipes:
+        return None
+    return PlanTask(id=TASK_ID, title="Feature recipes: " + ", ".join(
+        dict.fromkeys(f"{r.kind} {r.name}" for r in recipes))[:100], kind=TASK_KIND,
+        files=files_for(recipes), depends_on=depends_on, phase=phase,
+        requirements=list(dict.fromkeys(r.requirement for r in recipes if r.requirement)))
+
+
+def build_context(spec: Spec) -> dict[str, Any]:
+    """What the recipe templates render from: the recipes grouped by kind, with entity data."""
+    recipes = find(spec)
+    return {
+        "recipes": recipes,
+        "views": [r for r in recipes if r.kind in ("filter", "sort")],
+        "constraints": [r for r in recipes if r.kind == "constraint"],
+        "recipe_entities": {e.name: e for e in spec.entities},
+    }

@@ -1,0 +1,222 @@
+"""Recognising feature recipes in the words of one feature or constraint line.
+
+Each matcher reads one line against the spec's entities and returns a :class:`Recipe` (the words
+that triggered it kept in ``matched``), a :class:`Miss` (the trigger words are there but the spec
+lacks what the recipe needs, e.g. "overdue" on an entity without a date field), or ``None``.
+Matchers are conservative: a recipe is only recognised when the line names (or implies) one
+entity and the fields the recipe works on, because a recognised recipe is built and claimed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from scopeflow.handlers import naming
+from scopeflow.handlers.recipes.model import Miss, Recipe
+from scopeflow.handlers.spec import Entity, Field, Spec
+
+DATE_TYPES = ("date", "datetime")
+NUMBER_TYPES = ("integer", "decimal")
+# Boolean fields that mean "this row is finished": finished rows are never overdue or upcoming.
+_DONE_WORDS = {"done", "returned", "completed", "complete", "closed", "paid", "finished", "resolved",
+               "archived", "cancelled", "canceled", "delivered", "watered"}
+# Words of a field name that say nothing about which date it is.
+_GENERIC_FIELD_WORDS = {"on", "at", "date", "time", "day", "the", "of"}
+
+_DATE_VIEWS = (
+    ("overdue", re.compile(r"\b(overdue|past due|late)\b", re.IGNORECASE)),
+    ("due-today", re.compile(r"\b(due (?:for \w+ )?today|today)\b", re.IGNORECASE)),
+    ("this-week", re.compile(r"\b(this week)\b", re.IGNORECASE)),
+    ("upcoming", re.compile(r"\b(upcoming|coming up|next \d+ days|future)\b", re.IGNORECASE)),
+)
+_BY_FIELD = re.compile(r"\b(?:filter\w*|group\w*|list\w*|show\w*|view\w*|browse\w*)\b.*?\bby\s+(?P<what>[\w ]+)",
+                       re.IGNORECASE)
+_SORT = re.compile(r"\b(?:sort\w*|order(?:ed)?|rank\w*)\s+(?:\w+\s+){0,3}?by\s+(?:the\s+|their\s+|its\s+)?"
+                   r"(?:(?P<agg>average|avg|mean|total|sum of|sum|number of|count of|count)\s+(?:of\s+)?)?"
+                   r"(?P<what>[\w]+(?:\s[\w]+)?)", re.IGNORECASE)
+_AGGREGATES = {"average": "avg", "avg": "avg", "mean": "avg", "total": "sum", "sum of": "sum", "sum": "sum",
+               "number of": "count", "count of": "count", "count": "count"}
+_AFTER = r"(?:after|later than|greater than|more than|larger than|exceeds?|above)"
+_BEFORE = r"(?:before|earlier than|less than|smaller than|below)"
+_COMPARE = re.compile(rf"\b(?P<op>(?:on or |at or )?{_AFTER}|(?:on or |at or )?{_BEFORE})\b", re.IGNORECASE)
+_NOT_NEGATIVE = re.compile(r"\b(?P<noun>[a-z][\w ]*?)\s+(?:are|is|must|can|may|should)\s+(?:never|not|not be|"
+                           r"never be|be)\s*(?P<rule>negative|positive|below zero|less than zero)\b", re.IGNORECASE)
+
+
+def words_of(text: str) -> list[str]:
+    return [w.lower() for w in naming.ascii_words(text)]
+
+
+def field_stems(f: Field) -> set[str]:
+    """The words that name a field in prose (``due_on`` → ``due``; ``average_rating`` → both)."""
+    words = {naming.singular(w).lower() for w in naming.ascii_words(f.label) + f.name.split("_")}
+    return (words - _GENERIC_FIELD_WORDS) or words
+
+
+def entity_in(text: str, spec: Spec, default: str | None) -> Entity | None:
+    """The entity the line names (first mention wins), else ``default``."""
+    words = words_of(text)
+    keys = {naming.singular(w) for w in words}
+    for entity in spec.entities:
+        entity_words = {naming.singular(w).lower() for w in naming.ascii_words(entity.label)} | {
+            naming.lookup_key(entity.name)}
+        if entity_words & keys or naming.lookup_key(entity.label) in keys:
+            return entity
+    return spec.entity(default) if default else None
+
+
+def _fields_named(text: str, entity: Entity, types: tuple[str, ...]) -> list[tuple[int, Field]]:
+    """Fields of ``types`` whose name words occur in ``text``, with the position of the first hit."""
+    words = [naming.singular(w) for w in words_of(text)]
+    found = []
+    for f in entity.fields:
+        if f.type not in types:
+            continue
+        hits = [i for i, w in enumerate(words) if w in field_stems(f)]
+        if hits:
+            found.append((hits[0], f))
+    return sorted(found, key=lambda pair: pair[0])
+
+
+def _done_field(entity: Entity) -> str | None:
+    return next((f.name for f in entity.fields if f.type == "boolean" and set(f.name.split("_")) & _DONE_WORDS),
+                None)
+
+
+def _date_field(text: str, entity: Entity) -> Field | None:
+    named = _fields_named(text, entity, DATE_TYPES)
+    if named:
+        return named[0][1]
+    dates = [f for f in entity.fields if f.type in DATE_TYPES]
+    due = [f for f in dates if "due" in f.name or "deadline" in f.name or "next" in f.name]
+    return (due or dates or [None])[0]
+
+
+def match_date_view(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss | None:
+    """overdue / due today / this week / upcoming on a date field of the entity the line names."""
+    view, words = next(((name, m[0]) for name, rule in _DATE_VIEWS if (m := rule.search(text))), (None, ""))
+    if view is None:
+        return None
+    entity = entity_in(text, spec, entity_hint)
+    if entity is None:
+        return Miss("filter", [words], f"{words!r} needs an entity with a date field; the line names none")
+    field = _date_field(text, entity)
+    if field is None:
+        return Miss("filter", [words], f"{words!r} needs a date field on {entity.name}; it has none")
+    return Recipe(kind="filter", name=view, entity=entity.name, matched=[words, field.name],
+                  params={"field": field.name, "field_type": field.type, "view": view,
+                          "done": _done_field(entity)})
+
+
+def match_by_field(text: str, spec: Spec, entity_hint: str | None) -> Recipe | None:
+    """``filter tickets by status`` / ``list stock items by warehouse``: a choice or reference field."""
+    m = _BY_FIELD.search(text)
+    if m is None:
+        return None
+    entity = entity_in(text[: m.start("what")], spec, entity_hint)
+    if entity is None:
+        return None
+    named = _fields_named(m["what"], entity, ("choice", "reference"))
+    if not named:
+        return None
+    field = named[0][1]
+    return Recipe(kind="filter", name=f"by-{field.name.replace('_', '-')}", entity=entity.name,
+                  matched=[m[0].split()[0], "by", field.name],
+                  params={"field": field.name, "field_type": field.type, "view": "by-field",
+                          "choices": list(field.choices)})
+
+
+def _children(spec: Spec, entity: Entity) -> list[tuple[Entity, Field]]:
+    return [(child, f) for child in spec.entities for f in child.fields
+            if f.type == "reference" and f.reference == entity.name and child.name != entity.name]
+
+
+def match_sort(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss | None:
+    """``sorted by pages`` (a field) or ``sorted by average rating`` (an aggregate of a child entity)."""
+    m = _SORT.search(text)
+    if m is None:
+        return None
+    entity = entity_in(text[: m.start()] or text, spec, entity_hint) or entity_in(text, spec, entity_hint)
+    if entity is None:
+        return Miss("sort", [m[0]], "sorting needs an entity; the line names none")
+    aggregate = _AGGREGATES.get((m["agg"] or "").lower())
+    if aggregate is None:
+        named = _fields_named(m["what"], entity, NUMBER_TYPES + DATE_TYPES + ("text", "choice"))
+        if not named:
+            return None
+        field = named[0][1]
+        return Recipe(kind="sort", name=f"by-{field.name.replace('_', '-')}", entity=entity.name,
+                      matched=[m[0]], params={"field": field.name, "field_type": field.type, "aggregate": None})
+    return _aggregate_sort(m, spec, entity, aggregate)
+
+
+def _aggregate_sort(m: re.Match[str], spec: Spec, entity: Entity, aggregate: str) -> Recipe | Miss:
+    what = {naming.singular(w) for w in words_of(m["what"])}
+    for child, ref in _children(spec, entity):
+        child_words = {naming.singular(w).lower() for w in naming.ascii_words(child.label)}
+        if aggregate == "count" and child_words & what:
+            return Recipe(kind="sort", name=f"by-{aggregate}-of-{child.table.replace('_', '-')}",
+                          entity=entity.name, matched=[m[0]],
+                          params={"aggregate": "count", "child": child.name, "child_table": child.table,
+                                  "link": ref.name, "child_field": None, "field": None})
+        numbers = [f for f in child.fields if f.type in NUMBER_TYPES and field_stems(f) & what]
+        if numbers and aggregate != "count":
+            field = numbers[0]
+            return Recipe(kind="sort", name=f"by-{aggregate}-{field.name.replace('_', '-')}", entity=entity.name,
+                          matched=[m[0]], params={"aggregate": aggregate, "child": child.name,
+                                                  "child_table": child.table, "link": ref.name,
+                                                  "child_field": field.name, "field": None})
+    return Miss("sort", [m[0]], f"no entity referring to {entity.name} has a number field "
+                f"matching {m['what']!r} to take the {aggregate} of")
+
+
+def match_comparison(text: str, spec: Spec, entity_hint: str | None) -> Recipe | None:
+    """``due date must be after the lent date``: two date or number fields of one entity compared."""
+    m = _COMPARE.search(text)
+    if m is None:
+        return None
+    for entity in ([e for e in [entity_in(text, spec, entity_hint)] if e] + list(spec.entities)):
+        named = _fields_named(text, entity, DATE_TYPES + NUMBER_TYPES)
+        left = [f for pos, f in named if pos < _word_index(text, m.start())]
+        right = [f for pos, f in named if pos >= _word_index(text, m.start())]
+        if left and right and left[-1].name != right[0].name and \
+                (left[-1].type in DATE_TYPES) == (right[0].type in DATE_TYPES):
+            op = (">" if re.search(_AFTER, m["op"], re.IGNORECASE) else "<") + (
+                "=" if m["op"].lower().startswith(("on or", "at or")) else "")
+            return Recipe(kind="constraint", name=f"{left[-1].name}-{_OP_NAMES[op]}-{right[0].name}",
+                          entity=entity.name, matched=[left[-1].name, m["op"], right[0].name],
+                          params={"rule": "compare", "left": left[-1].name, "op": op, "right": right[0].name,
+                                  "left_type": left[-1].type})
+    return None
+
+
+_OP_NAMES = {">": "after", ">=": "not-before", "<": "before", "<=": "not-after"}
+
+
+def _word_index(text: str, char: int) -> int:
+    return len(words_of(text[:char]))
+
+
+def match_not_negative(text: str, spec: Spec, entity_hint: str | None) -> Recipe | None:
+    """``quantities are never negative`` / ``price must be positive``: a lower bound on number fields."""
+    m = _NOT_NEGATIVE.search(text)
+    if m is None:
+        return None
+    noun = {naming.singular(w) for w in words_of(m["noun"])}
+    targets = [(e, f) for e in spec.entities for f in e.fields
+               if f.type in NUMBER_TYPES and field_stems(f) & noun]
+    if not targets:
+        return None
+    positive = m["rule"].lower() == "positive" and "never" not in m[0].lower() and "not" not in m[0].lower()
+    first = targets[0][0]
+    return Recipe(kind="constraint", name=f"{targets[0][1].name}-{'positive' if positive else 'not-negative'}",
+                  entity=first.name, matched=[m[0]],
+                  params={"rule": "bound", "strict": positive,
+                          "targets": [{"entity": e.name, "table": e.table, "field": f.name} for e, f in targets]})
+
+
+FEATURE_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
+    match_sort, match_date_view, match_by_field)
+CONSTRAINT_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
+    match_comparison, match_not_negative)
