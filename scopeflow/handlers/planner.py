@@ -133,7 +133,10 @@ def trace_requirements(spec: Spec, plan: Plan) -> None:
     tasks = {task.id: task for task in plan.tasks}
     by_recipe = recipes.covered_subjects(spec)
     for requirement in spec.requirements:
-        for task_id in _tasks_for(spec, requirement.subject, tasks, by_recipe):
+        recipe = by_recipe.get(requirement.subject)
+        found = (_recipe_tasks(requirement.subject, recipe, tasks) if recipe is not None
+                 else _tasks_for(spec, requirement.subject, tasks))
+        for task_id in found:
             if requirement.id not in tasks[task_id].requirements:
                 tasks[task_id].requirements.append(requirement.id)
 
@@ -143,13 +146,17 @@ def _entity_task_ids(spec: Spec, name: str | None) -> list[str]:
     return [f"{kind}-{e.table}" for e in entities for kind in ("entity", "tests")]
 
 
-def _tasks_for(spec: Spec, subject: str, tasks: dict[str, PlanTask],
-               by_recipe: dict[str, str] | None = None) -> list[str]:
+def _recipe_tasks(subject: str, recipe: str, tasks: dict[str, PlanTask]) -> list[str]:
+    """A recipe line is realised by the recipes task; one whose recipe cannot be built by its
+    unbuildable task (``feature-N``; a constraint has none and ends ``not built``)."""
     kind, _, rest = subject.partition(":")
-    recipe = (by_recipe or {}).get(subject)
-    if recipe is not None:      # a recipe line: the recipes task, or its unbuildable task
-        found = [recipes.TASK_ID] if recipe == "recipe" else [f"{kind}-{rest}"]
-    elif kind in ("title", "summary"):
+    found = [recipes.TASK_ID] if recipe == "recipe" else [f"{kind}-{rest}"]
+    return [task_id for task_id in found if task_id in tasks]
+
+
+def _tasks_for(spec: Spec, subject: str, tasks: dict[str, PlanTask]) -> list[str]:
+    kind, _, rest = subject.partition(":")
+    if kind in ("title", "summary"):
         found = ["app-core"]
     elif kind in ("entity", "field", "modifier"):
         found = _entity_task_ids(spec, rest.split(".")[0]) if any(

@@ -182,16 +182,36 @@ def match_comparison(text: str, spec: Spec, entity_hint: str | None) -> Recipe |
         right = [f for pos, f in named if pos >= _word_index(text, m.start())]
         if left and right and left[-1].name != right[0].name and \
                 (left[-1].type in DATE_TYPES) == (right[0].type in DATE_TYPES):
-            op = (">" if re.search(_AFTER, m["op"], re.IGNORECASE) else "<") + (
-                "=" if m["op"].lower().startswith(("on or", "at or")) else "")
+            op = _operator(m["op"], negated=bool(_NEGATED.search(text[: m.start()])))
+            negation = _NEGATED.search(text[: m.start()])
+            said = words_of(text)
             return Recipe(kind="constraint", name=f"{left[-1].name}-{_OP_NAMES[op]}-{right[0].name}",
-                          entity=entity.name, matched=[left[-1].name, m["op"], right[0].name],
+                          entity=entity.name,
+                          matched=[said[_position(text, left[-1])], (negation[0] if negation else "") + m["op"],
+                                   said[_position(text, right[0])]],
                           params={"rule": "compare", "left": left[-1].name, "op": op, "right": right[0].name,
                                   "left_type": left[-1].type})
     return None
 
 
+_NEGATED = re.compile(r"\b(?:not|never|cannot|can't|mustn't)\s+(?:be\s+|fall\s+|lie\s+)?$", re.IGNORECASE)
+_NEGATIONS = {">": "<=", ">=": "<", "<": ">=", "<=": ">"}
+
+
+def _operator(words: str, negated: bool) -> str:
+    """``after`` → ``>``, ``on or after`` → ``>=``, ``not before`` → ``>=`` …"""
+    op = (">" if re.search(_AFTER, words, re.IGNORECASE) else "<") + (
+        "=" if words.lower().startswith(("on or", "at or")) else "")
+    return _NEGATIONS[op] if negated else op
+
+
 _OP_NAMES = {">": "after", ">=": "not-before", "<": "before", "<=": "not-after"}
+
+
+def _position(text: str, f: Field) -> int:
+    """Index (in :func:`words_of`) of the first word of ``text`` naming field ``f``."""
+    words = [naming.singular(w) for w in words_of(text)]
+    return next(i for i, w in enumerate(words) if w in field_stems(f))
 
 
 def _word_index(text: str, char: int) -> int:

@@ -1,0 +1,218 @@
+"""Feature recipes: recognised from scope lines, rendered into the app, proven by generated tests.
+
+Three scopes of different domains (tests/recipe_scopes/) are built offline and their generated
+tests run; every recipe requirement must end ``delivered`` from those runs, and a mutation that
+breaks a rendered recipe must turn its generated test red (and its verdict ``not built``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scopeflow.handlers import recipes
+from scopeflow.handlers import requirements as req
+from scopeflow.handlers.builder import build_task
+from scopeflow.handlers.checks import Checks
+from scopeflow.handlers.context import RecordingContext
+from scopeflow.handlers.planner import make_plan, plan_build
+from scopeflow.handlers.scope import analyze
+from scopeflow.handlers.spec import Spec
+from scopeflow.handlers.verifier import check_tests
+
+SCOPES = Path(__file__).parent / "recipe_scopes"
+
+
+def spec_of(name: str) -> Spec:
+    return analyze((SCOPES / f"{name}.md").read_text(encoding="utf-8"))
+
+
+def recipe_lines(spec: Spec) -> dict[str, tuple[str, str]]:
+    """Line text → (kind, name) of the recipe recognised in it."""
+    return {r.text: (r.kind, r.name) for r in recipes.find(spec)}
+
+
+def build(spec: Spec, workspace: Path) -> dict:
+    def ctx() -> RecordingContext:
+        return RecordingContext(instance_id="i1", task_id="t1", bpmn_id="build", workspace=workspace)
+
+    planned = plan_build(ctx(), spec.to_data())
+    for task_id in planned["build_order"]:
+        build_task(ctx(), spec.to_data(), planned["plan"], task_id)
+    return planned
+
+
+def verdicts(spec: Spec, planned: dict, app: Path, only: str | None = None) -> dict[str, req.Requirement]:
+    """Run the app's generated tests (all, or one file) and decide every requirement from them."""
+    checks = Checks()
+    if only is None:
+        check_tests(app, checks, timeout_s=300)
+    else:
+        checks.requirements = _run_file(app, only)
+    tasks = planned["plan"]["tasks"]
+    return {r.id: r for r in req.decide([req.Requirement(**vars(r)) for r in spec.requirements], tasks,
+                                        checks.requirements)}
+
+
+def _run_file(app: Path, test_file: str) -> dict[str, dict[str, list[str]]]:
+    """Requirement results of one generated test file (through a throwaway copy of the app)."""
+    junit = app / ".junit-one.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
+                    test_file], cwd=app, capture_output=True, text=True, timeout=300)
+    import xml.etree.ElementTree as ET  # noqa: PLC0415 - only this helper reads JUnit directly
+
+    found: dict[str, dict[str, list[str]]] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):  # noqa: S314 - our own pytest run
+        failed = any(child.tag in ("failure", "error") for child in case)
+        for prop in case.iter("property"):
+            if prop.get("name") == "requirements":
+                for rid in (prop.get("value") or "").split():
+                    bucket = found.setdefault(rid, {"passed": [], "failed": []})
+                    bucket["failed" if failed else "passed"].append(case.get("name", ""))
+    return found
+
+
+# ------------------------------------------------------------------------------ recognition
+@pytest.mark.parametrize("line, expected", [
+    ("List overdue loans", ("filter", "overdue")),
+    ("Loans due today", ("filter", "due-today")),
+    ("Filter loans by status", ("filter", "by-status")),
+    ("Titles sorted by average rating", ("sort", "by-avg-rating")),
+    ("Titles sorted by number of reviews", ("sort", "by-count-of-reviews")),
+])
+def test_library_lines_trigger_their_recipes(line, expected):
+    assert recipe_lines(spec_of("library"))[line] == expected
+
+
+def test_constraint_lines_become_rules_with_the_operator_they_say():
+    found = {r.text: r.params for r in recipes.find(spec_of("conference")) if r.kind == "constraint"}
+    assert found["The end date must not be before the start date"] == {
+        "rule": "compare", "left": "ends_on", "op": ">=", "right": "starts_on", "left_type": "date"}
+    assert found["Capacity can never be negative"]["strict"] is False
+    library = {r.text: r.params for r in recipes.find(spec_of("library")) if r.kind == "constraint"}
+    assert library["Due date must be after the lent date"]["op"] == ">"
+    garden = {r.text: r.params for r in recipes.find(spec_of("garden")) if r.kind == "constraint"}
+    assert garden["Weight must be positive"]["strict"] is True
+
+
+def test_the_matched_words_are_recorded_on_the_requirement():
+    spec = spec_of("conference")
+    by_text = {r.text: r for r in spec.requirements}
+    assert by_text["Browse talks by track"].recipe == "filter:by-track"
+    assert by_text["Browse talks by track"].matched == ["Browse", "by", "track"]
+    assert by_text["The end date must not be before the start date"].matched == ["end", "not be before", "start"]
+    assert by_text["The end date must not be before the start date"].reason == ""
+
+
+@pytest.mark.parametrize("line", ["Search books by title", "List, add, edit and delete books",
+                                  "Export loans to CSV", "Staff log in"])
+def test_lines_without_trigger_words_are_no_recipe(line):
+    spec = _with_feature(spec_of("library"), line)
+    assert line not in recipe_lines(spec)
+    assert recipes.misses(spec) == []
+
+
+def _with_feature(spec: Spec, line: str) -> Spec:
+    from scopeflow.handlers.scope import classify_feature
+
+    feature = classify_feature(line)
+    assert feature is not None
+    spec.features.append(feature)
+    return spec
+
+
+def test_a_recipe_the_spec_cannot_support_stays_not_built_with_its_reason():
+    spec = analyze("# Loans\n\n## Entities\n- Loan: student (text, required)\n\n## Features\n- List overdue loans\n")
+    (requirement,) = [r for r in spec.requirements if r.kind == "feature"]
+    assert requirement.matched == ["overdue"]
+    assert "needs a date field on Loan" in requirement.reason
+    plan = make_plan(spec)
+    (task,) = [t for t in plan.tasks if requirement.id in t.requirements]
+    assert not task.buildable and "needs a date field on Loan" in task.reason
+    assert not any(t.kind == recipes.TASK_KIND for t in plan.tasks)
+    decided = req.decide(spec.requirements, [t.__dict__ for t in plan.tasks], {})
+    assert next(r for r in decided if r.id == requirement.id).verdict == req.NOT_BUILT
+
+
+def test_recipe_lines_are_planned_on_the_recipes_task_only():
+    spec = spec_of("library")
+    plan = make_plan(spec)
+    recipe_ids = {r.requirement for r in recipes.find(spec)}
+    owners = {rid: [t.id for t in plan.tasks if rid in t.requirements] for rid in recipe_ids}
+    assert owners and all(found == [recipes.TASK_ID] for found in owners.values())
+    task = plan.task(recipes.TASK_ID)
+    assert {f"entity-{e.table}" for e in spec.entities} <= set(task.depends_on)
+
+
+# ------------------------------------------------------------------------------ rendered and run
+@pytest.fixture(scope="module", params=["library", "conference", "garden"])
+def built(request, tmp_path_factory) -> tuple[Spec, dict, Path]:
+    spec = spec_of(request.param)
+    workspace = tmp_path_factory.mktemp(request.param)
+    return spec, build(spec, workspace), workspace / "app"
+
+
+def test_every_recipe_requirement_is_delivered_by_a_passing_generated_test(built):
+    spec, planned, app = built
+    decided = verdicts(spec, planned, app)
+    recipe_ids = [r.requirement for r in recipes.find(spec)]
+    assert len(recipe_ids) >= 5
+    for rid in recipe_ids:
+        found = decided[rid]
+        assert found.verdict == req.DELIVERED, (found.text, found.reason)
+        assert any("test_recipes" in test for test in found.tests), found.tests
+        assert not any("test_recipes" not in test for test in found.tests), "only recipe tests prove recipe lines"
+    assert all(r.verdict in req.VERDICTS for r in decided.values())
+
+
+MUTATIONS = {
+    # (scope, file, original, replacement, the generated test that must fail)
+    "overdue window": ("library", "webapp/recipes/views.py", "        return None, today\n",
+                       "        return None, today + datetime.timedelta(days=1)\n", "test_filter_loans_overdue"),
+    "finished rows listed": ("garden", "webapp/recipes/views.py", "    if view.done:\n", "    if False:\n",
+                             "test_filter_plants_overdue"),
+    "aggregate order": ("library", "webapp/recipes/views.py", "order_by(value.desc().nulls_last(), model.id)",
+                        "order_by(value.asc().nulls_last(), model.id)", "test_sort_titles_by_avg_rating"),
+    "choice filter ignored": ("conference", "webapp/recipes/views.py",
+                              "    if view.kind == \"by-field\":\n        if value is not None:",
+                              "    if view.kind == \"by-field\":\n        if False:", "test_filter_talks_by_track"),
+    "comparison not enforced": ("conference", "webapp/recipes/rules.py", "        if test(left, right):\n",
+                                "        if True:\n", "test_constraint_events_ends_on_not_before_starts_on"),
+    "bound not enforced": ("garden", "webapp/recipes/rules.py", "        return value is None or value > 0",
+                           "        return True or value > 0", "test_constraint_harvests_weight_positive"),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_a_mutation_that_breaks_a_recipe_fails_its_generated_test(mutation, tmp_path):
+    scope, path, original, replacement, test_name = MUTATIONS[mutation]
+    spec = spec_of(scope)
+    planned = build(spec, tmp_path)
+    app = tmp_path / "app"
+    target = app / path
+    text = target.read_text(encoding="utf-8")
+    assert text.count(original) == 1, f"{mutation}: the rendered code changed; update the mutation"
+    target.write_text(text.replace(original, replacement), encoding="utf-8")
+    decided = verdicts(spec, planned, app, only="tests/test_recipes.py")
+    broken = next(r for r in recipes.find(spec) if f"test_{r.slug}" == test_name)
+    found = decided[broken.requirement]
+    assert found.verdict == req.NOT_BUILT
+    assert any(test_name in test for test in found.failed_tests), found.failed_tests
+
+
+def test_without_recipe_lines_the_app_has_no_recipes_module(tmp_path):
+    spec = analyze("# Shelf\n\n## Entities\n- Book: title (text, required)\n\n## Features\n- List books\n")
+    planned = build(spec, tmp_path)
+    assert not any(t["kind"] == recipes.TASK_KIND for t in planned["plan"]["tasks"])
+    assert not (tmp_path / "app" / "webapp" / "recipes").exists()
+    assert "recipes" not in (tmp_path / "app" / "webapp" / "__init__.py").read_text(encoding="utf-8")
+
+
+def test_generated_recipe_code_is_ruff_clean(built):
+    _, _, app = built
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=app, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
