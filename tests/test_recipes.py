@@ -82,6 +82,7 @@ def _run_file(app: Path, test_file: str) -> dict[str, dict[str, list[str]]]:
     ("Filter loans by status", ("filter", "by-status")),
     ("Titles sorted by average rating", ("sort", "by-avg-rating")),
     ("Titles sorted by number of reviews", ("sort", "by-count-of-reviews")),
+    ("Only librarians can change anything, students can only read", ("roles", "librarian-writes")),
 ])
 def test_library_lines_trigger_their_recipes(line, expected):
     assert recipe_lines(spec_of("library"))[line] == expected
@@ -98,6 +99,37 @@ def test_constraint_lines_become_rules_with_the_operator_they_say():
     assert garden["Weight must be positive"]["strict"] is True
 
 
+@pytest.mark.parametrize("line, expected", [
+    ("Only librarians can change anything, students can only read",
+     {"writer": "librarian", "reader": "student", "tables": None}),
+    ("Only admins may edit loans; members are read-only", {"writer": "admin", "reader": "member", "tables": ["loans"]}),
+    ("Only organisers may edit events; speakers can only read", None),   # no Event in the library scope
+])
+def test_role_lines_name_who_writes_who_reads_and_what(line, expected):
+    from scopeflow.handlers.recipes.recognise import match_roles
+
+    found = match_roles(line, spec_of("library"), None)
+    if expected is None:
+        assert found is not None and found.params["tables"] is None
+    else:
+        assert found is not None and found.params == expected
+
+
+@pytest.mark.parametrize("line", ["Only logged-in staff can change stock", "Only authenticated agents can close tickets",
+                                  "Staff log in with accounts and roles"])
+def test_login_lines_are_no_roles(line):
+    from scopeflow.handlers.recipes.recognise import match_roles
+
+    assert match_roles(line, spec_of("library"), None) is None
+
+
+def test_roles_bring_login_and_a_writer_test_user(tmp_path):
+    spec = spec_of("library")
+    assert not spec.wants_login
+    plan = make_plan(spec)
+    assert any(t.kind == "auth" for t in plan.tasks)
+
+
 def test_the_matched_words_are_recorded_on_the_requirement():
     spec = spec_of("conference")
     by_text = {r.text: r for r in spec.requirements}
@@ -107,7 +139,8 @@ def test_the_matched_words_are_recorded_on_the_requirement():
     assert by_text["The end date must not be before the start date"].reason == ""
 
 
-@pytest.mark.parametrize("line", ["Search books by title", "List, add, edit and delete books",
+@pytest.mark.parametrize("line", ["Search books by title", "Search loans by student and status",
+                                  "List, add, edit and delete books",
                                   "Export loans to CSV", "Staff log in"])
 def test_lines_without_trigger_words_are_no_recipe(line):
     spec = _with_feature(spec_of("library"), line)
@@ -181,6 +214,11 @@ MUTATIONS = {
                               "    if view.kind == \"by-field\":\n        if False:", "test_filter_talks_by_track"),
     "comparison not enforced": ("conference", "webapp/recipes/rules.py", "        if test(left, right):\n",
                                 "        if True:\n", "test_constraint_events_ends_on_not_before_starts_on"),
+    "roles not enforced": ("library", "webapp/recipes/roles.py", '    if ROLES.get(role or "") == "write":\n',
+                           "    if True:\n", "test_roles_titles_librarian_writes"),
+    "roles ignore the guarded table": ("conference", "webapp/recipes/roles.py",
+                                       "    if table is None or (GUARDED is not None and table not in GUARDED):",
+                                       "    if table is None or table in GUARDED:", "test_roles_events_organiser_writes"),
     "bound not enforced": ("garden", "webapp/recipes/rules.py", "        return value is None or value > 0",
                            "        return True or value > 0", "test_constraint_harvests_weight_positive"),
 }

@@ -99,6 +99,7 @@ def _context_for(spec: Spec, plan: Plan, task: PlanTask) -> dict[str, Any]:
         "tables": tuple(e.table for e in entities),
         "has_recipes": any(t.kind == recipes.TASK_KIND for t in plan.tasks),
         "has_recipe_rules": any(t.kind == recipes.TASK_KIND and recipes.RULES_FILE in t.files for t in plan.tasks),
+        "writer_role": recipes.writer_role(spec) if login else None,
     }
     marks: dict[str, list[str]] = {}
     if task.kind in ("entity", "tests"):

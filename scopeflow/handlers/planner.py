@@ -188,7 +188,7 @@ def unplanned(spec: Spec, plan: Plan) -> list[str]:
 
 def wants_login(spec: Spec) -> bool:
     """Login is built when the spec says so or when a feature asks for it."""
-    return spec.wants_login or any(f.kind == "login" for f in spec.features)
+    return spec.wants_login or any(f.kind == "login" for f in spec.features) or recipes.needs_login(spec)
 
 
 def check_spec(spec: Spec) -> None:

@@ -48,8 +48,9 @@ def _features(spec: Spec, kinds: set[str], entity: str | None = None) -> list[st
 def login_ids(spec: Spec) -> list[str]:
     """Login features and the constraints that ask for login."""
     subjects = _by_subject(spec)
+    by_recipe = recipes.covered_subjects(spec)
     constraints = [rid for number, text in enumerate(spec.constraints, start=1) if LOGIN_WORDS.search(text)
-                   for rid in subjects.get(f"constraint:{number}", [])]
+                   and f"constraint:{number}" not in by_recipe for rid in subjects.get(f"constraint:{number}", [])]
     return _features(spec, {"login"}) + constraints
 
 

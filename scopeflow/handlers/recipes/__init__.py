@@ -9,7 +9,9 @@ date) is a :class:`Miss`: its requirement stays ``not built`` with the reason.
 
 Recipes built: saved filters on dates (overdue, due today, this week, upcoming) and on choice or
 reference fields; sorting by a field or by an aggregate (average, sum, count) of a child entity;
-constraints comparing two fields of a row or bounding number fields, answered with 400.
+constraints comparing two fields of a row or bounding number fields, answered with 400; named
+roles that may change data while everyone else (or a named reader role) may only read, answered
+with 403.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ _FILES = {
     "init": "app/webapp/recipes/__init__.py",
     "views": "app/webapp/recipes/views.py",
     "rules": "app/webapp/recipes/rules.py",
+    "roles": "app/webapp/recipes/roles.py",
     "view_page": "app/webapp/templates/recipes/view.html",
     "tests": "app/tests/test_recipes.py",
 }
@@ -112,6 +115,8 @@ def files_for(recipes: list[Recipe]) -> list[str]:
         wanted += ["views", "view_page"]
     if "constraint" in kinds:
         wanted.append("rules")
+    if "roles" in kinds:
+        wanted.append("roles")
     return sorted(_FILES[key] for key in wanted)
 
 
@@ -133,12 +138,34 @@ def plan_task(spec: Spec, depends_on: list[str], phase: str) -> Any:
         requirements=list(dict.fromkeys(r.requirement for r in recipes if r.requirement)))
 
 
+def needs_login(spec: Spec) -> bool:
+    """Roles only mean something for signed-in users: a roles recipe brings login with it."""
+    return any(r.kind == "roles" for r in find(spec))
+
+
+def writer_role(spec: Spec) -> str | None:
+    """The first role allowed to change data (the generated tests' user gets it)."""
+    return next((r.params["writer"] for r in find(spec) if r.kind == "roles"), None)
+
+
 def build_context(spec: Spec) -> dict[str, Any]:
     """What the recipe templates render from: the recipes grouped by kind, with entity data."""
     recipes = find(spec)
+    roles = [r for r in recipes if r.kind == "roles"]
+    levels: dict[str, str] = {}
+    for recipe in roles:
+        if recipe.params["reader"]:
+            levels.setdefault(recipe.params["reader"], "read")
+    for recipe in roles:
+        levels[recipe.params["writer"]] = "write"
+    tables = None if any(r.params["tables"] is None for r in roles) else tuple(sorted(
+        {t for r in roles for t in r.params["tables"]}))
     return {
         "recipes": recipes,
         "views": [r for r in recipes if r.kind in ("filter", "sort")],
         "constraints": [r for r in recipes if r.kind == "constraint"],
+        "roles": roles,
+        "role_levels": levels,
+        "role_tables": tables,
         "recipe_entities": {e.name: e for e in spec.entities},
     }

@@ -30,8 +30,8 @@ _DATE_VIEWS = (
     ("this-week", re.compile(r"\b(this week)\b", re.IGNORECASE)),
     ("upcoming", re.compile(r"\b(upcoming|coming up|next \d+ days|future)\b", re.IGNORECASE)),
 )
-_BY_FIELD = re.compile(r"\b(?:filter\w*|group\w*|list\w*|show\w*|view\w*|browse\w*)\b.*?\bby\s+(?P<what>[\w ]+)",
-                       re.IGNORECASE)
+_BY_FIELD = re.compile(r"\b(?:filter(?:s|ed|ing)?|group(?:s|ed|ing)?|list(?:s|ed|ing)?|show(?:s|n|ing)?|"
+                       r"view(?:s|ed|ing)?|brows(?:e|es|ed|ing))\b.*?\bby\s+(?P<what>[\w ]+)", re.IGNORECASE)
 _SORT = re.compile(r"\b(?:sort\w*|order(?:ed)?|rank\w*)\s+(?:\w+\s+){0,3}?by\s+(?:the\s+|their\s+|its\s+)?"
                    r"(?:(?P<agg>average|avg|mean|total|sum of|sum|number of|count of|count)\s+(?:of\s+)?)?"
                    r"(?P<what>[\w]+(?:\s[\w]+)?)", re.IGNORECASE)
@@ -236,7 +236,39 @@ def match_not_negative(text: str, spec: Spec, entity_hint: str | None) -> Recipe
                           "targets": [{"entity": e.name, "table": e.table, "field": f.name} for e, f in targets]})
 
 
+_CHANGE = r"(?:change|edit|add|create|delete|remove|modify|update|manage|write)"
+_WRITERS = re.compile(rf"\bonly\s+(?:the\s+)?(?P<who>[a-z][\w -]*?)\s+(?:can|may|are allowed to|is allowed to)\s+"
+                      rf"(?P<verb>{_CHANGE})\b(?P<what>[^.;,]*)", re.IGNORECASE)
+_READERS = re.compile(r"\b(?P<who>[a-z][\w-]*)\s+(?:can|may)\s+only\s+(?:read|view|see|browse|look)\b|"
+                      r"\b(?P<who2>[a-z][\w-]*)\s+(?:are|is|get)\s+read[- ]only\b", re.IGNORECASE)
+_NOT_ROLE_WORDS = {"logged", "in", "authenticated", "signed", "registered", "user", "users", "people", "staff",
+                   "one", "someone", "owner", "owners", "their", "own"}
+
+
+def _role(words: str) -> str | None:
+    """``librarians`` → ``librarian``; None for words that name no role (``logged-in users``)."""
+    kept = [naming.singular(w) for w in words_of(words) if w not in _NOT_ROLE_WORDS]
+    return "_".join(kept[-1:]) or None
+
+
+def match_roles(text: str, spec: Spec, entity_hint: str | None) -> Recipe | None:
+    """``only librarians can change anything, students can only read``: named roles, write vs read."""
+    m = _WRITERS.search(text)
+    if m is None:
+        return None
+    writer = _role(m["who"])
+    if writer is None:
+        return None
+    reader_match = _READERS.search(text)
+    reader = _role(reader_match["who"] or reader_match["who2"]) if reader_match else None
+    target = entity_in(m["what"], spec, None) if not re.search(r"\b(anything|everything|all)\b", m["what"]) else None
+    matched = [m[0].strip()] + ([reader_match[0]] if reader_match else [])
+    return Recipe(kind="roles", name=f"{writer}-writes", entity=(target or spec.entities[0]).name, matched=matched,
+                  params={"writer": writer, "reader": reader if reader != writer else None,
+                          "tables": [target.table] if target else None})
+
+
 FEATURE_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
-    match_sort, match_date_view, match_by_field)
+    match_sort, match_date_view, match_by_field, match_roles)
 CONSTRAINT_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
-    match_comparison, match_not_negative)
+    match_comparison, match_not_negative, match_roles)
