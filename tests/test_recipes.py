@@ -83,9 +83,14 @@ def _run_file(app: Path, test_file: str) -> dict[str, dict[str, list[str]]]:
     ("Titles sorted by average rating", ("sort", "by-avg-rating")),
     ("Titles sorted by number of reviews", ("sort", "by-count-of-reviews")),
     ("Only librarians can change anything, students can only read", ("roles", "librarian-writes")),
+    ("A kanban board of loans", ("board", "by-status")),
+    ("Loans board by status", ("board", "by-status")),
 ])
 def test_library_lines_trigger_their_recipes(line, expected):
-    assert recipe_lines(spec_of("library"))[line] == expected
+    spec = spec_of("library")
+    if line not in {f.text for f in spec.features} | set(spec.constraints):
+        spec = _with_feature(spec, line)
+    assert recipe_lines(spec)[line] == expected
 
 
 def test_constraint_lines_become_rules_with_the_operator_they_say():
@@ -150,11 +155,17 @@ def test_lines_without_trigger_words_are_no_recipe(line):
 
 def _with_feature(spec: Spec, line: str) -> Spec:
     from scopeflow.handlers.scope import classify_feature
+    from scopeflow.handlers.spec import Feature
 
-    feature = classify_feature(line)
-    assert feature is not None
-    spec.features.append(feature)
+    spec.features.append(classify_feature(line) or Feature(line, "custom", False, "a bullet of unknown kind"))
     return spec
+
+
+def test_a_board_without_a_choice_field_is_a_miss():
+    spec = analyze("# Deals\n\n## Entities\n- Deal: name (text, required), stage (text)\n\n## Features\n"
+                   "- A board of deals by stage\n")
+    (miss,) = recipes.misses(spec)
+    assert miss.kind == "board" and "needs a choice field on Deal" in miss.reason
 
 
 def test_a_recipe_the_spec_cannot_support_stays_not_built_with_its_reason():
@@ -219,6 +230,10 @@ MUTATIONS = {
     "roles ignore the guarded table": ("conference", "webapp/recipes/roles.py",
                                        "    if table is None or (GUARDED is not None and table not in GUARDED):",
                                        "    if table is None or table in GUARDED:", "test_roles_events_organiser_writes"),
+    "board in one column": ("garden", "webapp/recipes/boards.py", "            found[value].append(",
+                            "            found[choices[0]].append(", "test_board_plants_by_spot"),
+    "board moves anywhere": ("conference", "webapp/recipes/boards.py", "    saved, errors = resource.update(row, {field: to})",
+                             "    setattr(row, field, to)\n    saved, errors = row, {}", "test_board_events_by_status"),
     "bound not enforced": ("garden", "webapp/recipes/rules.py", "        return value is None or value > 0",
                            "        return True or value > 0", "test_constraint_harvests_weight_positive"),
 }

@@ -29,6 +29,8 @@ _FILES = {
     "views": "app/webapp/recipes/views.py",
     "rules": "app/webapp/recipes/rules.py",
     "roles": "app/webapp/recipes/roles.py",
+    "boards": "app/webapp/recipes/boards.py",
+    "board_page": "app/webapp/templates/recipes/board.html",
     "view_page": "app/webapp/templates/recipes/view.html",
     "tests": "app/tests/test_recipes.py",
 }
@@ -117,6 +119,8 @@ def files_for(recipes: list[Recipe]) -> list[str]:
         wanted.append("rules")
     if "roles" in kinds:
         wanted.append("roles")
+    if "board" in kinds:
+        wanted += ["boards", "board_page"]
     return sorted(_FILES[key] for key in wanted)
 
 
@@ -165,6 +169,7 @@ def build_context(spec: Spec) -> dict[str, Any]:
         "views": [r for r in recipes if r.kind in ("filter", "sort")],
         "constraints": [r for r in recipes if r.kind == "constraint"],
         "roles": roles,
+        "boards": [r for r in recipes if r.kind == "board"],
         "role_levels": levels,
         "role_tables": tables,
         "recipe_entities": {e.name: e for e in spec.entities},

@@ -268,7 +268,30 @@ def match_roles(text: str, spec: Spec, entity_hint: str | None) -> Recipe | None
                           "tables": [target.table] if target else None})
 
 
+_BOARD = re.compile(r"\b(?:kanban(?:\s+board)?|board)\b", re.IGNORECASE)
+_BOARD_FIELD_WORDS = ("status", "stage", "state", "phase", "step", "column", "lane")
+
+
+def match_board(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss | None:
+    """``a board of deals by stage``: a kanban page grouping an entity by one of its choice fields."""
+    m = _BOARD.search(text)
+    if m is None:
+        return None
+    entity = entity_in(text, spec, entity_hint)
+    if entity is None:
+        return Miss("board", [m[0]], "a board needs an entity with a choice field; the line names none")
+    named = _fields_named(text, entity, ("choice",))
+    choices = [f for f in entity.fields if f.type == "choice"]
+    field = named[0][1] if named else next(
+        (f for f in choices if set(f.name.split("_")) & set(_BOARD_FIELD_WORDS)), choices[0] if choices else None)
+    if field is None:
+        return Miss("board", [m[0]], f"a board needs a choice field on {entity.name} to make its columns; "
+                    "it has none")
+    return Recipe(kind="board", name=f"by-{field.name.replace('_', '-')}", entity=entity.name,
+                  matched=[m[0], field.name], params={"field": field.name, "choices": list(field.choices)})
+
+
 FEATURE_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
-    match_sort, match_date_view, match_by_field, match_roles)
+    match_board, match_sort, match_date_view, match_by_field, match_roles)
 CONSTRAINT_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
     match_comparison, match_not_negative, match_roles)
