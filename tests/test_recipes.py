@@ -85,6 +85,8 @@ def _run_file(app: Path, test_file: str) -> dict[str, dict[str, list[str]]]:
     ("Only librarians can change anything, students can only read", ("roles", "librarian-writes")),
     ("A kanban board of loans", ("board", "by-status")),
     ("Loans board by status", ("board", "by-status")),
+    ("Chart of loans per month", ("chart", "count-per-month")),
+    ("Daily statistics of loans", ("chart", "count-per-day")),
 ])
 def test_library_lines_trigger_their_recipes(line, expected):
     spec = spec_of("library")
@@ -161,6 +163,12 @@ def _with_feature(spec: Spec, line: str) -> Spec:
     return spec
 
 
+def test_a_chart_without_a_period_is_a_miss():
+    spec = _with_feature(spec_of("library"), "Seller analytics dashboard with charts")
+    (miss,) = recipes.misses(spec)
+    assert miss.kind == "chart" and "needs an entity and a period" in miss.reason
+
+
 def test_a_board_without_a_choice_field_is_a_miss():
     spec = analyze("# Deals\n\n## Entities\n- Deal: name (text, required), stage (text)\n\n## Features\n"
                    "- A board of deals by stage\n")
@@ -234,6 +242,11 @@ MUTATIONS = {
                             "            found[choices[0]].append(", "test_board_plants_by_spot"),
     "board moves anywhere": ("conference", "webapp/recipes/boards.py", "    saved, errors = resource.update(row, {field: to})",
                              "    setattr(row, field, to)\n    saved, errors = row, {}", "test_board_events_by_status"),
+    "chart by the wrong period": ("garden", "webapp/recipes/charts.py", '        return f"{year}-W{week:02d}"',
+                                  '        return f"{year}-W{week + 1:02d}"', "test_chart_harvests_sum_weight_per_week"),
+    "chart counts once per period": ("library", "webapp/recipes/charts.py",
+                                     "totals[key] = totals.get(key, 0) + (amount or 0)", "totals[key] = amount or 0",
+                                     "test_chart_loans_count_per_month"),
     "bound not enforced": ("garden", "webapp/recipes/rules.py", "        return value is None or value > 0",
                            "        return True or value > 0", "test_constraint_harvests_weight_positive"),
 }
@@ -262,6 +275,31 @@ def test_without_recipe_lines_the_app_has_no_recipes_module(tmp_path):
     assert not any(t["kind"] == recipes.TASK_KIND for t in planned["plan"]["tasks"])
     assert not (tmp_path / "app" / "webapp" / "recipes").exists()
     assert "recipes" not in (tmp_path / "app" / "webapp" / "__init__.py").read_text(encoding="utf-8")
+
+
+ONE_RECIPE_SCOPE = """# Jobs
+
+## Entities
+- Client: name (text, required)
+- Job: title (text, required), client (-> Client), due_on (date), starts_on (date), stage (choice: new|doing|done), hours (integer)
+
+## {section}
+- {line}
+"""
+
+
+@pytest.mark.parametrize("section, line", [
+    ("Features", "Overdue jobs"), ("Features", "List jobs by stage"), ("Features", "Jobs sorted by hours"),
+    ("Features", "Clients sorted by number of jobs"), ("Features", "Board of jobs"),
+    ("Features", "Jobs per week chart"), ("Constraints", "Only managers can change jobs"),
+    ("Constraints", "Due date must be after the start date"), ("Constraints", "Hours are never negative")])
+def test_each_recipe_alone_renders_ruff_clean_code(section, line, tmp_path):
+    spec = analyze(ONE_RECIPE_SCOPE.format(section=section, line=line))
+    assert len(recipes.find(spec)) == 1, recipes.find(spec)
+    build(spec, tmp_path)
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=tmp_path / "app",
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
 
 
 def test_generated_recipe_code_is_ruff_clean(built):

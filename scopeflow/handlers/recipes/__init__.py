@@ -31,6 +31,8 @@ _FILES = {
     "roles": "app/webapp/recipes/roles.py",
     "boards": "app/webapp/recipes/boards.py",
     "board_page": "app/webapp/templates/recipes/board.html",
+    "charts": "app/webapp/recipes/charts.py",
+    "chart_page": "app/webapp/templates/recipes/chart.html",
     "view_page": "app/webapp/templates/recipes/view.html",
     "tests": "app/tests/test_recipes.py",
 }
@@ -121,6 +123,8 @@ def files_for(recipes: list[Recipe]) -> list[str]:
         wanted.append("roles")
     if "board" in kinds:
         wanted += ["boards", "board_page"]
+    if "chart" in kinds:
+        wanted += ["charts", "chart_page"]
     return sorted(_FILES[key] for key in wanted)
 
 
@@ -170,6 +174,7 @@ def build_context(spec: Spec) -> dict[str, Any]:
         "constraints": [r for r in recipes if r.kind == "constraint"],
         "roles": roles,
         "boards": [r for r in recipes if r.kind == "board"],
+        "charts": [r for r in recipes if r.kind == "chart"],
         "role_levels": levels,
         "role_tables": tables,
         "recipe_entities": {e.name: e for e in spec.entities},

@@ -291,7 +291,36 @@ def match_board(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss
                   matched=[m[0], field.name], params={"field": field.name, "choices": list(field.choices)})
 
 
+_CHART = re.compile(r"\b(charts?|graphs?|statistics|stats|histograms?|plots?)\b", re.IGNORECASE)
+_PERIODS = (("day", re.compile(r"\b(daily|(?:per|by|each|a) day)\b", re.IGNORECASE)),
+            ("week", re.compile(r"\b(weekly|(?:per|by|each|a) week)\b", re.IGNORECASE)),
+            ("month", re.compile(r"\b(monthly|(?:per|by|each|a) month)\b", re.IGNORECASE)))
+_SUM = re.compile(r"\b(?:sum|total)\s+(?:of\s+)?(?:the\s+)?(?P<what>\w+)", re.IGNORECASE)
+
+
+def match_chart(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss | None:
+    """``orders per month chart`` / ``monthly statistics of loans``: counts (or sums of a number field)
+    per day, week or month of a date field, drawn as a server-rendered SVG with a data table."""
+    m = _CHART.search(text)
+    if m is None:
+        return None
+    period, said = next(((name, p[0]) for name, rule in _PERIODS if (p := rule.search(text))), (None, ""))
+    entity = entity_in(text, spec, entity_hint)
+    if period is None or entity is None:
+        return Miss("chart", [m[0]], "a chart needs an entity and a period: say what to count per day, week "
+                    "or month (e.g. 'loans per month chart')")
+    field = _date_field(text, entity)
+    if field is None:
+        return Miss("chart", [m[0], said], f"a chart per {period} needs a date field on {entity.name}; it has none")
+    total = _SUM.search(text)
+    measured = _fields_named(total["what"], entity, NUMBER_TYPES) if total else []
+    measure = measured[0][1].name if measured else None
+    name = f"{'sum-' + measure.replace('_', '-') if measure else 'count'}-per-{period}"
+    return Recipe(kind="chart", name=name, entity=entity.name, matched=[m[0], said] + ([total[0]] if measure else []),
+                  params={"field": field.name, "field_type": field.type, "period": period, "measure": measure})
+
+
 FEATURE_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
-    match_board, match_sort, match_date_view, match_by_field, match_roles)
+    match_board, match_chart, match_sort, match_date_view, match_by_field, match_roles)
 CONSTRAINT_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
     match_comparison, match_not_negative, match_roles)
