@@ -87,6 +87,7 @@ def _run_file(app: Path, test_file: str) -> dict[str, dict[str, list[str]]]:
     ("Loans board by status", ("board", "by-status")),
     ("Chart of loans per month", ("chart", "count-per-month")),
     ("Daily statistics of loans", ("chart", "count-per-day")),
+    ("Remind members when their loans are due", ("reminder", "due-on-reminder")),
 ])
 def test_library_lines_trigger_their_recipes(line, expected):
     spec = spec_of("library")
@@ -169,6 +170,17 @@ def test_a_chart_without_a_period_is_a_miss():
     assert miss.kind == "chart" and "needs an entity and a period" in miss.reason
 
 
+@pytest.mark.parametrize("line, reason", [
+    ("Email notifications when an order ships", "notifications on events"),
+    ("Remind titles when reviews arrive", "notifications on events"),
+    ("Send a reminder before each review", "needs an entity with a date field"),
+])
+def test_reminders_the_app_cannot_send_are_misses(line, reason):
+    spec = _with_feature(spec_of("library"), line)
+    (miss,) = recipes.misses(spec)
+    assert miss.kind == "reminder" and reason in miss.reason
+
+
 def test_a_board_without_a_choice_field_is_a_miss():
     spec = analyze("# Deals\n\n## Entities\n- Deal: name (text, required), stage (text)\n\n## Features\n"
                    "- A board of deals by stage\n")
@@ -234,7 +246,7 @@ MUTATIONS = {
     "comparison not enforced": ("conference", "webapp/recipes/rules.py", "        if test(left, right):\n",
                                 "        if True:\n", "test_constraint_events_ends_on_not_before_starts_on"),
     "roles not enforced": ("library", "webapp/recipes/roles.py", '    if ROLES.get(role or "") == "write":\n',
-                           "    if True:\n", "test_roles_titles_librarian_writes"),
+                           "    if True:\n", "test_roles_members_librarian_writes"),
     "roles ignore the guarded table": ("conference", "webapp/recipes/roles.py",
                                        "    if table is None or (GUARDED is not None and table not in GUARDED):",
                                        "    if table is None or table in GUARDED:", "test_roles_events_organiser_writes"),
@@ -247,6 +259,19 @@ MUTATIONS = {
     "chart counts once per period": ("library", "webapp/recipes/charts.py",
                                      "totals[key] = totals.get(key, 0) + (amount or 0)", "totals[key] = amount or 0",
                                      "test_chart_loans_count_per_month"),
+    "reminders for past rows too": ("library", "webapp/recipes/outbox.py",
+                                    "if today <= _day(getattr(row, reminder.field)) <= last]",
+                                    "if _day(getattr(row, reminder.field)) <= last]", "test_reminder_loans_due_on_reminder"),
+    "reminders queued twice": ("conference", "webapp/recipes/outbox.py",
+                               "            if not recipient or session.scalars(",
+                               "            if not recipient or False and session.scalars(",
+                               "test_reminder_events_starts_on_reminder"),
+    "printed reminders marked sent": ("conference", "webapp/recipes/outbox.py",
+                                      "    if not host or not waiting:\n        return 0, waiting",
+                                      "    if not host or not waiting:\n        for message in waiting:\n"
+                                      "            message.sent_at = datetime.datetime.now()\n"
+                                      "        db.session().commit()\n        return 0, waiting",
+                                      "test_reminder_events_starts_on_reminder"),
     "bound not enforced": ("garden", "webapp/recipes/rules.py", "        return value is None or value > 0",
                            "        return True or value > 0", "test_constraint_harvests_weight_positive"),
 }

@@ -33,6 +33,7 @@ _FILES = {
     "board_page": "app/webapp/templates/recipes/board.html",
     "charts": "app/webapp/recipes/charts.py",
     "chart_page": "app/webapp/templates/recipes/chart.html",
+    "outbox": "app/webapp/recipes/outbox.py",
     "view_page": "app/webapp/templates/recipes/view.html",
     "tests": "app/tests/test_recipes.py",
 }
@@ -125,6 +126,8 @@ def files_for(recipes: list[Recipe]) -> list[str]:
         wanted += ["boards", "board_page"]
     if "chart" in kinds:
         wanted += ["charts", "chart_page"]
+    if "reminder" in kinds:
+        wanted.append("outbox")
     return sorted(_FILES[key] for key in wanted)
 
 
@@ -175,6 +178,7 @@ def build_context(spec: Spec) -> dict[str, Any]:
         "roles": roles,
         "boards": [r for r in recipes if r.kind == "board"],
         "charts": [r for r in recipes if r.kind == "chart"],
+        "reminders": [r for r in recipes if r.kind == "reminder"],
         "role_levels": levels,
         "role_tables": tables,
         "recipe_entities": {e.name: e for e in spec.entities},

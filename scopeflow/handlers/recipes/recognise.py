@@ -54,16 +54,22 @@ def field_stems(f: Field) -> set[str]:
     return (words - _GENERIC_FIELD_WORDS) or words
 
 
-def entity_in(text: str, spec: Spec, default: str | None) -> Entity | None:
-    """The entity the line names (first mention wins), else ``default``."""
-    words = words_of(text)
-    keys = {naming.singular(w) for w in words}
+def entities_in(text: str, spec: Spec) -> list[Entity]:
+    """Every entity the line names, in spec order."""
+    keys = {naming.singular(w) for w in words_of(text)}
+    found = []
     for entity in spec.entities:
         entity_words = {naming.singular(w).lower() for w in naming.ascii_words(entity.label)} | {
             naming.lookup_key(entity.name)}
         if entity_words & keys or naming.lookup_key(entity.label) in keys:
-            return entity
-    return spec.entity(default) if default else None
+            found.append(entity)
+    return found
+
+
+def entity_in(text: str, spec: Spec, default: str | None) -> Entity | None:
+    """The entity the line names (the first in spec order), else ``default``."""
+    named = entities_in(text, spec)
+    return named[0] if named else (spec.entity(default) if default else None)
 
 
 def _fields_named(text: str, entity: Entity, types: tuple[str, ...]) -> list[tuple[int, Field]]:
@@ -320,7 +326,56 @@ def match_chart(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss
                   params={"field": field.name, "field_type": field.type, "period": period, "measure": measure})
 
 
+_REMIND = re.compile(r"\b(remind\w*|notif\w*|alerts?)\b", re.IGNORECASE)
+_EVENT_WORDS = re.compile(r"\b(when|whenever|once|as soon as|after)\b(?!.*\bdue\b)", re.IGNORECASE)
+_DAYS_BEFORE = re.compile(r"\b(?P<n>\d+|one|two|three|seven)\s+days?\s+(?:before|ahead|in advance)\b", re.IGNORECASE)
+_NUMBERS = {"one": 1, "two": 2, "three": 3, "seven": 7}
+
+
+def _recipient(spec: Spec, entity: Entity) -> tuple[str, str | None] | None:
+    """(email field, reference field it is reached through or None): on the row, or one reference away."""
+    own = next((f.name for f in entity.fields if f.type == "email"), None)
+    if own:
+        return own, None
+    for f in entity.fields:
+        if f.type == "reference" and f.reference:
+            target = spec.entity(f.reference)
+            email = next((g.name for g in target.fields if g.type == "email"), None)
+            if email:
+                return email, f.name
+    return None
+
+
+def match_reminder(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss | None:
+    """``remind borrowers when loans are due`` / ``a reminder 3 days before an event starts``: due-date
+    reminders written to an outbox and sent by a CLI command of the app."""
+    m = _REMIND.search(text)
+    if m is None:
+        return None
+    if _EVENT_WORDS.search(text) and not re.search(r"\b(due|deadline|before|upcoming|starts?)\b", text, re.IGNORECASE):
+        return Miss("reminder", [m[0]], "notifications on events (a change of a row) are not built; "
+                    "only due-date reminders are")
+    dated = [e for e in entities_in(text, spec) if any(f.type in DATE_TYPES for f in e.fields)]
+    entity = dated[0] if dated else entity_in(text, spec, entity_hint)
+    field = _date_field(text, entity) if entity else None
+    if entity is None or field is None:
+        return Miss("reminder", [m[0]], "a reminder needs an entity with a date field to be due on")
+    recipient = _recipient(spec, entity)
+    if recipient is None:
+        return Miss("reminder", [m[0]], f"a reminder needs an email address on {entity.name} or on an "
+                    "entity it refers to")
+    days = _DAYS_BEFORE.search(text)
+    ahead = (int(days["n"]) if days["n"].isdigit() else _NUMBERS[days["n"].lower()]) if days else 1
+    via = recipient[1]
+    return Recipe(kind="reminder", name=f"{field.name.replace('_', '-')}-reminder", entity=entity.name,
+                  matched=[m[0]] + ([days[0]] if days else []),
+                  params={"field": field.name, "field_type": field.type, "days": ahead, "done": _done_field(entity),
+                          "email": recipient[0], "via": via,
+                          "via_table": spec.entity(next(f.reference for f in entity.fields if f.name == via) or "").table
+                          if via else None})
+
+
 FEATURE_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
-    match_board, match_chart, match_sort, match_date_view, match_by_field, match_roles)
+    match_reminder, match_board, match_chart, match_sort, match_date_view, match_by_field, match_roles)
 CONSTRAINT_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
     match_comparison, match_not_negative, match_roles)
