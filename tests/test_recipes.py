@@ -332,3 +332,12 @@ def test_generated_recipe_code_is_ruff_clean(built):
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=app, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
+
+
+def test_the_reviewer_sees_the_recipe_endpoints():
+    from scopeflow.handlers.builder import app_endpoints
+
+    listed = app_endpoints(spec_of("conference"), login=True)
+    assert "GET /events/views/upcoming" in listed
+    assert "POST /api/events/board/status/<id>/move" in listed
+    assert "GET /api/talks/views/by-sum-score" in listed

@@ -279,7 +279,7 @@ def app_endpoints(spec: Spec, login: bool) -> list[str]:
         endpoints += [f"GET /{t}/", f"GET|POST /{t}/new", f"GET|POST /{t}/<id>/edit",
                       f"POST /{t}/<id>/delete", f"GET /{t}/export.csv", f"GET|POST /api/{t}",
                       f"GET|PUT|DELETE /api/{t}/<id>"]
-    return endpoints
+    return endpoints + recipes.endpoints(spec)
 
 
 def _parse(spec: dict[str, Any], plan: dict[str, Any]) -> tuple[Spec, Plan]:

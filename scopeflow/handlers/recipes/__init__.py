@@ -149,6 +149,24 @@ def plan_task(spec: Spec, depends_on: list[str], phase: str) -> Any:
         requirements=list(dict.fromkeys(r.requirement for r in recipes if r.requirement)))
 
 
+_ENDPOINTS = {
+    "filter": ["GET /{t}/views/{n}", "GET /api/{t}/views/{n}"],
+    "sort": ["GET /{t}/views/{n}", "GET /api/{t}/views/{n}"],
+    "board": ["GET /{t}/board/{f}", "GET /api/{t}/board/{f}", "POST /{t}/board/{f}/<id>/move",
+              "POST /api/{t}/board/{f}/<id>/move"],
+    "chart": ["GET /{t}/charts/{n}", "GET /api/{t}/charts/{n}"],
+}
+
+
+def endpoints(spec: Spec) -> list[str]:
+    """The HTTP endpoints the recipes add to the generated app (what the reviewer lists)."""
+    found = []
+    for recipe in find(spec):
+        for pattern in _ENDPOINTS.get(recipe.kind, []):
+            found.append(pattern.format(t=recipe.table, n=recipe.name, f=recipe.params.get("field")))
+    return list(dict.fromkeys(found))
+
+
 def needs_login(spec: Spec) -> bool:
     """Roles only mean something for signed-in users: a roles recipe brings login with it."""
     return any(r.kind == "roles" for r in find(spec))
