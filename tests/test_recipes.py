@@ -138,6 +138,25 @@ def test_roles_bring_login_and_a_writer_test_user(tmp_path):
     assert any(t.kind == "auth" for t in plan.tasks)
 
 
+@pytest.mark.parametrize("line, expected", [
+    ("A title can be on only one open loan at a time", {"field": "title", "state": "status", "value": "open"}),
+    ("Only one open loan per title", {"field": "title", "state": "status", "value": "open"}),
+    ("Only one active loan per member", {"field": "member", "state": "returned", "value": False}),
+])
+def test_only_one_lines_name_the_field_and_the_state(line, expected):
+    from scopeflow.handlers.recipes.recognise import match_only_one
+
+    found = match_only_one(line, spec_of("library"), None)
+    assert found is not None and found.params == {"rule": "only-one", **expected}
+
+
+def test_only_one_without_a_state_is_a_miss():
+    from scopeflow.handlers.recipes.recognise import match_only_one
+
+    found = match_only_one("Only one loan per title", spec_of("library"), None)
+    assert isinstance(found, recipes.Miss) and "needs" in found.reason and "state word" in found.reason
+
+
 def test_the_matched_words_are_recorded_on_the_requirement():
     spec = spec_of("conference")
     by_text = {r.text: r for r in spec.requirements}
@@ -272,6 +291,12 @@ MUTATIONS = {
                                       "            message.sent_at = datetime.datetime.now()\n"
                                       "        db.session().commit()\n        return 0, waiting",
                                       "test_reminder_events_starts_on_reminder"),
+    "only-one ignores the row being edited": ("library", "webapp/recipes/rules.py",
+                                              "        if row_id is not None:\n            query = query.where(model.id != row_id)\n",
+                                              "", "test_constraint_loans_one_open_per_title"),
+    "only-one not enforced": ("conference", "webapp/recipes/rules.py",
+                              "        if session().execute(query.limit(1)).first() is None:",
+                              "        if True:", "test_constraint_events_one_open_per_name"),
     "bound not enforced": ("garden", "webapp/recipes/rules.py", "        return value is None or value > 0",
                            "        return True or value > 0", "test_constraint_harvests_weight_positive"),
 }

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from scopeflow.handlers import naming
 from scopeflow.handlers.recipes.model import Miss, Recipe
-from scopeflow.handlers.spec import Entity, Field, Spec
+from scopeflow.handlers.spec import FIELD_TYPES, Entity, Field, Spec
 
 DATE_TYPES = ("date", "datetime")
 NUMBER_TYPES = ("integer", "decimal")
@@ -375,7 +376,48 @@ def match_reminder(text: str, spec: Spec, entity_hint: str | None) -> Recipe | M
                           if via else None})
 
 
+_ONLY_ONE = (
+    re.compile(r"\bonly one (?:(?P<state>\w+) )?(?P<entity>\w+) (?:at a time )?(?:per|for each|for every|for any|"
+               r"for a|for the|for one) (?P<field>\w+)", re.IGNORECASE),
+    re.compile(r"\b(?P<field>\w+) (?:can|may) (?:only )?be (?:on|in|part of) (?:only )?one (?:(?P<state>\w+) )?"
+               r"(?P<entity>\w+)", re.IGNORECASE),
+)
+_OPEN_WORDS = {"open", "active", "current", "outstanding", "unreturned", "unpaid", "pending", "ongoing"}
+
+
+def _state(entity: Entity, word: str) -> tuple[str, Any] | None:
+    """(field, value) that puts a row in the state ``word`` names: a choice value, or "open"-like
+    words for a done-like boolean being false."""
+    for f in entity.fields:
+        if f.type == "choice" and word in [c.lower() for c in f.choices]:
+            return f.name, next(c for c in f.choices if c.lower() == word)
+    done = _done_field(entity)
+    if done and word in _OPEN_WORDS:
+        return done, False
+    return None
+
+
+def match_only_one(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss | None:
+    """``only one open loan per title`` / ``a title can be on only one open loan at a time``."""
+    m = next((found for rule in _ONLY_ONE if (found := rule.search(text))), None)
+    if m is None:
+        return None
+    entity = entity_in(m["entity"], spec, None)
+    if entity is None:
+        return None
+    named = _fields_named(m["field"], entity, tuple(t for t in FIELD_TYPES if t != "boolean"))
+    state = _state(entity, (m["state"] or "").lower()) if m["state"] else None
+    if not named or state is None:
+        return Miss("constraint", [m[0]], f"'only one … per …' needs a field of {entity.name} named "
+                    f"{m['field']!r} and a state word: one of its choices, or open/active with a done flag")
+    field = named[0][1]
+    word = "-".join(words_of(m["state"]))
+    return Recipe(kind="constraint", name=f"one-{word}-per-{field.name.replace('_', '-')}",
+                  entity=entity.name, matched=[m[0]],
+                  params={"rule": "only-one", "field": field.name, "state": state[0], "value": state[1]})
+
+
 FEATURE_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
     match_reminder, match_board, match_chart, match_sort, match_date_view, match_by_field, match_roles)
 CONSTRAINT_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
-    match_comparison, match_not_negative, match_roles)
+    match_only_one, match_comparison, match_not_negative, match_roles)
