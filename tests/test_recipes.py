@@ -366,3 +366,15 @@ def test_the_reviewer_sees_the_recipe_endpoints():
     assert "GET /events/views/upcoming" in listed
     assert "POST /api/events/board/status/<id>/move" in listed
     assert "GET /api/talks/views/by-sum-score" in listed
+
+
+@pytest.mark.parametrize("line", ["Agents log in to see their tickets", "Sellers only see their own orders",
+                                  "Members can only edit their own loans"])
+def test_ownership_lines_stay_not_built_instead_of_being_credited_to_login(line):
+    spec = _with_feature(spec_of("library"), line)
+    (miss,) = recipes.misses(spec)
+    assert miss.kind == "ownership"
+    number = len(spec.features)
+    plan = make_plan(spec)
+    task = plan.task(f"feature-{number}")
+    assert not task.buildable and "ownership" in task.reason

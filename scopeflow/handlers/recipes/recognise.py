@@ -417,7 +417,22 @@ def match_only_one(text: str, spec: Spec, entity_hint: str | None) -> Recipe | M
                   params={"rule": "only-one", "field": field.name, "state": state[0], "value": state[1]})
 
 
+_OWN = re.compile(r"\b(?:see|sees|view|views|access|read|edit|manage|list)\s+(?:only\s+)?(?:their|his|her)\s+"
+                  r"(?:own\s+)?(?P<what>\w+)|\b(?:their|his|her)\s+own\s+(?P<what2>\w+)", re.IGNORECASE)
+
+
+def match_ownership(text: str, spec: Spec, entity_hint: str | None) -> Miss | None:
+    """``sellers only see their own orders``: per-user row ownership is not built; the line says so
+    instead of being credited to login or CRUD."""
+    m = _OWN.search(text)
+    if m is None:
+        return None
+    return Miss("ownership", [m[0]], "ownership (each user sees or changes only their own rows) is not built "
+                "by the offline templates")
+
+
 FEATURE_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
-    match_reminder, match_board, match_chart, match_sort, match_date_view, match_by_field, match_roles)
+    match_reminder, match_board, match_chart, match_sort, match_date_view, match_by_field, match_roles,
+    match_ownership)
 CONSTRAINT_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
-    match_only_one, match_comparison, match_not_negative, match_roles)
+    match_only_one, match_comparison, match_not_negative, match_roles, match_ownership)
