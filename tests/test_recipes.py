@@ -378,3 +378,11 @@ def test_ownership_lines_stay_not_built_instead_of_being_credited_to_login(line)
     plan = make_plan(spec)
     task = plan.task(f"feature-{number}")
     assert not task.buildable and "ownership" in task.reason
+
+
+def test_a_roles_line_that_mentions_login_is_built_by_the_roles_recipe_not_assumed_plain_login():
+    spec = analyze((SCOPES / "library.md").read_text(encoding="utf-8").replace(
+        "- Only librarians can change anything, students can only read",
+        "- Only librarians can log in to change anything, students can only read"))
+    (found,) = [r for r in spec.requirements if r.recipe.startswith("roles:")]
+    assert (found.status, found.assumption) == ("understood", "")

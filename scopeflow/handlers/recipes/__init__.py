@@ -20,6 +20,7 @@ from typing import Any
 
 from scopeflow.handlers.recipes.model import Miss, Recipe
 from scopeflow.handlers.recipes.recognise import CONSTRAINT_MATCHERS, FEATURE_MATCHERS
+from scopeflow.handlers.requirements import UNDERSTOOD
 from scopeflow.handlers.spec import Spec
 
 TASK_ID = "recipes"
@@ -106,6 +107,8 @@ def annotate(spec: Spec) -> None:
             found.matched = list(dict.fromkeys(found.matched + recipe.matched))
             if found.kind == "constraint":
                 found.reason = ""      # the recipe enforces it; the verdict says whether a test proves it
+            if recipe.kind == "roles" and found.assumption.startswith("built as plain login"):
+                found.status, found.assumption = UNDERSTOOD, ""    # the roles recipe builds the roles
     for miss in missed:
         if miss.requirement in by_id:
             found = by_id[miss.requirement]

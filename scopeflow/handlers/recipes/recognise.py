@@ -245,7 +245,7 @@ def match_not_negative(text: str, spec: Spec, entity_hint: str | None) -> Recipe
 
 _CHANGE = r"(?:change|edit|add|create|delete|remove|modify|update|manage|write)"
 _WRITERS = re.compile(rf"\bonly\s+(?:the\s+)?(?P<who>[a-z][\w -]*?)\s+(?:can|may|are allowed to|is allowed to)\s+"
-                      rf"(?P<verb>{_CHANGE})\b(?P<what>[^.;,]*)", re.IGNORECASE)
+                      rf"(?:(?:log|sign)\s?in\s+(?:to|and)\s+)?(?P<verb>{_CHANGE})\b(?P<what>[^.;,]*)", re.IGNORECASE)
 _READERS = re.compile(r"\b(?P<who>[a-z][\w-]*)\s+(?:can|may)\s+only\s+(?:read|view|see|browse|look)\b|"
                       r"\b(?P<who2>[a-z][\w-]*)\s+(?:are|is|get)\s+read[- ]only\b", re.IGNORECASE)
 _NOT_ROLE_WORDS = {"logged", "in", "authenticated", "signed", "registered", "user", "users", "people", "staff",
