@@ -11,6 +11,7 @@ Tasks:
   ``auth``            session login (only when the spec wants login)
   ``entity-<table>``  one entity: model, field rules, its pages + API + export routes
   ``tests-<table>``   the generated pytest tests of that entity
+  ``recipes``         the feature recipes the scope's lines ask for (handlers/recipes), with their tests
   ``feature-<n>`` / ``integration-<name>``  what no template builds: ``buildable=False`` + reason
 """
 
