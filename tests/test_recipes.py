@@ -114,7 +114,7 @@ def test_constraint_lines_become_rules_with_the_operator_they_say():
     ("Only organisers may edit events; speakers can only read", None),   # no Event in the library scope
 ])
 def test_role_lines_name_who_writes_who_reads_and_what(line, expected):
-    from scopeflow.handlers.recipes.recognise import match_roles
+    from scopeflow.handlers.recipes.match_rules import match_roles
 
     found = match_roles(line, spec_of("library"), None)
     if expected is None:
@@ -126,7 +126,7 @@ def test_role_lines_name_who_writes_who_reads_and_what(line, expected):
 @pytest.mark.parametrize("line", ["Only logged-in staff can change stock", "Only authenticated agents can close tickets",
                                   "Staff log in with accounts and roles"])
 def test_login_lines_are_no_roles(line):
-    from scopeflow.handlers.recipes.recognise import match_roles
+    from scopeflow.handlers.recipes.match_rules import match_roles
 
     assert match_roles(line, spec_of("library"), None) is None
 
@@ -144,14 +144,14 @@ def test_roles_bring_login_and_a_writer_test_user(tmp_path):
     ("Only one active loan per member", {"field": "member", "state": "returned", "value": False}),
 ])
 def test_only_one_lines_name_the_field_and_the_state(line, expected):
-    from scopeflow.handlers.recipes.recognise import match_only_one
+    from scopeflow.handlers.recipes.match_rules import match_only_one
 
     found = match_only_one(line, spec_of("library"), None)
     assert found is not None and found.params == {"rule": "only-one", **expected}
 
 
 def test_only_one_without_a_state_is_a_miss():
-    from scopeflow.handlers.recipes.recognise import match_only_one
+    from scopeflow.handlers.recipes.match_rules import match_only_one
 
     found = match_only_one("Only one loan per title", spec_of("library"), None)
     assert isinstance(found, recipes.Miss) and "needs" in found.reason and "state word" in found.reason
