@@ -386,3 +386,26 @@ def test_a_roles_line_that_mentions_login_is_built_by_the_roles_recipe_not_assum
         "- Only librarians can log in to change anything, students can only read"))
     (found,) = [r for r in spec.requirements if r.recipe.startswith("roles:")]
     assert (found.status, found.assumption) == ("understood", "")
+
+
+def test_the_app_readme_lists_the_recipes_and_its_commands_work_as_printed(tmp_path):
+    build(spec_of("library"), tmp_path)
+    app = tmp_path / "app"
+    readme = (app / "README.md").read_text(encoding="utf-8")
+    assert "- List overdue loans: `GET /loans/views/overdue`" in readme
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "SECRET_KEY": "k",
+           "HOME": str(tmp_path)}
+
+    def flask(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "flask", "--app", "webapp", *args], cwd=app, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    assert "`flask --app webapp send-reminders`" in readme
+    sent = flask("send-reminders")
+    assert sent.returncode == 0 and "queued 0 new reminder(s); sent 0" in sent.stdout, sent.stderr
+    assert "`flask --app webapp set-role USERNAME ROLE`" in readme
+    created = flask("create-user", "ann", "--password", "long enough pw")
+    assert created.returncode == 0, created.stderr
+    assert flask("set-role", "ann", "librarian").stdout.strip() == "ann is now librarian"
+    refused = flask("set-role", "ann", "pirate")
+    assert refused.returncode != 0 and "unknown role 'pirate'" in refused.stderr

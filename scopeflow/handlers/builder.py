@@ -100,6 +100,7 @@ def _context_for(spec: Spec, plan: Plan, task: PlanTask) -> dict[str, Any]:
         "has_recipes": any(t.kind == recipes.TASK_KIND for t in plan.tasks),
         "has_recipe_rules": any(t.kind == recipes.TASK_KIND and recipes.RULES_FILE in t.files for t in plan.tasks),
         "writer_role": recipes.writer_role(spec) if login else None,
+        "recipe_notes": recipes.readme_lines(spec) if task.kind == "app_core" else [],
     }
     marks: dict[str, list[str]] = {}
     if task.kind in ("entity", "tests"):

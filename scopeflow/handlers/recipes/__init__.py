@@ -163,11 +163,28 @@ _ENDPOINTS = {
 
 def endpoints(spec: Spec) -> list[str]:
     """The HTTP endpoints the recipes add to the generated app (what the reviewer lists)."""
-    found = []
+    return list(dict.fromkeys(e for recipe in find(spec) for e in endpoints_of(recipe)))
+
+
+def readme_lines(spec: Spec) -> list[str]:
+    """Markdown bullets for the generated app's README: each recipe's line, pages and commands."""
+    lines = []
     for recipe in find(spec):
-        for pattern in _ENDPOINTS.get(recipe.kind, []):
-            found.append(pattern.format(t=recipe.table, n=recipe.name, f=recipe.params.get("field")))
-    return list(dict.fromkeys(found))
+        where = ", ".join(f"`{e}`" for e in endpoints_of(recipe))
+        lines.append(f"- {recipe.text}" + (f": {where}" if where else ""))
+        if recipe.kind == "roles":
+            lines.append("  (give a user a role with `flask --app webapp set-role USERNAME ROLE`)")
+        if recipe.kind == "reminder":
+            lines.append("  (`flask --app webapp send-reminders` queues and sends them; set SMTP_HOST, and SMTP_PORT, "
+                         "SMTP_USER, SMTP_PASSWORD, SMTP_FROM as needed, or they are printed and kept queued)")
+        if recipe.kind == "constraint":
+            lines.append("  (checked on every create and update: 400 when broken)")
+    return lines
+
+
+def endpoints_of(recipe: Recipe) -> list[str]:
+    return [pattern.format(t=recipe.table, n=recipe.name, f=recipe.params.get("field"))
+            for pattern in _ENDPOINTS.get(recipe.kind, [])]
 
 
 def needs_login(spec: Spec) -> bool:
