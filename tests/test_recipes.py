@@ -297,6 +297,8 @@ MUTATIONS = {
     "only-one not enforced": ("conference", "webapp/recipes/rules.py",
                               "        if session().execute(query.limit(1)).first() is None:",
                               "        if True:", "test_constraint_events_one_open_per_name"),
+    "list API ignores ?view=": ("garden", "webapp/api.py", "        if view is not None:\n",
+                                "        if False:\n", "test_filter_plants_overdue"),
     "bound not enforced": ("garden", "webapp/recipes/rules.py", "        return value is None or value > 0",
                            "        return True or value > 0", "test_constraint_harvests_weight_positive"),
 }
