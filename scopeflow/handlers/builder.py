@@ -15,6 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
+from scopeflow.handlers import recipes
 from scopeflow.handlers import requirement_marks as tracing
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import DESIGN_FLAW, EXTERNAL_BLOCKER, TaskFailure
@@ -81,6 +82,8 @@ def _template_for(task: PlanTask, path: str, table: str) -> str:
     fixed = {"app_core": APP_CORE_FILES, "auth": AUTH_FILES}.get(task.kind, {})
     if path in fixed:
         return fixed[path]
+    if task.kind == recipes.TASK_KIND and recipes.template_for(path):
+        return recipes.template_for(path) or ""
     per_entity = {"entity": ENTITY_FILE, "tests": ENTITY_TESTS_FILE}.get(task.kind)
     if per_entity and table and path == per_entity[0].format(table=table):
         return per_entity[1]
@@ -94,6 +97,10 @@ def _context_for(spec: Spec, plan: Plan, task: PlanTask) -> dict[str, Any]:
     context: dict[str, Any] = {
         "spec": spec, "login": login, "entities": entities,
         "tables": tuple(e.table for e in entities),
+        "has_recipes": any(t.kind == recipes.TASK_KIND for t in plan.tasks),
+        "has_recipe_rules": any(t.kind == recipes.TASK_KIND and recipes.RULES_FILE in t.files for t in plan.tasks),
+        "writer_role": recipes.writer_role(spec) if login else None,
+        "recipe_notes": recipes.readme_lines(spec) if task.kind == "app_core" else [],
     }
     marks: dict[str, list[str]] = {}
     if task.kind in ("entity", "tests"):
@@ -108,6 +115,8 @@ def _context_for(spec: Spec, plan: Plan, task: PlanTask) -> dict[str, Any]:
             marks = tracing.entity_test_marks(spec, entity, context, login)
     elif task.kind in ("app_core", "auth"):
         marks = tracing.core_test_marks(spec)
+    elif task.kind == recipes.TASK_KIND:
+        context.update(recipes.build_context(spec))
     context["mark"] = lambda test: tracing.marker(marks.get(test, []))
     return context
 
@@ -271,7 +280,7 @@ def app_endpoints(spec: Spec, login: bool) -> list[str]:
         endpoints += [f"GET /{t}/", f"GET|POST /{t}/new", f"GET|POST /{t}/<id>/edit",
                       f"POST /{t}/<id>/delete", f"GET /{t}/export.csv", f"GET|POST /api/{t}",
                       f"GET|PUT|DELETE /api/{t}/<id>"]
-    return endpoints
+    return endpoints + recipes.endpoints(spec)
 
 
 def _parse(spec: dict[str, Any], plan: dict[str, Any]) -> tuple[Spec, Plan]:

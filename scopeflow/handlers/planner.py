@@ -11,6 +11,7 @@ Tasks:
   ``auth``            session login (only when the spec wants login)
   ``entity-<table>``  one entity: model, field rules, its pages + API + export routes
   ``tests-<table>``   the generated pytest tests of that entity
+  ``recipes``         the feature recipes the scope's lines ask for (handlers/recipes), with their tests
   ``feature-<n>`` / ``integration-<name>``  what no template builds: ``buildable=False`` + reason
 """
 
@@ -22,6 +23,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from scopeflow.handlers import recipes
 from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.failures import DESIGN_FLAW, EXTERNAL_BLOCKER, TaskFailure
 from scopeflow.handlers.plan import PHASES, Plan, PlanTask
@@ -107,6 +109,12 @@ def make_plan(spec: Spec, feedback: str | None = None) -> Plan:
     for position, entity in enumerate(order):
         phase = "mvp" if position < mvp_count else "enhanced"
         plan.tasks.extend(_entity_tasks(spec, entity, phase, login))
+    # -- feature recipes (handlers/recipes): one task after every entity
+    recipe_task = recipes.plan_task(spec, [t.id for t in plan.tasks if t.kind in ("entity", "auth")],
+                                    "enhanced" if monster else "mvp")
+    if recipe_task is not None:
+        plan.tasks.append(recipe_task)
+    # -- end of feature recipes
     plan.tasks.extend(_unbuildable_tasks(spec, "polish" if monster else "mvp"))
     plan.notes.extend(_cycle_notes(spec))
     trace_requirements(spec, plan)
@@ -124,8 +132,12 @@ def trace_requirements(spec: Spec, plan: Plan) -> None:
     lines not understood have no task: they end ``not built`` / ``not understood``.
     """
     tasks = {task.id: task for task in plan.tasks}
+    by_recipe = recipes.covered_subjects(spec)
     for requirement in spec.requirements:
-        for task_id in _tasks_for(spec, requirement.subject, tasks):
+        recipe = by_recipe.get(requirement.subject)
+        found = (_recipe_tasks(requirement.subject, recipe, tasks) if recipe is not None
+                 else _tasks_for(spec, requirement.subject, tasks))
+        for task_id in found:
             if requirement.id not in tasks[task_id].requirements:
                 tasks[task_id].requirements.append(requirement.id)
 
@@ -133,6 +145,14 @@ def trace_requirements(spec: Spec, plan: Plan) -> None:
 def _entity_task_ids(spec: Spec, name: str | None) -> list[str]:
     entities = [e for e in spec.entities if name is None or e.name == name]
     return [f"{kind}-{e.table}" for e in entities for kind in ("entity", "tests")]
+
+
+def _recipe_tasks(subject: str, recipe: str, tasks: dict[str, PlanTask]) -> list[str]:
+    """A recipe line is realised by the recipes task; one whose recipe cannot be built by its
+    unbuildable task (``feature-N``; a constraint has none and ends ``not built``)."""
+    kind, _, rest = subject.partition(":")
+    found = [recipes.TASK_ID] if recipe == "recipe" else [f"{kind}-{rest}"]
+    return [task_id for task_id in found if task_id in tasks]
 
 
 def _tasks_for(spec: Spec, subject: str, tasks: dict[str, PlanTask]) -> list[str]:
@@ -169,7 +189,7 @@ def unplanned(spec: Spec, plan: Plan) -> list[str]:
 
 def wants_login(spec: Spec) -> bool:
     """Login is built when the spec says so or when a feature asks for it."""
-    return spec.wants_login or any(f.kind == "login" for f in spec.features)
+    return spec.wants_login or any(f.kind == "login" for f in spec.features) or recipes.needs_login(spec)
 
 
 def check_spec(spec: Spec) -> None:
@@ -295,10 +315,13 @@ def _entity_tasks(spec: Spec, entity: Entity, phase: str, login: bool) -> list[P
 
 def _unbuildable_tasks(spec: Spec, phase: str) -> list[PlanTask]:
     tasks = []
+    by_recipe = recipes.covered_subjects(spec)
     for number, feature in enumerate(spec.features, start=1):
-        if feature.buildable and feature.kind in TEMPLATE_FEATURE_KINDS:
+        recipe = by_recipe.get(f"feature:{number}")
+        if recipe == "recipe" or (recipe is None and feature.buildable and feature.kind in TEMPLATE_FEATURE_KINDS):
             continue
-        reason = feature.reason or f"no template builds {feature.kind!r} features"
+        reason = (f"recipe cannot be built: {recipe}" if recipe
+                  else feature.reason or f"no template builds {feature.kind!r} features")
         tasks.append(PlanTask(id=f"feature-{number}", title=feature.text[:120], kind="unbuildable",
                               phase=phase, entity=feature.entity, buildable=False, reason=reason))
     for integration in spec.integrations:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scopeflow.handlers import recipes
 from scopeflow.handlers.planner import LOGIN_WORDS
 from scopeflow.handlers.scope import feature_kinds
 from scopeflow.handlers.spec import Entity, Spec
@@ -33,7 +34,10 @@ def _features(spec: Spec, kinds: set[str], entity: str | None = None) -> list[st
     """Ids of buildable features of ``kinds`` about ``entity`` (or about no entity in particular)."""
     subjects = _by_subject(spec)
     ids = []
+    by_recipe = recipes.covered_subjects(spec)     # recipe lines are proven by the recipe tests only
     for number, feature in enumerate(spec.features, start=1):
+        if f"feature:{number}" in by_recipe:
+            continue
         if entity is not None and feature.entity not in (None, entity):
             continue
         if set(feature_kinds(feature)) & kinds:
@@ -44,8 +48,9 @@ def _features(spec: Spec, kinds: set[str], entity: str | None = None) -> list[st
 def login_ids(spec: Spec) -> list[str]:
     """Login features and the constraints that ask for login."""
     subjects = _by_subject(spec)
+    by_recipe = recipes.covered_subjects(spec)
     constraints = [rid for number, text in enumerate(spec.constraints, start=1) if LOGIN_WORDS.search(text)
-                   for rid in subjects.get(f"constraint:{number}", [])]
+                   and f"constraint:{number}" not in by_recipe for rid in subjects.get(f"constraint:{number}", [])]
     return _features(spec, {"login"}) + constraints
 
 

@@ -50,6 +50,8 @@ class Requirement:
     failed_tests: list[str] = field(default_factory=list)
     verdict: str = ""              # one of VERDICTS once decided
     reason: str = ""               # why not built / what was assumed / what was not understood
+    recipe: str = ""               # the feature recipe(s) its line triggers (handlers/recipes), e.g. filter:overdue
+    matched: list[str] = field(default_factory=list)    # the words of the line that triggered a recipe
 
 
 def load(data: Any) -> list[Requirement]:

@@ -65,7 +65,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from scopeflow.handlers import naming
+from scopeflow.handlers import naming, recipes
 from scopeflow.handlers import requirements as req
 from scopeflow.handlers import scope_markdown as sm
 from scopeflow.handlers.context import TaskContext
@@ -657,6 +657,7 @@ def read_scope(text: str) -> Reading:
     trace.not_understood([b for s in doc.sections for b in s.blocks], structure)
     trace.assumptions()
     spec.requirements = trace.found
+    recipes.annotate(spec)
     spec.questions = asker.questions
     spec.complexity_score, spec.complexity = score(spec)
     unmapped = req.unmapped_lines(text, spec.requirements, structure)

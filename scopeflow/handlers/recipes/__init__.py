@@ -1,0 +1,223 @@
+"""Feature recipes: what small-business scopes ask for beyond CRUD, built by the flask_app pack.
+
+A recipe is recognised from the words of one feature or constraint line (:mod:`.recognise`),
+recorded on that line's requirement (``Requirement.recipe`` and ``.matched``), planned as the
+``recipes`` task (:func:`plan_task`), rendered from ``templates/flask_app/app/.../recipes`` and
+proven by generated tests in ``app/tests/test_recipes.py`` that carry the requirement id. A line
+with a recipe's trigger words that the spec cannot support (say "overdue" on an entity without a
+date) is a :class:`Miss`: its requirement stays ``not built`` with the reason.
+
+Recipes built: saved filters on dates (overdue, due today, this week, upcoming) and on choice or
+reference fields; sorting by a field or by an aggregate (average, sum, count) of a child entity;
+constraints comparing two fields of a row or bounding number fields, answered with 400; named
+roles that may change data while everyone else (or a named reader role) may only read, answered
+with 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scopeflow.handlers.recipes.model import Miss, Recipe
+from scopeflow.handlers.recipes.recognise import CONSTRAINT_MATCHERS, FEATURE_MATCHERS
+from scopeflow.handlers.requirements import UNDERSTOOD
+from scopeflow.handlers.spec import Spec
+
+TASK_ID = "recipes"
+TASK_KIND = "recipes"
+_FILES = {
+    "init": "app/webapp/recipes/__init__.py",
+    "views": "app/webapp/recipes/views.py",
+    "rules": "app/webapp/recipes/rules.py",
+    "roles": "app/webapp/recipes/roles.py",
+    "boards": "app/webapp/recipes/boards.py",
+    "board_page": "app/webapp/templates/recipes/board.html",
+    "charts": "app/webapp/recipes/charts.py",
+    "chart_page": "app/webapp/templates/recipes/chart.html",
+    "outbox": "app/webapp/recipes/outbox.py",
+    "view_page": "app/webapp/templates/recipes/view.html",
+    "tests": "app/tests/test_recipes.py",
+}
+RULES_FILE = _FILES["rules"]
+__all__ = ["Miss", "Recipe", "annotate", "covered_subjects", "find", "misses", "plan_task", "template_for"]
+
+
+def _lines(spec: Spec) -> list[tuple[str, str, str | None, tuple[Any, ...]]]:
+    """(subject, text, entity hint, matchers) of every feature and constraint line."""
+    found = [(f"feature:{n}", f.text, f.entity, FEATURE_MATCHERS) for n, f in enumerate(spec.features, start=1)]
+    found += [(f"constraint:{n}", text, None, CONSTRAINT_MATCHERS)
+              for n, text in enumerate(spec.constraints, start=1)]
+    return found
+
+
+def _recognise(spec: Spec) -> tuple[list[Recipe], list[Miss]]:
+    ids = {r.subject: r.id for r in spec.requirements if r.subject}
+    recipes: list[Recipe] = []
+    missed: list[Miss] = []
+    names = {e.name for e in spec.entities}
+    for subject, text, hint, matchers in _lines(spec):
+        hint = hint if hint in names else None
+        results = [matcher(text, spec, hint) for matcher in matchers]
+        hits = [r for r in results if isinstance(r, Recipe)]
+        for recipe in hits:
+            recipe.requirement, recipe.subject = ids.get(subject, ""), subject
+            recipe.table, recipe.text = spec.entity(recipe.entity).table, text
+            _unique_name(recipe, recipes)
+            recipes.append(recipe)
+        miss = next((r for r in results if isinstance(r, Miss)), None)
+        if not hits and miss is not None:
+            miss.requirement, miss.subject = ids.get(subject, ""), subject
+            missed.append(miss)
+    return recipes, missed
+
+
+def _unique_name(recipe: Recipe, taken: list[Recipe]) -> None:
+    base, n = recipe.name, 1
+    while any(r.slug == recipe.slug for r in taken):
+        n += 1
+        recipe.name = f"{base}-{n}"
+
+
+def find(spec: Spec) -> list[Recipe]:
+    """Every recipe the spec's feature and constraint lines ask for, in line order."""
+    return _recognise(spec)[0]
+
+
+def misses(spec: Spec) -> list[Miss]:
+    """Lines with a recipe's trigger words that the spec cannot support (they stay not built)."""
+    return _recognise(spec)[1]
+
+
+def covered_subjects(spec: Spec) -> dict[str, str]:
+    """Subject (``feature:N``/``constraint:N``) → ``"recipe"`` or the reason a recipe cannot be built."""
+    recipes, missed = _recognise(spec)
+    found = {m.subject: m.reason for m in missed}
+    found.update({r.subject: "recipe" for r in recipes})
+    return found
+
+
+def annotate(spec: Spec) -> None:
+    """Record on each requirement the recipe its line triggers and the words that triggered it."""
+    recipes, missed = _recognise(spec)
+    by_id = {r.id: r for r in spec.requirements}
+    for recipe in recipes:
+        if recipe.requirement in by_id:
+            found = by_id[recipe.requirement]
+            found.recipe = ", ".join(filter(None, [found.recipe, f"{recipe.kind}:{recipe.name}"]))
+            found.matched = list(dict.fromkeys(found.matched + recipe.matched))
+            if found.kind == "constraint":
+                found.reason = ""      # the recipe enforces it; the verdict says whether a test proves it
+            if recipe.kind == "roles" and found.assumption.startswith("built as plain login"):
+                found.status, found.assumption = UNDERSTOOD, ""    # the roles recipe builds the roles
+    for miss in missed:
+        if miss.requirement in by_id:
+            found = by_id[miss.requirement]
+            found.matched = list(dict.fromkeys(found.matched + miss.matched))
+            found.reason = f"recipe {miss.kind} cannot be built: {miss.reason}"
+
+
+def files_for(recipes: list[Recipe]) -> list[str]:
+    kinds = {r.kind for r in recipes}
+    wanted = ["init", "tests"]
+    if kinds & {"filter", "sort"}:
+        wanted += ["views", "view_page"]
+    if "constraint" in kinds:
+        wanted.append("rules")
+    if "roles" in kinds:
+        wanted.append("roles")
+    if "board" in kinds:
+        wanted += ["boards", "board_page"]
+    if "chart" in kinds:
+        wanted += ["charts", "chart_page"]
+    if "reminder" in kinds:
+        wanted.append("outbox")
+    return sorted(_FILES[key] for key in wanted)
+
+
+def template_for(path: str) -> str | None:
+    """The flask_app template that renders a recipes file (None: not a recipes file)."""
+    return path + ".j2" if path in _FILES.values() else None
+
+
+def plan_task(spec: Spec, depends_on: list[str], phase: str) -> Any:
+    """The ``recipes`` plan task (None when the spec asks for no recipe)."""
+    from scopeflow.handlers.plan import PlanTask
+
+    recipes = find(spec)
+    if not recipes:
+        return None
+    return PlanTask(id=TASK_ID, title="Feature recipes: " + ", ".join(
+        dict.fromkeys(f"{r.kind} {r.name}" for r in recipes))[:100], kind=TASK_KIND,
+        files=files_for(recipes), depends_on=depends_on, phase=phase,
+        requirements=list(dict.fromkeys(r.requirement for r in recipes if r.requirement)))
+
+
+_ENDPOINTS = {
+    "filter": ["GET /{t}/views/{n}", "GET /api/{t}/views/{n}"],
+    "sort": ["GET /{t}/views/{n}", "GET /api/{t}/views/{n}"],
+    "board": ["GET /{t}/board/{f}", "GET /api/{t}/board/{f}", "POST /{t}/board/{f}/<id>/move",
+              "POST /api/{t}/board/{f}/<id>/move"],
+    "chart": ["GET /{t}/charts/{n}", "GET /api/{t}/charts/{n}"],
+}
+
+
+def endpoints(spec: Spec) -> list[str]:
+    """The HTTP endpoints the recipes add to the generated app (what the reviewer lists)."""
+    return list(dict.fromkeys(e for recipe in find(spec) for e in endpoints_of(recipe)))
+
+
+def readme_lines(spec: Spec) -> list[str]:
+    """Markdown bullets for the generated app's README: each recipe's line, pages and commands."""
+    lines = []
+    for recipe in find(spec):
+        where = ", ".join(f"`{e}`" for e in endpoints_of(recipe))
+        lines.append(f"- {recipe.text}" + (f": {where}" if where else ""))
+        if recipe.kind == "roles":
+            lines.append("  (give a user a role with `flask --app webapp set-role USERNAME ROLE`)")
+        if recipe.kind == "reminder":
+            lines.append("  (`flask --app webapp send-reminders` queues and sends them; set SMTP_HOST, and SMTP_PORT, "
+                         "SMTP_USER, SMTP_PASSWORD, SMTP_FROM as needed, or they are printed and kept queued)")
+        if recipe.kind == "constraint":
+            lines.append("  (checked on every create and update: 400 when broken)")
+    return lines
+
+
+def endpoints_of(recipe: Recipe) -> list[str]:
+    return [pattern.format(t=recipe.table, n=recipe.name, f=recipe.params.get("field"))
+            for pattern in _ENDPOINTS.get(recipe.kind, [])]
+
+
+def needs_login(spec: Spec) -> bool:
+    """Roles only mean something for signed-in users: a roles recipe brings login with it."""
+    return any(r.kind == "roles" for r in find(spec))
+
+
+def writer_role(spec: Spec) -> str | None:
+    """The first role allowed to change data (the generated tests' user gets it)."""
+    return next((r.params["writer"] for r in find(spec) if r.kind == "roles"), None)
+
+
+def build_context(spec: Spec) -> dict[str, Any]:
+    """What the recipe templates render from: the recipes grouped by kind, with entity data."""
+    recipes = find(spec)
+    roles = [r for r in recipes if r.kind == "roles"]
+    levels: dict[str, str] = {}
+    for recipe in roles:
+        if recipe.params["reader"]:
+            levels.setdefault(recipe.params["reader"], "read")
+    for recipe in roles:
+        levels[recipe.params["writer"]] = "write"
+    tables = None if any(r.params["tables"] is None for r in roles) else tuple(sorted(
+        {t for r in roles for t in r.params["tables"]}))
+    return {
+        "recipes": recipes,
+        "views": [r for r in recipes if r.kind in ("filter", "sort")],
+        "constraints": [r for r in recipes if r.kind == "constraint"],
+        "roles": roles,
+        "boards": [r for r in recipes if r.kind == "board"],
+        "charts": [r for r in recipes if r.kind == "chart"],
+        "reminders": [r for r in recipes if r.kind == "reminder"],
+        "role_levels": levels,
+        "role_tables": tables,
+        "recipe_entities": {e.name: e for e in spec.entities},
+    }

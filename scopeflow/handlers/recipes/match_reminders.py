@@ -1,0 +1,57 @@
+"""Matcher of the reminders recipe: due-date reminders through an outbox."""
+
+from __future__ import annotations
+
+import re
+
+from scopeflow.handlers.recipes.model import Miss, Recipe
+from scopeflow.handlers.recipes.reading import DATE_TYPES, date_field, done_field, entities_in, entity_in
+from scopeflow.handlers.spec import Entity, Spec
+
+_REMIND = re.compile(r"\b(remind\w*|notif\w*|alerts?)\b", re.IGNORECASE)
+_EVENT_WORDS = re.compile(r"\b(when|whenever|once|as soon as|after)\b(?!.*\bdue\b)", re.IGNORECASE)
+_DAYS_BEFORE = re.compile(r"\b(?P<n>\d+|one|two|three|seven)\s+days?\s+(?:before|ahead|in advance)\b", re.IGNORECASE)
+_NUMBERS = {"one": 1, "two": 2, "three": 3, "seven": 7}
+
+
+def _recipient(spec: Spec, entity: Entity) -> tuple[str, str | None] | None:
+    """(email field, reference field it is reached through or None): on the row, or one reference away."""
+    own = next((f.name for f in entity.fields if f.type == "email"), None)
+    if own:
+        return own, None
+    for f in entity.fields:
+        if f.type == "reference" and f.reference:
+            target = spec.entity(f.reference)
+            email = next((g.name for g in target.fields if g.type == "email"), None)
+            if email:
+                return email, f.name
+    return None
+
+
+def match_reminder(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss | None:
+    """``remind borrowers when loans are due`` / ``a reminder 3 days before an event starts``: due-date
+    reminders written to an outbox and sent by a CLI command of the app."""
+    m = _REMIND.search(text)
+    if m is None:
+        return None
+    if _EVENT_WORDS.search(text) and not re.search(r"\b(due|deadline|before|upcoming|starts?)\b", text, re.IGNORECASE):
+        return Miss("reminder", [m[0]], "notifications on events (a change of a row) are not built; "
+                    "only due-date reminders are")
+    dated = [e for e in entities_in(text, spec) if any(f.type in DATE_TYPES for f in e.fields)]
+    entity = dated[0] if dated else entity_in(text, spec, entity_hint)
+    field = date_field(text, entity) if entity else None
+    if entity is None or field is None:
+        return Miss("reminder", [m[0]], "a reminder needs an entity with a date field to be due on")
+    recipient = _recipient(spec, entity)
+    if recipient is None:
+        return Miss("reminder", [m[0]], f"a reminder needs an email address on {entity.name} or on an "
+                    "entity it refers to")
+    days = _DAYS_BEFORE.search(text)
+    ahead = (int(days["n"]) if days["n"].isdigit() else _NUMBERS[days["n"].lower()]) if days else 1
+    via = recipient[1]
+    return Recipe(kind="reminder", name=f"{field.name.replace('_', '-')}-reminder", entity=entity.name,
+                  matched=[m[0]] + ([days[0]] if days else []),
+                  params={"field": field.name, "field_type": field.type, "days": ahead, "done": done_field(entity),
+                          "email": recipient[0], "via": via,
+                          "via_table": spec.entity(next(f.reference for f in entity.fields if f.name == via) or "").table
+                          if via else None})

@@ -1,0 +1,413 @@
+"""Feature recipes: recognised from scope lines, rendered into the app, proven by generated tests.
+
+Three scopes of different domains (tests/recipe_scopes/) are built offline and their generated
+tests run; every recipe requirement must end ``delivered`` from those runs, and a mutation that
+breaks a rendered recipe must turn its generated test red (and its verdict ``not built``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scopeflow.handlers import recipes
+from scopeflow.handlers import requirements as req
+from scopeflow.handlers.builder import build_task
+from scopeflow.handlers.checks import Checks
+from scopeflow.handlers.context import RecordingContext
+from scopeflow.handlers.planner import make_plan, plan_build
+from scopeflow.handlers.scope import analyze
+from scopeflow.handlers.spec import Spec
+from scopeflow.handlers.verifier import check_tests
+
+SCOPES = Path(__file__).parent / "recipe_scopes"
+
+
+def spec_of(name: str) -> Spec:
+    return analyze((SCOPES / f"{name}.md").read_text(encoding="utf-8"))
+
+
+def recipe_lines(spec: Spec) -> dict[str, tuple[str, str]]:
+    """Line text → (kind, name) of the recipe recognised in it."""
+    return {r.text: (r.kind, r.name) for r in recipes.find(spec)}
+
+
+def build(spec: Spec, workspace: Path) -> dict:
+    def ctx() -> RecordingContext:
+        return RecordingContext(instance_id="i1", task_id="t1", bpmn_id="build", workspace=workspace)
+
+    planned = plan_build(ctx(), spec.to_data())
+    for task_id in planned["build_order"]:
+        build_task(ctx(), spec.to_data(), planned["plan"], task_id)
+    return planned
+
+
+def verdicts(spec: Spec, planned: dict, app: Path, only: str | None = None) -> dict[str, req.Requirement]:
+    """Run the app's generated tests (all, or one file) and decide every requirement from them."""
+    checks = Checks()
+    if only is None:
+        check_tests(app, checks, timeout_s=300)
+    else:
+        checks.requirements = _run_file(app, only)
+    tasks = planned["plan"]["tasks"]
+    return {r.id: r for r in req.decide([req.Requirement(**vars(r)) for r in spec.requirements], tasks,
+                                        checks.requirements)}
+
+
+def _run_file(app: Path, test_file: str) -> dict[str, dict[str, list[str]]]:
+    """Requirement results of one generated test file (through a throwaway copy of the app)."""
+    junit = app / ".junit-one.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
+                    test_file], cwd=app, capture_output=True, text=True, timeout=300)
+    import xml.etree.ElementTree as ET  # noqa: PLC0415 - only this helper reads JUnit directly
+
+    found: dict[str, dict[str, list[str]]] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):  # noqa: S314 - our own pytest run
+        failed = any(child.tag in ("failure", "error") for child in case)
+        for prop in case.iter("property"):
+            if prop.get("name") == "requirements":
+                for rid in (prop.get("value") or "").split():
+                    bucket = found.setdefault(rid, {"passed": [], "failed": []})
+                    bucket["failed" if failed else "passed"].append(case.get("name", ""))
+    return found
+
+
+# ------------------------------------------------------------------------------ recognition
+@pytest.mark.parametrize("line, expected", [
+    ("List overdue loans", ("filter", "overdue")),
+    ("Loans due today", ("filter", "due-today")),
+    ("Filter loans by status", ("filter", "by-status")),
+    ("Titles sorted by average rating", ("sort", "by-avg-rating")),
+    ("Titles sorted by number of reviews", ("sort", "by-count-of-reviews")),
+    ("Only librarians can change anything, students can only read", ("roles", "librarian-writes")),
+    ("A kanban board of loans", ("board", "by-status")),
+    ("Loans board by status", ("board", "by-status")),
+    ("Chart of loans per month", ("chart", "count-per-month")),
+    ("Daily statistics of loans", ("chart", "count-per-day")),
+    ("Remind members when their loans are due", ("reminder", "due-on-reminder")),
+])
+def test_library_lines_trigger_their_recipes(line, expected):
+    spec = spec_of("library")
+    if line not in {f.text for f in spec.features} | set(spec.constraints):
+        spec = _with_feature(spec, line)
+    assert recipe_lines(spec)[line] == expected
+
+
+def test_constraint_lines_become_rules_with_the_operator_they_say():
+    found = {r.text: r.params for r in recipes.find(spec_of("conference")) if r.kind == "constraint"}
+    assert found["The end date must not be before the start date"] == {
+        "rule": "compare", "left": "ends_on", "op": ">=", "right": "starts_on", "left_type": "date"}
+    assert found["Capacity can never be negative"]["strict"] is False
+    library = {r.text: r.params for r in recipes.find(spec_of("library")) if r.kind == "constraint"}
+    assert library["Due date must be after the lent date"]["op"] == ">"
+    garden = {r.text: r.params for r in recipes.find(spec_of("garden")) if r.kind == "constraint"}
+    assert garden["Weight must be positive"]["strict"] is True
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("Only librarians can change anything, students can only read",
+     {"writer": "librarian", "reader": "student", "tables": None}),
+    ("Only admins may edit loans; members are read-only", {"writer": "admin", "reader": "member", "tables": ["loans"]}),
+    ("Only organisers may edit events; speakers can only read", None),   # no Event in the library scope
+])
+def test_role_lines_name_who_writes_who_reads_and_what(line, expected):
+    from scopeflow.handlers.recipes.match_rules import match_roles
+
+    found = match_roles(line, spec_of("library"), None)
+    if expected is None:
+        assert found is not None and found.params["tables"] is None
+    else:
+        assert found is not None and found.params == expected
+
+
+@pytest.mark.parametrize("line", ["Only logged-in staff can change stock", "Only authenticated agents can close tickets",
+                                  "Staff log in with accounts and roles"])
+def test_login_lines_are_no_roles(line):
+    from scopeflow.handlers.recipes.match_rules import match_roles
+
+    assert match_roles(line, spec_of("library"), None) is None
+
+
+def test_roles_bring_login_and_a_writer_test_user(tmp_path):
+    spec = spec_of("library")
+    assert not spec.wants_login
+    plan = make_plan(spec)
+    assert any(t.kind == "auth" for t in plan.tasks)
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("A title can be on only one open loan at a time", {"field": "title", "state": "status", "value": "open"}),
+    ("Only one open loan per title", {"field": "title", "state": "status", "value": "open"}),
+    ("Only one active loan per member", {"field": "member", "state": "returned", "value": False}),
+])
+def test_only_one_lines_name_the_field_and_the_state(line, expected):
+    from scopeflow.handlers.recipes.match_rules import match_only_one
+
+    found = match_only_one(line, spec_of("library"), None)
+    assert found is not None and found.params == {"rule": "only-one", **expected}
+
+
+def test_only_one_without_a_state_is_a_miss():
+    from scopeflow.handlers.recipes.match_rules import match_only_one
+
+    found = match_only_one("Only one loan per title", spec_of("library"), None)
+    assert isinstance(found, recipes.Miss) and "needs" in found.reason and "state word" in found.reason
+
+
+def test_the_matched_words_are_recorded_on_the_requirement():
+    spec = spec_of("conference")
+    by_text = {r.text: r for r in spec.requirements}
+    assert by_text["Browse talks by track"].recipe == "filter:by-track"
+    assert by_text["Browse talks by track"].matched == ["Browse", "by", "track"]
+    assert by_text["The end date must not be before the start date"].matched == ["end", "not be before", "start"]
+    assert by_text["The end date must not be before the start date"].reason == ""
+
+
+@pytest.mark.parametrize("line", ["Search books by title", "Search loans by student and status",
+                                  "List, add, edit and delete books",
+                                  "Export loans to CSV", "Staff log in"])
+def test_lines_without_trigger_words_are_no_recipe(line):
+    spec = _with_feature(spec_of("library"), line)
+    assert line not in recipe_lines(spec)
+    assert recipes.misses(spec) == []
+
+
+def _with_feature(spec: Spec, line: str) -> Spec:
+    from scopeflow.handlers.scope import classify_feature
+    from scopeflow.handlers.spec import Feature
+
+    spec.features.append(classify_feature(line) or Feature(line, "custom", False, "a bullet of unknown kind"))
+    return spec
+
+
+def test_a_chart_without_a_period_is_a_miss():
+    spec = _with_feature(spec_of("library"), "Seller analytics dashboard with charts")
+    (miss,) = recipes.misses(spec)
+    assert miss.kind == "chart" and "needs an entity and a period" in miss.reason
+
+
+@pytest.mark.parametrize("line, reason", [
+    ("Email notifications when an order ships", "notifications on events"),
+    ("Remind titles when reviews arrive", "notifications on events"),
+    ("Send a reminder before each review", "needs an entity with a date field"),
+])
+def test_reminders_the_app_cannot_send_are_misses(line, reason):
+    spec = _with_feature(spec_of("library"), line)
+    (miss,) = recipes.misses(spec)
+    assert miss.kind == "reminder" and reason in miss.reason
+
+
+def test_a_board_without_a_choice_field_is_a_miss():
+    spec = analyze("# Deals\n\n## Entities\n- Deal: name (text, required), stage (text)\n\n## Features\n"
+                   "- A board of deals by stage\n")
+    (miss,) = recipes.misses(spec)
+    assert miss.kind == "board" and "needs a choice field on Deal" in miss.reason
+
+
+def test_a_recipe_the_spec_cannot_support_stays_not_built_with_its_reason():
+    spec = analyze("# Loans\n\n## Entities\n- Loan: student (text, required)\n\n## Features\n- List overdue loans\n")
+    (requirement,) = [r for r in spec.requirements if r.kind == "feature"]
+    assert requirement.matched == ["overdue"]
+    assert "needs a date field on Loan" in requirement.reason
+    plan = make_plan(spec)
+    (task,) = [t for t in plan.tasks if requirement.id in t.requirements]
+    assert not task.buildable and "needs a date field on Loan" in task.reason
+    assert not any(t.kind == recipes.TASK_KIND for t in plan.tasks)
+    decided = req.decide(spec.requirements, [t.__dict__ for t in plan.tasks], {})
+    assert next(r for r in decided if r.id == requirement.id).verdict == req.NOT_BUILT
+
+
+def test_recipe_lines_are_planned_on_the_recipes_task_only():
+    spec = spec_of("library")
+    plan = make_plan(spec)
+    recipe_ids = {r.requirement for r in recipes.find(spec)}
+    owners = {rid: [t.id for t in plan.tasks if rid in t.requirements] for rid in recipe_ids}
+    assert owners and all(found == [recipes.TASK_ID] for found in owners.values())
+    task = plan.task(recipes.TASK_ID)
+    assert {f"entity-{e.table}" for e in spec.entities} <= set(task.depends_on)
+
+
+# ------------------------------------------------------------------------------ rendered and run
+@pytest.fixture(scope="module", params=["library", "conference", "garden"])
+def built(request, tmp_path_factory) -> tuple[Spec, dict, Path]:
+    spec = spec_of(request.param)
+    workspace = tmp_path_factory.mktemp(request.param)
+    return spec, build(spec, workspace), workspace / "app"
+
+
+def test_every_recipe_requirement_is_delivered_by_a_passing_generated_test(built):
+    spec, planned, app = built
+    decided = verdicts(spec, planned, app)
+    recipe_ids = [r.requirement for r in recipes.find(spec)]
+    assert len(recipe_ids) >= 5
+    for rid in recipe_ids:
+        found = decided[rid]
+        assert found.verdict == req.DELIVERED, (found.text, found.reason)
+        assert any("test_recipes" in test for test in found.tests), found.tests
+        assert not any("test_recipes" not in test for test in found.tests), "only recipe tests prove recipe lines"
+    assert all(r.verdict in req.VERDICTS for r in decided.values())
+
+
+MUTATIONS = {
+    # (scope, file, original, replacement, the generated test that must fail)
+    "overdue window": ("library", "webapp/recipes/views.py", "        return None, today\n",
+                       "        return None, today + datetime.timedelta(days=1)\n", "test_filter_loans_overdue"),
+    "finished rows listed": ("garden", "webapp/recipes/views.py", "    if view.done:\n", "    if False:\n",
+                             "test_filter_plants_overdue"),
+    "aggregate order": ("library", "webapp/recipes/views.py", "order_by(value.desc().nulls_last(), model.id)",
+                        "order_by(value.asc().nulls_last(), model.id)", "test_sort_titles_by_avg_rating"),
+    "choice filter ignored": ("conference", "webapp/recipes/views.py",
+                              "    if view.kind == \"by-field\":\n        if value is not None:",
+                              "    if view.kind == \"by-field\":\n        if False:", "test_filter_talks_by_track"),
+    "comparison not enforced": ("conference", "webapp/recipes/rules.py", "        if test(left, right):\n",
+                                "        if True:\n", "test_constraint_events_ends_on_not_before_starts_on"),
+    "roles not enforced": ("library", "webapp/recipes/roles.py", '    if ROLES.get(role or "") == "write":\n',
+                           "    if True:\n", "test_roles_members_librarian_writes"),
+    "roles ignore the guarded table": ("conference", "webapp/recipes/roles.py",
+                                       "    if table is None or (GUARDED is not None and table not in GUARDED):",
+                                       "    if table is None or table in GUARDED:", "test_roles_events_organiser_writes"),
+    "board in one column": ("garden", "webapp/recipes/boards.py", "            found[value].append(",
+                            "            found[choices[0]].append(", "test_board_plants_by_spot"),
+    "board moves anywhere": ("conference", "webapp/recipes/boards.py", "    saved, errors = resource.update(row, {field: to})",
+                             "    setattr(row, field, to)\n    saved, errors = row, {}", "test_board_events_by_status"),
+    "chart by the wrong period": ("garden", "webapp/recipes/charts.py", '        return f"{year}-W{week:02d}"',
+                                  '        return f"{year}-W{week + 1:02d}"', "test_chart_harvests_sum_weight_per_week"),
+    "chart counts once per period": ("library", "webapp/recipes/charts.py",
+                                     "totals[key] = totals.get(key, 0) + (amount or 0)", "totals[key] = amount or 0",
+                                     "test_chart_loans_count_per_month"),
+    "reminders for past rows too": ("library", "webapp/recipes/outbox.py",
+                                    "if today <= _day(getattr(row, reminder.field)) <= last]",
+                                    "if _day(getattr(row, reminder.field)) <= last]", "test_reminder_loans_due_on_reminder"),
+    "reminders queued twice": ("conference", "webapp/recipes/outbox.py",
+                               "            if not recipient or session.scalars(",
+                               "            if not recipient or False and session.scalars(",
+                               "test_reminder_events_starts_on_reminder"),
+    "printed reminders marked sent": ("conference", "webapp/recipes/outbox.py",
+                                      "    if not host or not waiting:\n        return 0, waiting",
+                                      "    if not host or not waiting:\n        for message in waiting:\n"
+                                      "            message.sent_at = datetime.datetime.now()\n"
+                                      "        db.session().commit()\n        return 0, waiting",
+                                      "test_reminder_events_starts_on_reminder"),
+    "only-one ignores the row being edited": ("library", "webapp/recipes/rules.py",
+                                              "        if row_id is not None:\n            query = query.where(model.id != row_id)\n",
+                                              "", "test_constraint_loans_one_open_per_title"),
+    "only-one not enforced": ("conference", "webapp/recipes/rules.py",
+                              "        if session().execute(query.limit(1)).first() is None:",
+                              "        if True:", "test_constraint_events_one_open_per_name"),
+    "list API ignores ?view=": ("garden", "webapp/api.py", "        if view is not None:\n",
+                                "        if False:\n", "test_filter_plants_overdue"),
+    "bound not enforced": ("garden", "webapp/recipes/rules.py", "        return value is None or value > 0",
+                           "        return True or value > 0", "test_constraint_harvests_weight_positive"),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_a_mutation_that_breaks_a_recipe_fails_its_generated_test(mutation, tmp_path):
+    scope, path, original, replacement, test_name = MUTATIONS[mutation]
+    spec = spec_of(scope)
+    planned = build(spec, tmp_path)
+    app = tmp_path / "app"
+    target = app / path
+    text = target.read_text(encoding="utf-8")
+    assert text.count(original) == 1, f"{mutation}: the rendered code changed; update the mutation"
+    target.write_text(text.replace(original, replacement), encoding="utf-8")
+    decided = verdicts(spec, planned, app, only="tests/test_recipes.py")
+    broken = next(r for r in recipes.find(spec) if f"test_{r.slug}" == test_name)
+    found = decided[broken.requirement]
+    assert found.verdict == req.NOT_BUILT
+    assert any(test_name in test for test in found.failed_tests), found.failed_tests
+
+
+def test_without_recipe_lines_the_app_has_no_recipes_module(tmp_path):
+    spec = analyze("# Shelf\n\n## Entities\n- Book: title (text, required)\n\n## Features\n- List books\n")
+    planned = build(spec, tmp_path)
+    assert not any(t["kind"] == recipes.TASK_KIND for t in planned["plan"]["tasks"])
+    assert not (tmp_path / "app" / "webapp" / "recipes").exists()
+    assert "recipes" not in (tmp_path / "app" / "webapp" / "__init__.py").read_text(encoding="utf-8")
+
+
+ONE_RECIPE_SCOPE = """# Jobs
+
+## Entities
+- Client: name (text, required)
+- Job: title (text, required), client (-> Client), due_on (date), starts_on (date), stage (choice: new|doing|done), hours (integer)
+
+## {section}
+- {line}
+"""
+
+
+@pytest.mark.parametrize("section, line", [
+    ("Features", "Overdue jobs"), ("Features", "List jobs by stage"), ("Features", "Jobs sorted by hours"),
+    ("Features", "Clients sorted by number of jobs"), ("Features", "Board of jobs"),
+    ("Features", "Jobs per week chart"), ("Constraints", "Only managers can change jobs"),
+    ("Constraints", "Due date must be after the start date"), ("Constraints", "Hours are never negative")])
+def test_each_recipe_alone_renders_ruff_clean_code(section, line, tmp_path):
+    spec = analyze(ONE_RECIPE_SCOPE.format(section=section, line=line))
+    assert len(recipes.find(spec)) == 1, recipes.find(spec)
+    build(spec, tmp_path)
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=tmp_path / "app",
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_generated_recipe_code_is_ruff_clean(built):
+    _, _, app = built
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=app, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+
+def test_the_reviewer_sees_the_recipe_endpoints():
+    from scopeflow.handlers.builder import app_endpoints
+
+    listed = app_endpoints(spec_of("conference"), login=True)
+    assert "GET /events/views/upcoming" in listed
+    assert "POST /api/events/board/status/<id>/move" in listed
+    assert "GET /api/talks/views/by-sum-score" in listed
+
+
+@pytest.mark.parametrize("line", ["Agents log in to see their tickets", "Sellers only see their own orders",
+                                  "Members can only edit their own loans"])
+def test_ownership_lines_stay_not_built_instead_of_being_credited_to_login(line):
+    spec = _with_feature(spec_of("library"), line)
+    (miss,) = recipes.misses(spec)
+    assert miss.kind == "ownership"
+    number = len(spec.features)
+    plan = make_plan(spec)
+    task = plan.task(f"feature-{number}")
+    assert not task.buildable and "ownership" in task.reason
+
+
+def test_a_roles_line_that_mentions_login_is_built_by_the_roles_recipe_not_assumed_plain_login():
+    spec = analyze((SCOPES / "library.md").read_text(encoding="utf-8").replace(
+        "- Only librarians can change anything, students can only read",
+        "- Only librarians can log in to change anything, students can only read"))
+    (found,) = [r for r in spec.requirements if r.recipe.startswith("roles:")]
+    assert (found.status, found.assumption) == ("understood", "")
+
+
+def test_the_app_readme_lists_the_recipes_and_its_commands_work_as_printed(tmp_path):
+    build(spec_of("library"), tmp_path)
+    app = tmp_path / "app"
+    readme = (app / "README.md").read_text(encoding="utf-8")
+    assert "- List overdue loans: `GET /loans/views/overdue`" in readme
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "SECRET_KEY": "k",
+           "HOME": str(tmp_path)}
+
+    def flask(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "flask", "--app", "webapp", *args], cwd=app, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    assert "`flask --app webapp send-reminders`" in readme
+    sent = flask("send-reminders")
+    assert sent.returncode == 0 and "queued 0 new reminder(s); sent 0" in sent.stdout, sent.stderr
+    assert "`flask --app webapp set-role USERNAME ROLE`" in readme
+    created = flask("create-user", "ann", "--password", "long enough pw")
+    assert created.returncode == 0, created.stderr
+    assert flask("set-role", "ann", "librarian").stdout.strip() == "ann is now librarian"
+    refused = flask("set-role", "ann", "pirate")
+    assert refused.returncode != 0 and "unknown role 'pirate'" in refused.stderr

@@ -1,0 +1,31 @@
+"""Feature recipes through a whole run: ``scopeflow submit --yes --json`` delivers the recipe lines,
+and the report's requirement matrix names the recipe tests that prove them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scopeflow.handlers import recipes
+from scopeflow.handlers.scope import analyze
+from tests.test_requirements_lifecycle import by_text, cli, matrix_rows, submit_json  # noqa: F401 - cli is a fixture
+
+SCOPES = Path(__file__).parent / "recipe_scopes"
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_recipe_scope_is_delivered_line_by_line_through_submit(cli):  # noqa: F811 - the fixture
+    result = submit_json(cli, SCOPES / "garden.md")
+    assert (result["status"], result["outcome"]) == ("completed", "delivered")
+    rows = matrix_rows(result["report"])
+    verdicts = by_text(rows)
+    for line in ("Plants due for water today", "Overdue plants", "Plants sorted by the sum of harvest weight",
+                 "Plants ordered by name", "Kanban board of plants", "Weekly chart of the total weight of harvests",
+                 "Weight must be positive"):
+        assert verdicts[line] == "delivered", (line, verdicts[line])
+    for recipe in recipes.find(analyze((SCOPES / "garden.md").read_text(encoding="utf-8"))):
+        assert rows[recipe.requirement]["tests"].replace("\\_", "_") == f"test_{recipe.slug}", recipe.text
+    assert result["requirements"]["not_built"] == 0
+    assert result["requirements"]["delivered"] + result["requirements"]["assumed"] == result["requirements"]["total"]
