@@ -6,6 +6,8 @@ import atexit
 import functools
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,3 +138,17 @@ def add_account(engine, name: str, *roles: str) -> str:
         session.add(User(name=name, password_hash=generate_password_hash("unused-password", method="pbkdf2:sha256:1"),
                          roles=list(roles)))
     return name
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Run ``python -m scopeflow ARGS`` against a fresh home; the releases it starts are stopped."""
+    env = {"PATH": "/usr/bin:/bin", "SCOPEFLOW_HOME": str(tmp_path / "home"), "SCOPEFLOW_MODELS": str(MODELS),
+           "HOME": str(tmp_path)}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "scopeflow", *args], capture_output=True, text=True,
+                              env=env, timeout=300)
+
+    yield run
+    run("releases", "stop", "--all")

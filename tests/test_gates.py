@@ -9,8 +9,6 @@ end delivered and the tests would go red.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -157,14 +155,7 @@ def test_the_engine_refuses_a_reviewer_task_to_an_account_without_the_role(make_
     assert list(confirm.attributes["scopeflow.human.roles"]) == ["submitter"]
 
 
-def test_cli_completion_needs_an_account_with_the_role(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "SCOPEFLOW_HOME": str(tmp_path / "home"), "SCOPEFLOW_MODELS": str(MODELS),
-           "HOME": str(tmp_path)}
-
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "scopeflow", *args], capture_output=True, text=True,
-                              env=env, timeout=300)
-
+def test_cli_completion_needs_an_account_with_the_role(tmp_path, cli):
     scope = tmp_path / "scope.md"
     scope.write_text(SCOPE)
     waiting = cli("submit", str(scope), "--json")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import pytest
 from scopeflow.handlers import planner, requirements
 from scopeflow.handlers.release import stop_all
 from scopeflow.lifecycle import submit
-from tests.conftest import MODELS, REPO, make_settings
+from tests.conftest import REPO, make_settings
 
 CORPUS = Path(__file__).parent / "scope_corpus"
 EXAMPLES = REPO / "examples" / "scopes"
@@ -22,18 +20,6 @@ EXAMPLES = REPO / "examples" / "scopes"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def cli(tmp_path):
-    """Run ``python -m scopeflow ARGS`` against a fresh home; the releases it starts are stopped."""
-    env = {"PATH": "/usr/bin:/bin", "SCOPEFLOW_HOME": str(tmp_path / "home"), "SCOPEFLOW_MODELS": str(MODELS),
-           "HOME": str(tmp_path)}
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "scopeflow", *args], capture_output=True, text=True,
-                              env=env, timeout=300)
-
-    yield run
-    run("releases", "stop", "--all")
 
 
 @pytest.fixture

@@ -95,6 +95,15 @@ def read_text(root: Path, relative: str) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
+def shown_file(root: Path, selected: str, what: str) -> tuple[Markup | None, str]:
+    """(highlighted code, "") for a text file of ``root``, else (None, why not); ``what`` names the
+    tree in the message ("this workspace", "this build")."""
+    text = read_text(root, selected)
+    if text is None:
+        return None, f"{selected} is not a text file of {what} (or is larger than {MAX_SHOWN_BYTES} bytes)"
+    return highlighted(selected, text), ""
+
+
 def highlighted(path: str, text: str) -> Markup:
     """``text`` as highlighted HTML with line numbers (every character escaped by Pygments)."""
     try:

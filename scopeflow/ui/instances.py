@@ -150,13 +150,7 @@ def files(instance_id: str):
     workspace = engine().workspace(instance_id)
     listing = [(p, s) for p, s in workspace_files.listing(workspace) if code_view.reviewable(p)]
     selected = request.args.get("file", "")
-    code, problem = None, ""
-    if selected:
-        text = code_view.read_text(workspace, selected)
-        if text is None:
-            problem = f"{selected} is not a text file of this workspace (or is larger than {code_view.MAX_SHOWN_BYTES} bytes)"
-        else:
-            code = code_view.highlighted(selected, text)
+    code, problem = code_view.shown_file(workspace, selected, "this workspace") if selected else (None, "")
     return render_template("files.html", row=row, tree=code_view.file_tree(listing), count=len(listing),
                            selected=selected, code=code, problem=problem)
 

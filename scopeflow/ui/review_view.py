@@ -152,12 +152,6 @@ def build_panel(home, workspace, instance_id: str, task_id: str, earlier_task_id
             break
     if base is None and earlier_task_ids:
         base_words = "the earlier build was reviewed outside this page, so no copy of it was kept: every file is shown as new"
-    code, problem = None, ""
-    if selected:
-        text = code_view.read_text(workspace, selected)
-        if text is None:
-            problem = f"{selected} is not a text file of this build (or is larger than {code_view.MAX_SHOWN_BYTES} bytes)"
-        else:
-            code = code_view.highlighted(selected, text)
+    code, problem = code_view.shown_file(workspace, selected, "this build") if selected else (None, "")
     return BuildPanel(code_view.file_tree(listing), len(listing), selected, code, problem,
                       code_view.diff_builds(base or {}, mine), base_words)
