@@ -9,7 +9,7 @@ import pytest
 
 from scopeflow.handlers import recipes
 from scopeflow.handlers.scope import analyze
-from tests.test_requirements_lifecycle import by_text, cli, matrix_rows, submit_json  # noqa: F401 - cli is a fixture
+from tests.test_requirements_lifecycle import by_text, matrix_rows, submit_json
 
 SCOPES = Path(__file__).parent / "recipe_scopes"
 
