@@ -12,6 +12,7 @@ back as strings, and tuples as lists: SpiffWorkflow's multi-instance outputs rel
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -29,7 +30,19 @@ class NotPlainJson(ValueError):
 
 
 def first_problem(value: Any, where: str = "data") -> tuple[str, str] | None:
-    """``(path, problem)`` for the first value that is not plain JSON, or ``None`` when all is well."""
+    """``(path, problem)`` for the first value that is not plain JSON, or ``None`` when all is well.
+
+    The common case is settled by the C encoder: it accepts exactly what the rules above allow
+    (scalar keys, lists and tuples, no cycles). Only a value it refuses is walked in Python, to name
+    the path of the problem."""
+    try:
+        json.dumps(value)
+        return None
+    except (TypeError, ValueError, RecursionError):
+        return _walk(value, where)
+
+
+def _walk(value: Any, where: str) -> tuple[str, str] | None:
     on_path: set[int] = set()
 
     def visit(item: Any, path: str) -> tuple[str, str] | None:
