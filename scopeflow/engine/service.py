@@ -133,7 +133,8 @@ class Engine:
         self._secrets: SecretStore | None = None
         self._secret_lock = threading.Lock()
         self._catalogs: dict[str, tuple[tuple, Catalog]] = {}
-        self._versions: dict[str, tuple[str, versions.LoadedVersion]] = {}
+        # model -> (newest version id, models-directory digest known to be stored, that version)
+        self._versions: dict[str, tuple[str, str, versions.LoadedVersion]] = {}
         versions.remember_store(self.sessions)
         set_spiff_log_level(settings.spiff_log_level)
         self.heartbeat = Heartbeat(self.db, settings.lock_lease_s)
@@ -244,24 +245,25 @@ class Engine:
         """The newest stored version of ``model``. The models directory's files are deployed first
         when their content was never stored, so an edit on disk runs next; a version saved later
         (e.g. in the web designer) is newer and runs until the disk changes again. One indexed
-        query per start checks that the remembered version is still the newest."""
+        query per start checks that the remembered version is still the newest; whether the disk's
+        content was ever stored is asked again only when that content changed."""
         catalog = self._scan(self.settings.models_dir)
         catalog.process(model)
         digest = bundle_hash(catalog.bundle(model))
+        cached = self._versions.get(model)
         with self.sessions() as session:
             newest = session.scalar(select(ModelVersion.id).where(ModelVersion.name == model)
                                     .order_by(ModelVersion.version.desc()).limit(1))
+            if cached is not None and cached[0] == newest and cached[1] == digest:
+                return cached[2]   # versions are never deleted: a digest once stored stays stored
             known = newest is not None and session.scalar(select(ModelVersion.id).where(
                 ModelVersion.name == model, ModelVersion.content_hash == digest).limit(1)) is not None
-        cached = self._versions.get(model)
-        if known and cached is not None and cached[0] == newest:
-            return cached[1]
         if not known:
             self.deploy([model])
         with self.sessions() as session:
             row = versions.latest_version(session, model)
             loaded = versions.load(row)
-        self._versions[model] = (row.id, loaded)
+        self._versions[model] = (row.id, digest, loaded)
         return loaded
 
     def _scan(self, root: Path) -> Catalog:
@@ -443,11 +445,7 @@ class Engine:
         else:
             values.update(lock_owner=work.lease, lock_expires_at=now + timedelta(seconds=self.settings.lock_lease_s))
         with self.db.begin() as conn:
-            if work.new_row is not None:
-                conn.execute(insert(INSTANCE), {**work.new_row, **values})
-            elif not conn.execute(UPDATE_LEASED, {"b_id": work.instance_id, "b_owner": work.lease,
-                                                  "b_version": work.row_version, **values}).rowcount:
-                raise Busy(f"instance {work.instance_id}: lease lost before checkpoint; nothing written")
+            _write_row(conn, work, values)
             if work.completion is not None:
                 work.completion(conn)
             chain = append_spans(conn, work.instance_id, spans, work.chain, self.chain_key)
@@ -575,12 +573,10 @@ class Engine:
         spans = self.telemetry.buffer.take(work.instance_id)
         values = dict(status=ERROR, incident=incident, needs_advance=False, lock_owner=None, lock_expires_at=None,
                       updated_at=utcnow(), row_version=work.row_version + 1)
+        if work.new_row is not None:  # a fresh start: its last checkpoint is its initial state
+            values["state"] = work.initial_state()
         with self.db.begin() as conn:
-            if work.new_row is not None:  # a fresh start: its last checkpoint is its initial state
-                conn.execute(insert(INSTANCE), {**work.new_row, **values, "state": work.initial_state()})
-            elif not conn.execute(UPDATE_LEASED, {"b_id": work.instance_id, "b_owner": work.lease,
-                                                  "b_version": work.row_version, **values}).rowcount:
-                raise Busy(f"instance {work.instance_id}: lease lost before checkpoint; nothing written")
+            _write_row(conn, work, values)
             chain = append_spans(conn, work.instance_id, spans, work.chain, self.chain_key)
         work.row_version += 1
         work.chain, work.new_row = chain, None
@@ -801,6 +797,16 @@ AUDIT = AuditEvent.__table__
 # The checkpoint's UPDATE, built once: only the row this advance leased, at the version it loaded.
 UPDATE_LEASED = update(INSTANCE).where(INSTANCE.c.id == bindparam("b_id"), INSTANCE.c.lock_owner == bindparam("b_owner"),
                                        INSTANCE.c.row_version == bindparam("b_version"))
+
+
+def _write_row(conn: Connection, work: _Work, values: dict[str, Any]) -> None:
+    """The unit of work's instance row: inserted by a fresh start's first write, else updated only
+    under this advance's lease at the version it loaded (``Busy`` when the lease was lost)."""
+    if work.new_row is not None:
+        conn.execute(insert(INSTANCE), {**work.new_row, **values})
+    elif not conn.execute(UPDATE_LEASED, {"b_id": work.instance_id, "b_owner": work.lease,
+                                          "b_version": work.row_version, **values}).rowcount:
+        raise Busy(f"instance {work.instance_id}: lease lost before checkpoint; nothing written")
 
 
 def _new_workflow(loaded: versions.LoadedVersion, start_data: dict[str, Any]) -> FlowWorkflow:
