@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from typing import Any
 
 REDACTED = "[REDACTED]"
 
@@ -32,3 +33,16 @@ def secret_redactor(secret_values: Iterable[str],
         return after(pattern.sub(REDACTED, text)) if isinstance(text, str) else text
 
     return redact
+
+
+def redact_data(value: Any, redact: Callable[[str], str], *, keys: bool = False) -> Any:
+    """``value`` (JSON-like data) with ``redact`` applied to every string in it (tuples become lists);
+    dict keys too when ``keys`` (data shown to people, where a secret could be a key)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {(redact(str(key)) if keys else key): redact_data(item, redact, keys=keys)
+                for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(item, redact, keys=keys) for item in value]
+    return value

@@ -14,6 +14,7 @@ from typing import Any
 from SpiffWorkflow.util.task import TaskState
 
 from scopeflow.engine.flow import FlowWorkflow
+from scopeflow.redaction import redact_data
 
 
 @dataclass
@@ -85,14 +86,5 @@ def workflow_data(wf: FlowWorkflow, redact: Callable[[str], str]) -> dict[str, A
     whole instance's), as JSON with every string redacted."""
     task = wf.last_task if wf.last_task is not None else wf.task_tree
     plain = json.loads(json.dumps(task.data, default=str))
-    return _redacted(plain, redact)
+    return redact_data(plain, redact, keys=True)
 
-
-def _redacted(value: Any, redact: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {redact(str(key)): _redacted(item, redact) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_redacted(item, redact) for item in value]
-    return value

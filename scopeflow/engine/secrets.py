@@ -24,10 +24,8 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import select, text
@@ -294,17 +292,6 @@ def _opens(keys: MultiFernet, token: bytes) -> bool:
     except InvalidToken:
         return False
     return True
-
-
-def redact_data(value: Any, redact: Callable[[str], str]) -> Any:
-    """``value`` (JSON data) with ``redact`` applied to every string in it, keys left alone."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: redact_data(item, redact) for key, item in value.items()}
-    if isinstance(value, list):
-        return [redact_data(item, redact) for item in value]
-    return value
 
 
 # ------------------------------------------------------------------------------ rotation

@@ -62,7 +62,7 @@ from scopeflow.engine.models import (
 from scopeflow.engine.plain_json import NotPlainJson
 from scopeflow.engine.progress import Snapshot, leftover_incident, snapshot_of, workflow_data
 from scopeflow.engine.runner import RunIdentity, Runner, incident_from
-from scopeflow.engine.secrets import SecretError, SecretStore, open_store, redact_data
+from scopeflow.engine.secrets import SecretError, SecretStore, open_store
 from scopeflow.engine.spanstore import append_spans, chain_tail, load_chain
 from scopeflow.engine.spiff import deserialize, ready_manual_task, serialize, set_spiff_log_level
 from scopeflow.handlers import registry
@@ -70,7 +70,7 @@ from scopeflow.handlers.failures import CONFIGURATION, TaskFailure, resumable
 from scopeflow.processes.bpmn_xml import lane_role
 from scopeflow.processes.catalog import Catalog, CatalogError, bundle_hash, evidence_path, scan
 from scopeflow.processes.lint import errors, lint_catalog
-from scopeflow.redaction import secret_redactor
+from scopeflow.redaction import redact_data, secret_redactor
 from scopeflow.spans.integrity import ChainReport, genesis, verify_chain
 from scopeflow.spans.tracing import Telemetry, records_of, telemetry
 

@@ -53,6 +53,7 @@ from scopeflow.engine.flow import FlowSubWorkflow, FlowTask, FlowWorkflow, ensur
 from scopeflow.engine.plain_json import NotPlainJson, require_plain
 from scopeflow.engine.sandbox import RestrictedEnvironment
 from scopeflow.handlers.failures import TaskFailure
+from scopeflow.redaction import redact_data
 
 SPIFF_LOGGERS = ("spiff", "spiff.task", "spiff.workflow", "spiff.metrics")
 
@@ -106,7 +107,7 @@ def _throw_failure(my_task: Task, failure: TaskFailure) -> None:
     """
     runner = getattr(my_task.workflow.script_engine, "runner", None)
     redact = getattr(runner, "redact", None) or (lambda text: text)
-    failure = TaskFailure(failure.kind, redact(failure.message), _redacted(failure.details, redact))
+    failure = TaskFailure(failure.kind, redact(failure.message), redact_data(failure.details, redact))
     definition = ErrorEventDefinition(failure.kind, code=failure.kind)
     event = BpmnEvent(definition, payload=failure.to_payload(), target=my_task.workflow)
     top = my_task.workflow.top_workflow
@@ -132,16 +133,6 @@ def _activity_with_boundaries(task: Task) -> Task | None:
             return current
         current = current.parent
     return None
-
-
-def _redacted(value: Any, redact) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: _redacted(item, redact) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redacted(item, redact) for item in value]
-    return value
 
 
 class ScopeflowScriptEngine(PythonScriptEngine):
