@@ -431,14 +431,12 @@ def tasks_show(app: App, task_id: str, as_json: bool) -> None:
 
 
 def _how_to_complete(app: App, task_id: str, role: str) -> list[str]:
-    """Commands that complete the task as printed: as an account holding its role (made first if none)."""
-    from sqlalchemy import select
-
-    from scopeflow.engine.models import User
+    """Commands that complete the task as printed: as an account the engine accepts for its role
+    (made first if none)."""
+    from scopeflow.engine.people import accounts_for
 
     with app.engine.sessions() as session:
-        names = [u.name for u in session.scalars(select(User).where(User.active.is_(True)).order_by(User.name))
-                 if role in (u.roles or []) or "admin" in (u.roles or [])]
+        names = accounts_for(session, role)
     lines = []
     if not names:
         lines.append(f"no account holds the role {role} yet; create one with: {program()} users add {role} --role {role}")

@@ -182,3 +182,17 @@ def test_a_locked_account_cannot_complete_a_task(make_engine):
     with pytest.raises(EngineError, match="'sue' is locked"):
         engine.complete_task(task.id, {}, actor="sue")
     assert result.status == "waiting"
+
+
+def test_the_accounts_suggested_for_a_task_are_those_the_engine_accepts(make_engine):
+    from scopeflow.engine.people import accounts_for
+    from scopeflow.ui.accounts import lock
+
+    engine = make_engine()
+    for name, roles in (("ada", ("admin",)), ("rex", ("reviewer",)), ("sue", ("submitter",)),
+                        ("zed", ("submitter",))):
+        add_account(engine, name, *roles)
+    lock(engine.sessions, "zed")
+    with engine.sessions() as session:
+        assert accounts_for(session, "submitter") == ["ada", "sue"]   # not the locked one, not rex
+        assert accounts_for(session, "reviewer") == ["ada", "rex"]

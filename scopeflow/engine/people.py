@@ -48,17 +48,32 @@ def automatic(policy: str, on_behalf_of: str = "cli") -> Decider:
     return Decider(actor=f"{on_behalf_of} (auto: {policy})", policy=policy)
 
 
+def _locked(account: User) -> bool:
+    return account.locked_until is not None and account.locked_until > utcnow()
+
+
+def _holds(account: User, role: str) -> bool:
+    roles = account.roles or ()
+    return not role or role in roles or ADMIN_ROLE in roles
+
+
+def accounts_for(session: Session, role: str) -> list[str]:
+    """Names of the accounts that :func:`person` would accept for a task of ``role`` (sorted)."""
+    accounts = session.scalars(select(User).where(User.active.is_(True)).order_by(User.name))
+    return [a.name for a in accounts if not _locked(a) and _holds(a, role)]
+
+
 def person(session: Session, name: str, required_role: str, task_name: str) -> Decider:
     """The account ``name`` if it exists, is active and may act in ``required_role``; else refused."""
     account = session.scalar(select(User).where(User.name == name))
-    locked = account is not None and account.locked_until is not None and account.locked_until > utcnow()
+    locked = account is not None and _locked(account)
     if account is None or not account.active or locked:
         state = "is not an account" if account is None else "is locked" if locked else "is deactivated"
         raise AccountRefused(
             f"{name!r} {state}: human tasks are completed by accounts (create one with "
             f"`{program()} users add {name} --role {required_role or 'submitter'}`)", forbidden=False)
     roles = tuple(account.roles or ())
-    if required_role and required_role not in roles and ADMIN_ROLE not in roles:
+    if not _holds(account, required_role):
         held = ", ".join(roles) or "none"
         raise AccountRefused(f"{name} may not complete '{task_name}': it needs the role {required_role} "
                              f"(held: {held})", forbidden=True)
