@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from scopeflow.config import Settings, load_settings
+from scopeflow.engine.statuses import INSTANCE_STATUSES
 from scopeflow.program import program
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -67,6 +68,13 @@ class App:
 class SafeGroup(click.Group):
     """Turns every exception into a one-line error with the right exit code."""
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise Fail(_usage_line(exc)) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         from scopeflow.engine.db import StoreError
         from scopeflow.engine.secrets import SecretError
@@ -80,6 +88,8 @@ class SafeGroup(click.Group):
         except BrokenPipeError:
             _quiet_closed_stdout()
             raise click.exceptions.Exit(EXIT_OK) from None
+        except click.UsageError as exc:
+            raise Fail(_usage_line(exc)) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except EngineError as exc:
@@ -98,6 +108,12 @@ def _quiet_closed_stdout() -> None:
     """The reader went away (``| head``): nothing more to say, and nothing to complain about at exit."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    """Click's three-line usage error as one line that names the help to read."""
+    words = exc.ctx.command_path.split()[1:] if exc.ctx is not None else []
+    return f"{exc.format_message().strip().splitlines()[0]} (see: {' '.join([program(), *words, '--help'])})"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -282,7 +298,7 @@ def instances() -> None:
 
 
 @instances.command("list")
-@click.option("--status")
+@click.option("--status", type=click.Choice(INSTANCE_STATUSES))
 @click.option("--model")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -608,8 +624,10 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
         text = click.get_text_stream("stdin").read()
     else:
         path = Path(scope_file)
-        if not path.is_file():
+        if not path.exists():
             raise Fail(f"no such scope file: {scope_file}")
+        if not path.is_file():
+            raise Fail(f"not a regular file: {scope_file} (give a markdown file, or - to read stdin)")
         if path.stat().st_size > MAX_SCOPE_BYTES:  # refused before reading it whole
             raise Fail("scope is larger than 1 MB")
         text = path.read_text(encoding="utf-8", errors="replace")

@@ -76,12 +76,27 @@ def scopeflow(tmp_path: Path, *args: str, stdin: str | None = None) -> subproces
     (["tasks", "complete", "missing-task", "--data", "{}", "--as", "rita"], "unknown task missing-task"),
     (["instances", "retry", "00000000-0000-0000-0000-000000000000"], "unknown instance"),
     (["secrets", "set", "bad name!", "--value", "x"], "invalid secret name"),
+    (["instances", "list", "--status", "weird"], "Invalid value for '--status': 'weird' is not one of"),
+    (["instances", "show"], "Missing argument 'INSTANCE_ID'."),
+    (["no-such-command"], "No such command 'no-such-command'."),
+    (["--no-such-option"], "No such option '--no-such-option'."),
+    (["submit", "/dev/null", "--yes"], "not a regular file: /dev/null"),
+    (["submit", "/no/such/scope.md", "--yes"], "no such scope file: /no/such/scope.md"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     proc = scopeflow(tmp_path, *args)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_a_usage_error_names_a_help_command_that_works(tmp_path):
+    proc = scopeflow(tmp_path, "instances", "list", "--status", "weird")
+    assert proc.returncode == 2 and "Usage:" not in proc.stderr
+    help_command = proc.stderr.split("(see: ", 1)[1].rstrip().rstrip(")")
+    *_, group, command, flag = help_command.split()
+    shown = scopeflow(tmp_path, group, command, flag)
+    assert shown.returncode == 0 and "--status [running|waiting|completed|blocked|error|cancelled]" in shown.stdout
 
 
 def test_an_example_runs_end_to_end_from_the_cli(tmp_path):

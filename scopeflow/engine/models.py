@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from scopeflow.engine.statuses import BLOCKED, CANCELLED, COMPLETED, ERROR, FINAL_STATUSES, RUNNING, WAITING  # noqa: F401
+
 
 def new_id() -> str:
     return str(uuid.uuid4())
@@ -57,11 +59,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime}
 
 
-# Instance statuses (docs/architecture.md, "engine/").
-RUNNING, WAITING, COMPLETED, BLOCKED, ERROR, CANCELLED = (
-    "running", "waiting", "completed", "blocked", "error", "cancelled",
-)
-FINAL_STATUSES = (COMPLETED, BLOCKED, CANCELLED)
+# Instance statuses (docs/architecture.md, "engine/") live in engine/statuses.py; re-exported above.
 
 
 class ModelVersion(Base):
