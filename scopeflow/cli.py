@@ -116,6 +116,11 @@ def _usage_line(exc: click.UsageError) -> str:
     return f"{exc.format_message().strip().splitlines()[0]} (see: {' '.join([program(), *words, '--help'])})"
 
 
+def _names_a_file(model: str) -> bool:
+    """A MODEL argument given as a path to a diagram rather than a process id."""
+    return model.endswith(".bpmn") or os.sep in model
+
+
 def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
@@ -186,18 +191,25 @@ def models() -> None:
 @click.argument("model", required=False)
 @pass_app
 def models_lint(app: App, model: str | None, as_json: bool) -> None:
-    """Lint every model (or one); exit 1 when there are errors."""
-    from scopeflow.processes.catalog import scan
+    """Lint every model (or one, by process id or .bpmn file path); exit 1 when there are errors."""
+    from scopeflow.processes.catalog import scan, scan_around
     from scopeflow.processes.lint import errors, grouped, lint_catalog
 
-    catalog = scan(app.settings.models_dir)
-    messages = lint_catalog(catalog, [model] if model else None)
+    if model and _names_a_file(model):
+        catalog, defined = scan_around(Path(model))
+        messages = lint_catalog(catalog, defined) if defined else \
+            [m for m in lint_catalog(catalog) if m.file == Path(model).name]
+        count = max(len(defined), 1)
+    else:
+        catalog = scan(app.settings.models_dir)
+        messages = lint_catalog(catalog, [model] if model else None)
+        count = 1 if model else len(catalog.models)
     if as_json:
         _print_json([m.__dict__ for m in messages])
     else:
         for line in grouped(messages):
             click.echo(line)
-        click.echo(f"{len(catalog.models)} model(s), {len(errors(messages))} error(s), "
+        click.echo(f"{count} model(s), {len(errors(messages))} error(s), "
                    f"{len(messages) - len(errors(messages))} warning(s)")
     if errors(messages):
         sys.exit(EXIT_FAILED)

@@ -147,3 +147,36 @@ def test_a_camunda_8_diagram_with_feel_and_zeebe_bindings_simulates(tmp_path):
     fix = next(s for s in result.spans if s.attributes.get("scopeflow.bpmn.element.id") == "fix")
     assert fix.attributes["scopeflow.lane"] == "billing"
     assert catalog.processes["order"].element("fix").lane == "billing"
+
+
+def test_a_diagram_is_simulated_and_linted_by_its_path_without_reading_the_rest_of_its_folder(tmp_path):
+    body = ('<bpmn:startEvent id="s"/>' + flow("f0", "s", "go") + script("go", "done = 1")
+            + flow("f1", "go", "e") + '<bpmn:endEvent id="e"/>')
+    folder = tmp_path / "downloads"
+    (folder / "old").mkdir(parents=True)
+    (folder / "mine.bpmn").write_text(definitions(process("my_flow", body)), encoding="utf-8")
+    # A broken diagram in a sub-folder is not this diagram's business (it is not read).
+    (folder / "old" / "mine.bpmn").write_text("<not bpmn", encoding="utf-8")
+    ran = cli(tmp_path, str(folder / "mine.bpmn"))
+    assert ran.returncode == 0, ran.stderr
+    assert "simulation of my_flow: completed (reached its end)" in ran.stdout
+    linted = subprocess.run([sys.executable, "-m", "scopeflow", "models", "lint", str(folder / "mine.bpmn")],
+                            capture_output=True, text=True, env={**os.environ, "SCOPEFLOW_HOME": str(tmp_path / "h")})
+    assert linted.returncode == 0 and linted.stdout.strip() == "1 model(s), 0 error(s), 0 warning(s)"
+
+
+def test_a_diagram_path_that_cannot_run_says_why_in_one_line(tmp_path):
+    (tmp_path / "broken.bpmn").write_text("<bpmn", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("hello", encoding="utf-8")
+    two = ('<bpmn:startEvent id="s"/>' + flow("f0", "s", "e") + '<bpmn:endEvent id="e"/>')
+    (tmp_path / "two.bpmn").write_text(definitions(process("a", two) + process("b", two.replace('"s"', '"s2"')
+                                                                               .replace('"e"', '"e2"'))),
+                                       encoding="utf-8")
+    for path, message in [("broken.bpmn", "broken.bpmn:1: malformed XML"), ("notes.txt", "is not a .bpmn file"),
+                          ("missing.bpmn", "no such BPMN file"), ("two.bpmn", "defines 2 top-level processes (a, b)")]:
+        proc = cli(tmp_path, str(tmp_path / path))
+        assert proc.returncode == 2, (path, proc.stdout)
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (path, proc.stderr)
+    lint = subprocess.run([sys.executable, "-m", "scopeflow", "models", "lint", str(tmp_path / "broken.bpmn")],
+                          capture_output=True, text=True, env={**os.environ, "SCOPEFLOW_HOME": str(tmp_path / "h")})
+    assert lint.returncode == 1 and "broken.bpmn:1: error: malformed XML" in lint.stdout

@@ -94,8 +94,46 @@ def scan(root: Path) -> Catalog:
     root = Path(root)
     if not root.is_dir():
         raise CatalogError(f"models directory {root} does not exist")
+    return _read(root, sorted(root.rglob("*")))
+
+
+def scan_around(bpmn_file: Path) -> tuple[Catalog, list[str]]:
+    """A catalog for one diagram given by its path, and the processes that file defines.
+
+    Its folder is read without descending (a file in ``/tmp`` must not pull in the rest of
+    ``/tmp``): the sibling diagrams it may call, ``forms/`` and the evidence files beside it.
+    """
+    path = Path(bpmn_file)
+    if not path.is_file():
+        raise CatalogError(f"no such BPMN file: {bpmn_file}")
+    if path.suffix != ".bpmn":
+        raise CatalogError(f"{bpmn_file} is not a .bpmn file (rename it to end in .bpmn)")
+    root = path.parent
+    forms = root / FORMS_DIR
+    paths = sorted(root.iterdir()) + (sorted(forms.iterdir()) if forms.is_dir() else [])
+    catalog = _read(root, paths)
+    rel = path.name
+    if rel in catalog.broken:
+        return catalog, []
+    defined = [pid for pid, info in catalog.processes.items() if info.file == rel]
+    if not defined:
+        raise CatalogError(f"{bpmn_file} defines no process")
+    return catalog, defined
+
+
+def main_process(catalog: Catalog, defined: list[str], bpmn_file: str) -> str:
+    """The one process of a file that no other process of it calls (what running the file means)."""
+    called = {pid for p in defined for pid in catalog.processes[p].called_elements}
+    top = [p for p in defined if p not in called]
+    if len(top) == 1:
+        return top[0]
+    raise CatalogError(f"{bpmn_file} defines {len(top)} top-level processes ({', '.join(top)}): "
+                       f"name one, with --models-dir {catalog.root}")
+
+
+def _read(root: Path, paths: list[Path]) -> Catalog:
     catalog = Catalog(root=root)
-    for path in sorted(root.rglob("*")):
+    for path in paths:
         rel = path.relative_to(root).as_posix()
         if not path.is_file() or not _wanted(rel):
             continue
