@@ -54,6 +54,34 @@ def test_bad_submissions_are_400_with_a_message(api):
     assert call("POST", "/api/v1/instances", "submitter", json={"scope": 3}).status_code == 400
     assert call("POST", "/api/v1/instances", "auditor", json={"scope": "x"}).status_code == 403
     assert call("GET", "/api/v1/instances?status=zzz", "auditor").status_code == 400
+    for body, message in [({"scope": "x", "options": 3}, "options must be an object"),
+                          ({"scope": "x", "options": ["fast"]}, "options must be an object"),
+                          ({"scope": "x", "title": 7}, "title must be a string")]:
+        answer = call("POST", "/api/v1/instances", "submitter", json=body)
+        assert answer.status_code == 400 and message in answer.get_json()["error"], body
+
+
+HOSTILE_BODIES = [None, "nope", [], 3, {"data": 3}, {"data": []}, {"data": {"decision": {"$ne": 1}}},
+                  {"data": {"decision": "x" * 200_000}}, {"scope": None}, {"scope": "x", "options": "fast"},
+                  {"scope": "x", "options": {"mode": ["a"]}}, {"scope": "\x00" * 10}, {"title": {"a": 1}}]
+
+
+def test_no_body_makes_an_api_route_answer_500(api):
+    """Every POST route of the API, given each hostile body, answers a 4xx JSON error (or succeeds)."""
+    app, engine, call = api
+    instance_id = engine.start("approval", {"requester": "a"}, actor="x")
+    with engine.sessions() as session:
+        task_id = session.query(HumanTask.id).filter_by(instance_id=instance_id).scalar()
+    posts = [rule.rule.replace("<task_id>", task_id).replace("<instance_id>", instance_id)
+             for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/") and "POST" in rule.methods]
+    assert {"/api/v1/instances", f"/api/v1/tasks/{task_id}/complete"} <= set(posts)
+    for url in posts:
+        for body in HOSTILE_BODIES:
+            kwargs = {"data": body} if isinstance(body, str) else {"json": body}
+            answer = call("POST", url, "admin", **kwargs)
+            assert answer.status_code < 500, (url, body, answer.get_data(as_text=True)[:300])
+            if answer.status_code >= 400:
+                assert answer.is_json and answer.get_json()["error"], (url, body)
 
 
 def test_spans_and_evidence_for_auditors(api):

@@ -72,10 +72,14 @@ def instances():
 def submit():
     body = _json_body()
     options = submission.start_options(engine())
-    scope = body.get("scope")
+    scope, title, chosen = body.get("scope"), body.get("title", ""), body.get("options", {})
     if not isinstance(scope, str):
         abort(400, "scope must be a string")
-    result = submission.validate(str(body.get("title") or ""), scope, body.get("options") or {}, options)
+    if not isinstance(title, str):
+        abort(400, "title must be a string")
+    if not isinstance(chosen, dict):
+        abort(400, "options must be an object (option name → value)")
+    result = submission.validate(title, scope, chosen, options)
     if result.errors:
         field, message = next(iter(result.errors.items()))
         return jsonify({"error": f"{field}: {message}", "fields": result.errors}), 400
