@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from scopeflow.engine.models import ROLES
+from scopeflow.engine.models import ROLES, HumanTask, Instance
 from scopeflow.engine.queries import list_tasks
 from scopeflow.ui.accounts import create_user, issue_api_token
 from tests.conftest import MODELS
@@ -244,3 +244,35 @@ def test_every_instance_and_task_route_is_in_the_ownership_tests(owned):
     routes = {str(r).replace("<instance_id>", "{iid}").replace("<task_id>", "{tid}") for r in app.url_map.iter_rules()
               if "<instance_id>" in str(r) or "<task_id>" in str(r)}
     assert routes - covered == set()
+
+
+HOSTILE_FORMS = [{}, {"scope": ""}, {"scope": "\x00" * 5, "title": "t" * 5000}, {"data": "{bad"}, {"decision": ["a", "b"]},
+                 {"options": "zzz", "mode": "evil"}, {"xml": "<not-bpmn"}, {"data": "[]", "answers": "{}"},
+                 {"password": "", "new_password": "x"}, {"values": "\ufffe\u202e"}]
+
+
+def test_no_form_makes_a_page_answer_500(tmp_path):
+    """Every POST route of the pages, given each hostile form (with a valid CSRF token), answers a
+    redirect, a page or a 4xx — never a 500 (the engine's state is left as it was)."""
+    from tests.test_ui_support import csrf, make_ui, signed_in
+
+    app, engine = make_ui(tmp_path)
+    instance_id = engine.start("approval", {"requester": "a"}, actor="x")
+    with engine.sessions() as session:
+        task_id = session.query(HumanTask.id).filter_by(instance_id=instance_id).scalar()
+    client = signed_in(app, "admin")
+    fill = {"<instance_id>": instance_id, "<task_id>": task_id, "<name>": "approval", "<int:number>": "1"}
+    urls = []
+    for rule in app.url_map.iter_rules():
+        if "POST" in rule.methods and not rule.rule.startswith("/api/") and rule.rule not in ("/logout", "/login"):
+            url = rule.rule
+            for hole, value in fill.items():
+                url = url.replace(hole, value)
+            urls.append(url)
+    assert f"/tasks/{task_id}" in urls and "/submit" in urls and len(urls) >= 12
+    for url in urls:
+        for form in HOSTILE_FORMS:
+            answer = client.post(url, data={**form, "csrf_token": csrf(client, "/account")})
+            assert answer.status_code < 500, (url, form, answer.get_data(as_text=True)[:300])
+    with engine.sessions() as session:
+        assert session.get(Instance, instance_id).status in ("waiting", "cancelled", "running", "completed")
