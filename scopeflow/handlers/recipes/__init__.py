@@ -11,7 +11,9 @@ Recipes built: saved filters on dates (overdue, due today, this week, upcoming) 
 reference fields; sorting by a field or by an aggregate (average, sum, count) of a child entity;
 constraints comparing two fields of a row or bounding number fields, answered with 400; named
 roles that may change data while everyone else (or a named reader role) may only read, answered
-with 403.
+with 403; boards; charts per period or per value of a choice or reference field; due-date reminders
+and notifications on events (a row created, a field becoming a value, a reference set, a number
+crossing a threshold), both through an outbox.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ _FILES = {
     "charts": "app/webapp/recipes/charts.py",
     "chart_page": "app/webapp/templates/recipes/chart.html",
     "outbox": "app/webapp/recipes/outbox.py",
+    "notifications": "app/webapp/recipes/notifications.py",
     "view_page": "app/webapp/templates/recipes/view.html",
     "tests": "app/tests/test_recipes.py",
 }
@@ -129,8 +132,10 @@ def files_for(recipes: list[Recipe]) -> list[str]:
         wanted += ["boards", "board_page"]
     if "chart" in kinds:
         wanted += ["charts", "chart_page"]
-    if "reminder" in kinds:
+    if kinds & {"reminder", "notify"}:
         wanted.append("outbox")
+    if "notify" in kinds:
+        wanted.append("notifications")
     return sorted(_FILES[key] for key in wanted)
 
 
@@ -177,6 +182,11 @@ def readme_lines(spec: Spec) -> list[str]:
         if recipe.kind == "reminder":
             lines.append("  (`flask --app webapp send-reminders` queues and sends them; set SMTP_HOST, and SMTP_PORT, "
                          "SMTP_USER, SMTP_PASSWORD, SMTP_FROM as needed, or they are printed and kept queued)")
+        if recipe.kind == "notify":
+            lines.append("  (queued on the change, from pages and API alike; `flask --app webapp send-reminders` "
+                         "sends it like the reminders" + (", to the STAFF_EMAIL address: set it, or nothing is "
+                                                          "queued and a warning is logged)" if recipe.params["staff"]
+                                                          else ")"))
         if recipe.kind == "constraint":
             lines.append("  (checked on every create and update: 400 when broken)")
     return lines
@@ -217,6 +227,7 @@ def build_context(spec: Spec) -> dict[str, Any]:
         "boards": [r for r in recipes if r.kind == "board"],
         "charts": [r for r in recipes if r.kind == "chart"],
         "reminders": [r for r in recipes if r.kind == "reminder"],
+        "notifications": [r for r in recipes if r.kind == "notify"],
         "role_levels": levels,
         "role_tables": tables,
         "recipe_entities": {e.name: e for e in spec.entities},

@@ -52,7 +52,7 @@ def match_date_view(text: str, spec: Spec, entity_hint: str | None) -> Recipe | 
 def match_by_field(text: str, spec: Spec, entity_hint: str | None) -> Recipe | None:
     """``filter tickets by status`` / ``list stock items by warehouse``: a choice or reference field."""
     m = _BY_FIELD.search(text)
-    if m is None:
+    if m is None or _CHART.search(text):      # "show a chart of tickets by status" is a chart
         return None
     entity = entity_in(text[: m.start("what")], spec, entity_hint)
     if entity is None:
@@ -143,15 +143,17 @@ _SUM = re.compile(r"\b(?:sum|total)\s+(?:of\s+)?(?:the\s+)?(?P<what>\w+)", re.IG
 
 def match_chart(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss | None:
     """``orders per month chart`` / ``monthly statistics of loans``: counts (or sums of a number field)
-    per day, week or month of a date field, drawn as a server-rendered SVG with a data table."""
+    per day, week or month of a date field; ``chart of tickets by status`` / ``pie chart of products per
+    category``: per value of a choice or reference field. Drawn as a server-rendered SVG with a data table."""
     m = _CHART.search(text)
     if m is None:
         return None
     period, said = next(((name, p[0]) for name, rule in _PERIODS if (p := rule.search(text))), (None, ""))
+    if period is None:
+        return _grouped_chart(text, m, spec, entity_hint)
     entity = entity_in(text, spec, entity_hint)
-    if period is None or entity is None:
-        return Miss("chart", [m[0]], "a chart needs an entity and a period: say what to count per day, week "
-                    "or month (e.g. 'loans per month chart')")
+    if entity is None:
+        return Miss("chart", [m[0]], _CHART_NEEDS)
     field = date_field(text, entity)
     if field is None:
         return Miss("chart", [m[0], said], f"a chart per {period} needs a date field on {entity.name}; it has none")
@@ -160,4 +162,46 @@ def match_chart(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss
     measure = measured[0][1].name if measured else None
     name = f"{'sum-' + measure.replace('_', '-') if measure else 'count'}-per-{period}"
     return Recipe(kind="chart", name=name, entity=entity.name, matched=[m[0], said] + ([total[0]] if measure else []),
-                  params={"field": field.name, "field_type": field.type, "period": period, "measure": measure})
+                  params={"field": field.name, "field_type": field.type, "period": period, "measure": measure,
+                          "group": None, "style": "bar"})
+
+
+_CHART_NEEDS = ("a chart needs an entity and a period or a field to group by: say what to count per day, week or "
+                "month (e.g. 'loans per month chart') or per value of a choice or reference field (e.g. 'chart of "
+                "loans by status')")
+_GROUP = re.compile(r"\b(?:by|per|for each|of each|across|split by|broken down by)\s+(?:the\s+|their\s+|its\s+)?"
+                    r"(?P<what>\w+(?:\s\w+)?)", re.IGNORECASE)
+_TOTAL = re.compile(r"\b(?:sum|total)\b", re.IGNORECASE)
+
+
+def _group_field(what: str, spec: Spec, entity: Entity) -> Field | None:
+    """The choice or reference field ``what`` names: by its own words or its target entity's."""
+    named = fields_named(what, entity, ("choice", "reference"))
+    if named:
+        return named[0][1]
+    said = {naming.singular(w) for w in words_of(what)}
+    return next((f for f in entity.fields if f.type == "reference" and f.reference and said & {
+        naming.singular(w).lower() for w in naming.ascii_words(spec.entity(f.reference).label)}), None)
+
+
+def _grouped_chart(text: str, m: re.Match[str], spec: Spec, entity_hint: str | None) -> Recipe | Miss:
+    group = next((g for g in _GROUP.finditer(text) if entity_in(text[: g.start()], spec, None)), None)
+    entity = entity_in(text[: group.start()], spec, entity_hint) if group else None
+    field = _group_field(group["what"], spec, entity) if group and entity else None
+    if group is None or entity is None or field is None:
+        return Miss("chart", [m[0]] + ([group[0]] if group else []), _CHART_NEEDS)
+    measured = fields_named(text[: group.start()], entity, NUMBER_TYPES) if _TOTAL.search(text) else []
+    measure = measured[0][1].name if measured else None
+    target = spec.entity(field.reference) if field.type == "reference" and field.reference else None
+    said = re.match(r"\w+(?:\s+each)?", group[0])
+    name = f"{'sum-' + measure.replace('_', '-') if measure else 'count'}-by-{field.name.replace('_', '-')}"
+    return Recipe(kind="chart", name=name, entity=entity.name,
+                  matched=[m[0], f"{said[0] if said else ''} {field.name}".strip()] + (
+                      [measured[0][1].name] if measure else []) + (["pie"] if _PIE.search(text) else []),
+                  params={"field": field.name, "field_type": field.type, "period": None, "measure": measure,
+                          "group": field.type, "choices": list(field.choices),
+                          "group_table": target.table if target else None,
+                          "style": "pie" if _PIE.search(text) else "bar"})
+
+
+_PIE = re.compile(r"\b(?:pie|donut|doughnut)\b", re.IGNORECASE)

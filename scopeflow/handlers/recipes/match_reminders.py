@@ -35,8 +35,7 @@ def match_reminder(text: str, spec: Spec, entity_hint: str | None) -> Recipe | M
     if m is None:
         return None
     if _EVENT_WORDS.search(text) and not re.search(r"\b(due|deadline|before|upcoming|starts?)\b", text, re.IGNORECASE):
-        return Miss("reminder", [m[0]], "notifications on events (a change of a row) are not built; "
-                    "only due-date reminders are")
+        return None      # a notification on an event: match_notifications reads it
     dated = [e for e in entities_in(text, spec) if any(f.type in DATE_TYPES for f in e.fields)]
     entity = dated[0] if dated else entity_in(text, spec, entity_hint)
     field = date_field(text, entity) if entity else None

@@ -18,6 +18,7 @@ from scopeflow.handlers.recipes.match_lists import (
     match_date_view,
     match_sort,
 )
+from scopeflow.handlers.recipes.match_notifications import match_notification
 from scopeflow.handlers.recipes.match_reminders import match_reminder
 from scopeflow.handlers.recipes.match_rules import (
     match_comparison,
@@ -30,7 +31,7 @@ from scopeflow.handlers.recipes.model import Miss, Recipe
 from scopeflow.handlers.spec import Spec
 
 FEATURE_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
-    match_reminder, match_board, match_chart, match_sort, match_date_view, match_by_field, match_roles,
+    match_reminder, match_notification, match_board, match_chart, match_sort, match_date_view, match_by_field, match_roles,
     match_ownership)
 CONSTRAINT_MATCHERS: tuple[Callable[[str, Spec, str | None], Recipe | Miss | None], ...] = (
     match_only_one, match_comparison, match_not_negative, match_roles, match_ownership)
