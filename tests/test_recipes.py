@@ -88,6 +88,9 @@ def _run_file(app: Path, test_file: str) -> dict[str, dict[str, list[str]]]:
     ("Chart of loans per month", ("chart", "count-per-month")),
     ("Daily statistics of loans", ("chart", "count-per-day")),
     ("Remind members when their loans are due", ("reminder", "due-on-reminder")),
+    ("Email the member when a loan is closed", ("notify", "status-closed")),
+    ("Bar chart of loans by status", ("chart", "count-by-status")),
+    ("Pie chart of loans per title", ("chart", "count-by-title")),
 ])
 def test_library_lines_trigger_their_recipes(line, expected):
     spec = spec_of("library")
@@ -189,15 +192,57 @@ def test_a_chart_without_a_period_is_a_miss():
     assert miss.kind == "chart" and "needs an entity and a period" in miss.reason
 
 
-@pytest.mark.parametrize("line, reason", [
-    ("Email notifications when an order ships", "notifications on events"),
-    ("Remind titles when reviews arrive", "notifications on events"),
-    ("Send a reminder before each review", "needs an entity with a date field"),
+@pytest.mark.parametrize("line, kind, reason", [
+    ("Email notifications when an order ships", "notify", "needs the entity the event happens to"),
+    ("Remind titles when reviews arrive", "notify", "no email address for 'titles' on Review"),
+    ("Send a reminder before each review", "reminder", "needs an entity with a date field"),
 ])
-def test_reminders_the_app_cannot_send_are_misses(line, reason):
+def test_reminders_the_app_cannot_send_are_misses(line, kind, reason):
     spec = _with_feature(spec_of("library"), line)
     (miss,) = recipes.misses(spec)
-    assert miss.kind == "reminder" and reason in miss.reason
+    assert miss.kind == kind and reason in miss.reason
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("Notify the customer when an order is shipped",
+     {"event": "becomes", "field": "status", "value": "shipped", "via": "customer", "email": "email"}),
+    ("When an order ships, email the customer", {"event": "becomes", "value": "shipped", "via": "customer"}),
+    ("Customers get an email when their order is paid", {"event": "becomes", "value": "paid", "via": "customer"}),
+    ("Send an email to the agent when a ticket is assigned", {"event": "set", "field": "agent", "via": "agent"}),
+    ("Alert staff when stock falls below 5", {"event": "below", "field": "stock", "value": 5, "staff": True}),
+    ("Warn the office if a product's price rises above 99.5",
+     {"event": "above", "field": "price", "value": 99.5, "staff": True}),
+    ("Email the customer when a new order is created", {"event": "created", "field": None, "via": "customer"}),
+    ("Notify the customer when the total of an order changes", {"event": "changed", "field": "total"}),
+])
+def test_notification_lines_name_the_event_and_whom_to_send_it_to(line, expected):
+    from scopeflow.handlers.recipes.match_notifications import match_notification
+
+    found = match_notification(line, spec_of("shop"), None)
+    assert isinstance(found, recipes.Recipe), found
+    assert {key: found.params[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize("line, reason", [
+    ("Email the owner when a new order is created", "no email address for 'owner' on Order"),
+    ("Notify the customer when an order is updated", "no event of Order found"),
+    ("Alert staff when a ticket is assigned", "needs the reference field of Ticket being set named"),
+    ("Email notifications when a category is created", "does not say whom to notify"),
+])
+def test_notifications_without_an_event_or_an_address_stay_not_built_with_the_reason(line, reason):
+    spec = _with_feature(spec_of("shop"), line)
+    (miss,) = recipes.misses(spec)
+    assert miss.kind == "notify" and reason in miss.reason, miss.reason
+    (requirement,) = [r for r in spec.requirements if r.text == line]
+    assert requirement.reason.startswith("recipe notify cannot be built") and requirement.matched
+
+
+def test_the_notification_words_are_recorded_on_the_requirement():
+    by_text = {r.text: r for r in spec_of("shop").requirements}
+    found = by_text["Alert staff when stock falls below 5"]
+    assert found.recipe == "notify:stock-below-5"
+    assert found.matched == ["Alert", "staff", "when", "below 5"]
+    assert by_text["Pie chart of products per category"].matched == ["chart", "per category", "pie"]
 
 
 def test_a_board_without_a_choice_field_is_a_miss():
@@ -231,7 +276,7 @@ def test_recipe_lines_are_planned_on_the_recipes_task_only():
 
 
 # ------------------------------------------------------------------------------ rendered and run
-@pytest.fixture(scope="module", params=["library", "conference", "garden"])
+@pytest.fixture(scope="module", params=["library", "conference", "garden", "shop"])
 def built(request, tmp_path_factory) -> tuple[Spec, dict, Path]:
     spec = spec_of(request.param)
     workspace = tmp_path_factory.mktemp(request.param)
@@ -299,6 +344,24 @@ MUTATIONS = {
                               "        if True:", "test_constraint_events_one_open_per_name"),
     "list API ignores ?view=": ("garden", "webapp/api.py", "        if view is not None:\n",
                                 "        if False:\n", "test_filter_plants_overdue"),
+    "notification hook dropped": ("shop", "webapp/recipes/notifications.py",
+                                  "        ROW_EVENTS.setdefault(notification.table, {})[notification.name] = "
+                                  "_hook(notification)\n", "        _hook(notification)\n",
+                                  "test_notify_orders_status_shipped"),
+    "notification on every edit": ("library", "webapp/recipes/notifications.py",
+                                   "            return new == self.value and (before is None or old != self.value)",
+                                   "            return new == self.value", "test_notify_loans_status_closed"),
+    "threshold not crossed, only under": ("shop", "webapp/recipes/notifications.py",
+                                          "        return self._beyond(new) and (before is None or not self._beyond(old))",
+                                          "        return self._beyond(new)", "test_notify_products_stock_below_5"),
+    "notification to the wrong address": ("shop", "webapp/recipes/notifications.py",
+                                          "    return getattr(target, notification.email) if target is not None else None",
+                                          '    return os.environ.get("STAFF_EMAIL")', "test_notify_tickets_agent_set"),
+    "chart grouped by the wrong field": ("shop", "webapp/recipes/charts.py",
+                                         "name='count-by-status', field='status',",
+                                         "name='count-by-status', field='priority',", "test_chart_tickets_count_by_status"),
+    "pie slices by the wrong share": ("shop", "webapp/recipes/charts.py", '        share = max(row["value"], 0) / total',
+                                      '        share = max(row["value"], 0) / top', "test_chart_products_count_by_category"),
     "bound not enforced": ("garden", "webapp/recipes/rules.py", "        return value is None or value > 0",
                            "        return True or value > 0", "test_constraint_harvests_weight_positive"),
 }
@@ -332,7 +395,7 @@ def test_without_recipe_lines_the_app_has_no_recipes_module(tmp_path):
 ONE_RECIPE_SCOPE = """# Jobs
 
 ## Entities
-- Client: name (text, required)
+- Client: name (text, required), email (email)
 - Job: title (text, required), client (-> Client), due_on (date), starts_on (date), stage (choice: new|doing|done), hours (integer)
 
 ## {section}
@@ -343,7 +406,9 @@ ONE_RECIPE_SCOPE = """# Jobs
 @pytest.mark.parametrize("section, line", [
     ("Features", "Overdue jobs"), ("Features", "List jobs by stage"), ("Features", "Jobs sorted by hours"),
     ("Features", "Clients sorted by number of jobs"), ("Features", "Board of jobs"),
-    ("Features", "Jobs per week chart"), ("Constraints", "Only managers can change jobs"),
+    ("Features", "Jobs per week chart"), ("Features", "Pie chart of jobs per client"),
+    ("Features", "Email the client when a job becomes done"), ("Features", "Alert staff when hours rise above 40"),
+    ("Constraints", "Only managers can change jobs"),
     ("Constraints", "Due date must be after the start date"), ("Constraints", "Hours are never negative")])
 def test_each_recipe_alone_renders_ruff_clean_code(section, line, tmp_path):
     spec = analyze(ONE_RECIPE_SCOPE.format(section=section, line=line))

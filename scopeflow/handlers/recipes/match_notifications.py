@@ -78,6 +78,10 @@ def match_notification(text: str, spec: Spec, entity_hint: str | None) -> Recipe
     return _recipe(entity, event, recipient, [trigger[0]] + ([who] if who else []) + [when[0], event.words])
 
 
+_WHEN_SAID = {"created": "a row is created", "becomes": "{f} becomes {v}", "set": "{f} is set",
+              "below": "{f} falls below {v}", "above": "{f} rises above {v}", "changed": "{f} changes"}
+
+
 def _split(text: str, when: re.Match[str]) -> tuple[str, str]:
     """(who part, event part): ``notify X when E`` or ``when E, notify X``."""
     if not text[: when.start()].strip() and "," in text[when.end():]:
@@ -89,12 +93,12 @@ def _split(text: str, when: re.Match[str]) -> tuple[str, str]:
 def _recipe(entity: Entity, event: _Event, recipient: dict[str, Any], matched: list[str]) -> Recipe:
     field = event.field.name if event.field else None
     value = event.value
-    tail = {"created": "on-create", "changed": f"{field}-changed", "set": f"{field}-set",
+    tail = {"created": "created", "changed": f"{field}-changed", "set": f"{field}-set",
             "becomes": f"{field}-{'-'.join(words_of(str(value)))}",
             "below": f"{field}-below-{value}", "above": f"{field}-above-{value}"}[event.kind]
-    name = re.sub(r"[^a-z0-9]+", "-", ("notify-" + tail).lower().replace("_", "-")).strip("-")
+    name = re.sub(r"[^a-z0-9]+", "-", tail.lower().replace("_", "-")).strip("-")
     return Recipe(kind="notify", name=name, entity=entity.name, matched=list(dict.fromkeys(matched)),
-                  params={"event": event.kind, "field": field, "field_type": event.field.type if event.field else None,
+                  params={"event": event.kind, "field": field, "when": _WHEN_SAID[event.kind].format(f=field, v=value), "field_type": event.field.type if event.field else None,
                           "value": value, **recipient})
 
 
