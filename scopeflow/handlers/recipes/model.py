@@ -10,7 +10,7 @@ from typing import Any
 class Recipe:
     """One feature recipe the flask_app pack renders for one requirement of the scope."""
 
-    kind: str                      # filter | sort | constraint
+    kind: str                      # filter | sort | constraint | roles | board | chart | reminder | notify
     name: str                      # URL-safe, unique per entity: overdue, by-status, due-on-after-lent-on
     entity: str                    # Entity.name it works on
     matched: list[str] = field(default_factory=list)     # the words of the line that triggered it
