@@ -244,6 +244,10 @@ def test_the_notification_words_are_recorded_on_the_requirement():
     assert found.recipe == "notify:stock-below-5"
     assert found.matched == ["Alert", "staff", "when", "below 5"]
     assert by_text["Pie chart of products per category"].matched == ["chart", "per category", "pie"]
+    notes = "\n".join(recipes.readme_lines(spec_of("shop")))
+    assert "- Alert staff when stock falls below 5\n  (queued on the change" in notes
+    assert "to the STAFF_EMAIL address: set it, or nothing is queued" in notes
+    assert "- Pie chart of products per category: `GET /products/charts/count-by-category`" in notes
 
 
 def test_a_board_without_a_choice_field_is_a_miss():
