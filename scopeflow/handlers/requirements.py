@@ -44,6 +44,7 @@ class Requirement:
     assumption: str = ""           # what the analyst guessed, for status assumed
     question: str = ""             # id of the question about it, if any
     lines: list[int] = field(default_factory=list)      # every scope line it covers
+    sentence: str = ""             # the sentence of its line it came from, when the line is prose
     tasks: list[str] = field(default_factory=list)      # plan tasks that realise it
     files: list[str] = field(default_factory=list)      # files those tasks wrote (not tests)
     tests: list[str] = field(default_factory=list)      # generated tests that passed and name it

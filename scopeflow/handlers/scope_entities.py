@@ -196,6 +196,7 @@ class _RawField:
     pieces: list[str] = field(default_factory=list)   # comma-separated parts of its spec
     line: int = 0                                      # scope line it was written on
     more_lines: list[int] = field(default_factory=list)   # lines that added modifiers (sub-bullets)
+    sentence: str = ""                                 # the sentence it was read from, in a line of prose
 
 
 @dataclass
@@ -203,6 +204,7 @@ class _RawEntity:
     label: str
     fields: list[_RawField] = field(default_factory=list)
     line: int = 0
+    sentence: str = ""                                 # the sentence it was read from, in a line of prose
 
 
 # where a field's name ends: ``name (``, ``name:``, ``name —``, ``name -> X``, ``name ref X``

@@ -9,12 +9,13 @@ label).
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+
+from scopeflow.handlers.scope_sections import section_kind
 
 _PARSER = MarkdownIt("commonmark").enable("table")
 
@@ -151,39 +152,8 @@ def _inline(token: Token, blocks: list[Block], heading_level: int, depth: int,
 
 
 # ------------------------------------------------------------------------------ sections
-# Keywords that make a heading or a label a section (any language the corpus covers; substring match).
-SECTION_KINDS = (
-    ("entities", ("entit", "entidad", "data model", "datenmodell", "modèle", "modelo de datos", "model", "data",
-                  "object", "objekt", "resource", "table", "record", "schema", "donnée", "datos", "daten")),
-    ("features", ("feature", "functionalit", "fonctionnalit", "funcionalidad", "funktion", "user stor",
-                  "capabilit", "requirement", "stories", "exigence", "anforderung", "what it does",
-                  "what the app does", "must do", "should do", "can do", "users can", "use case", "fonctions")),
-    ("integrations", ("integration", "intégration", "integración", "external", "third", "service",
-                      "api key", "credential", "schnittstelle")),
-    ("constraints", ("constraint", "contrainte", "restricci", "einschränk", "non-functional",
-                     "non functional", "nfr", "rule", "limit", "policy", "regel", "règle")),
-)
 _TITLE_LABELS = ("title", "name", "app", "project", "app name", "project name", "titel", "titre", "título")
 _LABEL = re.compile(r"^(?P<label>[^\W\d_][\w &/'-]{0,40}?)\s*:\s*(?P<rest>.*)$")
-
-
-_TYPO_TARGETS = {"entities": "entities", "entity": "entities", "features": "features", "feature": "features",
-                 "integrations": "integrations", "constraints": "constraints"}
-
-
-def section_kind(heading: str) -> str:
-    """``entities``, ``features``, ``integrations``, ``constraints`` or ``prose`` for a heading/label;
-    a one-word heading one or two typos away from a section name counts too (``Featrues``)."""
-    lowered = heading.lower().strip(" :*#")
-    for kind, keys in SECTION_KINDS:
-        if any(key in lowered for key in keys):
-            return kind
-    words = lowered.split()
-    if len(words) == 1:
-        close = difflib.get_close_matches(words[0], list(_TYPO_TARGETS), n=1, cutoff=0.75)
-        if close:
-            return _TYPO_TARGETS[close[0]]
-    return "prose"
 
 
 @dataclass
