@@ -91,6 +91,9 @@ from scopeflow.handlers.scope_entities import (
     _strip_markdown,
 )
 from scopeflow.handlers.scope_prose import mine_prose
+from scopeflow.handlers.scope_relations import Relation, apply_relations, relation_lines
+from scopeflow.handlers.scope_relations import sentences as split_sentences
+from scopeflow.handlers.scope_rules import is_rule, role_assumption, role_of
 from scopeflow.handlers.spec import Entity, Feature, Field, Integration, Spec
 from scopeflow.spans import semconv
 
@@ -118,7 +121,8 @@ _KIND_RULES = (
     ("api", re.compile(r"\b(api|rest|json|endpoints?)\b", re.IGNORECASE)),
     ("crud", re.compile(r"\b(creat(?:e|ed|es|ing)|add(?:ed|s|ing)?|edit\w*|updat\w*|delet\w*|remov\w*|"
                         r"list(?:ed|s|ing)?|manag\w*|view\w*|brows\w*|crud|track\w*|record(?:ed|s)?|see|show\w*|"
-                        r"keep|store[sd]?|organi[sz]\w*|log(?:s|ged)?|enter(?:s|ed)?)\b", re.IGNORECASE)),
+                        r"keep|store[sd]?|organi[sz]\w*|log(?:s|ged)?|enter(?:s|ed)?|book(?:s|ed|ing)?|cancel\w*|move|"
+                        r"reschedul\w*|schedul\w*)\b", re.IGNORECASE)),
 )
 _UNBUILDABLE_EXPORT = re.compile(r"\b(pdf|excel|xlsx|word|docx)\b", re.IGNORECASE)
 
@@ -220,10 +224,13 @@ def _integrations_from_prose_at(blocks: list[sm.Block]) -> list[tuple[Integratio
     found: list[tuple[Integration, _Item]] = []
     seen: set[str] = set()
     for block in blocks:
-        for integration in _integrations_from_prose(block.text):
-            if integration.name not in seen:
-                seen.add(integration.name)
-                found.append((integration, _Item(block.text, block.line, [block.line])))
+        parts = split_sentences(block.text)
+        for sentence in parts:
+            for integration in _integrations_from_prose(sentence):
+                if integration.name not in seen:
+                    seen.add(integration.name)
+                    found.append((integration, _Item(sentence, block.line, list(block.lines),
+                                                     sentence if len(parts) > 1 else "")))
     return found
 
 
@@ -246,6 +253,7 @@ class _Item:
     text: str
     line: int
     lines: list[int]
+    sentence: str = ""      # set when the item is one sentence of a longer paragraph line
 
 
 def _section_items(blocks: list[sm.Block], sentences: bool = False) -> tuple[list[_Item], set[int]]:
@@ -276,8 +284,9 @@ def _section_items(blocks: list[sm.Block], sentences: bool = False) -> tuple[lis
             lead.add(block.line)
         elif block.kind in ("line", "row", "code"):
             text = " — ".join(c for c in block.cells if c.strip()) if block.kind == "row" else block.text
-            parts = re.split(r"(?<=[.!?])\s+", text) if sentences and block.kind == "line" else [text]
-            items.extend(_Item(_strip_markdown(part), block.line, list(block.lines)) for part in parts if part)
+            parts = split_sentences(text) if sentences and block.kind == "line" else [text]
+            items.extend(_Item(_strip_markdown(part), block.line, list(block.lines), part if len(parts) > 1 else "")
+                         for part in parts if part)
     return [i for i in items if i.text], lead
 
 
@@ -327,12 +336,12 @@ class _Tracer:
         self.found: list[Requirement] = []
 
     def add(self, kind: str, text: str, lines: list[int], subject: str, status: str = req.UNDERSTOOD,
-            assumption: str = "") -> Requirement:
+            assumption: str = "", sentence: str = "") -> Requirement:
         numbers = sorted({n for n in lines if n})
         line = numbers[0] if numbers else 0
         found = Requirement(id=f"R-{len(self.found) + 1}", kind=kind, text=text, line=line,
                             source=self.source[line - 1].strip()[:300] if line else "", subject=subject,
-                            status=status, assumption=assumption, lines=numbers)
+                            status=status, assumption=assumption, lines=numbers, sentence=sentence[:300])
         self.found.append(found)
         return found
 
@@ -352,23 +361,40 @@ class _Tracer:
                                  and r.subject.startswith("field:") and r.text.endswith(f" {entity.name}")), None)
                 status, why = req.ASSUMED, "added because a field refers to it; the scope does not define it"
                 line = referrer.line if referrer else 0
-            self.add("entity", f"entity {entity.label}", [line], f"entity:{entity.name}", status, why)
+            self.add("entity", f"entity {entity.label}", [line], f"entity:{entity.name}", status, why,
+                     raw.sentence if raw is not None else "")
             raw_fields = raw.fields if raw is not None else []
             for index, item in enumerate(entity.fields):
                 written = raw_fields[index] if index < len(raw_fields) else None
                 if written is None:
                     self.field(entity, item, [line], req.ASSUMED, "field added by default (the scope gives none)")
                 else:
-                    self.field(entity, item, [written.line or line, *written.more_lines], status, why)
+                    self.field(entity, item, [written.line or line, *written.more_lines], status, why,
+                               written.sentence)
 
-    def field(self, entity: Entity, item: Field, lines: list[int], status: str, why: str) -> None:
+    def relations(self, relations: list[Relation], entities: list[Entity]) -> None:
+        """A requirement for each relation sentence whose reference field was written elsewhere."""
+        for relation in relations:
+            child = next((e for e in entities if naming.lookup_key(e.label) == naming.lookup_key(relation.child)),
+                         None)
+            parent_key = naming.lookup_key(relation.parent)
+            ref = next((f for f in (child.fields if child else []) if f.type == "reference"
+                        and naming.lookup_key(f.reference or "") == parent_key), None)
+            if child is None or ref is None or any(r.sentence == relation.sentence for r in self.found):
+                continue
+            self.add("relation", f"{child.label}.{ref.label} refers to {ref.reference}", [relation.line],
+                     f"field:{child.name}.{ref.name}", sentence=relation.sentence)
+
+    def field(self, entity: Entity, item: Field, lines: list[int], status: str, why: str,
+              sentence: str = "") -> None:
         where = f"{entity.name}.{item.name}"
         if item.type == "reference":
             self.add("relation", f"{entity.label}.{item.label} refers to {item.reference}", lines,
-                     f"field:{where}", status, why)
+                     f"field:{where}", status, why, sentence)
         else:
             kind = (f"choice of {', '.join(item.choices)}" if item.type == "choice" else item.type)
-            self.add("field", f"{entity.label}.{item.label} ({kind})", lines, f"field:{where}", status, why)
+            self.add("field", f"{entity.label}.{item.label} ({kind})", lines, f"field:{where}", status, why,
+                     sentence)
         modifiers = [("required", item.required, "is required"), ("unique", item.unique, "is unique"),
                      ("default", item.default is not None, f"defaults to {item.default}"),
                      ("minimum", item.minimum is not None, f"is at least {item.minimum:g}"
@@ -378,22 +404,26 @@ class _Tracer:
         for name, applies, words in modifiers:
             if applies:
                 self.add("modifier", f"{entity.label}.{item.label} {words}", lines, f"modifier:{where}:{name}",
-                         status, why)
+                         status, why, sentence)
 
-    def features(self, features: list[tuple[Feature, _Item]]) -> None:
+    def features(self, features: list[tuple[Feature, _Item]], entities: list[Entity]) -> None:
+        keys = set(_entity_keys(entities))
         for number, (feature, item) in enumerate(features, start=1):
-            found = self.add("feature", feature.text, item.lines, f"feature:{number}")
+            found = self.add("feature", feature.text, item.lines, f"feature:{number}", sentence=item.sentence)
             if feature.kind == "login":
                 _only_plain_login(found)
+            if (role := role_of(item.text, keys)) is not None:
+                found.status, found.assumption = req.ASSUMED, role_assumption(role)
 
     def integrations(self, integrations: list[tuple[Integration, _Item]]) -> None:
         for integration, item in integrations:
             self.add("integration", f"integration {integration.label}", item.lines,
-                     f"integration:{integration.name}")
+                     f"integration:{integration.name}", sentence=item.sentence)
 
     def constraints(self, items: list[_Item]) -> None:
         for number, item in enumerate(items, start=1):
-            found = self.add("constraint", naming.clean_label(item.text), item.lines, f"constraint:{number}")
+            found = self.add("constraint", naming.clean_label(item.text), item.lines, f"constraint:{number}",
+                             sentence=item.sentence)
             found.reason = "the offline templates neither enforce nor test this constraint"
             if dict(_KIND_RULES)["login"].search(item.text):
                 _only_plain_login(found)
@@ -404,6 +434,33 @@ class _Tracer:
         if lines:
             self.add("summary", "summary: " + naming.clean_label(" ".join(b.text for b in blocks))[:200], lines,
                      "summary")
+
+    def sentences(self, blocks: list[sm.Block], summary: list[sm.Block]) -> None:
+        """Each sentence of a paragraph line is a requirement source: one no requirement took is the
+        summary (in the first paragraph) or ``not understood`` (elsewhere)."""
+        for block in blocks:
+            parts = split_sentences(block.text)
+            if len(parts) < 2 or block.line in self.structured_lines():
+                continue
+            on_line = [r for r in self.found if set(block.lines) & set(r.lines or [r.line])]
+            for sentence in parts:
+                if any(_takes(r, sentence) for r in on_line):
+                    continue
+                if block in summary:
+                    self.add("summary", "summary: " + naming.clean_label(sentence)[:200], block.lines, "summary",
+                             sentence=sentence)
+                    continue
+                topic = f"line:{block.line}"
+                self.asker.ask(topic, f"line {block.line} ({naming.clean_label(sentence)[:160]!r}): I could not "
+                               "tell what the app should do with it, so it is not built. Rewrite it in the scope "
+                               "format and submit the scope again, or answer 'ignore'.", "ignore")
+                found = self.add("line", naming.clean_label(sentence)[:160], block.lines, topic, req.NOT_UNDERSTOOD,
+                                 sentence=sentence)
+                found.reason = "the analyst could not place this sentence"
+
+    def structured_lines(self) -> set[int]:
+        """Lines read as entity lines (``Pet – name, species``): their periods end no sentence."""
+        return {r.line for r in self.found if r.kind == "entity" and not r.sentence}
 
     def covered(self) -> set[int]:
         return {n for r in self.found for n in (r.lines or [r.line])}
@@ -450,6 +507,13 @@ def _only_plain_login(found: Requirement) -> None:
                             "roles and per-user ownership are not built")
 
 
+def _takes(found: Requirement, sentence: str) -> bool:
+    """Whether ``found`` (a requirement on the sentence's line) came from ``sentence``."""
+    if found.sentence:
+        return _norm(found.sentence) == _norm(sentence)
+    return found.kind in ("summary", "constraint", "line") or _norm(sentence) in _norm(found.text)
+
+
 def _question_covers(kind: str, subject: str, found: Requirement) -> bool:
     if kind in ("field_type", "modifier", "reference"):
         return found.subject == f"field:{subject}"
@@ -483,6 +547,35 @@ class Reading:
     content_lines: int                 # non-blank lines of the scope
 
 
+def _features_and_rules(feature_items: list[_Item], prose_blocks: list[sm.Block],
+                        entities: list[Entity]) -> tuple[list[tuple[Feature, _Item]], list[_Item]]:
+    """Features from the features sections (every item is one; unknown → custom) or, without one,
+    from prose sentences; lines that state a rule (``… can't be booked in the past``) are constraints."""
+    items = feature_items or [_Item(sentence, b.line, [b.line], sentence if len(parts) > 1 else "")
+                              for b in prose_blocks for parts in [split_sentences(b.text)] for sentence in parts]
+    rules = [item for item in items if is_rule(item.text)]
+    return _features_at([i for i in items if i not in rules], entities, strict=bool(feature_items)), rules
+
+
+def _read_entities(doc: sm.Document, prose_blocks: list[sm.Block], feature_items: list[_Item],
+                   mined: bool) -> tuple[list[_RawEntity], list[Relation]]:
+    """The raw entities (from the entities sections, else mined from prose) and the relation
+    sentences among them; paragraph lines made only of relation sentences are no entity lines."""
+    if mined:
+        raws, _ = mine_prose([(b.line, b.text) for b in prose_blocks] + [(i.line, i.text) for i in feature_items])
+        return raws, []
+    sections = [s for s in doc.sections if s.kind == "entities"]
+    first = [raw for section in sections for raw in _EntityReader().read(section.blocks)]
+    known = {naming.lookup_key(raw.label) for raw in first}
+    paragraphs = [(b.line, b.text) for s in sections for b in s.blocks if b.kind == "line"] + \
+        [(b.line, b.text) for b in prose_blocks if b.kind == "line"]
+    relations, lines = relation_lines(paragraphs, known)
+    raws = [raw for section in sections
+            for raw in _EntityReader().read([b for b in section.blocks if b.line not in lines])]
+    apply_relations(raws, relations)
+    return raws, relations
+
+
 def read_scope(text: str) -> Reading:
     """:func:`analyze`, plus the line coverage that the analyse span records."""
     text = _check_scope(text)
@@ -491,12 +584,7 @@ def read_scope(text: str) -> Reading:
     feature_items, lead = _section_items(_blocks_of(doc, "features"), sentences=True)
     prose_blocks = [b for b in _blocks_of(doc, "prose") if b.kind in ("line", "item", "row")]
     mined = not any(s.kind == "entities" for s in doc.sections)
-    if mined:
-        raws, _ = mine_prose([(b.line, b.text) for b in prose_blocks]
-                              + [(i.line, i.text) for i in feature_items])
-    else:
-        raws = [raw for section in doc.sections if section.kind == "entities"
-                for raw in _EntityReader().read(section.blocks)]
+    raws, relations = _read_entities(doc, prose_blocks, feature_items, mined)
     if mined and raws:
         asker.ask("entities:prose", "", "yes")        # text filled in below, once entities resolve
     entities = _build_entities(raws, asker)
@@ -507,16 +595,13 @@ def read_scope(text: str) -> Reading:
     if not entities:
         asker.ask("data:none", "The scope names no data the app should keep. Which entities does it "
                   "have? (entity lines like 'Book: title (text, required)')", "")
-    if feature_items:
-        features = _features_at(feature_items, entities, strict=True)
-    else:
-        sentences = [_Item(s, b.line, [b.line]) for b in prose_blocks
-                     for s in re.split(r"(?<=[.!?])\s+", b.text) if s.strip()]
-        features = _features_at(sentences, entities, strict=False)
+    features, rules = _features_and_rules(feature_items, prose_blocks, entities)
     integration_items, lead_i = _section_items(_blocks_of(doc, "integrations"))
     integrations = (_integrations_at(integration_items, asker) if integration_items
-                    else _integrations_from_prose_at(prose_blocks))
+                    else _integrations_from_prose_at(prose_blocks + _blocks_of(doc, "features")
+                                                     + _blocks_of(doc, "constraints")))
     constraint_items, lead_c = _section_items(_blocks_of(doc, "constraints"))
+    constraint_items += rules
     summary_blocks = _summary_lines(doc)
     summary = naming.clean_label(" ".join(b.text for b in summary_blocks))[:500]
     title = naming.clean_label(_strip_markdown(doc.title or ""))
@@ -528,10 +613,13 @@ def read_scope(text: str) -> Reading:
     trace = _Tracer(text.splitlines(), asker)
     trace.title(doc, bool(title))
     trace.entities(entities, raws, mined)
-    trace.features(features)
+    trace.relations(relations, entities)
+    trace.features(features, entities)
     trace.integrations(integrations)
     trace.constraints(constraint_items)
     trace.summary(summary_blocks)
+    trace.sentences([b for s in doc.sections for b in s.blocks if b.kind == "line" or s.kind == "prose"],
+                    summary_blocks)
     structure = doc.structure | lead | lead_i | lead_c
     trace.not_understood([b for s in doc.sections for b in s.blocks], structure)
     trace.assumptions()

@@ -123,9 +123,18 @@ def _read_modifiers(text: str) -> _Reading:
     return reading
 
 
+def _slash_choice(words: str) -> bool:
+    """``scheduled / done / cancelled``: two or more short values that are no type (``yes/no`` is one)."""
+    values = [v.strip() for v in words.split("/")]
+    return (len(values) > 1 and all(v and len(v.split()) <= 3 for v in values)
+            and _norm(words) not in TYPE_SYNONYMS)
+
+
 def _infer_type(name: str) -> str:
     """A type from a field's name alone (``due_date`` → date), for fields written without one."""
     words = set(name.split("_"))
+    if words >= {"date", "time"}:
+        return "datetime"
     if words & {"email"}:
         return "email"
     if words & {"phone", "mobile", "telephone", "tel", "zip", "postcode", "iban", "isbn", "sku"}:
@@ -473,7 +482,8 @@ class _Resolver:
             words = " ".join(reading.words).strip()
             if ref:
                 reference = words
-            elif (choice and words) or "|" in words:
+            elif (choice and words) or "|" in words or _slash_choice(words):
+                words = words.replace("/", "|")
                 result.type = "choice"
                 result.choices = [c.strip(" ()[]'\"") for c in words.split("|") if c.strip(" ()[]'\"")]
             elif choice and type_words is None:
@@ -493,6 +503,8 @@ class _Resolver:
             self._reference(result, where, reference)
         elif result.type == "choice":
             return
+        elif type_words is None and self._names_entity(result, where):
+            self._reference(result, where, result.label)
         elif type_words is None:
             result.type = _infer_type(result.name)
         elif (known := TYPE_SYNONYMS.get(_norm(type_words))) and known != "choice":
@@ -502,6 +514,11 @@ class _Resolver:
         else:
             self.asker.ask(f"field_type:{where}",
                            f"{where}: unknown type {type_words!r}; which type (or entity) is it?", "text")
+
+    def _names_entity(self, result: Field, where: str) -> bool:
+        """``owner`` in ``Pet: name, owner`` when the scope defines Owner: a reference by its name."""
+        key = naming.lookup_key(result.label)
+        return key in self.lookup and self.lookup[key] != where.split(".")[0]
 
     def _reference(self, result: Field, where: str, target: str) -> None:
         key = naming.lookup_key(target)
