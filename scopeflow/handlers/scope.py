@@ -121,8 +121,8 @@ _KIND_RULES = (
     ("api", re.compile(r"\b(api|rest|json|endpoints?)\b", re.IGNORECASE)),
     ("crud", re.compile(r"\b(creat(?:e|ed|es|ing)|add(?:ed|s|ing)?|edit\w*|updat\w*|delet\w*|remov\w*|"
                         r"list(?:ed|s|ing)?|manag\w*|view\w*|brows\w*|crud|track\w*|record(?:ed|s)?|see|show\w*|"
-                        r"keep|store[sd]?|organi[sz]\w*|log(?:s|ged)?|enter(?:s|ed)?|book(?:s|ed|ing)?|cancel\w*|move|"
-                        r"reschedul\w*|schedul\w*)\b", re.IGNORECASE)),
+                        r"keep|store[sd]?|organi[sz]\w*|log(?:s|ged)?|enter(?:s|ed)?|book(?:s|ing)?|cancel|"
+                        r"move|reschedule|schedule)\b", re.IGNORECASE)),
 )
 _UNBUILDABLE_EXPORT = re.compile(r"\b(pdf|excel|xlsx|word|docx)\b", re.IGNORECASE)
 
@@ -154,8 +154,12 @@ def _features(items: list[str], entities: list[Entity], strict: bool) -> list[Fe
 
 
 def _feature(item: str, entity_keys: dict[str, tuple[int, str]], strict: bool) -> Feature | None:
+    """A feature line (``strict``) or sentence; a sentence's parentheses list values, not actions
+    (``status (booked, cancelled or done)`` asks for no booking screen)."""
     text = naming.clean_label(item)
-    found = classify_feature(text)
+    found = classify_feature(text if strict else re.sub(r"\([^()]*\)", "", text))
+    if found is not None:
+        found.text = text
     if found is None and strict:
         found = Feature(text, "custom", False, f"no offline template builds: {text}")
     if found is not None:
