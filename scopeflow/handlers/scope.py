@@ -365,15 +365,17 @@ class _Tracer:
                                  and r.subject.startswith("field:") and r.text.endswith(f" {entity.name}")), None)
                 status, why = req.ASSUMED, "added because a field refers to it; the scope does not define it"
                 line = referrer.line if referrer else 0
-            self.add("entity", f"entity {entity.label}", [line], f"entity:{entity.name}", status, why,
-                     raw.sentence if raw is not None else "")
+            sentence = raw.sentence if raw is not None else ""
+            self.add("entity", f"entity {entity.label}", [line], f"entity:{entity.name}", status,
+                     f"{why}: guessed from {sentence!r}" if mined and sentence else why, sentence)
             raw_fields = raw.fields if raw is not None else []
             for index, item in enumerate(entity.fields):
                 written = raw_fields[index] if index < len(raw_fields) else None
                 if written is None:
                     self.field(entity, item, [line], req.ASSUMED, "field added by default (the scope gives none)")
                 else:
-                    self.field(entity, item, [written.line or line, *written.more_lines], status, why,
+                    guess = f"{why}: guessed from {written.sentence!r}" if mined and written.sentence else why
+                    self.field(entity, item, [written.line or line, *written.more_lines], status, guess,
                                written.sentence)
 
     def relations(self, relations: list[Relation], entities: list[Entity]) -> None:

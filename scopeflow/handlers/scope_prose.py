@@ -11,6 +11,7 @@ sentence it came from.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from scopeflow.handlers import naming
 from scopeflow.handlers.scope_entities import (
@@ -25,7 +26,7 @@ from scopeflow.handlers.scope_entities import (
 _VERB = (r"(?:create|add|make|manage|track|keep|store|record|log|post|write|publish|organi[sz]e|save|"
          r"schedule|list|enter|register|submit|maintain|catalog(?:ue)?|collect|plan|book|rate|review|"
          r"upload|share|edit)")
-_DET = r"(?:(?:a|an|the|their|his|her|its|our|new|own|some|many|multiple|several|different)\s+)*"
+_DET = r"(?:(?:a|an|the|their|his|her|its|our|new|own|some|many|multiple|several|different|each|every)\s+)*"
 _NOUN = r"[a-z][a-z0-9-]*"
 _WITH_FIELDS = re.compile(rf"\b{_VERB}\s+{_DET}(?P<noun>{_NOUN})\s+(?:with|having|that have|which have|"
                           rf"containing|including)\s+(?P<fields>[^.;!?]+)", re.IGNORECASE)
@@ -35,6 +36,20 @@ _EACH_HAS = re.compile(rf"\b(?:each|every|an?|the)\s+(?P<noun>{_NOUN})\s+(?:has|
 _FOR_EACH = re.compile(rf"\b(?:for|of|about)\s+(?:each|every)\s+(?P<noun>{_NOUN})\s*,?\s+(?:we|they|you|staff|"
                        rf"the app|it|i)\s+(?:\w+\s+)?(?:store|keep|record|track|need|want|save|note|collect)s?\s+"
                        rf"(?P<fields>[^.;!?]+)", re.IGNORECASE)
+# ``members sign up with name, email and …``: the subject is the entity
+_SUBJECT_WITH = re.compile(rf"\b(?P<noun>{_NOUN}s)\s+(?:sign\s+up|signs\s+up|register|enrol+|join|check\s+in|"
+                           rf"are\s+(?:registered|added|entered|signed\s+up|stored|recorded))\s+with\s+"
+                           rf"(?P<fields>[^.;!?]+)", re.IGNORECASE)
+# ``also an expiry date on the membership``: one more field, for the entity that holds the noun
+_ALSO_FIELD = re.compile(rf"^\s*(?:also|and|plus|oh and|ps)?[\s,:]*(?:we\s+(?:also\s+)?need\s+|add\s+)?"
+                         rf"(?:an?|the|one)\s+(?P<field>[a-z][a-z ]{{0,30}}?)\s+(?:on|for|to|of|in)\s+"
+                         rf"(?:the|each|every|a|an)\s+(?P<noun>{_NOUN})\s*[.!]?\s*$", re.IGNORECASE)
+# words that are each a whole field: ``name email`` (a list written without commas) is two fields
+_FIELD_WORDS = {"name", "email", "phone", "address", "age", "birthday", "photo", "notes", "price", "title",
+                "description", "date", "status", "company", "city", "country", "website", "gender", "nickname",
+                "username", "avatar", "bio", "comments", "rating", "mobile", "category", "colour", "color", "size"}
+_COMPOUNDS = {"email address", "phone number", "mobile number", "birth date", "date time", "company name",
+              "company address", "website address"}
 _VERB_PLURAL = re.compile(rf"\b{_VERB}\s+{_DET}(?P<noun>{_NOUN}s)\b", re.IGNORECASE)
 _CHILD_TO_PARENT = re.compile(rf"\b(?:add|attach|assign|put|link|post|log|record|create|file)\s+{_DET}"
                               rf"(?P<child>{_NOUN})\s+(?:to|for|on|under|in|into)\s+{_DET}(?P<parent>{_NOUN})",
@@ -82,11 +97,22 @@ def _prose_choices(item: str) -> str:
     return f"{match['name']} (one of {' | '.join(values)})"
 
 
+def _field_words(item: str) -> list[str]:
+    """``name email`` → ``name``, ``email``: several words that are each a field; else the item."""
+    words = item.split()
+    pairs = {f"{a} {b}".lower() for a, b in zip(words, words[1:])}
+    if len(words) > 1 and "(" not in item and all(w.lower() in _FIELD_WORDS for w in words) \
+            and not pairs & _COMPOUNDS:
+        return words
+    return [item]
+
+
 def _mine_field_list(text: str, line: int = 0) -> list[_RawField]:
     """``a name and an optional deadline, and add tasks…`` → name, deadline (optional); stops at a
     new clause (a verb or modal) so the rest of the sentence does not become fields."""
     fields = []
-    for item in _split_prose_list(text):
+    items = [word for item in _split_prose_list(text) for word in _field_words(item)]
+    for item in items:
         words = _prose_choices(item.strip()).split()
         optional = False
         while words and words[0].lower() in _FIELD_DETERMINERS | {"optional"}:
@@ -107,35 +133,69 @@ def _mine_field_list(text: str, line: int = 0) -> list[_RawField]:
 
 def mine_prose(lines: list[tuple[int, str]]) -> tuple[list[_RawEntity], set[int]]:
     """Candidate entities (with fields and references) from sentences about what users do, and
-    the lines they were read from."""
-    raws: dict[str, _RawEntity] = {}
-    used: set[int] = set()
+    the lines they were read from; each entity and field keeps the sentence it came from."""
+    miner = _Miner()
+    sentences = [(line, s) for line, text in lines for s in re.split(r"(?<=[.!?;])\s+", text) if s.strip()]
+    for line, sentence in sentences:
+        miner.entities_in(line, sentence)
+    for line, sentence in sentences:
+        miner.references_in(line, sentence)
+        miner.added_field(line, sentence)
+    return list(miner.raws.values()), miner.used
 
-    def entity(noun: str, line: int) -> _RawEntity | None:
+
+@dataclass
+class _Miner:
+    raws: dict[str, _RawEntity] = field(default_factory=dict)
+    used: set[int] = field(default_factory=set)
+
+    def entity(self, noun: str, line: int, sentence: str) -> _RawEntity | None:
         key = naming.lookup_key(noun)
         if not key or key in _NOT_ENTITIES:
             return None
-        used.add(line)
-        return raws.setdefault(key, _RawEntity(naming.singular(noun).capitalize(), line=line))
+        self.used.add(line)
+        return self.raws.setdefault(key, _RawEntity(naming.singular(noun).capitalize(), line=line, sentence=sentence))
 
-    sentences = [(line, s) for line, text in lines for s in re.split(r"(?<=[.!?;])\s+", text) if s.strip()]
-    for line, sentence in sentences:
-        for match in [*_WITH_FIELDS.finditer(sentence), *_EACH_HAS.finditer(sentence), *_FOR_EACH.finditer(sentence)]:
-            if (found := entity(match["noun"], line)) is not None:
-                found.fields.extend(_mine_field_list(match["fields"], line))
+    def entities_in(self, line: int, sentence: str) -> None:
+        for match in [*_WITH_FIELDS.finditer(sentence), *_SUBJECT_WITH.finditer(sentence),
+                      *_EACH_HAS.finditer(sentence), *_FOR_EACH.finditer(sentence)]:
+            if (found := self.entity(match["noun"], line, sentence)) is not None:
+                found.fields.extend(_with_sentence(_mine_field_list(match["fields"], line), sentence))
         for match in _VERB_PLURAL.finditer(sentence):
-            entity(match["noun"], line)
-    for line, sentence in sentences:
+            self.entity(match["noun"], line, sentence)
+
+    def references_in(self, line: int, sentence: str) -> None:
         both_known = [m for m in _SUBJECT_VERB_OBJECT.finditer(sentence)
-                      if naming.lookup_key(m["child"]) in raws]
+                      if naming.lookup_key(m["child"]) in self.raws]
         for match in [*_CHILD_TO_PARENT.finditer(sentence), *_BELONGS_TO.finditer(sentence), *both_known]:
             parent_key = naming.lookup_key(match["parent"])
-            if parent_key not in raws or (child := entity(match["child"], line)) is None \
-                    or child is raws[parent_key]:
+            if parent_key not in self.raws or (child := self.entity(match["child"], line, sentence)) is None \
+                    or child is self.raws[parent_key]:
                 continue
-            parent = raws[parent_key]
+            parent = self.raws[parent_key]
             if not any(naming.lookup_key(f.label) == parent_key for f in child.fields):
-                child.fields.append(_RawField(parent.label.lower(), ["-> " + parent.label], line))
-    return list(raws.values()), used
+                child.fields.append(_RawField(parent.label.lower(), ["-> " + parent.label], line, sentence=sentence))
+
+    def added_field(self, line: int, sentence: str) -> None:
+        """``also an expiry date on the membership``: a field for the entity named, or for the one
+        with a field about that noun (``membership type`` → Member gets ``membership expiry date``)."""
+        match = _ALSO_FIELD.match(sentence)
+        if match is None:
+            return
+        noun = naming.lookup_key(match["noun"])
+        label = match["field"].strip()
+        owner = self.raws.get(noun)
+        if owner is None:
+            owner = next((raw for raw in self.raws.values()
+                          if any(noun in {naming.lookup_key(w) for w in f.label.split()} for f in raw.fields)), None)
+            label = f"{match['noun']} {label}"
+        if owner is None:
+            return
+        owner.fields.append(_RawField(label, [], line, sentence=sentence))
+        self.used.add(line)
 
 
+def _with_sentence(fields: list[_RawField], sentence: str) -> list[_RawField]:
+    for item in fields:
+        item.sentence = sentence
+    return fields
