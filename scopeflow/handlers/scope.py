@@ -109,7 +109,7 @@ _CUSTOM_MARKERS = re.compile(
     r"maps?|geoloc\w*|oauth|sso|single sign|google|facebook|github|two[- ]factor|2fa|calendar|"
     r"translat\w*|ocr|analytics|dashboards?|charts?|webhooks?|ical|mobile app|rate[- ]?limit\w*|throttl\w*|"
     r"sla|slas|uptime|availability|high[- ]availability|99(?:\.9+)?\s?%|billing|invoicing|subscriptions?|"
-    r"tenan\w*|multi[- ]tenant|e-?mail (?:notifications?|alerts?|reminders?|members|users|customers|them|people)|newsletters?|backups?|audit (?:log|trail)s?|i18n|locali[sz]\w*|"
+    r"tenancy|multi[- ]tenan\w*|e-?mail (?:notifications?|alerts?|reminders?|members|users|customers|them|people)|newsletters?|backups?|audit (?:log|trail)s?|i18n|locali[sz]\w*|"
     r"multi[- ]?language|load[- ]balanc\w*|autoscal\w*|encrypt\w*|gdpr|offline mode|pwa|import\w*)\b",
     re.IGNORECASE)
 _KIND_RULES = (
@@ -127,10 +127,12 @@ _KIND_RULES = (
 _UNBUILDABLE_EXPORT = re.compile(r"\b(pdf|excel|xlsx|word|docx)\b", re.IGNORECASE)
 
 
-def classify_feature(text: str) -> Feature | None:
-    """The feature ``text`` asks for, or ``None`` when it names nothing recognisable."""
-    if (marker := _CUSTOM_MARKERS.search(text)) is not None:
-        return Feature(text, "custom", False, f"no offline template builds: {text} (needs {marker[0]})")
+def classify_feature(text: str, entity_keys: set[str] | frozenset[str] = frozenset()) -> Feature | None:
+    """The feature ``text`` asks for, or ``None`` when it names nothing recognisable. A marker word
+    that names an entity of the scope (``list payments`` with a Payment entity) asks for no custom code."""
+    markers = [m for m in _CUSTOM_MARKERS.finditer(text) if naming.lookup_key(m[0]) not in entity_keys]
+    if markers:
+        return Feature(text, "custom", False, f"no offline template builds: {text} (needs {markers[0][0]})")
     for kind, rule in _KIND_RULES:
         if rule.search(text):
             if kind == "export" and (other := _UNBUILDABLE_EXPORT.search(text)):
@@ -157,7 +159,7 @@ def _feature(item: str, entity_keys: dict[str, tuple[int, str]], strict: bool) -
     """A feature line (``strict``) or sentence; a sentence's parentheses list values, not actions
     (``status (booked, cancelled or done)`` asks for no booking screen)."""
     text = naming.clean_label(item)
-    found = classify_feature(text if strict else re.sub(r"\([^()]*\)", "", text))
+    found = classify_feature(text if strict else re.sub(r"\([^()]*\)", "", text), set(entity_keys))
     if found is not None:
         found.text = text
     if found is None and strict:
@@ -443,16 +445,20 @@ class _Tracer:
 
     def sentences(self, blocks: list[sm.Block], summary: list[sm.Block]) -> None:
         """Each sentence of a paragraph line is a requirement source: one no requirement took is the
-        summary (in the first paragraph) or ``not understood`` (elsewhere)."""
+        summary (the opening sentences of the first paragraph, before any that asks for something)
+        or ``not understood`` (anywhere else)."""
+        opening = True
         for block in blocks:
             parts = split_sentences(block.text)
             if len(parts) < 2 or block.line in self.structured_lines():
+                opening = opening and block in summary and not self.covers(block)
                 continue
             on_line = [r for r in self.found if set(block.lines) & set(r.lines or [r.line])]
             for sentence in parts:
                 if any(_takes(r, sentence) for r in on_line):
+                    opening = False
                     continue
-                if block in summary:
+                if opening and block in summary:
                     self.add("summary", "summary: " + naming.clean_label(sentence)[:200], block.lines, "summary",
                              sentence=sentence)
                     continue
@@ -463,6 +469,10 @@ class _Tracer:
                 found = self.add("line", naming.clean_label(sentence)[:160], block.lines, topic, req.NOT_UNDERSTOOD,
                                  sentence=sentence)
                 found.reason = "the analyst could not place this sentence"
+
+    def covers(self, block: sm.Block) -> bool:
+        """Whether a requirement other than the summary covers one of the block's lines."""
+        return any(set(block.lines) & set(r.lines or [r.line]) for r in self.found if r.kind != "summary")
 
     def structured_lines(self) -> set[int]:
         """Lines read as entity lines (``Pet – name, species``): their periods end no sentence."""
@@ -564,13 +574,18 @@ def _features_and_rules(feature_items: list[_Item], prose_blocks: list[sm.Block]
 
 
 def _read_entities(doc: sm.Document, prose_blocks: list[sm.Block], feature_items: list[_Item],
-                   mined: bool) -> tuple[list[_RawEntity], list[Relation]]:
-    """The raw entities (from the entities sections, else mined from prose) and the relation
-    sentences among them; paragraph lines made only of relation sentences are no entity lines."""
+                   mined: bool) -> tuple[list[_RawEntity], list[Relation], bool]:
+    """The raw entities (from the entities sections, else mined from prose), the relation sentences
+    among them (paragraph lines made only of relation sentences are no entity lines), and whether
+    the entities were mined from sentences (guesses)."""
     if mined:
         raws, _ = mine_prose([(b.line, b.text) for b in prose_blocks] + [(i.line, i.text) for i in feature_items])
-        return raws, []
+        return raws, [], True
     sections = [s for s in doc.sections if s.kind == "entities"]
+    if all(_written_as_prose(s) for s in sections):     # ``What we keep`` followed by sentences
+        raws, _ = mine_prose([(b.line, b.text) for s in sections for b in s.blocks])
+        if raws:
+            return raws, [], True
     first = [raw for section in sections for raw in _EntityReader().read(section.blocks)]
     known = {naming.lookup_key(raw.label) for raw in first}
     paragraphs = [(b.line, b.text) for s in sections for b in s.blocks if b.kind == "line"] + \
@@ -579,7 +594,13 @@ def _read_entities(doc: sm.Document, prose_blocks: list[sm.Block], feature_items
     raws = [raw for section in sections
             for raw in _EntityReader().read([b for b in section.blocks if b.line not in lines])]
     apply_relations(raws, relations)
-    return raws, relations
+    return raws, relations, False
+
+
+def _written_as_prose(section: sm.Section) -> bool:
+    """An entities section of sentences only: no list, table or sub-heading, and a full stop."""
+    return bool(section.blocks) and all(b.kind == "line" for b in section.blocks) \
+        and any(re.search(r"[a-z]\.(\s|$)", b.text) for b in section.blocks)
 
 
 def read_scope(text: str) -> Reading:
@@ -590,7 +611,7 @@ def read_scope(text: str) -> Reading:
     feature_items, lead = _section_items(_blocks_of(doc, "features"), sentences=True)
     prose_blocks = [b for b in _blocks_of(doc, "prose") if b.kind in ("line", "item", "row")]
     mined = not any(s.kind == "entities" for s in doc.sections)
-    raws, relations = _read_entities(doc, prose_blocks, feature_items, mined)
+    raws, relations, mined = _read_entities(doc, prose_blocks, feature_items, mined)
     if mined and raws:
         asker.ask("entities:prose", "", "yes")        # text filled in below, once entities resolve
     entities = _build_entities(raws, asker)

@@ -135,6 +135,8 @@ def _infer_type(name: str) -> str:
     words = set(name.split("_"))
     if words >= {"date", "time"}:
         return "datetime"
+    if words & {"group", "type", "kind", "category", "level", "class"}:
+        return "text"                                 # ``age group`` is no age, ``price category`` no price
     if words & {"email"}:
         return "email"
     if words & {"phone", "mobile", "telephone", "tel", "zip", "postcode", "iban", "isbn", "sku"}:
@@ -145,7 +147,8 @@ def _infer_type(name: str) -> str:
         return "datetime"
     if words & {"date", "deadline", "due", "birthday", "dob"}:
         return "date"
-    if words & {"price", "amount", "cost", "total", "salary", "budget", "balance", "fee", "rate"}:
+    if words & {"price", "amount", "cost", "total", "salary", "budget", "balance", "fee", "rate",
+                 "rent", "deposit", "temperature", "weight", "height", "width", "distance"}:
         return "decimal"
     if words & {"time", "starts", "ends"}:
         return "datetime"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from scopeflow.handlers.scope_sections import section_kind
+from scopeflow.handlers.scope_sections import letter_lines, section_kind
 
 _PARSER = MarkdownIt("commonmark").enable("table")
 
@@ -207,10 +207,11 @@ def _bare_label(block: Block, following: Block | None) -> bool:
 def split_sections(blocks: list[Block]) -> Document:
     """The title and the sections, in order; blocks before any section are prose."""
     doc = Document(None, 0, [Section("prose")], set())
+    letter = letter_lines([(b.line, b.text) for b in blocks if b.kind == "line"])
     for position, block in enumerate(blocks):
         current = doc.sections[-1]
         following = blocks[position + 1] if position + 1 < len(blocks) else None
-        if block.kind == "structure":
+        if block.kind == "structure" or (block.kind == "line" and block.line in letter):
             doc.structure.add(block.line)
         elif block.kind == "header":        # a table's header row: kept for its column names
             doc.structure.add(block.line)

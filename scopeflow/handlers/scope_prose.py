@@ -22,6 +22,7 @@ from scopeflow.handlers.scope_entities import (
     _RawEntity,
     _RawField,
 )
+from scopeflow.handlers.scope_relations import apply_relations, read_relation
 
 _VERB = (r"(?:create|add|make|manage|track|keep|store|record|log|post|write|publish|organi[sz]e|save|"
          r"schedule|list|enter|register|submit|maintain|catalog(?:ue)?|collect|plan|book|rate|review|"
@@ -100,7 +101,7 @@ def _prose_choices(item: str) -> str:
 def _field_words(item: str) -> list[str]:
     """``name email`` → ``name``, ``email``: several words that are each a field; else the item."""
     words = item.split()
-    pairs = {f"{a} {b}".lower() for a, b in zip(words, words[1:])}
+    pairs = {f"{a} {b}".lower() for a, b in zip(words, words[1:], strict=False)}
     if len(words) > 1 and "(" not in item and all(w.lower() in _FIELD_WORDS for w in words) \
             and not pairs & _COMPOUNDS:
         return words
@@ -122,6 +123,8 @@ def _mine_field_list(text: str, line: int = 0) -> list[_RawField]:
         first = words[0].lower()
         bare = [w for w in words if not w.startswith("(")] if "(" not in words[0] else words
         name_words = " ".join(words).split("(")[0].split()
+        if len(name_words) > 3 and "in" in name_words[1:3]:     # ``a size in square metres``: the unit goes
+            words = name_words = name_words[:name_words.index("in", 1)]
         if re.fullmatch(_VERB, first, re.IGNORECASE) or first in _CLAUSE_STARTS or len(name_words) > 3 \
                 or not bare:
             break
@@ -165,6 +168,10 @@ class _Miner:
             self.entity(match["noun"], line, sentence)
 
     def references_in(self, line: int, sentence: str) -> None:
+        if (relation := read_relation(sentence, line, set(self.raws))) is not None:
+            apply_relations(list(self.raws.values()), [relation])
+            self.used.add(line)
+            return
         both_known = [m for m in _SUBJECT_VERB_OBJECT.finditer(sentence)
                       if naming.lookup_key(m["child"]) in self.raws]
         for match in [*_CHILD_TO_PARENT.finditer(sentence), *_BELONGS_TO.finditer(sentence), *both_known]:

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from scopeflow.handlers import naming
 from scopeflow.handlers.scope_entities import _RawEntity, _RawField
 
-_DET = r"(?:(?:each|every|an?|one|the|any|exactly one|a single|one single|single|its|their)\s+)?"
+_DET = (r"(?:(?:each|every|an?|one|the|any|exactly one|a single|one single|single|its|their|jede[srn]?|einen?|"
+        r"einem|einer|cada|una?|chaque|une?)\s+)?")
 _NOUN = r"[A-Za-z][\w-]*"
 _CHILD_FIRST = re.compile(
     rf"\b{_DET}(?P<child>{_NOUN})\s+(?:(?:always|must|should|can only|only)\s+)?(?:belongs?\s+to|is\s+for|are\s+for|"
     rf"is\s+owned\s+by|are\s+owned\s+by|is\s+linked\s+to|is\s+attached\s+to|refers?\s+to|references|is\s+part\s+of|"
     rf"is\s+assigned\s+to|(?:be\s+)?(?:booked|made|placed|written|created|logged|filed)\s+(?:for|by|on|under)|"
-    rf"goes\s+with|is\s+about|has\s+(?:one|a|an|exactly\s+one|a\s+single)|has\s+one|needs\s+(?:an?|one))\s+"
+    rf"(?:is|are)\s+[a-z]+ed\s+(?:by|to|for)|geh(?:ö|oe)rt\s+zu|pertenece\s+a|appartient\s+(?:à|a)|goes\s+with|is\s+about|has\s+(?:one|a|an|exactly\s+one|a\s+single)|has\s+one|needs\s+(?:an?|one))\s+"
     rf"{_DET}(?P<parent>{_NOUN})", re.IGNORECASE)
 _PARENT_FIRST = re.compile(
     rf"\b{_DET}(?P<parent>{_NOUN})\s+(?:has|have|can\s+have|may\s+have|owns?|contains?|holds?|gets?|includes?|"

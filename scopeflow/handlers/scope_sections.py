@@ -11,6 +11,7 @@ one-word heading one or two typos away from a section name counts too (``Entites
 from __future__ import annotations
 
 import difflib
+import re
 
 # Checked in this order, substring match on the lower-cased heading.
 SECTION_KINDS = (
@@ -46,3 +47,26 @@ def section_kind(heading: str) -> str:
         if close:
             return _TYPO_TARGETS[close[0]]
     return "prose"
+
+
+_GREETING = re.compile(r"^(?:hi|hello|hey|dear|hallo|hola|bonjour|good (?:morning|afternoon))\b[^.!?]{0,40}[,!:]?$",
+                       re.IGNORECASE)
+_CLOSING = re.compile(r"^(?:thanks|thank you|many thanks|cheers|best|best wishes|regards|kind regards|"
+                      r"best regards|warm regards|thx|ta|danke|gracias|merci)(?: (?:a lot|again|so much))?[,.!]?$",
+                      re.IGNORECASE)
+_SIGNATURE = re.compile(r"^[A-Z][\w'-]*(?: [A-Z][\w'-]*){0,2}$")
+
+
+def letter_lines(lines: list[tuple[int, str]]) -> set[int]:
+    """The greeting, closing and signature of a scope written as an e-mail (``Hi Sam,`` …
+    ``Thanks,`` / ``Maria``): they are the letter's frame, not requirements."""
+    found: set[int] = set()
+    closed = False
+    for number, text in lines:
+        text = text.strip()
+        if _GREETING.match(text) or _CLOSING.match(text):
+            found.add(number)
+            closed = closed or bool(_CLOSING.match(text))
+        elif closed and _SIGNATURE.match(text):
+            found.add(number)
+    return found
