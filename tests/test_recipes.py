@@ -257,6 +257,13 @@ def test_a_board_without_a_choice_field_is_a_miss():
     assert miss.kind == "board" and "needs a choice field on Deal" in miss.reason
 
 
+def test_expired_asks_for_the_overdue_filter_on_the_date_the_line_names():
+    spec = analyze("# Gym\n\n## Entities\n- Member: name, joined on (date), membership expires on (date)\n\n"
+                   "## Features\n- members whose membership expired show up in a list\n")
+    (recipe,) = recipes.find(spec)
+    assert (recipe.kind, recipe.name, recipe.params["field"]) == ("filter", "overdue", "membership_expires_on")
+
+
 def test_a_recipe_the_spec_cannot_support_stays_not_built_with_its_reason():
     spec = analyze("# Loans\n\n## Entities\n- Loan: student (text, required)\n\n## Features\n- List overdue loans\n")
     (requirement,) = [r for r in spec.requirements if r.kind == "feature"]

@@ -309,6 +309,14 @@ def _parse_entity_line(text: str, line: int = 0) -> _RawEntity | None:
     return _RawEntity(name, _parse_field_items(rest, line), line) if name else None
 
 
+def _is_sentence(text: str) -> bool:
+    """A sentence rather than an entity line: opens with an article or pronoun, no separator."""
+    words = text.split()
+    return (len(words) > 3 and words[0].lower() in ("a", "an", "the", "each", "every", "one", "all", "any", "our",
+                                                      "we", "it", "they", "there", "i", "this")
+            and not re.search(r"[:—–(]|\s-\s|->|→", text))
+
+
 def _is_description(text: str) -> bool:
     """Prose about an entity rather than its fields: starts with an article, no list, no types."""
     words = text.split()
@@ -373,6 +381,8 @@ class _EntityReader:
         elif _is_entity_list(text):      # ``Note (title, body), Tag (name)`` after ``Entities:``
             for piece in _split_top_level(text):
                 self._new(_parse_entity_line(piece, block.line), False)
+        elif _is_sentence(text):         # ``Each pet belongs to a galaxy.``: no entity line
+            return
         else:
             self._new(_parse_entity_line(text, block.line), False)
 

@@ -19,7 +19,7 @@ from scopeflow.handlers.recipes.reading import (
 from scopeflow.handlers.spec import Entity, Field, Spec
 
 _DATE_VIEWS = (
-    ("overdue", re.compile(r"\b(overdue|past due|late)\b", re.IGNORECASE)),
+    ("overdue", re.compile(r"\b(overdue|past due|late|expired|lapsed)\b", re.IGNORECASE)),
     ("due-today", re.compile(r"\b(due (?:for \w+ )?today|today)\b", re.IGNORECASE)),
     ("this-week", re.compile(r"\b(this week)\b", re.IGNORECASE)),
     ("upcoming", re.compile(r"\b(upcoming|coming up|next \d+ days|future)\b", re.IGNORECASE)),
