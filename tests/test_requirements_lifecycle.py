@@ -207,3 +207,49 @@ def test_the_console_summary_prints_the_same_counts_as_the_report(cli):
                        r"(\d+) not understood", Path(report).read_text(encoding="utf-8")).groups()
     assert line == "requirements: {} ({} delivered, {} not built, {} assumed, {} not understood)".format(*counts)
     assert counts[2] == "5"
+
+
+# ------------------------------------------------------------------ scopes written by other people (issue 11)
+
+@pytest.mark.parametrize("name, secrets", [
+    ("50-vet-clinic-setext-what-we-track.md", ("TWILIO_TOKEN=test-token",)),
+    ("52-numbered-bold-en-dash-objects.md", ()),
+])
+def test_a_numbered_bold_entity_list_under_another_section_name_is_delivered(cli, name, secrets):
+    scope = CORPUS / name
+    proc = cli("submit", str(scope), "--yes", "--json", *(a for s in secrets for a in ("--secret", s)))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert (result["status"], result["outcome"]) == ("completed", "delivered")
+    rows = matrix_rows(result["report"])
+    assert_every_line_has_a_verdict(scope, rows)
+    entity_rows = [r for r in rows.values() if r["text"].startswith("entity ")]
+    assert len(entity_rows) == 3 and all(r["verdict"] == "delivered" for r in entity_rows)
+    relations = [r for r in rows.values() if " refers to " in r["text"]]
+    assert len(relations) == 4 and all(r["verdict"] == "delivered" for r in relations)   # the list's and the sentences'
+    assert {r["line"] for r in relations} >= {"12"}          # the relation sentences' own line
+    assert result["requirements"]["not_understood"] == 0
+
+
+def test_the_clinic_roles_line_is_built_for_everyone_and_says_so(cli):
+    proc = cli("submit", str(CORPUS / "50-vet-clinic-setext-what-we-track.md"), "--yes", "--json",
+               "--secret", "TWILIO_TOKEN=test-token")
+    rows = by_text(matrix_rows(json.loads(proc.stdout)["report"]))
+    assert rows["receptionists can book, move and cancel appointments"].startswith(
+        "assumed: built for every user of the app: it has no receptionist role")
+    assert rows["appointments can't be booked in the past"].startswith("not built: ")
+
+
+@pytest.mark.parametrize("name, entities", [
+    ("51-gym-lowercase-paragraph.txt", {"Member", "Visit"}),
+    ("55-plain-email-crlf.txt", {"Plot", "Tenant"}),
+])
+def test_prose_without_markdown_is_delivered_with_every_guess_assumed(cli, name, entities):
+    result = submit_json(cli, CORPUS / name)
+    assert (result["status"], result["outcome"]) == ("completed", "delivered")
+    rows = matrix_rows(result["report"])
+    guessed = [r for r in rows.values() if r["text"].split(".")[0] in entities or r["text"].startswith("entity ")]
+    assert {r["text"].removeprefix("entity ") for r in guessed if r["text"].startswith("entity ")} == entities
+    assert guessed and all(r["verdict"].startswith("assumed: read from prose: guessed from '") for r in guessed)
+    assert result["requirements"]["not_understood"] == 0
+    assert "Confidence **1.00**" not in Path(result["report"]).read_text(encoding="utf-8")
