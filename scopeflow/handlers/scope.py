@@ -14,6 +14,11 @@
     ## Constraints
     - Only logged-in users can edit
 
+Helpers with one idea each: :mod:`scope_markdown` (blocks and sections), :mod:`scope_sections`
+(what a heading means: "What we track", "Must have", "Business rules"â€¦), :mod:`scope_entities`
+(field syntaxes and types), :mod:`scope_relations` ("each pet belongs to an owner"), :mod:`scope_rules`
+(rules and roles in feature lists), :mod:`scope_prose` (entities mined from sentences).
+
 The markdown is read from markdown-it-py tokens (:mod:`scope_markdown`): sections open at a heading
 of any level, a bold label (``**Entities**``) or an inline label (``Entities:``, also followed by
 text); entities come from items (fields inline or as nested items), sub-headings or bold lines
@@ -22,7 +27,9 @@ columns). Field syntaxes: ``name (type, mods)``, ``name: type (mods)``, ``name â
 ``name -> Entity (required)``, ``name ref Entity``, ``name belongs to Entity``. Names match in any
 case and number (``-> authors`` finds ``Author``). Without an entities section the prose is mined
 for entities and fields (``users can create projects with a name and a deadline, and add tasks to
-a project``); everything mined is an ``assumed`` requirement.
+a project``); everything mined is an ``assumed`` requirement. A paragraph is read sentence by sentence:
+a sentence no requirement came from is the summary (the opening ones of the first paragraph) or a
+``not understood`` requirement.
 
 **Requirements.** :func:`read_scope` also turns every meaningful line into
 :class:`~scopeflow.handlers.requirements.Requirement` s with their source lines (title, summary,
