@@ -133,6 +133,15 @@ def test_an_unplaced_sentence_outside_the_summary_is_not_understood_even_on_a_co
     assert any(q.topic == "line:9" for q in spec.questions)
 
 
+@pytest.mark.parametrize("scope", [
+    "# Shop\n\n## Entities\n### Tea\nname (text). origin (text).\n",
+    "# Shop\n\n## Entities\n- Tea: name\n\n## Integrations\nStripe takes card payments. It needs STRIPE_API_KEY.\n",
+    "# Shop\n\n## Entities\n- Tea: name\n\n## Constraints\nPrices are in euro. Nothing is ever deleted.\n",
+])
+def test_a_line_read_as_a_whole_places_every_sentence_on_it(scope):
+    assert [r for r in _spec(scope).requirements if r.status == req.NOT_UNDERSTOOD] == []
+
+
 def test_an_email_frame_is_no_requirement_and_the_body_is_read():
     text = ("Hi Sam,\r\n\r\nhere is what the allotment society needs.\r\n\r\nWe keep plots with a number and a "
             "yearly rent. Each plot is rented by one tenant. For each tenant we store their name and phone.\r\n"

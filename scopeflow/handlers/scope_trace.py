@@ -222,10 +222,9 @@ def _only_plain_login(found: Requirement) -> None:
 
 
 def _takes(found: Requirement, sentence: str) -> bool:
-    """Whether ``found`` (a requirement on the sentence's line) came from ``sentence``."""
-    if found.sentence:
-        return _norm(found.sentence) == _norm(sentence)
-    return found.kind in ("summary", "constraint", "line") or _norm(sentence) in _norm(found.text)
+    """Whether ``found`` (a requirement on the sentence's line) came from ``sentence``: one read
+    sentence by sentence names its sentence; one read from the whole line takes all of them."""
+    return not found.sentence or _norm(found.sentence) == _norm(sentence)
 
 
 def _question_covers(kind: str, subject: str, found: Requirement) -> bool:
