@@ -204,6 +204,14 @@ def _bare_label(block: Block, following: Block | None) -> bool:
             and section_kind(block.text) != "prose")
 
 
+def _plain_title(block: Block, following: Block | None) -> bool:
+    """``Dance school`` alone on the first line of a plain-text scope: a short line without end
+    punctuation, set apart by a blank line, that names no section."""
+    return (block.kind == "line" and not block.bold and len(block.text.split()) <= 6 and ":" not in block.text
+            and not re.search(r"[.!?,:;]$", block.text) and section_kind(block.text) == "prose"
+            and following is not None and following.line > block.line + 1)
+
+
 def split_sections(blocks: list[Block]) -> Document:
     """The title and the sections, in order; blocks before any section are prose."""
     doc = Document(None, 0, [Section("prose")], set())
@@ -213,6 +221,8 @@ def split_sections(blocks: list[Block]) -> Document:
         following = blocks[position + 1] if position + 1 < len(blocks) else None
         if block.kind == "structure" or (block.kind == "line" and block.line in letter):
             doc.structure.add(block.line)
+        elif position == 0 and _plain_title(block, following):
+            doc.title, doc.title_line = block.text, block.line
         elif block.kind == "header":        # a table's header row: kept for its column names
             doc.structure.add(block.line)
             current.blocks.append(block)
