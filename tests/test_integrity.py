@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 
 import pytest
 
@@ -35,6 +36,33 @@ def test_content_hash_ignores_seq_but_nothing_else():
     assert content_hash(span) == content_hash(dataclasses.replace(span, seq=99))
     assert content_hash(span) != content_hash(dataclasses.replace(span, attributes={**span.attributes, "ratio": 0.10000001}))
     assert content_hash(span) != content_hash(dataclasses.replace(span, status="ERROR"))
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"parent_span_id": "3" * 16, "events": [], "links": []},
+    {"name": 'quote " back\\slash \n line\u2028sep ☃ \x00', "status": "ERROR", "status_message": "boom – ü"},
+    {"attributes": {"z": None, "a": {"nested": [1, 2.5, True]}, "é": "naïve", "0": -1, "big": 10**30}},
+    {"attributes": {}, "kind": "CLIENT", "instance_id": ""},
+    {"start_ns": True, "end_ns": 2.0},              # odd types take the one-dumps definition
+    {"span_id": None, "parent_span_id": 7},
+])
+def test_canonical_json_built_from_parts_equals_the_one_dumps_definition(changes):
+    """The hashed text is built field by field (the store encodes the attributes once, for the hash
+    and the row); it must stay byte for byte what one json.dumps of every field gives, or chains
+    written before would stop verifying."""
+    span = make_span(4, **changes)
+    definition = json.dumps({**{f.name: getattr(span, f.name) for f in dataclasses.fields(span) if f.name != "seq"},
+                             "events": [dataclasses.asdict(e) for e in span.events],
+                             "links": [dataclasses.asdict(lk) for lk in span.links]},
+                            sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert integrity.canonical_json(span) == definition
+    assert integrity.canonical_json(span, integrity.attributes_json_of(span)) == definition
+
+
+def test_a_span_value_json_cannot_hold_is_refused_by_name():
+    with pytest.raises(TypeError, match="of type set cannot be hashed"):
+        content_hash(make_span(1, attributes={"bad": {1, 2}}))
 
 
 def test_content_hash_is_sha256_of_a_documented_canonical_json():

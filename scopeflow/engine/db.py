@@ -61,9 +61,16 @@ def _private_file(path: Path) -> None:
         pass
 
 
-def _json_dumps(value: object) -> str:
+class JsonText(str):
+    """A JSON column's value already encoded by the caller (the span store encodes a span's
+    attributes once, for its hash and its row): the columns' encoder writes it as it is."""
+
+
+def json_column_text(value: object) -> str:
     """JSON columns' encoder: ``json.dumps``, without calling it for the empty lists and objects
-    that most span rows carry (events, links)."""
+    that most span rows carry (events, links), nor for text a caller encoded (:class:`JsonText`)."""
+    if type(value) is JsonText:
+        return value
     if value == [] and isinstance(value, list):
         return "[]"
     if value == {} and isinstance(value, dict):
@@ -77,10 +84,10 @@ def _create(url: str) -> Engine:
         if path and path != ":memory:":
             _private_file(Path(path))
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                               json_serializer=_json_dumps)
+                               json_serializer=json_column_text)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=_json_dumps)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=json_column_text)
 
 
 def migrate(engine: Engine) -> None:

@@ -8,14 +8,17 @@ inserted or deleted span.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 from opentelemetry.sdk.trace import ReadableSpan
 from sqlalchemy import Connection, insert, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from scopeflow.engine.db import JsonText, json_column_text
 from scopeflow.engine.models import SpanRow
 from scopeflow.spans import semconv
-from scopeflow.spans.integrity import ChainRow, content_hash, genesis, link_hash
+from scopeflow.spans.integrity import ChainRow, attributes_json_of, content_hash, genesis, link_hash
 from scopeflow.spans.record import SpanEvent, SpanLink, SpanRecord
 from scopeflow.spans.tracing import records_of
 
@@ -60,22 +63,55 @@ def _insert_chained(conn: Session | Connection, instance_id: str, records: Seque
     for record in records:
         seq += 1
         record.seq = seq
-        content = content_hash(record)
+        attributes = attributes_json_of(record)   # encoded once: hashed, and stored as the column's text
+        content = content_hash(record, attributes)
         link = link_hash(prev, content, key)
-        rows.append(_row(record, content, prev, link))
+        rows.append(_row(record, attributes, content, prev, link))
         prev = link
     if rows:
-        conn.execute(insert(SpanRow.__table__), rows)  # one Core executemany, not an ORM flush per row
+        _insert_rows(conn, rows)
     return seq, prev
 
 
-def _row(record: SpanRecord, content: str, prev: str, link: str) -> dict:
+SPAN_TABLE = SpanRow.__table__
+_ROW_COLUMNS = ["instance_id", "seq", "trace_id", "span_id", "parent_span_id", "name", "kind", "bpmn_element_id",
+                "start_ns", "end_ns", "status", "status_message", "attributes", "events", "links", "content_hash",
+                "prev_hash", "link_hash"]   # every column of a row (_row) but the id
+_JSON_COLUMNS = ("attributes", "events", "links")
+
+
+def _insert_rows(conn: Session | Connection, rows: list[dict]) -> None:
+    """One executemany. On SQLite the rows go to the driver as tuples: SQLAlchemy's per-row
+    parameter processing cost more than SQLite's own insert, and its JSON columns are plain text
+    there. Elsewhere a Core insert, whose JSON encoder takes the already-encoded attributes as
+    they are (``JsonText``)."""
+    connection = conn.connection() if isinstance(conn, Session) else conn
+    if connection.dialect.name != "sqlite":
+        connection.execute(insert(SPAN_TABLE), rows)
+        return
+    sql, order = _sqlite_insert()
+    values = []
+    for row in rows:
+        for name in _JSON_COLUMNS:
+            row[name] = json_column_text(row[name])   # what the JSON type would write (JsonText as it is)
+        values.append(tuple(row[name] for name in order))
+    connection.exec_driver_sql(sql, values)
+
+
+@cache
+def _sqlite_insert() -> tuple[str, tuple[str, ...]]:
+    """The span INSERT as the SQLite driver takes it (``?`` placeholders) and its column order."""
+    compiled = insert(SPAN_TABLE).compile(dialect=sqlite.dialect(), column_keys=_ROW_COLUMNS)
+    return compiled.string, tuple(compiled.positiontup)
+
+
+def _row(record: SpanRecord, attributes: str, content: str, prev: str, link: str) -> dict:
     return dict(
         instance_id=record.instance_id, seq=record.seq, trace_id=record.trace_id, span_id=record.span_id,
         parent_span_id=record.parent_span_id, name=record.name, kind=record.kind,
         bpmn_element_id=record.attributes.get(semconv.BPMN_ELEMENT_ID),
         start_ns=record.start_ns, end_ns=record.end_ns, status=record.status,
-        status_message=record.status_message, attributes=record.attributes,
+        status_message=record.status_message, attributes=JsonText(attributes),
         events=[{"name": e.name, "time_ns": e.time_ns, "attributes": e.attributes} for e in record.events],
         links=[{"trace_id": lk.trace_id, "span_id": lk.span_id, "attributes": lk.attributes} for lk in record.links],
         content_hash=content, prev_hash=prev, link_hash=link,

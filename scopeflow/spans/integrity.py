@@ -66,12 +66,56 @@ def genesis(instance_id: str) -> str:
 
 
 _HASHED_FIELDS = tuple(f.name for f in dataclasses.fields(SpanRecord) if f.name != "seq")
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_string = json.encoder.encode_basestring   # what that encoder writes for a str (ensure_ascii=False)
 
 
-def canonical_json(span: SpanRecord) -> str:
-    """The exact text that :func:`content_hash` hashes (every field but ``seq``)."""
+def canonical_json(span: SpanRecord, attributes_json: str | None = None) -> str:
+    """The exact text that :func:`content_hash` hashes (every field but ``seq``).
+
+    ``attributes_json`` is :func:`attributes_json` of the span when the caller has it already (the
+    span store writes that same text to the ``attributes`` column), so it is encoded once.
+    """
+    if type(span.start_ns) is not int or type(span.end_ns) is not int or not all(
+            type(value) is str for value in (span.trace_id, span.span_id, span.name, span.status,
+                                             span.status_message, span.kind, span.instance_id)) \
+            or not (span.parent_span_id is None or type(span.parent_span_id) is str):
+        return _canonical_json_whole(span)
+    # The same text as json.dumps(<all fields>, sort_keys=True, ...) gives (the fields are spelled in
+    # sorted order here), built from the parts: only the attributes, events and links need the encoder.
+    events = "[]" if not span.events else _encode_strict(
+        [{"name": e.name, "time_ns": e.time_ns, "attributes": e.attributes} for e in span.events])
+    links = "[]" if not span.links else _encode_strict(
+        [{"trace_id": lk.trace_id, "span_id": lk.span_id, "attributes": lk.attributes} for lk in span.links])
+    parent = "null" if span.parent_span_id is None else _string(span.parent_span_id)
+    return "".join((
+        '{"attributes":', attributes_json if attributes_json is not None else attributes_json_of(span),
+        ',"end_ns":', str(span.end_ns), ',"events":', events, ',"instance_id":', _string(span.instance_id),
+        ',"kind":', _string(span.kind), ',"links":', links, ',"name":', _string(span.name),
+        ',"parent_span_id":', parent, ',"span_id":', _string(span.span_id), ',"start_ns":', str(span.start_ns),
+        ',"status":', _string(span.status), ',"status_message":', _string(span.status_message),
+        ',"trace_id":', _string(span.trace_id), "}",
+    ))
+
+
+def attributes_json_of(span: SpanRecord) -> str:
+    """The span's attributes as canonical JSON (sorted keys, no whitespace): the part of
+    :func:`canonical_json` that the span store also keeps as the ``attributes`` column's text."""
+    return _encode_strict(span.attributes)
+
+
+def _encode_strict(value: Any) -> str:
+    try:
+        return _encode(value)
+    except TypeError:
+        json.dumps(value, default=_reject)   # raises the one-line error naming the value
+        raise
+
+
+def _canonical_json_whole(span: SpanRecord) -> str:
+    """The definition of the canonical text: one ``json.dumps`` of every field but ``seq``."""
     data = {name: getattr(span, name) for name in _HASHED_FIELDS}
-    # Same shape as dataclasses.asdict, without its deep copy (this runs for every stored span).
+    # Same shape as dataclasses.asdict, without its deep copy.
     data["events"] = [{"name": e.name, "time_ns": e.time_ns, "attributes": e.attributes} for e in span.events]
     data["links"] = [{"trace_id": lk.trace_id, "span_id": lk.span_id, "attributes": lk.attributes}
                      for lk in span.links]
@@ -82,8 +126,8 @@ def _reject(value: Any) -> Any:
     raise TypeError(f"span field value of type {type(value).__name__} cannot be hashed: {value!r}")
 
 
-def content_hash(span: SpanRecord) -> str:
-    return hashlib.sha256(canonical_json(span).encode("utf-8")).hexdigest()
+def content_hash(span: SpanRecord, attributes_json: str | None = None) -> str:
+    return hashlib.sha256(canonical_json(span, attributes_json).encode("utf-8")).hexdigest()
 
 
 def link_hash(prev_link_hash: str, content: str, key: bytes | None = None) -> str:
