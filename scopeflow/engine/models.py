@@ -145,18 +145,20 @@ class MessageSubscription(Base):
 
 class SpanRow(Base):
     __tablename__ = "span"
-    __table_args__ = (UniqueConstraint("instance_id", "seq"), Index("ix_span_trace", "trace_id"))
+    # Every span query is by instance (ordered by seq): the unique (instance_id, seq) index serves
+    # them all, so there is no other lookup index (each costs a B-tree insert per stored span).
+    __table_args__ = (UniqueConstraint("instance_id", "seq"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
                                     autoincrement=True)
-    instance_id: Mapped[str] = mapped_column(String(36), index=True)
+    instance_id: Mapped[str] = mapped_column(String(36))
     seq: Mapped[int] = mapped_column(Integer)
     trace_id: Mapped[str] = mapped_column(String(32))
     span_id: Mapped[str] = mapped_column(String(16), unique=True)
     parent_span_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
     name: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(20), default="INTERNAL")
-    bpmn_element_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    bpmn_element_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     start_ns: Mapped[int] = mapped_column(BigInteger)
     end_ns: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(10), default="UNSET")
