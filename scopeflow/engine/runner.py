@@ -36,6 +36,8 @@ from scopeflow.spans.direct import DirectSpan
 from scopeflow.spans.record import SpanRecord
 
 PROPAGATOR = TraceContextTextMapPropagator()
+# A task's outcome attribute: its state's name (TaskState.get_name builds its table at every call).
+_OUTCOMES = {state: TaskState.get_name(state).lower() for state in TaskState._values}
 
 
 @dataclass
@@ -180,7 +182,7 @@ class Runner:
                                              "exception.message": self.redact(failure["message"])})
                 span.set_status(Status(StatusCode.ERROR, self.redact(failure["message"])))
             else:
-                span.set_attribute(semconv.TASK_OUTCOME, TaskState.get_name(task.state).lower())
+                span.set_attribute(semconv.TASK_OUTCOME, _OUTCOMES.get(task.state) or TaskState.get_name(task.state).lower())
             span.end()
         slow = time.monotonic() - started > self.checkpoint_threshold_s
         element = self.element_of(task) if span is not None else None

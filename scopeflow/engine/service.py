@@ -251,11 +251,10 @@ class Engine:
         catalog.process(model)
         digest = bundle_hash(catalog.bundle(model))
         cached = self._versions.get(model)
+        newest = versions.newest_id(self.db, model)
+        if cached is not None and cached[0] == newest and cached[1] == digest:
+            return cached[2]   # versions are never deleted: a digest once stored stays stored
         with self.sessions() as session:
-            newest = session.scalar(select(ModelVersion.id).where(ModelVersion.name == model)
-                                    .order_by(ModelVersion.version.desc()).limit(1))
-            if cached is not None and cached[0] == newest and cached[1] == digest:
-                return cached[2]   # versions are never deleted: a digest once stored stays stored
             known = newest is not None and session.scalar(select(ModelVersion.id).where(
                 ModelVersion.name == model, ModelVersion.content_hash == digest).limit(1)) is not None
         if not known:

@@ -50,7 +50,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from scopeflow.engine import model_bounds  # noqa: F401  (limits on timers and multi-instance counts)
 from scopeflow.engine.flow import FlowSubWorkflow, FlowTask, FlowWorkflow, ensure_recursion_depth
-from scopeflow.engine.plain_json import NotPlainJson, require_plain
+from scopeflow.engine.plain_json import NotPlainJson, first_problem, require_plain
 from scopeflow.engine.sandbox import RestrictedEnvironment
 from scopeflow.handlers.failures import TaskFailure
 from scopeflow.redaction import redact_data
@@ -181,12 +181,38 @@ class PlainDataTaskConverter(TaskConverter):
     """Tasks whose data and internal data are written and read back as plain JSON, never revived."""
 
     def to_dict(self, task: Task) -> dict:
-        dct = super().to_dict(task)
-        name = _task_name(task)
-        require_plain(dct["data"], "data", name)
-        require_plain(dct["delta"].get("updates", {}), "data", name)
-        internal = {k: v for k, v in task.internal_data.items() if k not in _LIBRARY_INTERNAL_KEYS}
-        require_plain(internal, "internal data", name)
+        """Spiff's own task dict (a delta of the data against the parent's), built without its
+        property look-ups, and refused unless data and internal data are plain JSON: one encoder
+        pass over all three parts settles the usual case; only a refusal is looked at part by part."""
+        parent = task.workflow.tasks.get(task._parent) if task._parent is not None else None
+        if parent is None:
+            data, delta = task.data, {}
+        else:
+            before, after = parent.data, task.data
+            data = {}
+            delta = {"updates": {key: value for key, value in after.items() if key not in before or value != before[key]},
+                     "deletions": [key for key in before if key not in after]}
+        internal = task.internal_data
+        dct = {
+            "id": str(task.id),
+            "parent": str(task._parent) if parent is not None else None,
+            "children": [str(child) for child in task._children],
+            "last_state_change": task.last_state_change,
+            "state": task._state,
+            "task_spec": task.task_spec.name,
+            "triggered": task.triggered,
+            "internal_data": self.registry.convert(internal),
+            "data": data,
+            "delta": delta,
+        }
+        if internal and not _LIBRARY_INTERNAL_KEYS.keys().isdisjoint(internal):
+            internal = {k: v for k, v in internal.items() if k not in _LIBRARY_INTERNAL_KEYS}
+        updates = delta.get("updates", {})
+        if (data or updates or internal) and first_problem((data, updates, internal)) is not None:
+            name = _task_name(task)
+            require_plain(data, "data", name)
+            require_plain(updates, "data", name)
+            require_plain(internal, "internal data", name)
         return dct
 
     def from_dict(self, dct: dict, workflow) -> Task:

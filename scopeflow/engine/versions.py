@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from scopeflow.engine.models import ModelVersion
@@ -74,6 +74,17 @@ def latest_version(session: Session, model: str) -> ModelVersion | None:
     return session.scalars(
         select(ModelVersion).where(ModelVersion.name == model).order_by(ModelVersion.version.desc()).limit(1)
     ).first()
+
+
+_NEWEST_ID = (select(ModelVersion.id).where(ModelVersion.name == bindparam("model"))
+              .order_by(ModelVersion.version.desc()).limit(1))
+
+
+def newest_id(db: Engine, model: str) -> str | None:
+    """The id of the newest stored version of ``model`` (one indexed query, built once: the engine
+    asks it at every start to check that the version it remembers is still the newest)."""
+    with db.connect() as conn:
+        return conn.scalar(_NEWEST_ID, {"model": model})
 
 
 def prepared_files(files: dict[str, str]) -> tuple[dict[str, bytes], dict[str, bytes]]:

@@ -23,6 +23,8 @@ from scopeflow.spans import semconv
 from scopeflow.spans.record import SpanEvent, SpanRecord
 
 _SCALARS = (str, bool, int, float)
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_INTERNAL = SpanKind.INTERNAL.name
 _STATUS = {StatusCode.UNSET: "UNSET", StatusCode.OK: "OK", StatusCode.ERROR: "ERROR"}
 
 
@@ -47,7 +49,7 @@ class DirectSpan(trace.Span):
         self._name = name
         self._parent = parent
         self._context = SpanContext(trace_id=parent.trace_id, span_id=random.getrandbits(64), is_remote=False,
-                                    trace_flags=TraceFlags(TraceFlags.SAMPLED))
+                                    trace_flags=_SAMPLED)
         self._ended = False
         self._attributes: dict[str, Any] = {}
         self.set_attributes(attributes)
@@ -65,6 +67,9 @@ class DirectSpan(trace.Span):
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
         if self._ended:
+            return
+        if type(value) in _SCALARS and type(key) is str:   # the usual case, kept as it is
+            self._attributes[key] = value
             return
         clean = _clean(value)
         if clean is not None:
@@ -108,6 +113,6 @@ class DirectSpan(trace.Span):
             trace_id=f"{self._context.trace_id:032x}", span_id=f"{self._context.span_id:016x}",
             parent_span_id=f"{self._parent.span_id:016x}", name=self._name, start_ns=self._start_ns,
             end_ns=end_time if end_time is not None else time.time_ns(), status=self._status,
-            status_message=self._status_message, kind=SpanKind.INTERNAL.name, attributes=self._attributes,
+            status_message=self._status_message, kind=_INTERNAL, attributes=self._attributes,
             events=self._events, links=[], instance_id=str(self._attributes.get(semconv.INSTANCE_ID, "")),
         ))
