@@ -54,6 +54,15 @@ class FlowTask(Task):
         super().__init__(workflow, task_spec, parent, state, id)
         workflow.task_moved(self, 0, state)
 
+    @property
+    def id_text(self) -> str:
+        """``str(self.id)``, computed once: a state holds each id three or four times (the task's,
+        its parent's and child's references, the tasks mapping's key) at every checkpoint."""
+        text = self.__dict__.get("_id_text")
+        if text is None:
+            text = self._id_text = str(self.id)
+        return text
+
     def _set_state(self, value: int) -> None:
         old = self._state
         if value == old or _spiff_task_log.isEnabledFor(logging.INFO):

@@ -90,11 +90,13 @@ def _insert_rows(conn: Session | Connection, rows: list[dict]) -> None:
         connection.execute(insert(SPAN_TABLE), rows)
         return
     sql, order = _sqlite_insert()
+    json_columns = [index for index, name in enumerate(order) if name in _JSON_COLUMNS]
     values = []
     for row in rows:
-        for name in _JSON_COLUMNS:
-            row[name] = json_column_text(row[name])   # what the JSON type would write (JsonText as it is)
-        values.append(tuple(row[name] for name in order))
+        value = [row[name] for name in order]
+        for index in json_columns:
+            value[index] = json_column_text(value[index])   # what the JSON type would write (JsonText as it is)
+        values.append(tuple(value))
     connection.exec_driver_sql(sql, values)
 
 

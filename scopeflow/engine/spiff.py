@@ -184,7 +184,8 @@ class PlainDataTaskConverter(TaskConverter):
         """Spiff's own task dict (a delta of the data against the parent's), built without its
         property look-ups, and refused unless data and internal data are plain JSON: one encoder
         pass over all three parts settles the usual case; only a refusal is looked at part by part."""
-        parent = task.workflow.tasks.get(task._parent) if task._parent is not None else None
+        tasks = task.workflow.tasks
+        parent = tasks.get(task._parent) if task._parent is not None else None
         if parent is None:
             data, delta = task.data, {}
         else:
@@ -194,9 +195,9 @@ class PlainDataTaskConverter(TaskConverter):
                      "deletions": [key for key in before if key not in after]}
         internal = task.internal_data
         dct = {
-            "id": str(task.id),
-            "parent": str(task._parent) if parent is not None else None,
-            "children": [str(child) for child in task._children],
+            "id": _id_text(task),
+            "parent": _id_text(parent) if parent is not None else None,
+            "children": [_id_text(tasks.get(child)) if child in tasks else str(child) for child in task._children],
             "last_state_change": task.last_state_change,
             "state": task._state,
             "task_spec": task.task_spec.name,
@@ -237,6 +238,10 @@ class PlainDataTaskConverter(TaskConverter):
         return self.registry.restore(value)
 
 
+def _id_text(task: Task) -> str:
+    return task.id_text if isinstance(task, FlowTask) else str(task.id)
+
+
 def _only_typenames(value: Any, allowed: set[str]) -> None:
     """Refuse a library-owned internal value whose top-level items are not the expected library types."""
     items = value if isinstance(value, list) else [value]
@@ -263,6 +268,12 @@ class PlainPayloadEventConverter(BpmnEventConverter):
 
 class _PlainWorkflowData:
     """Workflow-level data (data objects) is user data too: restored as plain JSON."""
+
+    def mapping_to_dict(self, mapping: dict, **kwargs: Any) -> dict:
+        """Spiff's, but a task is keyed by its cached id text (the tasks mapping is keyed by task id)."""
+        convert = self.registry.convert
+        return {(value.id_text if isinstance(value, FlowTask) and key == value.id else str(key)): convert(value, **kwargs)
+                for key, value in mapping.items()}
 
     def set_default_attributes(self, workflow, dct: dict) -> None:
         data = dct.pop("data", {})

@@ -51,8 +51,11 @@ class DirectSpan(trace.Span):
         self._context = SpanContext(trace_id=parent.trace_id, span_id=random.getrandbits(64), is_remote=False,
                                     trace_flags=_SAMPLED)
         self._ended = False
-        self._attributes: dict[str, Any] = {}
-        self.set_attributes(attributes)
+        if all(type(key) is str and type(value) in _SCALARS for key, value in attributes.items()):
+            self._attributes: dict[str, Any] = dict(attributes)   # the engine's own: kept as they are
+        else:
+            self._attributes = {}
+            self.set_attributes(attributes)
         self._events: list[SpanEvent] = []
         self._status, self._status_message = "UNSET", ""
         self._start_ns = start_ns if start_ns is not None else time.time_ns()
