@@ -202,7 +202,7 @@ class PlainDataTaskConverter(TaskConverter):
             "state": task._state,
             "task_spec": task.task_spec.name,
             "triggered": task.triggered,
-            "internal_data": self.registry.convert(internal),
+            "internal_data": self.registry.convert(internal) if internal else {},
             "data": data,
             "delta": delta,
         }
