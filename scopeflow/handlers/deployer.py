@@ -67,6 +67,7 @@ from scopeflow.handlers.sandbox import scrubbed_env, start_untrusted
 from scopeflow.handlers.serde import to_data
 from scopeflow.handlers.spec import Spec
 from scopeflow.handlers.verifier import hidden_from_checks
+from scopeflow.spans import semconv
 
 HOST = "127.0.0.1"
 ENTRY_POINT = "run.py"                 # what the flask_app template pack renders to start the app
@@ -342,11 +343,11 @@ def credential_needs(workspace: Path | str, spec: dict[str, Any] | None, app_dir
 
 def _record_needs(ctx: TaskContext, needs: CredentialNeeds, missing: list[str]) -> None:
     """Names only, never values: what the deploy waits for, what it passes, what is not built."""
-    ctx.record({"scopeflow.credentials.required": len(needs.required), "scopeflow.credentials.missing": len(missing),
-                "scopeflow.credentials.required_names": needs.required,
-                "scopeflow.credentials.optional_names": needs.optional,
-                "scopeflow.credentials.missing_names": missing,
-                "scopeflow.credentials.not_built": [n for item in needs.not_built for n in item.names]})
+    ctx.record({semconv.CREDENTIALS_REQUIRED: len(needs.required), semconv.CREDENTIALS_MISSING: len(missing),
+                semconv.CREDENTIALS_REQUIRED_NAMES: needs.required,
+                semconv.CREDENTIALS_OPTIONAL_NAMES: needs.optional,
+                semconv.CREDENTIALS_MISSING_NAMES: missing,
+                semconv.CREDENTIALS_NOT_BUILT: [n for item in needs.not_built for n in item.names]})
 
 
 @operator("check_credentials", retry=NO_RETRY)
@@ -472,7 +473,7 @@ def deploy_release(ctx: TaskContext, app_dir: str = "app", spec: dict[str, Any] 
     _check_verified(app_dir, digest, verified_sha256)
     needs = credential_needs(ctx.workspace, spec, app_dir)
     passed = needs.required + [name for name in needs.optional if ctx.secret_exists(name)]
-    ctx.record({"scopeflow.credentials.passed": passed})
+    ctx.record({semconv.CREDENTIALS_PASSED: passed})
     admin_env, sign_in = admin_environment(ctx, app)
     credentials = {**credential_env(ctx, passed), **admin_env}
     existing = _reusable(ctx, root, digest)
