@@ -70,8 +70,8 @@ def _recognise(spec: Spec) -> tuple[list[Recipe], list[Miss]]:
         for recipe in hits:
             recipe.requirement, recipe.subject = ids.get(subject, ""), subject
             recipe.table, recipe.text = spec.entity(recipe.entity).table, text
-            if recipe.params.get("smtp_subject"):     # the email integration it sends through
-                recipe.params["smtp_requirement"] = ids.get(recipe.params["smtp_subject"], "")
+            if recipe.kind == "reminder":              # the email integration it sends through, if any
+                recipe.params["smtp_requirement"] = ids.get(recipe.params["smtp_subject"] or "", "")
             _unique_name(recipe, recipes)
             recipes.append(recipe)
         miss = next((r for r in results if isinstance(r, Miss)), None)
