@@ -665,6 +665,7 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
                        f"{counts.get('not_understood', 0)} not understood)")
         if result.release:
             click.echo(f"  release: {result.release.get('url')} (stop with: {program()} releases stop {result.release.get('id')})")
+        _echo_credentials(result.credentials)
         if result.sign_in:
             password = app.engine.secrets.get(result.sign_in["password_secret"], actor="cli (submit)")
             click.echo(f"  sign in as {result.sign_in['username']} with password {password}  (shown once; "
@@ -675,6 +676,18 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
             click.echo(f"  waiting for {task['role']}: {task['name']} — {program()} tasks show {task['id']}")
     sys.stdout.flush()
     sys.exit(SUBMIT_EXIT.get(result.status, EXIT_FAILED))
+
+
+def _echo_credentials(credentials: dict) -> None:
+    """Optional credentials the built code reads, and those no built code reads (never requested)."""
+    stored = set(credentials.get("optional_stored") or [])
+    unset = [name for name in credentials.get("optional") or [] if name not in stored]
+    if unset:
+        click.echo(f"  optional credentials the built code reads, not stored: {', '.join(unset)} "
+                   f"(set with: {program()} secrets set NAME)")
+    for item in credentials.get("not_built") or []:
+        click.echo(f"  needed once {item.get('integration')} is built: {', '.join(item.get('names') or [])} "
+                   "(not requested: no built code reads them)")
 
 
 def _register_command_modules() -> None:

@@ -44,6 +44,7 @@ class SubmitResult:
     reason: str = ""                      # why the run is not (yet) delivered; "" when it is
     sign_in: dict[str, str] | None = None  # the deployed app's account: username + the secret holding its password
     requirements: dict[str, int] = field(default_factory=dict)   # verdict counts of the report's matrix
+    credentials: dict[str, Any] = field(default_factory=dict)    # names the built code reads; integrations not built
 
 
 def read_scope(text: str) -> str:
@@ -156,6 +157,7 @@ def _result(engine: Engine, instance_id: str) -> SubmitResult:
         reason=_reason(row, blockers, waiting),
         sign_in=sign_in if row.status == "completed" else None,
         requirements=report.get("requirements", {}) if isinstance(report, dict) else {},
+        credentials=report.get("credentials", {}) if isinstance(report, dict) else {},
     )
 
 

@@ -49,6 +49,7 @@ def env():
     return jsonify(dict(os.environ))
 
 
+__READS__
 if __EXIT__ is not None:
     print("refusing to start: broken on purpose", flush=True)
     raise SystemExit(__EXIT__)
@@ -56,11 +57,14 @@ app.run(host=os.environ["HOST"], port=int(os.environ["PORT"]))
 '''
 
 
-def write_tiny_app(workspace: Path, status: str = "ok", code: int = 200, exit_code: int | None = None) -> Path:
-    """A one-file Flask app in ``workspace/app`` whose /healthz answers ``code`` with ``status``."""
+def write_tiny_app(workspace: Path, status: str = "ok", code: int = 200, exit_code: int | None = None,
+                   reads: str = "") -> Path:
+    """A one-file Flask app in ``workspace/app`` whose /healthz answers ``code`` with ``status``;
+    ``reads`` is code run at import (how a test makes the app read credentials)."""
     app = workspace / "app"
     app.mkdir(parents=True, exist_ok=True)
     source = TINY_APP.replace("__STATUS__", repr(status)).replace("__HTTP_CODE__", str(code))
+    source = source.replace("__READS__", reads)
     source = source.replace("__EXIT__", repr(exit_code))
     (app / "run.py").write_text(source, encoding="utf-8")
     (app / "requirements.txt").write_text("Flask>=3.0,<4\n", encoding="utf-8")
@@ -245,33 +249,58 @@ def test_first_release_that_exits_fails_with_its_log_and_nothing_left_running(re
     assert gone(release.pid)
 
 
-def test_app_gets_its_credentials_and_no_scopeflow_settings(releases, workspace, monkeypatch):
-    monkeypatch.setenv("SCOPEFLOW_SECRET_KEY", "must-not-leak")
-    write_tiny_app(workspace)
-    spec = Spec(title="Shop", integrations=[Integration(name="stripe", label="Stripe",
-                                                        credentials=["STRIPE_API_KEY"])])
-    ctx = make_ctx(workspace, secrets={"STRIPE_API_KEY": "sk_test_123", "OTHER": "unused"})
+SHOP_WITH_MAIL = Spec(title="Shop", integrations=[
+    Integration(name="stripe", label="Stripe", credentials=["STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET"]),
+    Integration(name="mail", label="Mailer", credentials=["MAIL_FROM", "MAIL_PORT"]),
+    Integration(name="payments", label="Payment gateway", credentials=["PAYMENT_API_KEY"]),
+]).to_data()
+READS_STRIPE_AND_MAIL = """
+STRIPE_KEY = os.environ["STRIPE_API_KEY"]
+MAIL_FROM = os.environ.get("MAIL_FROM", "shop@localhost")
+MAIL_PORT = os.getenv("MAIL_PORT")
+"""
 
-    release = deploy(ctx, spec=spec.to_data())["release"]
+
+def test_the_release_gets_only_the_credentials_its_code_reads(releases, workspace, monkeypatch):
+    monkeypatch.setenv("SCOPEFLOW_SECRET_KEY", "must-not-leak")
+    write_tiny_app(workspace, reads=READS_STRIPE_AND_MAIL)
+    stored = {"STRIPE_API_KEY": "sk_test_123", "STRIPE_WEBHOOK_SECRET": "whsec_456", "MAIL_FROM": "a@shop.test",
+              "PAYMENT_API_KEY": "pk_789", "OTHER": "unused"}
+    ctx = make_ctx(workspace, secrets=stored)
+
+    release = deploy(ctx, spec=SHOP_WITH_MAIL)["release"]
 
     _, env = get_json(release["url"] + "/env")
-    assert env["STRIPE_API_KEY"] == "sk_test_123"
-    assert "OTHER" not in env
+    assert env["STRIPE_API_KEY"] == "sk_test_123" and env["MAIL_FROM"] == "a@shop.test"
+    for unread in ("STRIPE_WEBHOOK_SECRET", "PAYMENT_API_KEY", "OTHER", "MAIL_PORT"):
+        assert unread not in env      # declared (or stored) but not read, or read optionally and not stored
     assert not [key for key in env if key.startswith("SCOPEFLOW_")]
     assert env["HOST"] == "127.0.0.1" and env["PORT"] == str(release["port"])
-    assert "sk_test_123" not in json.dumps(release) + Path(release["path"], "run.sh").read_text()
+    run_sh = Path(release["path"], "run.sh").read_text()
+    assert "given to this release: STRIPE_API_KEY, MAIL_FROM\n" in run_sh
+    assert ctx.recorded["scopeflow.credentials.passed"] == ["STRIPE_API_KEY", "MAIL_FROM"]
+    assert not any(value in json.dumps(release) + run_sh for value in stored.values())
 
 
-def test_deploy_without_a_needed_credential_is_a_configuration_failure(releases, workspace):
-    write_tiny_app(workspace)
-    spec = Spec(title="Shop", integrations=[Integration(name="stripe", label="Stripe",
-                                                        credentials=["STRIPE_API_KEY"])])
+def test_deploy_without_a_credential_its_code_needs_is_a_configuration_failure(releases, workspace):
+    write_tiny_app(workspace, reads=READS_STRIPE_AND_MAIL)
 
     with pytest.raises(TaskFailure) as caught:
-        deploy(make_ctx(workspace), spec=spec.to_data())
+        deploy(make_ctx(workspace, secrets={"MAIL_FROM": "a@shop.test"}), spec=SHOP_WITH_MAIL)
 
-    assert caught.value.kind == CONFIGURATION
+    assert caught.value.kind == CONFIGURATION and "STRIPE_API_KEY" in caught.value.message
     assert list_releases(releases) == []
+
+
+def test_deploy_does_not_need_credentials_of_integrations_no_code_reads(releases, workspace):
+    write_tiny_app(workspace)
+    ctx = make_ctx(workspace)
+
+    release = deploy(ctx, spec=SHOP_WITH_MAIL)["release"]
+
+    _, env = get_json(release["url"] + "/env")
+    assert not {"STRIPE_API_KEY", "MAIL_FROM", "PAYMENT_API_KEY"} & set(env)
+    assert ctx.recorded["scopeflow.credentials.passed"] == []
 
 
 @pytest.mark.parametrize("app_dir, message", [
@@ -328,17 +357,31 @@ def test_stop_all_stops_every_running_release(releases, workspace):
 SHOP = Spec(title="Shop", integrations=[
     Integration(name="stripe", label="Stripe", credentials=["STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET"]),
     Integration(name="mail", label="Mailer", credentials=["SMTP_PASSWORD", "STRIPE_API_KEY"]),
+    Integration(name="ledger", label="Ledger", credentials=["LEDGER_TOKEN"]),
 ]).to_data()
+READS_SHOP = """
+import os
+KEYS = (os.environ["STRIPE_API_KEY"], os.environ["STRIPE_WEBHOOK_SECRET"], os.environ["SMTP_PASSWORD"])
+"""
 
 
-def test_check_credentials_lists_every_needed_name_once_when_all_are_stored(tmp_path):
+def write_module(workspace: Path, source: str) -> None:
+    (workspace / "app" / "integrations").mkdir(parents=True, exist_ok=True)
+    (workspace / "app" / "integrations" / "shop.py").write_text(source, encoding="utf-8")
+
+
+def test_check_credentials_lists_every_name_the_code_reads_once_when_all_are_stored(tmp_path):
+    write_module(tmp_path, READS_SHOP)
     ctx = make_ctx(tmp_path, secrets={"STRIPE_API_KEY": "a", "STRIPE_WEBHOOK_SECRET": "b", "SMTP_PASSWORD": "c"})
-    assert check_credentials(ctx, spec=SHOP) == {
-        "ok": True, "names": ["STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "SMTP_PASSWORD"]}
+    result = check_credentials(ctx, spec=SHOP)
+    assert result["names"] == ["STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "SMTP_PASSWORD"]
+    assert result["not_built"] == [{"integration": "Ledger", "names": ["LEDGER_TOKEN"]}]
     assert ctx.recorded["scopeflow.credentials.missing"] == 0
+    assert ctx.recorded["scopeflow.credentials.not_built"] == ["LEDGER_TOKEN"]
 
 
 def test_check_credentials_names_the_missing_ones_and_their_integrations(tmp_path):
+    write_module(tmp_path, READS_SHOP)
     ctx = make_ctx(tmp_path, secrets={"STRIPE_WEBHOOK_SECRET": "b"})
     with pytest.raises(TaskFailure) as caught:
         check_credentials(ctx, spec=SHOP)
@@ -347,10 +390,27 @@ def test_check_credentials_names_the_missing_ones_and_their_integrations(tmp_pat
     assert failure.message == "missing credential(s): STRIPE_API_KEY, SMTP_PASSWORD"
     assert failure.details == {"missing": ["STRIPE_API_KEY", "SMTP_PASSWORD"], "integrations": ["Mailer", "Stripe"]}
     assert ctx.recorded["scopeflow.credentials.missing"] == 2
+    assert ctx.recorded["scopeflow.credentials.missing_names"] == ["STRIPE_API_KEY", "SMTP_PASSWORD"]
+
+
+def test_check_credentials_waits_for_nothing_the_built_code_does_not_read(tmp_path):
+    write_module(tmp_path, 'import os\nPORT = os.environ.get("STRIPE_API_KEY", "")\n')
+    ctx = make_ctx(tmp_path)
+    result = check_credentials(ctx, spec=SHOP)
+    assert (result["required"], result["optional"], result["names"]) == ([], ["STRIPE_API_KEY"], [])
+    assert [item["integration"] for item in result["not_built"]] == ["Ledger"]
+
+
+def test_check_credentials_waits_for_an_undeclared_name_the_code_cannot_do_without(tmp_path):
+    write_module(tmp_path, 'import os\nTOKEN = os.environ["GEO_TOKEN"]\nHOST = os.environ["HOST"]\n')
+    with pytest.raises(TaskFailure) as caught:
+        check_credentials(make_ctx(tmp_path), spec=Spec(title="x").to_data())
+    assert caught.value.details == {"missing": ["GEO_TOKEN"], "integrations": ["the built code"]}
 
 
 def test_check_credentials_with_no_integrations_is_ok(tmp_path):
-    assert check_credentials(make_ctx(tmp_path), spec=Spec(title="x").to_data()) == {"ok": True, "names": []}
+    result = check_credentials(make_ctx(tmp_path), spec=Spec(title="x").to_data())
+    assert result == {"ok": True, "names": [], "required": [], "optional": [], "not_built": []}
 
 
 @pytest.mark.parametrize("spec", [

@@ -82,31 +82,59 @@ def test_every_example_scope_ends_delivered_or_with_a_blocker_plan(engine, scope
         assert result.checks["tests_failed"] == 0 and result.checks["tests_passed"] > 0
 
 
-def test_a_missing_credential_blocks_with_the_buildable_part_delivered_and_tested(engine):
-    result = run(engine, "credential-shop.md")
+def test_credentials_of_integrations_nothing_built_reads_are_not_requested(engine):
+    result = run(engine, "credential-shop.md")       # the offline builder builds no payment code
+    assert (result.status, result.outcome) == ("completed", "delivered"), result.reason
+    report = Path(result.report).read_text(encoding="utf-8")
+    assert "Needed once Payment gateway is built: PAYMENT\\_API\\_KEY" in report
+    assert "Needed once Accounting export service is built: ACCOUNTING\\_EXPORT\\_SERVICE\\_API\\_KEY" in report
+    assert result.credentials["required"] == [] and result.credentials["not_built"][0] == {
+        "integration": "Payment gateway", "names": ["PAYMENT_API_KEY"]}
+    tasks = {s.attributes.get("scopeflow.bpmn.element.id"): s for s in spans(engine, result.instance_id)}
+    assert "provide_credentials" not in tasks
+    assert tasks["check_credentials_task"].attributes["scopeflow.credentials.not_built"] == [
+        "PAYMENT_API_KEY", "ACCOUNTING_EXPORT_SERVICE_API_KEY"]
+    run_sh = Path(result.release["path"], "run.sh").read_text(encoding="utf-8")
+    assert "given to this release: none\n" in run_sh
+
+
+def test_a_credential_the_built_code_needs_blocks_with_the_buildable_part_delivered_and_tested(engine):
+    result = run(engine, "email-reminders.md")       # reminders by email: the built outbox needs SMTP
     assert (result.status, result.outcome) == ("blocked", "blocked")
+    report = Path(result.report).read_text(encoding="utf-8")
     assert Path(result.report).name == "BLOCKERS.md"
-    assert "PAYMENT" in Path(result.report).read_text(encoding="utf-8")
+    assert "credential(s): SMTP\\_HOST, SMTP\\_USER, SMTP\\_PASSWORD" in report
+    assert "secrets set SMTP_PASSWORD" in report and "Needed once" not in report
     assert result.checks["tests_passed"] > 0 and result.checks["tests_failed"] == 0
+    assert result.requirements["not_built"] == 0          # the email integration is built by the recipe
     assert result.release is None
 
 
-def test_the_credential_scope_is_delivered_when_the_credentials_are_supplied(engine):
-    text = (SCOPES / "credential-shop.md").read_text(encoding="utf-8")
-    names = [line.split("needs ", 1)[1].rstrip(")").strip() for line in text.splitlines() if "needs " in line]
-    analysis_names = ["PAYMENT_API_KEY", "ACCOUNTING_EXPORT_SERVICE_API_KEY"]
-    secrets = {name: f"value-of-{name.lower()}" for name in set(names) | set(analysis_names)}
-    result = run(engine, "credential-shop.md", secrets=secrets)
+SMTP = {"SMTP_HOST": "smtp.library.test", "SMTP_USER": "library-mailer", "SMTP_PASSWORD": "pw-6d1f0c2e9b",
+        "SMTP_FROM": "desk@library.test"}
+
+
+def test_the_release_gets_the_credentials_its_code_reads_and_no_others(engine):
+    stored = {**SMTP, "PAYMENT_API_KEY": "pk-not-for-this-app"}
+    result = run(engine, "email-reminders.md", secrets=stored)
     assert (result.status, result.outcome) == ("completed", "delivered"), result.blockers
+    run_sh = Path(result.release["path"], "run.sh").read_text(encoding="utf-8")
+    assert "given to this release: SMTP_HOST, SMTP_USER, SMTP_PASSWORD, SMTP_FROM\n" in run_sh
+    assert not any(value in run_sh for value in stored.values())
+    deploy_span = next(s for s in spans(engine, result.instance_id)
+                       if s.attributes.get("scopeflow.bpmn.element.id") == "deploy_release_task")
+    assert deploy_span.attributes["scopeflow.credentials.passed"] == ["SMTP_HOST", "SMTP_USER", "SMTP_PASSWORD",
+                                                                      "SMTP_FROM"]
+    assert result.credentials["optional"] == ["SMTP_PORT", "SMTP_FROM"]
 
 
 def test_a_blocked_run_resumes_once_the_credential_is_stored(engine):
-    result = run(engine, "credential-shop.md")
+    result = run(engine, "email-reminders.md")
     assert result.status == "blocked"
     add_account(engine, "olga", "operator")
     assert engine.retry(result.instance_id) == "waiting"  # back at the credentials checkpoint
-    for name in ("PAYMENT_API_KEY", "ACCOUNTING_EXPORT_SERVICE_API_KEY"):
-        engine.secrets.set(name, "stored-later", actor="olga")
+    for name in ("SMTP_HOST", "SMTP_USER", "SMTP_PASSWORD"):
+        engine.secrets.set(name, SMTP[name], actor="olga")
     from scopeflow.engine.queries import list_tasks
 
     for expected in ("provide_credentials", "deploy_approval"):

@@ -8,6 +8,7 @@ same prose scope with no endpoint configured, which ends exactly as the offline 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,7 @@ from scopeflow.spans.rules import parse_rules
 from tests.conftest import MODELS, make_settings
 from tests.fake_llm_server import FakeLlmServer, json_reply
 from tests.test_llm_agents import (
+    EXT_CODE,
     EXT_MODULE,
     EXT_TESTS,
     MODEL,
@@ -31,6 +33,7 @@ from tests.test_llm_agents import (
     PROSE_SCOPE,
     STRUCTURED_SCOPE,
     builder_answer,
+    ext_tests,
 )
 
 pytestmark = pytest.mark.slow
@@ -220,3 +223,51 @@ def test_the_private_model_copy_gets_the_build_blocker_route_once(models_dir):
     route_build_blockers(models_dir)
     text = (models_dir / "delivery.bpmn").read_text(encoding="utf-8")
     assert text.count('id="build_blocked"') == 1 and _build_blockers_routed(text)
+
+
+# ------------------------------------------------------------------------------ credentials follow the code
+PAYING_ANSWER = {**PLANT_ANSWER, "integrations": [{"label": "Payment gateway", "credentials": ["PAYMENT_API_KEY"]}]}
+# The model's feature module, plus a charge helper that cannot work without the payment key.
+PAYING_CODE = EXT_CODE.replace("from datetime import date, timedelta\n",
+                               "import os\nfrom datetime import date, timedelta\n").replace(
+    "def register(app: Flask) -> None:",
+    'def charge_header() -> dict[str, str]:\n'
+    '    return {"Authorization": "Bearer " + os.environ["PAYMENT_API_KEY"]}\n\n\n'
+    "def register(app: Flask) -> None:")
+
+
+def paying_run(engine, llm_env, code: str, **kw):
+    script = [json_reply(PAYING_ANSWER), json_reply({"files": {EXT_MODULE: code, EXT_TESTS: ext_tests()}}),
+              json_reply({"rationale": RATIONALE})]
+    with FakeLlmServer(script) as server:
+        llm_env(server)
+        result = submit(engine, PROSE_SCOPE, yes=True, **kw)
+        assert (server.remaining, server.unscripted) == (0, 0)
+    return result
+
+
+def test_llm_written_code_that_reads_the_payment_key_makes_the_deploy_wait_for_it(engine, llm_env):
+    assert "os.environ[\"PAYMENT_API_KEY\"]" in PAYING_CODE
+    result = paying_run(engine, llm_env, PAYING_CODE)
+    assert (result.status, result.outcome) == ("blocked", "blocked"), result.reason
+    assert result.checks["tests_failed"] == 0
+    assert "deferred providing credentials" in result.reason
+    assert "- **Needed:** credential(s): PAYMENT\\_API\\_KEY" in Path(result.report).read_text(encoding="utf-8")
+    checked = [s for s in stored_spans(engine, result.instance_id)
+               if s.attributes.get("scopeflow.bpmn.element.id") == "check_credentials_task"]
+    assert checked[0].attributes["scopeflow.credentials.missing_names"] == ["PAYMENT_API_KEY"]
+    assert result.credentials["required"] == ["PAYMENT_API_KEY"] and result.credentials["not_built"] == []
+
+
+def test_llm_written_code_that_reads_the_payment_key_gets_it_in_its_release(engine, llm_env):
+    result = paying_run(engine, llm_env, PAYING_CODE, secrets={"PAYMENT_API_KEY": "pk-test-31f5a9d2c8e4"})
+    assert (result.status, result.outcome) == ("completed", "delivered"), result.reason
+    run_sh = Path(result.release["path"], "run.sh").read_text(encoding="utf-8")
+    assert "given to this release: PAYMENT_API_KEY\n" in run_sh and "pk-test" not in run_sh
+
+
+def test_llm_written_code_that_does_not_read_the_payment_key_does_not_wait_for_it(engine, llm_env):
+    result = paying_run(engine, llm_env, EXT_CODE)
+    assert (result.status, result.outcome) == ("completed", "delivered"), result.reason
+    assert result.credentials["not_built"] == [{"integration": "Payment gateway", "names": ["PAYMENT_API_KEY"]}]
+    assert "Needed once Payment gateway is built: PAYMENT\\_API\\_KEY" in Path(result.report).read_text(encoding="utf-8")

@@ -155,13 +155,20 @@ def test_blocker_plan_for_a_failed_deploy_shows_rollback_log_and_retry(ctx):
 
 def test_blocker_plan_for_missing_credentials_says_which_secrets_to_set(ctx):
     spec = {"title": "Shop", "integrations": [
-        {"name": "stripe", "label": "Stripe", "credentials": ["STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET"]}]}
+        {"name": "stripe", "label": "Stripe", "credentials": ["STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET"]},
+        {"name": "ledger", "label": "Ledger", "credentials": ["LEDGER_TOKEN"]}]}
+    (ctx.workspace / "app" / "webapp" / "pay.py").write_text(
+        'import os\nKEY = os.environ["STRIPE_API_KEY"]\nHOOK = os.environ["STRIPE_WEBHOOK_SECRET"]\n'
+        'PORT = os.getenv("STRIPE_PORT")\n')
     with pytest.raises(TaskFailure) as caught:
         check_credentials(ctx, spec=spec)
 
     write_blocker_plan(ctx, blocker=caught.value.to_payload(), spec=spec)
 
     text = read(ctx, "BLOCKERS.md")
+    assert "- `STRIPE_API_KEY` (Stripe): required, the code cannot work without it" in text
+    assert "- Needed once Ledger is built: LEDGER\\_TOKEN" in text
+    assert "STRIPE_PORT" not in text          # an undeclared optional read is the app's own setting
     assert "- **Needed:** credential(s): STRIPE\\_API\\_KEY, STRIPE\\_WEBHOOK\\_SECRET" in text
     assert "scopeflow secrets set STRIPE_API_KEY   # reads the value from stdin\n" in text
     assert "scopeflow secrets set STRIPE_WEBHOOK_SECRET" in text

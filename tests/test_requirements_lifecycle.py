@@ -253,3 +253,13 @@ def test_prose_without_markdown_is_delivered_with_every_guess_assumed(cli, name,
     assert guessed and all(r["verdict"].startswith("assumed: read from prose: guessed from '") for r in guessed)
     assert result["requirements"]["not_understood"] == 0
     assert "Confidence **1.00**" not in Path(result["report"]).read_text(encoding="utf-8")
+
+
+def test_credentials_no_built_code_reads_are_reported_as_needed_once_built_not_requested(cli):
+    proc = cli("submit", str(EXAMPLES / "credential-shop.md"), "--yes")
+    assert proc.returncode == 0, proc.stderr                  # delivered: nothing built reads the payment key
+    assert ("  needed once Payment gateway is built: PAYMENT_API_KEY (not requested: no built code reads them)"
+            in proc.stdout.splitlines())
+    [report] = [line.split("report:", 1)[1].strip() for line in proc.stdout.splitlines() if "report:" in line]
+    row = next(r for r in matrix_rows(report).values() if r["text"] == "integration Payment gateway")
+    assert row["verdict"].startswith("not built") and "PAYMENT\\_API\\_KEY needed once it is built" in row["verdict"]

@@ -196,11 +196,15 @@ assert = ["attr:scopeflow.tests.passed > 1000000"]
 
 def test_a_missing_credential_resumes_with_the_printed_commands(env):
     engine, cli_env = env
-    scope = SCOPE + "\n## Integrations\n- Payment gateway (needs PAYMENT_API_KEY)\n"
+    scope = ("# Reading list\n\n## Entities\n- Reader: name (text, required), email (email, required)\n"
+             "- Book: title (text, required), reader (-> Reader), due_on (date)\n\n## Features\n"
+             "- Email readers a reminder when their books are due\n\n"
+             "## Integrations\n- Mail relay (needs SMTP_PASSWORD)\n- Payment gateway (needs PAYMENT_API_KEY)\n")
     result = submit(engine, scope, yes=True)
     assert result.status == "blocked"
     commands = printed_commands(Path(result.report))
-    assert commands[0].startswith(f"{program()} secrets set PAYMENT_API_KEY")
+    assert [c.split("#")[0].strip() for c in commands if " secrets set " in c] == [
+        f"{program()} secrets set {name}" for name in ("SMTP_PASSWORD", "SMTP_HOST", "SMTP_USER")]
     for command in commands:
         ran = scopeflow(cli_env, command, stdin="sk-test-value\n")
         assert ran.returncode == 0, (command, ran.stderr)

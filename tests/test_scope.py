@@ -167,6 +167,46 @@ def test_credential_shop_names_the_credentials_its_integrations_need():
     assert len(payments) == 1 and not payments[0].buildable
 
 
+def test_credential_shop_integrations_stay_not_built_with_their_credentials_needed_once_built():
+    from scopeflow.handlers.planner import make_plan
+
+    tasks = {t.id: t for t in make_plan(_example("credential-shop.md")).tasks}
+    payment = tasks["integration-payment_gateway"]
+    assert not payment.buildable
+    assert payment.reason.endswith("(PAYMENT_API_KEY needed once it is built)")
+
+
+def test_reminders_asked_for_by_email_are_sent_through_the_email_integration():
+    from scopeflow.handlers import recipes
+    from scopeflow.handlers.planner import make_plan
+
+    spec = _example("email-reminders.md")
+    [reminder] = recipes.find(spec)
+    assert (reminder.params["smtp"], reminder.params["smtp_subject"]) == ("Email server", "integration:email_server")
+    assert set(recipes.credentials(spec)) == set(recipes.SMTP_CREDENTIALS)
+    plan = make_plan(spec)
+    assert "integration-email_server" not in {t.id for t in plan.tasks}     # the recipes task builds it
+    integration = next(r for r in spec.requirements if r.subject == "integration:email_server")
+    assert integration.id in next(t for t in plan.tasks if t.id == recipes.TASK_ID).requirements
+
+
+@pytest.mark.parametrize("reminder, integration", [
+    ("- Remind members 2 days before their loans are due", "- Email server (needs SMTP_HOST)"),  # not by email
+    ("- Email members a reminder 2 days before their loans are due", "- Payment gateway (needs PAY_KEY)"),
+])
+def test_reminders_without_email_asked_or_without_an_email_integration_print_what_they_cannot_send(
+        reminder, integration):
+    from scopeflow.handlers import recipes
+
+    scope = ("# Library\n## Entities\n- Member: name (text), email (email, required)\n"
+             "- Loan: member (-> Member), due_on (date, required)\n"
+             f"## Features\n{reminder}\n## Integrations\n{integration}\n")
+    spec = analyze(scope)
+    [found] = recipes.find(spec)
+    assert found.params["smtp"] is None and recipes.smtp_integration(spec) is None
+    assert set(recipes.credentials(spec)) == set(recipes.SMTP_CREDENTIALS)     # still read, optionally
+
+
 def test_hostile_names_become_safe_identifiers_and_labels_stay_as_written():
     spec = _example("hostile-names.md")
     assert spec.title == '<script>alert("owned")</script> Café & Co'

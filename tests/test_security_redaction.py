@@ -32,11 +32,13 @@ from tests.conftest import REPO, make_settings
 
 pytestmark = pytest.mark.slow
 
-SCOPE = REPO / "examples" / "scopes" / "credential-shop.md"
-# The scope names PAYMENT_API_KEY; the analyst also asks for a key for the accounting export service.
+SCOPE = REPO / "examples" / "scopes" / "email-reminders.md"
+# Reminders go out by email: the built outbox reads these (the first three without a fallback).
 CREDENTIALS = {
-    "PAYMENT_API_KEY": "sfleak-PAYMENT-7f3a9c1e-d4b8-4e2a-9b61-0c5e8d2f4a77",
-    "ACCOUNTING_EXPORT_SERVICE_API_KEY": "sfleak-ACCOUNTING-2b8e6d40-91c3-4f7a-a5d2-6e1f0b9c3d88",
+    "SMTP_HOST": "sfleak-HOST-7f3a9c1e-d4b8-4e2a-9b61-0c5e8d2f4a77",
+    "SMTP_USER": "sfleak-USER-2b8e6d40-91c3-4f7a-a5d2-6e1f0b9c3d88",
+    "SMTP_PASSWORD": "sfleak-PASSWORD-5c0d7e1a-3b9f-4d62-8e47-a1f2c3d4e5b6",
+    "SMTP_FROM": "sfleak-FROM-9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b",
 }
 
 
@@ -170,7 +172,7 @@ def test_a_handler_that_puts_a_credential_in_its_failure_leaks_nothing(tmp_path,
     xml = linear_process("leaky", [("pay", "security_test_leaky", {"mode": repr(mode)})])
     (models / "leaky.bpmn").write_text(xml, encoding="utf-8")
     engine = Engine(make_settings(tmp_path / "home", models))
-    value = CREDENTIALS["PAYMENT_API_KEY"]
+    value = CREDENTIALS["SMTP_PASSWORD"]
     engine.secrets.set(LEAKY_SECRET, value, actor="test")
     instance_id = engine.start("leaky", {})
     with engine.sessions() as session:

@@ -4,14 +4,15 @@ The ``local`` target: the workspace app is copied into a fresh release directory
 :mod:`scopeflow.handlers.release`) with a ``run.sh`` and a ``Dockerfile`` (written for whoever
 ships it further; no container engine runs here), then started with this interpreter on a free
 loopback port, detached in its own session, with a scrubbed environment plus the credentials its
-spec's integrations need. The release counts only once ``GET /healthz`` answers 200 with
+code reads (:mod:`scopeflow.handlers.credential_reads`: required ones always, optional ones when
+stored; a credential of an integration no built code reads is never asked for). The release counts only once ``GET /healthz`` answers 200 with
 ``{"status": "ok"}``.
 
 Only the verified app ships: the deployer recomputes the app's content digest and refuses to deploy
 when it differs from the one the verifier recorded. The server starts behind the same boundary as
 the checks (:func:`scopeflow.handlers.sandbox.start_untrusted`): its own PID and mount namespaces,
 the Scopeflow home (database, ``secret.key``) and other releases hidden, a dedicated unprivileged uid
-when Scopeflow runs as root, a scrubbed environment plus its declared credentials.
+when Scopeflow runs as root, a scrubbed environment plus the credentials its code reads.
 
 Blue/green on one host: the previous release of the instance keeps serving until the new one is
 healthy, and is stopped only then. When the new one fails, it is stopped and the previous healthy
@@ -36,9 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from scopeflow.config import load_settings
+from scopeflow.handlers import recipes
 from scopeflow.handlers.app_admin import admin_environment
 from scopeflow.handlers.app_content import app_digest, content_files
 from scopeflow.handlers.context import TaskContext
+from scopeflow.handlers.credential_reads import CredentialNeeds, decide, scan
 from scopeflow.handlers.failures import CONFIGURATION, DESIGN_FLAW, EXTERNAL_BLOCKER, TaskFailure
 from scopeflow.handlers.registry import NO_RETRY, operator
 from scopeflow.handlers.release import (
@@ -64,6 +67,7 @@ from scopeflow.handlers.sandbox import scrubbed_env, start_untrusted
 from scopeflow.handlers.serde import to_data
 from scopeflow.handlers.spec import Spec
 from scopeflow.handlers.verifier import hidden_from_checks
+from scopeflow.spans import semconv
 
 HOST = "127.0.0.1"
 ENTRY_POINT = "run.py"                 # what the flask_app template pack renders to start the app
@@ -78,6 +82,7 @@ CREDENTIAL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")   # an environme
 
 _RELEASE_OWN_FILES = frozenset({RELEASE_FILE, LOG_FILE, RELEASE_FILE + ".tmp"})
 _ENV_RESERVED = frozenset(scrubbed_env(Path("/"))) | {"HOST", "PORT"}   # what start_server sets itself
+_ADMIN_ENV = frozenset({"ADMIN_USERNAME", "ADMIN_PASSWORD"})          # what admin_environment sets
 
 
 def releases_dir() -> Path:
@@ -127,7 +132,7 @@ def _write_run_script(directory: Path, port: int, credentials: list[str]) -> Non
     script = "\n".join([
         "#!/bin/sh",
         f"# Start this release by hand. Serves on HOST:PORT (default {HOST}:{port}).",
-        f"# Credentials the app's integrations read from the environment: {needs}",
+        f"# Credentials the app's code reads from the environment, given to this release: {needs}",
         'cd "$(dirname "$0")" || exit 1',
         f'export HOST="${{HOST:-{HOST}}}"',
         f'export PORT="${{PORT:-{port}}}"',
@@ -295,36 +300,70 @@ def _checked(ctx: TaskContext, release: Release, timeout_s: float, name: str = "
 
 
 # ------------------------------------------------------------------------------ credentials
-def required_credentials(spec: dict[str, Any] | None) -> dict[str, list[str]]:
-    """Credential name → labels of the integrations needing it, in the order the spec names them."""
+def _valid_name(name: Any, owner: str) -> str:
+    if not isinstance(name, str) or not CREDENTIAL_NAME.match(name):
+        raise TaskFailure(DESIGN_FLAW, f"integration {owner!r} names an invalid credential "
+                          f"{str(name)[:60]!r} (expected letters, digits and _)", {"integration": owner})
+    return name
+
+
+def declared_credentials(spec: dict[str, Any] | None) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(credential name → who declares it, integration label → its credential names), in the order
+    the spec names them: the spec's integrations, then the credentials built recipes read."""
     if spec is None:
-        return {}
+        return {}, {}
     try:
         parsed = Spec.from_data(spec)
     except (TypeError, ValueError, AttributeError) as exc:
         raise TaskFailure(DESIGN_FLAW, f"spec is malformed: {exc}", {}) from None
-    needed: dict[str, list[str]] = {}
+    declared: dict[str, list[str]] = {}
+    integrations: dict[str, list[str]] = {}
     for integration in parsed.integrations:
-        for name in integration.credentials:
-            if not isinstance(name, str) or not CREDENTIAL_NAME.match(name):
-                raise TaskFailure(DESIGN_FLAW, f"integration {integration.name!r} names an invalid credential "
-                                  f"{str(name)[:60]!r} (expected letters, digits and _)",
-                                  {"integration": integration.name})
-            needed.setdefault(name, []).append(integration.label or integration.name)
-    return needed
+        label = integration.label or integration.name
+        names = [_valid_name(name, integration.name) for name in integration.credentials]
+        integrations.setdefault(label, []).extend(names)
+        for name in names:
+            declared.setdefault(name, []).append(label)
+    for name, owners in recipes.credentials(parsed).items():
+        declared.setdefault(name, []).extend(o for o in owners if o not in declared.get(name, []))
+    return declared, integrations
+
+
+def credential_needs(workspace: Path | str, spec: dict[str, Any] | None, app_dir: str = "app") -> CredentialNeeds:
+    """What a deploy of the built app needs: the credentials its code reads (see
+    :mod:`credential_reads`), and the integrations none of whose credentials are read.
+    No app built yet means no code reads anything."""
+    root = Path(workspace).resolve()
+    app = (root / app_dir).resolve()
+    if not app.is_relative_to(root):
+        raise TaskFailure(DESIGN_FLAW, f"app directory {app_dir!r} lies outside the workspace", {"app_dir": app_dir})
+    declared, integrations = declared_credentials(spec)
+    return decide(scan(app), declared, integrations, _ENV_RESERVED | _ADMIN_ENV)
+
+
+def _record_needs(ctx: TaskContext, needs: CredentialNeeds, missing: list[str]) -> None:
+    """Names only, never values: what the deploy waits for, what it passes, what is not built."""
+    ctx.record({semconv.CREDENTIALS_REQUIRED: len(needs.required), semconv.CREDENTIALS_MISSING: len(missing),
+                semconv.CREDENTIALS_REQUIRED_NAMES: needs.required,
+                semconv.CREDENTIALS_OPTIONAL_NAMES: needs.optional,
+                semconv.CREDENTIALS_MISSING_NAMES: missing,
+                semconv.CREDENTIALS_NOT_BUILT: [n for item in needs.not_built for n in item.names]})
 
 
 @operator("check_credentials", retry=NO_RETRY)
-def check_credentials(ctx: TaskContext, spec: dict[str, Any]) -> dict[str, Any]:
-    """Check that every credential the spec's integrations need is stored (values are not read)."""
-    needed = required_credentials(spec)
-    missing = [name for name in needed if not ctx.secret_exists(name)]
-    ctx.record({"scopeflow.credentials.required": len(needed), "scopeflow.credentials.missing": len(missing)})
+def check_credentials(ctx: TaskContext, spec: dict[str, Any], app_dir: str = "app") -> dict[str, Any]:
+    """Check that every credential the built code cannot work without is stored (values are not
+    read); credentials of integrations no built code reads are listed as not built, never asked for."""
+    needs = credential_needs(ctx.workspace, spec, app_dir)
+    missing = [name for name in needs.required if not ctx.secret_exists(name)]
+    _record_needs(ctx, needs, missing)
     if missing:
-        integrations = sorted({label for name in missing for label in needed[name]})
+        integrations = sorted({label for name in missing for label in needs.labels[name]})
         raise TaskFailure(CONFIGURATION, f"missing credential(s): {', '.join(missing)}",
                           {"missing": missing, "integrations": integrations})
-    return {"ok": True, "names": list(needed)}
+    stored = [name for name in needs.optional if ctx.secret_exists(name)]
+    return {"ok": True, "names": needs.required + stored, "required": needs.required,
+            "optional": needs.optional, "not_built": [to_data(item) for item in needs.not_built]}
 
 
 # ------------------------------------------------------------------------------ deploy
@@ -432,15 +471,17 @@ def deploy_release(ctx: TaskContext, app_dir: str = "app", spec: dict[str, Any] 
     files = app_files(app)
     digest = app_digest(app, files)
     _check_verified(app_dir, digest, verified_sha256)
-    needed = required_credentials(spec)
+    needs = credential_needs(ctx.workspace, spec, app_dir)
+    passed = needs.required + [name for name in needs.optional if ctx.secret_exists(name)]
+    ctx.record({semconv.CREDENTIALS_PASSED: passed})
     admin_env, sign_in = admin_environment(ctx, app)
-    credentials = {**credential_env(ctx, list(needed)), **admin_env}
+    credentials = {**credential_env(ctx, passed), **admin_env}
     existing = _reusable(ctx, root, digest)
     if existing is not None:
         return {**_succeeded(ctx, existing, reused=True), "sign_in": sign_in}
     left = ctx.time_left()
     timeout_s = health_timeout_s if left is None else max(1.0, min(health_timeout_s, left))
-    release = _prepare(root, ctx.instance_id, app, files, digest, list(needed))
+    release = _prepare(root, ctx.instance_id, app, files, digest, passed)
     hide = hidden_from_release(ctx, root)
     start_server(release, credentials, hide)
     if not _checked(ctx, release, timeout_s).ok:

@@ -325,6 +325,8 @@ def _unbuildable_tasks(spec: Spec, phase: str) -> list[PlanTask]:
         tasks.append(PlanTask(id=f"feature-{number}", title=feature.text[:120], kind="unbuildable",
                               phase=phase, entity=feature.entity, buildable=False, reason=reason))
     for integration in spec.integrations:
+        if by_recipe.get(f"integration:{integration.name}") == "recipe":
+            continue                   # reminders by email send through it: the recipes task builds it
         needs = ", ".join(integration.credentials) or "no named credentials"
         tasks.append(PlanTask(
             id=f"integration-{integration.name}", title=f"Integration: {integration.label}"[:120],

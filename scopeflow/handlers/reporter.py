@@ -25,12 +25,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from scopeflow.handlers import requirements as req
 from scopeflow.handlers.checks import Checks
 from scopeflow.handlers.context import TaskContext
+from scopeflow.handlers.deployer import credential_needs
 from scopeflow.handlers.failures import (
     CONFIGURATION,
     DESIGN_FLAW,
     EXTERNAL_BLOCKER,
     RECOVERABLE,
     TRANSIENT,
+    TaskFailure,
     resumable,
 )
 from scopeflow.handlers.registry import NO_RETRY, operator
@@ -198,6 +200,38 @@ def view_release(release: Any, ctx: TaskContext) -> dict[str, Any]:
             "commands": [command for _what, command in steps],
             "sign_in": {"username": str(sign_in.get("username") or ""),
                         "command": f"{program()} secrets reveal {secret}"} if secret else None}
+
+
+def _stored(ctx: TaskContext, name: str) -> bool | None:
+    try:
+        return ctx.secret_exists(name)
+    except RuntimeError:        # a context without a secret store cannot say
+        return None
+
+
+def view_credentials(ctx: TaskContext, spec: Any) -> dict[str, Any]:
+    """What the built code reads (required / optional, each with the command that stores it) and the
+    integrations whose credentials no built code reads ("needed once … is built", never requested).
+    Decided from the workspace's app as it is now, by the same rule the deploy uses."""
+    try:
+        needs = credential_needs(ctx.workspace, spec or None)
+    except TaskFailure as failure:
+        return {"read": False, "required": [], "optional": [], "not_built": [], "error": failure.message}
+
+    def entry(name: str) -> dict[str, Any]:
+        token = shell_token(name)
+        return {"name": name, "by": ", ".join(needs.labels.get(name, [])), "stored": _stored(ctx, name),
+                "command": f"{program()} secrets set {token}" if token else ""}
+
+    return {"read": bool(needs.read), "required": [entry(n) for n in needs.required],
+            "optional": [entry(n) for n in needs.optional], "error": "",
+            "not_built": [{"integration": item.integration, "names": item.names} for item in needs.not_built]}
+
+
+def credentials_summary(view: dict[str, Any]) -> dict[str, Any]:
+    """The report's credential view as plain names (what ``scopeflow submit`` prints and ``--json`` shows)."""
+    return {"required": [c["name"] for c in view["required"]], "optional": [c["name"] for c in view["optional"]],
+            "optional_stored": [c["name"] for c in view["optional"] if c["stored"]], "not_built": view["not_built"]}
 
 
 def view_evidence(evidence: Any) -> dict[str, Any] | None:
@@ -451,12 +485,13 @@ def write_report(ctx: TaskContext, spec: Any = None, plan: Any = None, checks: A
     view = {"instance_id": ctx.instance_id, "built": view_built(ctx, spec, review), "checks": view_checks(checks),
             "review": view_review(review), "unbuildable": view_unbuildable(spec, plan),
             "release": view_release(release, ctx), "evidence": view_evidence(evidence),
-            "requirements": requirements}
+            "requirements": requirements, "credentials": view_credentials(ctx, spec)}
     written = write_markdown(ctx, DELIVERY_FILE, "DELIVERY.md.j2", view)
     (Path(ctx.workspace) / BLOCKERS_FILE).unlink(missing_ok=True)   # a resumed run: the old plan is stale
     ctx.record({"scopeflow.report.kind": "delivery", "scopeflow.report.blockers": 0,
                 **req.span_attributes(requirements["counts"])})
-    return {"report": {**written, "outcome": "delivered", "requirements": requirements["counts"]}}
+    return {"report": {**written, "outcome": "delivered", "requirements": requirements["counts"],
+                       "credentials": credentials_summary(view["credentials"])}}
 
 
 @operator("write_blocker_plan", retry=NO_RETRY)
@@ -476,10 +511,12 @@ def write_blocker_plan(ctx: TaskContext, blocker: Any = None, spec: Any = None, 
             "checks": view_checks(checks), "release": view_release(release, ctx),
             "rollback": view_rollback(blocker), "unbuildable": view_unbuildable(spec, plan),
             "questions": view_questions(questions, spec, blocker),
-            "requirements": view_matrix(matrix(spec, plan, checks, None))}
+            "requirements": view_matrix(matrix(spec, plan, checks, None)),
+            "credentials": view_credentials(ctx, spec)}
     written = write_markdown(ctx, BLOCKERS_FILE, "BLOCKERS.md.j2", view)
     (Path(ctx.workspace) / DELIVERY_FILE).unlink(missing_ok=True)
     ctx.record({"scopeflow.report.kind": "blockers", "scopeflow.report.blockers": len(blockers),
                 **req.span_attributes(view["requirements"]["counts"])})
     return {"report": {**written, "outcome": "blocked", "blockers": [b.summary() for b in blockers],
-                       "requirements": view["requirements"]["counts"]}}
+                       "requirements": view["requirements"]["counts"],
+                       "credentials": credentials_summary(view["credentials"])}}

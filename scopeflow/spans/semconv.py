@@ -104,6 +104,11 @@ REVIEW_RATIONALE_MISSING = "scopeflow.review.rationale_missing"   # why the opti
 
 CREDENTIALS_REQUIRED = "scopeflow.credentials.required"
 CREDENTIALS_MISSING = "scopeflow.credentials.missing"
+CREDENTIALS_REQUIRED_NAMES = "scopeflow.credentials.required_names"
+CREDENTIALS_OPTIONAL_NAMES = "scopeflow.credentials.optional_names"
+CREDENTIALS_MISSING_NAMES = "scopeflow.credentials.missing_names"
+CREDENTIALS_NOT_BUILT = "scopeflow.credentials.not_built"
+CREDENTIALS_PASSED = "scopeflow.credentials.passed"
 
 DEPLOY_RELEASE_ID = "scopeflow.deploy.release_id"
 DEPLOY_PORT = "scopeflow.deploy.port"

@@ -19,7 +19,7 @@ from tests.test_ui_due_dates import due_in_of_delivery
 from tests.test_ui_review import drive_to
 
 BOOKSHELF = (REPO / "examples" / "scopes" / "simple-bookshelf.md").read_text()
-SHOP = (REPO / "examples" / "scopes" / "credential-shop.md").read_text()
+LIBRARY = (REPO / "examples" / "scopes" / "email-reminders.md").read_text()   # its outbox needs SMTP
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def runs(server):
     found = {}
     for scope, title, stop in ((BOOKSHELF, "At confirm", "confirm_scope"), (BOOKSHELF, "At design", "design_review"),
                                (BOOKSHELF, "At final review", "final_review"),
-                               (SHOP, "At credentials", "provide_credentials")):
+                               (LIBRARY, "At credentials", "provide_credentials")):
         instance_id = engine.start("delivery", {"scope": scope}, actor="submitter", title=title)
         found[stop] = (instance_id, drive_to(engine, instance_id, stop).id)
     return found
@@ -108,14 +108,14 @@ def test_the_operator_cannot_submit_an_empty_credential(server, browser, runs):
     assert page.locator("input[name='f.action']:checked").count() == 0        # nothing preselected
     instructions = page.inner_text(".instructions")
     assert "24 hours" in instructions and "PT24H" not in instructions and "`" not in instructions
-    assert "PAYMENT_API_KEY" in page.inner_text("#field-values")
+    assert "SMTP_PASSWORD" in page.inner_text("#field-values")
     page.click("#complete-button")
     page.wait_for_selector("#error-action")
     assert "choose one of: provide, defer" in page.inner_text("#error-action")
     page.check("input[name='f.action'][value='provide']")
     page.click("#complete-button")
     page.wait_for_selector("#error-values")
-    assert "enter a value for PAYMENT_API_KEY" in page.inner_text("#error-values")
+    assert "enter a value for SMTP_HOST, SMTP_USER, SMTP_PASSWORD" in page.inner_text("#error-values")
     s.shot("13-credentials-refused")
     with engine.sessions() as session:
         assert session.get(HumanTask, task_id).status == "open"

@@ -42,7 +42,12 @@ _FILES = {
     "tests": "app/tests/test_recipes.py",
 }
 RULES_FILE = _FILES["rules"]
-__all__ = ["Miss", "Recipe", "annotate", "covered_subjects", "find", "misses", "plan_task", "template_for"]
+SMTP_CREDENTIALS = ("SMTP_HOST", "SMTP_PORT", "SMTP_USER", "SMTP_PASSWORD", "SMTP_FROM")   # what the outbox reads
+SMTP_REQUIRED = ("SMTP_HOST", "SMTP_USER", "SMTP_PASSWORD")     # ... without fallback, when asked for by email
+OUTBOX_EMAIL = "Email from the outbox"
+STAFF_NOTIFICATIONS = "Notifications to staff"
+__all__ = ["Miss", "Recipe", "annotate", "covered_subjects", "credentials", "find", "misses", "plan_task",
+           "template_for"]
 
 
 def _lines(spec: Spec) -> list[tuple[str, str, str | None, tuple[Any, ...]]]:
@@ -65,6 +70,8 @@ def _recognise(spec: Spec) -> tuple[list[Recipe], list[Miss]]:
         for recipe in hits:
             recipe.requirement, recipe.subject = ids.get(subject, ""), subject
             recipe.table, recipe.text = spec.entity(recipe.entity).table, text
+            if recipe.kind == "reminder":              # the email integration it sends through, if any
+                recipe.params["smtp_requirement"] = ids.get(recipe.params["smtp_subject"] or "", "")
             _unique_name(recipe, recipes)
             recipes.append(recipe)
         miss = next((r for r in results if isinstance(r, Miss)), None)
@@ -96,6 +103,7 @@ def covered_subjects(spec: Spec) -> dict[str, str]:
     recipes, missed = _recognise(spec)
     found = {m.subject: m.reason for m in missed}
     found.update({r.subject: "recipe" for r in recipes})
+    found.update({r.params["smtp_subject"]: "recipe" for r in recipes if r.params.get("smtp_subject")})
     return found
 
 
@@ -180,8 +188,14 @@ def readme_lines(spec: Spec) -> list[str]:
         if recipe.kind == "roles":
             lines.append("  (give a user a role with `flask --app webapp set-role USERNAME ROLE`)")
         if recipe.kind == "reminder":
-            lines.append("  (`flask --app webapp send-reminders` queues and sends them; set SMTP_HOST, and SMTP_PORT, "
-                         "SMTP_USER, SMTP_PASSWORD, SMTP_FROM as needed, or they are printed and kept queued)")
+            if recipe.params.get("smtp"):
+                lines.append("  (`flask --app webapp send-reminders` queues and emails them; it needs SMTP_HOST, "
+                             "SMTP_USER and SMTP_PASSWORD (SMTP_PORT, SMTP_FROM optional) and fails without them, "
+                             "keeping them queued)")
+            else:
+                lines.append("  (`flask --app webapp send-reminders` queues and sends them; set SMTP_HOST, and "
+                             "SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SMTP_FROM as needed, or they are printed and "
+                             "kept queued)")
         if recipe.kind == "notify":
             lines.append("  (queued on the change, from pages and API alike; `flask --app webapp send-reminders` "
                          "sends it like the reminders" + (", to the STAFF_EMAIL address: set it, or nothing is "
@@ -190,6 +204,25 @@ def readme_lines(spec: Spec) -> list[str]:
         if recipe.kind == "constraint":
             lines.append("  (checked on every create and update: 400 when broken)")
     return lines
+
+
+def smtp_integration(spec: Spec) -> str | None:
+    """The email integration reminders are sent through when a reminder line asks for email, else None
+    (then the outbox prints what it cannot send)."""
+    return next((r.params["smtp"] for r in find(spec) if r.kind == "reminder" and r.params.get("smtp")), None)
+
+
+def credentials(spec: Spec) -> dict[str, list[str]]:
+    """Credentials the built recipes read from the environment, by who reads them. Declared to the
+    deployer, which still passes only those the built code is found to read."""
+    found = find(spec)
+    declared: dict[str, list[str]] = {}
+    if any(r.kind in ("reminder", "notify") for r in found):          # both send through the outbox
+        via = smtp_integration(spec)
+        declared.update({name: [via or OUTBOX_EMAIL] for name in SMTP_CREDENTIALS})
+    if any(r.kind == "notify" and r.params.get("staff") for r in found):
+        declared["STAFF_EMAIL"] = [STAFF_NOTIFICATIONS]
+    return declared
 
 
 def endpoints_of(recipe: Recipe) -> list[str]:
@@ -228,6 +261,8 @@ def build_context(spec: Spec) -> dict[str, Any]:
         "charts": [r for r in recipes if r.kind == "chart"],
         "reminders": [r for r in recipes if r.kind == "reminder"],
         "notifications": [r for r in recipes if r.kind == "notify"],
+        "smtp_integration": smtp_integration(spec),
+        "smtp_required": SMTP_REQUIRED,
         "role_levels": levels,
         "role_tables": tables,
         "recipe_entities": {e.name: e for e in spec.entities},

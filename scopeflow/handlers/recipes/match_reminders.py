@@ -6,12 +6,24 @@ import re
 
 from scopeflow.handlers.recipes.model import Miss, Recipe
 from scopeflow.handlers.recipes.reading import DATE_TYPES, date_field, done_field, entities_in, entity_in
-from scopeflow.handlers.spec import Entity, Spec
+from scopeflow.handlers.spec import Entity, Integration, Spec
 
 _REMIND = re.compile(r"\b(remind\w*|notif\w*|alerts?)\b", re.IGNORECASE)
 _EVENT_WORDS = re.compile(r"\b(when|whenever|once|as soon as|after)\b(?!.*\bdue\b)", re.IGNORECASE)
 _DAYS_BEFORE = re.compile(r"\b(?P<n>\d+|one|two|three|seven)\s+days?\s+(?:before|ahead|in advance)\b", re.IGNORECASE)
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "seven": 7}
+_BY_EMAIL = re.compile(r"\b(e-?mail(s|ed)?|smtp)\b", re.IGNORECASE)
+_MAIL_SERVICE = re.compile(r"(e-?mail|\bmail|smtp)", re.IGNORECASE)
+
+
+def email_integration(spec: Spec) -> Integration | None:
+    """The scope's email integration (named mail/SMTP, or needing an ``SMTP_*`` credential), if it
+    has one: reminders asked for by email are sent through it."""
+    for integration in spec.integrations:
+        named = _MAIL_SERVICE.search(f"{integration.name} {integration.label}")
+        if named or any(c.upper().startswith("SMTP_") for c in integration.credentials):
+            return integration
+    return None
 
 
 def _recipient(spec: Spec, entity: Entity) -> tuple[str, str | None] | None:
@@ -30,7 +42,9 @@ def _recipient(spec: Spec, entity: Entity) -> tuple[str, str | None] | None:
 
 def match_reminder(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss | None:
     """``remind borrowers when loans are due`` / ``a reminder 3 days before an event starts``: due-date
-    reminders written to an outbox and sent by a CLI command of the app."""
+    reminders written to an outbox and sent by a CLI command of the app. A line that asks for them by
+    email (``email members a reminder …``) in a scope with an email integration records that
+    integration in ``params["smtp"]``: the outbox then cannot send without its SMTP settings."""
     m = _REMIND.search(text)
     if m is None:
         return None
@@ -46,11 +60,14 @@ def match_reminder(text: str, spec: Spec, entity_hint: str | None) -> Recipe | M
         return Miss("reminder", [m[0]], f"a reminder needs an email address on {entity.name} or on an "
                     "entity it refers to")
     days = _DAYS_BEFORE.search(text)
+    mail = email_integration(spec) if _BY_EMAIL.search(text) else None
     ahead = (int(days["n"]) if days["n"].isdigit() else _NUMBERS[days["n"].lower()]) if days else 1
     via = recipient[1]
     return Recipe(kind="reminder", name=f"{field.name.replace('_', '-')}-reminder", entity=entity.name,
                   matched=[m[0]] + ([days[0]] if days else []),
-                  params={"field": field.name, "field_type": field.type, "days": ahead, "done": done_field(entity),
+                  params={"smtp": (mail.label or mail.name) if mail else None,
+                          "smtp_subject": f"integration:{mail.name}" if mail else None,
+                          "field": field.name, "field_type": field.type, "days": ahead, "done": done_field(entity),
                           "email": recipient[0], "via": via,
                           "via_table": spec.entity(next(f.reference for f in entity.fields if f.name == via) or "").table
                           if via else None})
