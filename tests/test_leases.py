@@ -143,7 +143,7 @@ def test_a_crash_between_completing_a_human_task_and_its_checkpoint_loses_both(e
     def crash(*args, **kwargs):
         raise RuntimeError("simulated crash inside the checkpoint transaction")
 
-    monkeypatch.setattr("scopeflow.engine.service.append_spans", crash)
+    monkeypatch.setattr("scopeflow.engine.checkpoint.append_spans", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         engine.complete_task(task.id, {"decision": "approve"}, actor="rita")
     with engine.sessions() as session:

@@ -233,7 +233,7 @@ def test_a_reference_cycle_is_not_plain_json():
 
 
 def test_instructions_cannot_change_the_task_data_they_render():
-    from scopeflow.engine.service import _instructions
+    from scopeflow.engine.task_rows import instructions as _instructions
 
     data = {"answers": {"a": 1}, "items": [1]}
     text = _instructions({"instructionsForEndUser": "{{ answers.update({'typename': 'BpmnWorkflow'}) }}"

@@ -13,7 +13,7 @@ import pytest
 from lxml import etree
 
 from scopeflow.engine.models import HumanTask
-from scopeflow.engine.service import _add_duration
+from scopeflow.engine.task_rows import add_duration as _add_duration
 from scopeflow.ui.sla import due_words, duration_words, durations_in_words, sla_state
 from tests.conftest import MODELS
 from tests.test_ui_support import make_ui, signed_in
