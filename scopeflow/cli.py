@@ -238,17 +238,15 @@ def models_deploy(app: App, names: tuple[str, ...], as_json: bool) -> None:
 @pass_app
 def models_list(app: App, as_json: bool) -> None:
     """Models in the models directory with their newest deployed version."""
-    from scopeflow.engine.versions import latest_version
+    from scopeflow.engine import reads
     from scopeflow.processes.catalog import scan
 
     catalog = scan(app.settings.models_dir)
+    deployed = reads.latest_versions(app.engine.sessions, catalog.models)
     rows = []
-    with app.engine.sessions() as session:
-        for name in catalog.models:
-            info = catalog.process(name)
-            latest = latest_version(session, name)
-            rows.append({"model": name, "name": info.name, "file": info.file,
-                         "deployed_version": latest.version if latest else None})
+    for name in catalog.models:
+        info = catalog.process(name)
+        rows.append({"model": name, "name": info.name, "file": info.file, "deployed_version": deployed[name]})
     if as_json:
         _print_json(rows)
     else:
@@ -264,13 +262,10 @@ def models_list(app: App, as_json: bool) -> None:
 @pass_app
 def start(app: App, model: str, data: str | None, title: str, as_json: bool) -> None:
     """Start MODEL and advance it until it waits or ends."""
-    from scopeflow.engine.models import Instance
-    from scopeflow.engine.queries import instance_summary, list_tasks
+    from scopeflow.engine import reads
 
     instance_id = app.engine.start(model, _json_arg(data, "--data"), title=title, actor="cli")
-    with app.engine.sessions() as session:
-        summary = instance_summary(session.get(Instance, instance_id))
-        summary["tasks"] = list_tasks(session, instance_id=instance_id)
+    summary = reads.instance(app.engine.sessions, instance_id, open_tasks=True)
     if as_json:
         _print_json(summary)
     else:
@@ -316,24 +311,24 @@ def instances() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def instances_list(app: App, status: str | None, model: str | None, limit: int, as_json: bool) -> None:
-    from scopeflow.engine.queries import list_instances
+    from scopeflow.engine import reads
 
-    with app.engine.sessions() as session:
-        rows, total = list_instances(session, status=status, model=model, limit=limit)
+    rows, total = reads.instances_page(app.engine.sessions, status=status, model=model, limit=limit)
     if as_json:
         _print_json({"instances": rows, "total": total})
     else:
         _table(rows, ["id", "model", "status", "progress", "mode", "created_at"])
 
 
-def _load_instance(app: App, instance_id: str):
-    from scopeflow.engine.models import Instance
+def _load_instance(app: App, instance_id: str) -> dict[str, Any]:
+    """The instance's summary (``reads.instance``); an unknown id is a one-line error."""
+    from scopeflow.engine import reads
+    from scopeflow.engine.service import NotFound
 
-    with app.engine.sessions() as session:
-        row = session.get(Instance, instance_id)
-        if row is None:
-            raise Fail(f"unknown instance {instance_id}")
-        return row
+    try:
+        return reads.instance(app.engine.sessions, instance_id)
+    except NotFound as exc:
+        raise Fail(str(exc)) from None
 
 
 @instances.command("show")
@@ -341,15 +336,9 @@ def _load_instance(app: App, instance_id: str):
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def instances_show(app: App, instance_id: str, as_json: bool) -> None:
-    from scopeflow.engine.queries import audit_events, instance_summary, list_tasks, timers
+    from scopeflow.engine import reads
 
-    row = _load_instance(app, instance_id)
-    summary = instance_summary(row)
-    with app.engine.sessions() as session:
-        summary["tasks"] = list_tasks(session, instance_id=instance_id, status=None)
-        summary["timers"] = timers(session, instance_id)
-        summary["audit"] = audit_events(session, instance_id)
-    summary["outcome"] = row.outcome
+    summary = reads.instance_detail(app.engine.sessions, instance_id)
     summary["workspace"] = str(app.engine.workspace(instance_id))
     summary["data"] = app.engine.instance_data(instance_id)
     if as_json:
@@ -357,7 +346,7 @@ def instances_show(app: App, instance_id: str, as_json: bool) -> None:
         return
     _describe({**summary, "tasks": [t for t in summary["tasks"] if t["status"] == "open"]})
     click.echo(f"  workspace: {summary['workspace']}")
-    for line in _outcome_lines(row.outcome or {}, Path(summary["workspace"])):
+    for line in _outcome_lines(summary["outcome"] or {}, Path(summary["workspace"])):
         click.echo(line)
     for event in summary["audit"]:
         click.echo(f"  {event['at']}  {event['actor']}  {event['action']}  {event['target']}")
@@ -382,13 +371,12 @@ def _outcome_lines(outcome: dict[str, Any], workspace: Path) -> list[str]:
 @click.option("--data", help="data to set on the failed task before it runs again (JSON)")
 @pass_app
 def instances_retry(app: App, instance_id: str, data: str | None) -> None:
-    from scopeflow.engine.queries import list_tasks
+    from scopeflow.engine import reads
 
     status = app.engine.retry(instance_id, _json_arg(data, "--data"), actor="cli")
     click.echo(f"instance {instance_id}: {status}")
-    with app.engine.sessions() as session:
-        for task in list_tasks(session, instance_id=instance_id):
-            click.echo(f"  waiting for {task['role']}: {task['name']} — {program()} tasks show {task['id']}")
+    for task in reads.tasks(app.engine.sessions, instance_id=instance_id):
+        click.echo(f"  waiting for {task['role']}: {task['name']} — {program()} tasks show {task['id']}")
     if status == "error":
         sys.exit(EXIT_FAILED)
 
@@ -414,11 +402,10 @@ def tasks() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def tasks_list(app: App, instance_id: str | None, roles: tuple[str, ...], show_all: bool, as_json: bool) -> None:
-    from scopeflow.engine.queries import list_tasks
+    from scopeflow.engine import reads
 
-    with app.engine.sessions() as session:
-        rows = list_tasks(session, status=None if show_all else "open", instance_id=instance_id,
-                          roles=list(roles) or None)
+    rows = reads.tasks(app.engine.sessions, status=None if show_all else "open", instance_id=instance_id,
+                       roles=list(roles) or None)
     from scopeflow.ui.sla import due_words, sla_state
 
     for row in rows:
@@ -435,14 +422,9 @@ def tasks_list(app: App, instance_id: str | None, roles: tuple[str, ...], show_a
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def tasks_show(app: App, task_id: str, as_json: bool) -> None:
-    from scopeflow.engine.models import HumanTask
-    from scopeflow.engine.queries import task_detail
+    from scopeflow.engine import reads
 
-    with app.engine.sessions() as session:
-        row = session.get(HumanTask, task_id)
-        if row is None:
-            raise Fail(f"unknown task {task_id}")
-        detail = task_detail(row)
+    detail = reads.task(app.engine.sessions, task_id)
     if as_json:
         _print_json(detail)
         return
@@ -461,10 +443,9 @@ def tasks_show(app: App, task_id: str, as_json: bool) -> None:
 def _how_to_complete(app: App, task_id: str, role: str) -> list[str]:
     """Commands that complete the task as printed: as an account the engine accepts for its role
     (made first if none)."""
-    from scopeflow.engine.people import accounts_for
+    from scopeflow.engine import reads
 
-    with app.engine.sessions() as session:
-        names = accounts_for(session, role)
+    names = reads.accounts_for(app.engine.sessions, role)
     lines = []
     if not names:
         lines.append(f"no account holds the role {role} yet; create one with: {program()} users add {role} --role {role}")

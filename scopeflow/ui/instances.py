@@ -11,6 +11,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_login import current_user
 from sqlalchemy import select
 
+from scopeflow.engine import reads
 from scopeflow.engine.models import (
     BLOCKED,
     CANCELLED,
@@ -18,9 +19,8 @@ from scopeflow.engine.models import (
     FINAL_STATUSES,
     AuditEvent,
     Instance,
-    ModelVersion,
 )
-from scopeflow.engine.queries import list_instances, list_tasks
+from scopeflow.engine.queries import list_tasks
 from scopeflow.engine.service import EngineError, NotFound
 from scopeflow.handlers.failures import resumable
 from scopeflow.ui import ownership, run_view, workspace_files
@@ -50,14 +50,13 @@ def index():
     if status and status not in STATUSES:
         abort(400, f"unknown status {status!r}")
     page = max(1, request.args.get("page", 1, type=int) or 1)
-    with engine().sessions() as session:
-        rows, total = list_instances(session, status=status, model=model, limit=PAGE_SIZE,
-                                     offset=(page - 1) * PAGE_SIZE, owner=ownership.owner_filter())
-        models = session.scalars(select(ModelVersion.name).distinct()).all()
+    rows, total = reads.instances_page(engine().sessions, status=status, model=model, limit=PAGE_SIZE,
+                                       offset=(page - 1) * PAGE_SIZE, owner=ownership.owner_filter())
+    models = reads.deployed_models(engine().sessions)
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
     return render_template("instances.html", rows=rows, total=total, page=page, pages=pages,
                            progress_text=run_view.progress_text,
-                           status=status or "", model=model or "", statuses=STATUSES, models=sorted(models))
+                           status=status or "", model=model or "", statuses=STATUSES, models=models)
 
 
 @bp.route("/instances/<instance_id>")

@@ -13,8 +13,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import select
 
-from scopeflow.engine.models import AuditEvent, HumanTask, Instance, Timer
-from scopeflow.engine.queries import list_tasks
+from scopeflow.engine import reads
+from scopeflow.engine.models import AuditEvent, HumanTask, Instance
 from scopeflow.engine.secrets import SecretError
 from scopeflow.engine.service import EngineError, Forbidden, NotFound
 from scopeflow.ui import evidence_view, ownership, review_view, run_view, schema_form
@@ -47,27 +47,18 @@ def load_task(session, task_id: str) -> HumanTask:
 @requires(*WORKERS)
 def inbox():
     show = request.args.get("show", "open")
-    with engine().sessions() as session:
-        roles = my_roles()
-        tasks = list_tasks(session, status="completed" if show == "completed" else "open",
-                           roles=roles, limit=200, owner=ownership.owner_filter())
-        if show == "mine":
-            tasks = [t for t in tasks if t["assignee"] == current_user.name]
-        elif show == "unassigned":
-            tasks = [t for t in tasks if not t["assignee"]]
-        ids = {t["instance_id"] for t in tasks}
-        titles = dict(session.execute(select(Instance.id, Instance.title).where(Instance.id.in_(ids))).all())
-        escalations = _escalations(session, ids)
+    tasks = reads.tasks(engine().sessions, status="completed" if show == "completed" else "open",
+                        roles=my_roles(), limit=200, owner=ownership.owner_filter())
+    if show == "mine":
+        tasks = [t for t in tasks if t["assignee"] == current_user.name]
+    elif show == "unassigned":
+        tasks = [t for t in tasks if not t["assignee"]]
+    ids = {t["instance_id"] for t in tasks}
+    titles = reads.instance_titles(engine().sessions, ids)
+    # Pending timers: while a human task waits, these are the boundary timers (SLA escalations such
+    # as the credential SLA) that will take the decision away from people.
+    escalations = reads.pending_timers(engine().sessions, ids)
     return render_template("inbox.html", tasks=tasks, titles=titles, show=show, escalations=escalations)
-
-
-def _escalations(session, instance_ids: set[str]) -> dict[str, list[Timer]]:
-    """instance id → its pending timers: while a human task waits, these are the boundary timers
-    (SLA escalations such as the credential SLA) that will take the decision away from people."""
-    found: dict[str, list[Timer]] = {}
-    for timer in session.scalars(select(Timer).where(Timer.instance_id.in_(instance_ids)).order_by(Timer.due_at)):
-        found.setdefault(timer.instance_id, []).append(timer)
-    return found
 
 
 def _claim(task_id: str, assignee: str | None) -> Any:
@@ -161,12 +152,9 @@ def _render(row: HumanTask, instance: Instance, values: dict[str, Any], errors: 
 
 
 def _build_panel(row: HumanTask) -> review_view.BuildPanel:
-    with engine().sessions() as session:
-        earlier = session.scalars(select(HumanTask.id).where(
-            HumanTask.instance_id == row.instance_id, HumanTask.form == row.form,
-            HumanTask.created_at < row.created_at).order_by(HumanTask.created_at.desc())).all()
+    earlier = reads.earlier_task_ids(engine().sessions, row.instance_id, row.form, row.created_at)
     return review_view.build_panel(engine().settings.home, engine().workspace(row.instance_id), row.instance_id,
-                                   row.id, list(earlier), request.args.get("file", ""))
+                                   row.id, earlier, request.args.get("file", ""))
 
 
 def _evidence(instance: Instance):
