@@ -11,14 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from scopeflow.engine.models import Instance
+from scopeflow.engine import reads
 from scopeflow.engine.people import YES_POLICY
-from scopeflow.engine.queries import list_tasks
 from scopeflow.engine.service import Engine, EngineError
-from scopeflow.engine.spanstore import load_spans
 
 MODEL = "delivery"
 MAX_SCOPE_BYTES = 1_000_000
@@ -66,19 +65,18 @@ def submit(engine: Engine, scope: str, *, yes: bool, secrets: dict[str, str] | N
     instance_id = engine.start(MODEL, {"scope": scope, **(start_data or {})}, actor=actor, title=title)
     _report_progress(engine, instance_id, shown, progress)
     while True:
-        row = _instance(engine, instance_id)
-        if row.status != "waiting":
+        row = reads.instance(engine.sessions, instance_id, open_tasks=True)
+        if row["status"] != "waiting":
             break
-        with engine.sessions() as session:
-            open_tasks = list_tasks(session, instance_id=instance_id)
+        open_tasks = row["tasks"]
         if open_tasks:
             if not yes:
                 break
             task = open_tasks[0]
             progress(f"  answering '{task['name']}' with its defaults (--yes)")
             engine.complete_task(task["id"], {}, actor=actor, policy=YES_POLICY)
-        elif row.wake_at is not None:
-            wait = (row.wake_at.timestamp() - time.time())
+        elif row["wake_at"] is not None:
+            wait = (datetime.fromisoformat(row["wake_at"]).timestamp() - time.time())
             if wait > MAX_TIMER_WAIT_S:
                 break
             time.sleep(max(0.0, wait) + 0.05)
@@ -96,15 +94,8 @@ def _unwrap(value: Any, key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _instance(engine: Engine, instance_id: str) -> Instance:
-    with engine.sessions() as session:
-        return session.get(Instance, instance_id)
-
-
 def _report_progress(engine: Engine, instance_id: str, shown: set[str], progress: Callable[[str], None]) -> None:
-    with engine.sessions() as session:
-        spans = load_spans(session, instance_id)
-    for span in spans:
+    for span in reads.stored_spans(engine.sessions, instance_id):
         if span.attributes.get("scopeflow.span.type") != "bpmn.task" or span.span_id in shown:
             continue
         shown.add(span.span_id)
@@ -122,31 +113,23 @@ def _report_progress(engine: Engine, instance_id: str, shown: set[str], progress
 
 
 def _result(engine: Engine, instance_id: str) -> SubmitResult:
-    from scopeflow.engine.spiff import deserialize
-
-    row = _instance(engine, instance_id)
-    data: dict[str, Any] = {}
-    try:
-        workflow = deserialize(row.state)
-        task = workflow.last_task
-        data = dict(task.data) if task is not None else {}
-    except Exception:  # a corrupt state row is reported by status/incident; the summary stays partial
-        data = {}
+    row = reads.instance(engine.sessions, instance_id, open_tasks=True)
+    data = reads.last_task_data(engine.sessions, instance_id)
     report = _unwrap(data.get("report"), "report")
     verification = data.get("verification") or {}
     checks = verification.get("checks") if isinstance(verification, dict) else None
     checks = checks or {}
     analysis = data.get("analysis") or {}
-    with engine.sessions() as session:
-        waiting = list_tasks(session, instance_id=instance_id)
+    waiting = row["tasks"]
     workspace = engine.workspace(instance_id)
     report_path = report.get("path") if isinstance(report, dict) else None
-    outcome = {"completed": "delivered", "blocked": "blocked"}.get(row.status, row.status)
+    status = row["status"]
+    outcome = {"completed": "delivered", "blocked": "blocked"}.get(status, status)
     blockers = report.get("blockers", []) if isinstance(report, dict) else []
     release_data = data.get("release") if isinstance(data.get("release"), dict) else {}
     sign_in = release_data.get("sign_in") if isinstance(release_data.get("sign_in"), dict) else None
     return SubmitResult(
-        instance_id=instance_id, status=row.status, outcome=outcome, workspace=str(workspace),
+        instance_id=instance_id, status=status, outcome=outcome, workspace=str(workspace),
         release=_unwrap(data.get("release"), "release") or None,
         checks={"tests_passed": checks.get("tests_passed"), "tests_failed": checks.get("tests_failed"),
                 "lint_errors": checks.get("lint_errors"), "security_high": checks.get("security_high")},
@@ -155,21 +138,22 @@ def _result(engine: Engine, instance_id: str) -> SubmitResult:
         report=str(Path(workspace) / report_path) if report_path else None,
         waiting_for=waiting,
         reason=_reason(row, blockers, waiting),
-        sign_in=sign_in if row.status == "completed" else None,
+        sign_in=sign_in if status == "completed" else None,
         requirements=report.get("requirements", {}) if isinstance(report, dict) else {},
         credentials=report.get("credentials", {}) if isinstance(report, dict) else {},
     )
 
 
-def _reason(row: Instance, blockers: list[dict[str, Any]], waiting: list[dict[str, Any]]) -> str:
+def _reason(row: dict[str, Any], blockers: list[dict[str, Any]], waiting: list[dict[str, Any]]) -> str:
     """One line saying why a run is not delivered (what --json callers and scripts read)."""
-    if row.status == "completed":
+    status = row["status"]
+    if status == "completed":
         return ""
-    if row.status == "blocked":
+    if status == "blocked":
         return "; ".join(f"{b.get('stage')}: {b.get('message')}" for b in blockers) or "blocked"
-    if row.status == "error":
-        incident = row.incident or {}
+    if status == "error":
+        incident = row["incident"] or {}
         return f"incident at {incident.get('bpmn_id')}: {incident.get('message', '')}"
     if waiting:
         return "waiting for " + ", ".join(f"{t['role']}: {t['name']}" for t in waiting)
-    return row.status
+    return status

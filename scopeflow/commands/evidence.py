@@ -14,10 +14,9 @@ from scopeflow.program import program
 
 def _spans(app: App, instance_id: str) -> list:
     """The stored spans of an instance, or of an imported trace (which has spans but no instance row)."""
-    from scopeflow.engine.spanstore import load_spans
+    from scopeflow.engine import reads
 
-    with app.engine.sessions() as session:
-        spans = load_spans(session, instance_id)
+    spans = reads.stored_spans(app.engine.sessions, instance_id)
     if not spans:
         _load_instance(app, instance_id)   # unknown id: a one-line error
     return spans

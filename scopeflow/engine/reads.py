@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from scopeflow.engine import people, queries, versions
 from scopeflow.engine.errors import NotFound
 from scopeflow.engine.models import HumanTask, Instance, ModelVersion, Timer
+from scopeflow.engine.spanstore import load_spans
+from scopeflow.engine.spiff import deserialize
 
 Sessions = sessionmaker[Session]
 
@@ -37,6 +39,25 @@ def instance_detail(sessions: Sessions, instance_id: str) -> dict[str, Any]:
         out["audit"] = queries.audit_events(session, instance_id)
         out["outcome"] = row.outcome
     return out
+
+
+def last_task_data(sessions: Sessions, instance_id: str) -> dict[str, Any]:
+    """A copy of the data of the task the instance ran last (not redacted: the caller is the
+    submitter's own headless run). ``{}`` for a state that cannot be read: a corrupt state row is
+    reported by the instance's status and incident, and the caller's summary stays partial."""
+    with sessions() as session:
+        state = _instance_row(session, instance_id).state
+    try:
+        task = deserialize(state).last_task
+    except Exception:
+        return {}
+    return dict(task.data) if task is not None else {}
+
+
+def stored_spans(sessions: Sessions, instance_id: str) -> list:
+    """The instance's checkpointed span records, in stored order (an imported trace's too)."""
+    with sessions() as session:
+        return load_spans(session, instance_id)
 
 
 def instances_page(sessions: Sessions, *, status: str | None = None, model: str | None = None, limit: int = 50,
@@ -118,4 +139,4 @@ def _instance_row(session: Session, instance_id: str) -> Instance:
 
 
 __all__ = ["accounts_for", "deployed_models", "earlier_task_ids", "instance", "instance_detail", "instance_titles",
-           "instances_page", "latest_versions", "pending_timers", "task", "tasks"]
+           "instances_page", "last_task_data", "latest_versions", "pending_timers", "stored_spans", "task", "tasks"]
