@@ -92,3 +92,27 @@ def test_cli_task_list_shows_due_time_and_sla(delivery):
     table = subprocess.run([sys.executable, "-m", "scopeflow", "tasks", "list"],
                            capture_output=True, text=True, env=env, timeout=60).stdout
     assert "SLA" in table and "ok, in 1 d 23 h" in table
+
+
+@pytest.mark.parametrize("sla", ["PT2H", "P3D"])
+def test_the_inbox_shows_the_boundary_timer_that_will_escalate_an_open_task(tmp_path, sla):
+    """While the approval waits, its SLA boundary timer (the escalation) is listed next to it, due
+    when the model's duration says; a task whose instance has no pending timer shows none."""
+    app, engine = make_ui(tmp_path, models_dir=MODELS)
+    timed = engine.start("approval", {"requester": "ann", "approval_sla": sla}, actor="admin", title="Timed")
+    untimed = engine.start("delivery", {"scope": SCOPE}, actor="admin", title="Shelf")
+    with engine.sessions() as session:
+        [timer_task] = session.query(HumanTask).filter_by(instance_id=timed, status="open").all()
+        [other_task] = session.query(HumanTask).filter_by(instance_id=untimed, status="open").all()
+    expected = _add_duration(timer_task.created_at.replace(tzinfo=UTC), sla)
+    page = signed_in(app, "admin").get("/tasks").get_data(as_text=True)
+    rows = {task.id: _inbox_row(page, task.id) for task in (timer_task, other_task)}
+    assert 'title="boundary timer sla_expired"' in rows[timer_task.id]
+    assert "sla expired: " + expected.strftime("%Y-%m-%d %H:%M") in rows[timer_task.id]
+    assert "boundary timer" not in rows[other_task.id]
+
+
+def _inbox_row(page: str, task_id: str) -> str:
+    """The inbox table row (``<tr>`` … ``</tr>``) that links to the task."""
+    at = page.index(f"/tasks/{task_id}")
+    return page[page.rfind("<tr", 0, at):page.index("</tr>", at)]
