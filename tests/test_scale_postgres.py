@@ -128,7 +128,7 @@ def test_sigkilled_celery_workers_lose_nothing_and_redo_no_checkpointed_step(tmp
         snapshots = []
         try:
             for _kill in range(3):
-                wait_until_holding(engine, victim, timeout=30)
+                wait_until_holding(engine, victim, timeout=90)
                 wait_until_mid_instance(engine, victim, timeout=30)  # a checkpointed step, more to run
                 stored = set(stored_step_spans(engine))
                 snapshots.append((stored, mark_files(settings, ids)))
