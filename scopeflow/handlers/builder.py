@@ -133,7 +133,8 @@ def _is_required(spec: Spec, entity: Entity, f: Field) -> bool:
 def _model_context(spec: Spec, entity: Entity) -> dict[str, Any]:
     columns = [{"name": f.name, "args": _column_args(spec, entity, f)} for f in entity.fields]
     return {"columns": columns, "checks": _checks(entity), "rules": [_rule_args(spec, entity, f)
-                                                                     for f in entity.fields]}
+                                                                     for f in entity.fields],
+            "owner_column": recipes.owned_tables(spec).get(entity.table, {}).get("column")}
 
 
 def _column_args(spec: Spec, entity: Entity, f: Field) -> str:

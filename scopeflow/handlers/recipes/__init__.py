@@ -13,13 +13,16 @@ constraints comparing two fields of a row or bounding number fields, answered wi
 roles that may change data while everyone else (or a named reader role) may only read, answered
 with 403; boards; charts per period or per value of a choice or reference field; due-date reminders
 and notifications on events (a row created, a field becoming a value, a reference set, a number
-crossing a threshold), both through an outbox.
+crossing a threshold), both through an outbox; ownership: rows record the user who created them and other users
+(not the admin account or an admin-like role) cannot see them (404) or, for "edit only their own",
+cannot change them (403).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from scopeflow.handlers.recipes.match_owner import OWNER_COLUMN
 from scopeflow.handlers.recipes.model import Miss, Recipe
 from scopeflow.handlers.recipes.recognise import CONSTRAINT_MATCHERS, FEATURE_MATCHERS
 from scopeflow.handlers.requirements import UNDERSTOOD
@@ -38,6 +41,7 @@ _FILES = {
     "chart_page": "app/webapp/templates/recipes/chart.html",
     "outbox": "app/webapp/recipes/outbox.py",
     "notifications": "app/webapp/recipes/notifications.py",
+    "owners": "app/webapp/recipes/owners.py",
     "view_page": "app/webapp/templates/recipes/view.html",
     "tests": "app/tests/test_recipes.py",
 }
@@ -118,7 +122,7 @@ def annotate(spec: Spec) -> None:
             found.matched = list(dict.fromkeys(found.matched + recipe.matched))
             if found.kind == "constraint":
                 found.reason = ""      # the recipe enforces it; the verdict says whether a test proves it
-            if recipe.kind == "roles" and found.assumption.startswith("built as plain login"):
+            if recipe.kind in ("roles", "ownership") and found.assumption.startswith("built as plain login"):
                 found.status, found.assumption = UNDERSTOOD, ""    # the roles recipe builds the roles
     for miss in missed:
         if miss.requirement in by_id:
@@ -144,6 +148,8 @@ def files_for(recipes: list[Recipe]) -> list[str]:
         wanted.append("outbox")
     if "notify" in kinds:
         wanted.append("notifications")
+    if "ownership" in kinds:
+        wanted.append("owners")
     return sorted(_FILES[key] for key in wanted)
 
 
@@ -203,6 +209,9 @@ def readme_lines(spec: Spec) -> list[str]:
                                                           else ")"))
         if recipe.kind == "constraint":
             lines.append("  (checked on every create and update: 400 when broken)")
+        if recipe.kind == "ownership":
+            lines.append(f"  ({recipe.table} rows belong to the user who created them; the admin account"
+                         + "".join(f", role {role}" for role in recipe.params["privileged"]) + " see every row)")
     return lines
 
 
@@ -231,8 +240,19 @@ def endpoints_of(recipe: Recipe) -> list[str]:
 
 
 def needs_login(spec: Spec) -> bool:
-    """Roles only mean something for signed-in users: a roles recipe brings login with it."""
-    return any(r.kind == "roles" for r in find(spec))
+    """Roles and ownership only mean something for signed-in users: either recipe brings login."""
+    return any(r.kind in ("roles", "ownership") for r in find(spec))
+
+
+def owned_tables(spec: Spec) -> dict[str, dict[str, Any]]:
+    """Table → how its rows are owned (``mode`` private or edit-own, ``column``, ``privileged`` roles,
+    ``writer`` role owners need), one entry per table: "see only their own" wins over "edit only"."""
+    owned: dict[str, dict[str, Any]] = {}
+    for recipe in find(spec):
+        if recipe.kind == "ownership" and owned.get(recipe.table, {}).get("mode") != "private":
+            owned[recipe.table] = {**recipe.params, "privileged": sorted(set(recipe.params["privileged"]) | set(
+                owned.get(recipe.table, {}).get("privileged", [])))}
+    return owned
 
 
 def writer_role(spec: Spec) -> str | None:
@@ -263,6 +283,12 @@ def build_context(spec: Spec) -> dict[str, Any]:
         "notifications": [r for r in recipes if r.kind == "notify"],
         "smtp_integration": smtp_integration(spec),
         "smtp_required": SMTP_REQUIRED,
+        "ownerships": [r for r in recipes if r.kind == "ownership"],
+        "owned": owned_tables(spec),
+        "owned_modes": {table: found["mode"] for table, found in owned_tables(spec).items()},
+        "private_tables": sorted(t for t, found in owned_tables(spec).items() if found["mode"] == "private"),
+        "owner_column_name": OWNER_COLUMN,
+        "owner_privileged": sorted({role for found in owned_tables(spec).values() for role in found["privileged"]}),
         "role_levels": levels,
         "role_tables": tables,
         "recipe_entities": {e.name: e for e in spec.entities},

@@ -1,4 +1,4 @@
-"""Matchers of the recipes that guard data: row constraints, roles, and ownership (a miss)."""
+"""Matchers of the recipes that guard data: row constraints and roles."""
 
 from __future__ import annotations
 
@@ -161,17 +161,3 @@ def match_only_one(text: str, spec: Spec, entity_hint: str | None) -> Recipe | M
     return Recipe(kind="constraint", name=f"one-{word}-per-{field.name.replace('_', '-')}",
                   entity=entity.name, matched=[m[0]],
                   params={"rule": "only-one", "field": field.name, "state": state[0], "value": state[1]})
-
-
-_OWN = re.compile(r"\b(?:see|sees|view|views|access|read|edit|manage|list)\s+(?:only\s+)?(?:their|his|her)\s+"
-                  r"(?:own\s+)?(?P<what>\w+)|\b(?:their|his|her)\s+own\s+(?P<what2>\w+)", re.IGNORECASE)
-
-
-def match_ownership(text: str, spec: Spec, entity_hint: str | None) -> Miss | None:
-    """``sellers only see their own orders``: per-user row ownership is not built; the line says so
-    instead of being credited to login or CRUD."""
-    m = _OWN.search(text)
-    if m is None:
-        return None
-    return Miss("ownership", [m[0]], "ownership (each user sees or changes only their own rows) is not built "
-                "by the offline templates")

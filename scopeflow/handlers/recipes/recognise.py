@@ -19,12 +19,12 @@ from scopeflow.handlers.recipes.match_lists import (
     match_sort,
 )
 from scopeflow.handlers.recipes.match_notifications import match_notification
+from scopeflow.handlers.recipes.match_owner import match_ownership
 from scopeflow.handlers.recipes.match_reminders import match_reminder
 from scopeflow.handlers.recipes.match_rules import (
     match_comparison,
     match_not_negative,
     match_only_one,
-    match_ownership,
     match_roles,
 )
 from scopeflow.handlers.recipes.model import Miss, Recipe
