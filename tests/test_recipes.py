@@ -91,6 +91,7 @@ def _run_file(app: Path, test_file: str) -> dict[str, dict[str, list[str]]]:
     ("Email the member when a loan is closed", ("notify", "status-closed")),
     ("Bar chart of loans by status", ("chart", "count-by-status")),
     ("Pie chart of loans per title", ("chart", "count-by-title")),
+    ("Members see only their own loans", ("ownership", "private")),
 ])
 def test_library_lines_trigger_their_recipes(line, expected):
     spec = spec_of("library")
@@ -374,6 +375,36 @@ MUTATIONS = {
                                          "name='count-by-status', field='priority',", "test_chart_tickets_count_by_status"),
     "pie slices by the wrong share": ("shop", "webapp/recipes/charts.py", '        share = max(row["value"], 0) / total',
                                       '        share = max(row["value"], 0) / top', "test_chart_products_count_by_category"),
+    "ownership: lists show every row": ("garden", "webapp/resource.py",
+                                        "query = sa.select(self.model).where(visible(self.table)).order_by(",
+                                        "query = sa.select(self.model).order_by(", "test_ownership_plants_private"),
+    "ownership: another's row by id": ("library", "webapp/resource.py",
+                                       "sa.select(self.model).where(self.model.id == row_id, visible(self.table))",
+                                       "sa.select(self.model).where(self.model.id == row_id)",
+                                       "test_ownership_loans_private"),
+    "ownership: owner not recorded": ("conference", "webapp/recipes/owners.py",
+                                      "    setattr(row, OWNER_COLUMN, current_user()[0])", "    pass",
+                                      "test_ownership_talks_edit_own"),
+    "ownership: anyone changes a row": ("conference", "webapp/recipes/owners.py",
+                                        "    if sees_all or (user_id is not None and getattr(row, OWNER_COLUMN) == user_id):",
+                                        "    if True:", "test_ownership_talks_edit_own"),
+    "ownership: admin is an ordinary user": ("garden", "webapp/recipes/owners.py",
+                                             'admin = user is not None and user.username == os.environ.get(',
+                                             'admin = False and user.username == os.environ.get(',
+                                             "test_ownership_plants_private"),
+    "ownership: others' rows may be referenced": ("garden", "webapp/recipes/owners.py",
+                                                  'ROW_RULES.setdefault(resource.table, {})["owned_references"] =',
+                                                  '{}["owned_references"] =', "test_ownership_plants_private"),
+    "ownership: sorted view shows every row": ("garden", "webapp/recipes/views.py",
+                                               "query = sa.select(model).where(resource.visible()).order_by(*order)",
+                                               "query = sa.select(model).order_by(*order)",
+                                               "test_ownership_plants_private"),
+    "ownership: board shows every row": ("garden", "webapp/recipes/boards.py",
+                                         "sa.select(model).where(resource.visible()).order_by(model.id)",
+                                         "sa.select(model).order_by(model.id)", "test_ownership_plants_private"),
+    "ownership: chart counts every row": ("library", "webapp/recipes/charts.py",
+                                          "column.is_not(None), RESOURCES[chart.table].visible())",
+                                          "column.is_not(None))", "test_ownership_loans_private"),
     "bound not enforced": ("garden", "webapp/recipes/rules.py", "        return value is None or value > 0",
                            "        return True or value > 0", "test_constraint_harvests_weight_positive"),
 }
@@ -422,7 +453,8 @@ ONE_RECIPE_SCOPE = """# Jobs
     ("Features", "Email the client when a job becomes done"), ("Features", "Alert staff when hours rise above 40"),
     ("Features", "Email the client when the hours of a job change"),
     ("Constraints", "Only managers can change jobs"),
-    ("Constraints", "Due date must be after the start date"), ("Constraints", "Hours are never negative")])
+    ("Constraints", "Due date must be after the start date"), ("Constraints", "Hours are never negative"),
+    ("Features", "Each client sees only their own jobs"), ("Constraints", "Users can edit only jobs they created")])
 def test_each_recipe_alone_renders_ruff_clean_code(section, line, tmp_path):
     spec = analyze(ONE_RECIPE_SCOPE.format(section=section, line=line))
     assert len(recipes.find(spec)) == 1, recipes.find(spec)
@@ -448,16 +480,72 @@ def test_the_reviewer_sees_the_recipe_endpoints():
     assert "GET /api/talks/views/by-sum-score" in listed
 
 
-@pytest.mark.parametrize("line", ["Agents log in to see their tickets", "Sellers only see their own orders",
-                                  "Members can only edit their own loans"])
-def test_ownership_lines_stay_not_built_instead_of_being_credited_to_login(line):
-    spec = _with_feature(spec_of("library"), line)
-    (miss,) = recipes.misses(spec)
-    assert miss.kind == "ownership"
-    number = len(spec.features)
+OWNERSHIP_SCOPE = """# Market
+
+## Entities
+- Member: name (text, required)
+- Listing: title (text, required), price (decimal)
+- Booking: guest (text, required), day (date)
+- Ticket: subject (text, required), agent (-> Member)
+
+## Constraints
+{roles}
+"""
+
+
+@pytest.mark.parametrize("line, table, mode, matched", [
+    ("Members can only see their own bookings", "bookings", "private", ["see", "their own bookings"]),
+    ("sellers only see thier own listings", "listings", "private", ["see", "thier own listings"]),
+    ("A guest sees only his or her own bookings", "bookings", "private", ["sees", "his or her own bookings"]),
+    ("Customers can edit only their own bookings", "bookings", "edit-own", ["edit", "their own bookings"]),
+    ("Users may change or delete listings they created", "listings", "edit-own", ["change", "listings they created"]),
+    ("Users can only view tickets that they created", "tickets", "private", ["view", "tickets that they created"]),
+    ("Guests can see all bookings but edit only their own", "bookings", "edit-own", ["edit", "their own"]),
+    ("Members manage their own listings", "listings", "private", ["manage", "their own listings"]),
+])
+def test_ownership_lines_name_the_owned_entity_and_whether_others_may_read(line, table, mode, matched):
+    spec = _with_feature(analyze(OWNERSHIP_SCOPE.format(roles="")), line)
+    (found,) = [r for r in recipes.find(spec) if r.kind == "ownership"]
+    assert (found.table, found.params["mode"], found.matched) == (table, mode, matched)
+
+
+@pytest.mark.parametrize("line, roles, reason", [
+    ("Each agent sees only tickets assigned to them", "", "rows 'assigned to' a user need each sign-in account"),
+    ("Agents log in to see their tickets", "", "does not say whose rows"),
+    ("Members see only their own widgets", "", "'widgets' is no entity of the scope"),
+    ("Managers see all listings; members see only their own listings", "",
+     "needs a role 'manager'; the scope names no such role"),
+    ("Members see only their own listings", "- Only managers can change anything",
+     "only manager (who see every row) may create rows"),
+])
+def test_ownership_the_app_cannot_build_stays_not_built_with_its_reason(line, roles, reason):
+    spec = _with_feature(analyze(OWNERSHIP_SCOPE.format(roles=roles)), line)
+    (miss,) = [m for m in recipes.misses(spec) if m.kind == "ownership"]
+    assert reason in miss.reason
     plan = make_plan(spec)
-    task = plan.task(f"feature-{number}")
-    assert not task.buildable and "ownership" in task.reason
+    task = plan.task(f"feature-{len(spec.features)}")
+    assert not task.buildable and reason in task.reason
+
+
+def test_ownership_exempts_admin_roles_and_gives_owners_the_writer_role():
+    spec = _with_feature(analyze(OWNERSHIP_SCOPE.format(roles="- Only sellers can change listings\n"
+                                                              "- Only managers can change bookings")),
+                         "Managers see all listings, sellers see only their own listings")
+    (found,) = [r for r in recipes.find(spec) if r.kind == "ownership"]
+    assert found.params["privileged"] == ["manager"] and found.params["writer"] == "seller"
+    assert "Managers see all" in found.matched
+
+
+def test_ownership_brings_login_and_records_its_words_on_the_requirement():
+    spec = spec_of("garden")
+    assert not spec.wants_login and any(t.kind == "auth" for t in make_plan(spec).tasks)
+    (requirement,) = [r for r in spec.requirements if r.recipe.startswith("ownership:")]
+    assert (requirement.text, requirement.matched) == ("Each gardener sees only thier own plants",
+                                                       ["sees", "thier own plants"])
+    spec = analyze("# Shop\n\n## Entities\n- Order: item (text, required)\n\n## Constraints\n"
+                   "- Sellers log in to see their own orders\n")
+    (requirement,) = [r for r in spec.requirements if r.kind == "constraint"]
+    assert (requirement.recipe, requirement.status, requirement.assumption) == ("ownership:private", "understood", "")
 
 
 def test_a_roles_line_that_mentions_login_is_built_by_the_roles_recipe_not_assumed_plain_login():

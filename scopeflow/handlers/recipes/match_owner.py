@@ -15,7 +15,7 @@ from scopeflow.handlers import naming
 from scopeflow.handlers.recipes.match_rules import match_roles
 from scopeflow.handlers.recipes.model import Miss, Recipe
 from scopeflow.handlers.recipes.reading import entity_in, words_of
-from scopeflow.handlers.spec import Spec
+from scopeflow.handlers.spec import Entity, Spec
 
 OWNER_COLUMN = "owner_user_id"
 _POSSESSIVE = r"(?:their|thier|theyre|his|her|his or her|his/her|her/his)"
@@ -30,32 +30,44 @@ _CREATED = re.compile(r"\b(?P<what>[a-z]\w*)\s+(?:that|which|who)?\s*(?:they|he|
 _ASSIGNED = re.compile(r"\b(?P<what>[a-z]\w*)\s+(?:(?:that|which)\s+(?:are|is)\s+)?assigned\s+to\s+"
                        r"(?:them|him|her|themselves|him or her)\b", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[.;,:]|\bbut\b|\bwhile\b|\bwhereas\b", re.IGNORECASE)
-_SEE_ALL = re.compile(r"\b(?P<who>[a-z][\w-]*)\s+(?:can\s+|may\s+)?(?:see|sees|view|views|access|manage|manages|"
-                      r"read)\s+(?:all|every|everything|any)\b", re.IGNORECASE)
+# "managers see all …" (for private rows) / "managers can edit any …" (for edit-own rows): who is exempt.
+_ALL = {mode: re.compile(rf"\b(?P<who>[a-z][\w-]*)\s+(?:can\s+|may\s+)?(?:{verbs}|manage|manages)\s+"
+                         r"(?:all|every|everything|any)\b", re.IGNORECASE)
+        for mode, verbs in (("private", _READ_VERBS), ("edit-own", _WRITE_VERBS))}
 # Role names that stand for "the people who run the app": they see and change every row.
 ADMIN_ROLES = frozenset({"admin", "administrator", "manager", "supervisor", "superuser", "owner"})
 
 
 def _trigger(text: str) -> tuple[re.Match[str], str] | None:
-    """The phrase that asks for ownership and which kind: ``own``, ``created`` or ``assigned``."""
-    for rule, kind in ((_ASSIGNED, "assigned"), (_OWN, "own"), (_CREATED, "created"), (_THEIR, "own")):
+    """The phrase that asks for ownership and which kind: ``own``, ``created``, ``assigned`` or a bare
+    ``their`` (``see their tickets``: whose rows is not said)."""
+    for rule, kind in ((_ASSIGNED, "assigned"), (_OWN, "own"), (_CREATED, "created"), (_THEIR, "their")):
         found = rule.search(text)
         if found:
             return found, kind
     return None
 
 
-def _mode(text: str, start: int) -> str:
-    """``private`` when the clause asking for ownership restricts reading (or names no verb),
-    ``edit-own`` when it only restricts changing ("see all bookings but edit only their own")."""
-    before = _CLAUSE_END.split(text[:start])[-1]
-    after = _CLAUSE_END.split(text[start:])[0]
-    clause = before + after
-    if re.search(rf"\b(?:{_READ_VERBS}|manage|manages)\b", clause, re.IGNORECASE):
-        return "private"
-    if re.search(rf"\b(?:{_WRITE_VERBS})\b", clause, re.IGNORECASE):
-        return "edit-own"
-    return "private"
+def _mode(text: str, start: int) -> tuple[str, str | None]:
+    """(``private`` or ``edit-own``, the verb that decided it). ``private`` when the clause asking for
+    ownership restricts reading (or names no verb); ``edit-own`` when it only restricts changing
+    ("customers see all bookings but edit only their own")."""
+    clause = _CLAUSE_END.split(text[:start])[-1] + _CLAUSE_END.split(text[start:])[0]
+    reads = re.findall(rf"\b(?:{_READ_VERBS}|manage|manages)\b", clause, re.IGNORECASE)
+    if reads:
+        return "private", reads[0]
+    writes = re.findall(rf"\b(?:{_WRITE_VERBS})\b", clause, re.IGNORECASE)
+    return ("edit-own", writes[0]) if writes else ("private", None)
+
+
+def _owned_entity(text: str, m: re.Match[str], spec: Spec, hint: str | None) -> Entity | None:
+    """The entity ``their own X`` names; for a bare ``their own`` the one named after the line's first
+    verb (the words before it say who the users are: "members can see all orders but edit only their own")."""
+    if m["what"]:
+        return entity_in(m["what"], spec, None) or (entity_in(text[m.start():], spec, None) if
+                                                     m["what"].lower() in ("one", "ones") else None)
+    verb = re.search(rf"\b(?:{_READ_VERBS}|{_WRITE_VERBS}|manage|manages|have|has)\b", text, re.IGNORECASE)
+    return entity_in(text[verb.end():] if verb else text, spec, hint)
 
 
 def _role(words: str) -> str:
@@ -86,25 +98,33 @@ def match_ownership(text: str, spec: Spec, entity_hint: str | None) -> Recipe | 
         return None
     m, kind = found
     said = m[0].strip()
-    entity = entity_in(m["what"] or "", spec, None) or entity_in(text, spec, entity_hint)
     if kind == "assigned":
         return Miss("ownership", [said], "rows 'assigned to' a user need each sign-in account linked to a row of "
                     "the people entity the rows refer to; the offline templates do not link accounts to rows "
                     "(rows a user created can be made theirs: say 'their own')")
+    if kind == "their":
+        return Miss("ownership", [said], f"{said!r} does not say whose rows: 'their own' (the rows a user "
+                    "created) is built, rows assigned to a user are not")
+    entity = _owned_entity(text, m, spec, entity_hint)
     if entity is None:
-        return Miss("ownership", [said], "ownership needs the entity whose rows are owned; the line names none")
+        return Miss("ownership", [said], "ownership needs the entity whose rows are owned; the line names none "
+                    f"after its verb ({m['what'] or 'nothing'!r} is no entity of the scope)")
     if any(f.name == OWNER_COLUMN for f in entity.fields):
         return Miss("ownership", [said], f"{entity.name} already has a field {OWNER_COLUMN!r}, the column the "
                     "app would keep the owner in")
     roles, guarded = _spec_roles(spec, entity.table)
-    see_all = _SEE_ALL.search(text)
-    privileged = sorted({r for r in roles if r in ADMIN_ROLES} | (
-        {_role(see_all["who"])} & set(roles) if see_all else set()))
+    mode, verb = _mode(text, m.start())
+    see_all = _ALL[mode].search(text)
+    everyone = _role(see_all["who"]) if see_all else None
+    if everyone and everyone not in roles and everyone not in ("admin", "administrator"):
+        return Miss("ownership", [said, see_all[0]], f"'{see_all[0]}' needs a role {everyone!r}; the scope names "
+                    f"no such role (add a line like 'Only {see_all['who']} can change …', or leave it to the "
+                    "admin account, which sees every row)")
+    privileged = sorted({r for r in roles if r in ADMIN_ROLES} | ({everyone} & set(roles)))
     if guarded and not [r for r, level in roles.items() if level == "write" and r not in privileged]:
         return Miss("ownership", [said], f"'their own' rows are the rows a user created, but only "
                     f"{', '.join(privileged)} (who see every row) may create rows")
-    mode = _mode(text, m.start())
-    matched = [said] + ([see_all[0]] if see_all and _role(see_all["who"]) in privileged else [])
+    matched = ([verb] if verb else []) + [said] + ([see_all[0]] if see_all else [])
     return Recipe(kind="ownership", name="private" if mode == "private" else "edit-own", entity=entity.name,
                   matched=matched, params={"mode": mode, "column": OWNER_COLUMN, "privileged": privileged,
                                            "writer": next((r for r, level in roles.items()
