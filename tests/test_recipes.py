@@ -561,6 +561,8 @@ def test_the_app_readme_lists_the_recipes_and_its_commands_work_as_printed(tmp_p
     app = tmp_path / "app"
     readme = (app / "README.md").read_text(encoding="utf-8")
     assert "- List overdue loans: `GET /loans/views/overdue`" in readme
+    assert ("- Members see only their own loans\n  (loans rows belong to the user who created them and only they "
+            "see them; the admin account may see and change every row)") in readme
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "SECRET_KEY": "k",
            "HOME": str(tmp_path)}
 

@@ -210,8 +210,10 @@ def readme_lines(spec: Spec) -> list[str]:
         if recipe.kind == "constraint":
             lines.append("  (checked on every create and update: 400 when broken)")
         if recipe.kind == "ownership":
-            lines.append(f"  ({recipe.table} rows belong to the user who created them; the admin account"
-                         + "".join(f", role {role}" for role in recipe.params["privileged"]) + " see every row)")
+            mode = {"private": "only they see them", "edit-own": "only they change them"}[recipe.params["mode"]]
+            exempt = " and users of role " + ", ".join(recipe.params["privileged"]) if recipe.params["privileged"] else ""
+            lines.append(f"  ({recipe.table} rows belong to the user who created them and {mode}; the admin "
+                         f"account{exempt} may see and change every row)")
     return lines
 
 
