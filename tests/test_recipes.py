@@ -579,3 +579,31 @@ def test_the_app_readme_lists_the_recipes_and_its_commands_work_as_printed(tmp_p
     assert flask("set-role", "ann", "librarian").stdout.strip() == "ann is now librarian"
     refused = flask("set-role", "ann", "pirate")
     assert refused.returncode != 0 and "unknown role 'pirate'" in refused.stderr
+
+
+PRIVILEGED_SCOPE = """# Market
+
+## Entities
+- Listing: title (text, required), price (decimal)
+
+## Constraints
+- Only sellers can change listings, managers can only read
+- Managers see all listings; sellers see only their own listings
+"""
+
+
+@pytest.mark.parametrize("mutated", [False, True])
+def test_an_all_seeing_role_sees_every_owned_row_in_the_built_app(mutated, tmp_path):
+    spec = analyze(PRIVILEGED_SCOPE)
+    (found,) = [r for r in recipes.find(spec) if r.kind == "ownership"]
+    assert (found.params["privileged"], found.params["writer"]) == (["manager"], "seller")
+    planned = build(spec, tmp_path)
+    owners = tmp_path / "app" / "webapp" / "recipes" / "owners.py"
+    if mutated:      # the role no longer exempts: the generated test must notice
+        text = owners.read_text(encoding="utf-8")
+        assert text.count("role_of(user.id) in PRIVILEGED_ROLES") == 1
+        owners.write_text(text.replace("role_of(user.id) in PRIVILEGED_ROLES", "False"), encoding="utf-8")
+    decided = verdicts(spec, planned, tmp_path / "app", only="tests/test_recipes.py")
+    verdict = decided[found.requirement]
+    assert verdict.verdict == (req.NOT_BUILT if mutated else req.DELIVERED), verdict.reason
+    assert any(f"test_{found.slug}" in test for test in (verdict.failed_tests if mutated else verdict.tests))
