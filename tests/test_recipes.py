@@ -197,6 +197,8 @@ def test_a_chart_without_a_period_is_a_miss():
     ("Email notifications when an order ships", "notify", "needs the entity the event happens to"),
     ("Remind titles when reviews arrive", "notify", "no email address for 'titles' on Review"),
     ("Send a reminder before each review", "reminder", "needs an entity with a date field"),
+    ("SMS reminders the day before a loan is due", "reminder", "SMS sending is not built; reminders can be emailed"),
+    ("Text message reminders before loans are due", "reminder", "SMS sending is not built"),
 ])
 def test_reminders_the_app_cannot_send_are_misses(line, kind, reason):
     spec = _with_feature(spec_of("library"), line)

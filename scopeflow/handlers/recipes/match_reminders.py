@@ -11,6 +11,7 @@ from scopeflow.handlers.spec import Entity, Integration, Spec
 _REMIND = re.compile(r"\b(remind\w*|notif\w*|alerts?)\b", re.IGNORECASE)
 _EVENT_WORDS = re.compile(r"\b(when|whenever|once|as soon as|after)\b(?!.*\bdue\b)", re.IGNORECASE)
 _DAYS_BEFORE = re.compile(r"\b(?P<n>\d+|one|two|three|seven)\s+days?\s+(?:before|ahead|in advance)\b", re.IGNORECASE)
+_SMS = re.compile(r"\b(sms|text messages?|texts?)\b", re.IGNORECASE)
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "seven": 7}
 _BY_EMAIL = re.compile(r"\b(e-?mail(s|ed)?|smtp)\b", re.IGNORECASE)
 _MAIL_SERVICE = re.compile(r"(e-?mail|\bmail|smtp)", re.IGNORECASE)
@@ -50,8 +51,13 @@ def match_reminder(text: str, spec: Spec, entity_hint: str | None) -> Recipe | M
         return None
     if _EVENT_WORDS.search(text) and not re.search(r"\b(due|deadline|before|upcoming|starts?)\b", text, re.IGNORECASE):
         return None      # a notification on an event: match_notifications reads it
+    if _SMS.search(text):
+        return Miss("reminder", [m[0], _SMS.search(text)[0]], "SMS sending is not built; reminders can be emailed")
     dated = [e for e in entities_in(text, spec) if any(f.type in DATE_TYPES for f in e.fields)]
     entity = dated[0] if dated else entity_in(text, spec, entity_hint)
+    if entity is None:       # "reminders the day before" names no entity: the only dated one is meant
+        only = [e for e in spec.entities if any(f.type in DATE_TYPES for f in e.fields)]
+        entity = only[0] if len(only) == 1 else None
     field = date_field(text, entity) if entity else None
     if entity is None or field is None:
         return Miss("reminder", [m[0]], "a reminder needs an entity with a date field to be due on")
