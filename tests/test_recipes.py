@@ -613,3 +613,27 @@ def test_an_all_seeing_role_sees_every_owned_row_in_the_built_app(mutated, tmp_p
     verdict = decided[found.requirement]
     assert verdict.verdict == (req.NOT_BUILT if mutated else req.DELIVERED), verdict.reason
     assert any(f"test_{found.slug}" in test for test in (verdict.failed_tests if mutated else verdict.tests))
+
+
+def test_a_line_with_one_built_and_one_unbuildable_ask_is_never_delivered():
+    """Its filter is built and proven, but it also asks for SMS reminders: the verdict says so."""
+    spec = analyze("# Lib\n## Entities\n- Loan: due_on (date), member_email (email)\n## Features\n"
+                   "- List overdue loans and send SMS reminders for them\n- List overdue loans\n")
+    recipes.annotate(spec)
+    both, alone = [r for r in spec.requirements if r.kind == "feature"]
+    assert both.recipe == "filter:overdue" and "SMS sending is not built" in both.unbuilt_part
+    tasks = [{"id": "recipes", "requirements": [both.id, alone.id], "files": ["app/webapp/recipes/views.py"]}]
+    results = {both.id: {"passed": ["test_filter_overdue"]}, alone.id: {"passed": ["test_filter_overdue_2"]}}
+    req.decide(spec.requirements, tasks, results)
+    assert (both.verdict, alone.verdict) == (req.NOT_BUILT, req.DELIVERED)
+    assert both.reason.startswith("only partly built: recipe reminder cannot be built: SMS sending is not built")
+    assert both.tests == ["test_filter_overdue"]       # the built part keeps its proof
+
+
+def test_how_many_per_period_is_a_chart_without_the_word():
+    spec = analyze("# Gym\n## Entities\n- Visit: visited_on (date)\n## Features\n"
+                   "- Staff see who visited today and how many visits per month\n")
+    found = {(r.kind, r.name) for r in recipes.find(spec)}
+    assert found == {("filter", "due-today"), ("chart", "count-per-month")}
+    assert recipes.find(analyze("# Gym\n## Entities\n- Visit: visited_on (date)\n## Features\n"
+                                "- How many visits do we have\n")) == []

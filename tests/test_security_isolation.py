@@ -182,6 +182,7 @@ def probe():
             seen[name] = exc.strerror
     seen["uid"] = os.getuid()
     seen["env"] = sorted(os.environ)
+    seen["token_set"] = bool(os.environ["SHOP_TOKEN"])   # the credential this app's code reads
     seen["engine_visible"] = os.path.exists(f"/proc/{__ENGINE_PID__}")
     return jsonify(seen)
 

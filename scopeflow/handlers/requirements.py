@@ -53,6 +53,7 @@ class Requirement:
     reason: str = ""               # why not built / what was assumed / what was not understood
     recipe: str = ""               # the feature recipe(s) its line triggers (handlers/recipes), e.g. filter:overdue
     matched: list[str] = field(default_factory=list)    # the words of the line that triggered a recipe
+    unbuilt_part: str = ""         # what of its line no recipe builds, when recipes build the rest
 
 
 def load(data: Any) -> list[Requirement]:
@@ -119,6 +120,8 @@ def _verdict(requirement: Requirement, realising: list[dict[str, Any]], verified
         return NOT_BUILT, "its tests failed: " + ", ".join(requirement.failed_tests[:3])
     if not requirement.tests:
         return NOT_BUILT, "built, but no generated test proves it"
+    if requirement.unbuilt_part:      # its tests prove the built part; the line asks for more
+        return NOT_BUILT, requirement.unbuilt_part
     if requirement.status == ASSUMED:
         return ASSUMED, requirement.assumption or "the analyst guessed it"
     return DELIVERED, ""

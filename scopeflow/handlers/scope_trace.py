@@ -197,9 +197,13 @@ class _Tracer:
 
     def assumptions(self) -> None:
         """Tie each question to the requirements it is about; an understood one becomes ``assumed``."""
+        by_subject: dict[str, list[Requirement]] = {}
+        for found in self.found:
+            by_subject.setdefault(found.subject, []).append(found)
         for question in self.asker.questions:
             kind, _, subject = question.topic.partition(":")
-            for found in self.found:
+            exact = _EXACT_SUBJECT.get(kind)     # one question per unplaced line: no scan of every requirement
+            for found in (by_subject.get(exact + subject, []) if exact else self.found):
                 if not _question_covers(kind, subject, found):
                     continue
                 found.question = found.question or question.id
@@ -225,6 +229,10 @@ def _takes(found: Requirement, sentence: str) -> bool:
     """Whether ``found`` (a requirement on the sentence's line) came from ``sentence``: one read
     sentence by sentence names its sentence; one read from the whole line takes all of them."""
     return not found.sentence or _norm(found.sentence) == _norm(sentence)
+
+
+_EXACT_SUBJECT = {"field_type": "field:", "modifier": "field:", "reference": "field:",
+                  "credentials": "integration:", "line": "line:"}
 
 
 def _question_covers(kind: str, subject: str, found: Requirement) -> bool:

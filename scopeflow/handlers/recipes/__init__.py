@@ -79,8 +79,9 @@ def _recognise(spec: Spec) -> tuple[list[Recipe], list[Miss]]:
             _unique_name(recipe, recipes)
             recipes.append(recipe)
         miss = next((r for r in results if isinstance(r, Miss)), None)
-        if not hits and miss is not None:
-            miss.requirement, miss.subject = ids.get(subject, ""), subject
+        if miss is not None and not any(hit.kind == miss.kind for hit in hits):
+            # With hits of other kinds the line is only partly built: the miss still says what is not.
+            miss.requirement, miss.subject, miss.partial = ids.get(subject, ""), subject, bool(hits)
             missed.append(miss)
     return recipes, missed
 
@@ -98,14 +99,15 @@ def find(spec: Spec) -> list[Recipe]:
 
 
 def misses(spec: Spec) -> list[Miss]:
-    """Lines with a recipe's trigger words that the spec cannot support (they stay not built)."""
+    """Lines with a recipe's trigger words that the spec cannot support (they stay not built, also
+    when another recipe builds the rest of the line: ``Miss.partial``)."""
     return _recognise(spec)[1]
 
 
 def covered_subjects(spec: Spec) -> dict[str, str]:
     """Subject (``feature:N``/``constraint:N``) → ``"recipe"`` or the reason a recipe cannot be built."""
     recipes, missed = _recognise(spec)
-    found = {m.subject: m.reason for m in missed}
+    found = {m.subject: m.reason for m in missed if not m.partial}
     found.update({r.subject: "recipe" for r in recipes})
     found.update({r.params["smtp_subject"]: "recipe" for r in recipes if r.params.get("smtp_subject")})
     return found
@@ -118,7 +120,8 @@ def annotate(spec: Spec) -> None:
     for recipe in recipes:
         if recipe.requirement in by_id:
             found = by_id[recipe.requirement]
-            found.recipe = ", ".join(filter(None, [found.recipe, f"{recipe.kind}:{recipe.name}"]))
+            found.recipe = ", ".join(dict.fromkeys(filter(None, [*found.recipe.split(", "),
+                                                                   f"{recipe.kind}:{recipe.name}"])))
             found.matched = list(dict.fromkeys(found.matched + recipe.matched))
             if found.kind == "constraint":
                 found.reason = ""      # the recipe enforces it; the verdict says whether a test proves it
@@ -128,7 +131,10 @@ def annotate(spec: Spec) -> None:
         if miss.requirement in by_id:
             found = by_id[miss.requirement]
             found.matched = list(dict.fromkeys(found.matched + miss.matched))
-            found.reason = f"recipe {miss.kind} cannot be built: {miss.reason}"
+            if miss.partial:
+                found.unbuilt_part = f"only partly built: recipe {miss.kind} cannot be built: {miss.reason}"
+            else:
+                found.reason = f"recipe {miss.kind} cannot be built: {miss.reason}"
 
 
 def files_for(recipes: list[Recipe]) -> list[str]:

@@ -139,13 +139,16 @@ _PERIODS = (("day", re.compile(r"\b(daily|(?:per|by|each|a) day)\b", re.IGNORECA
             ("week", re.compile(r"\b(weekly|(?:per|by|each|a) week)\b", re.IGNORECASE)),
             ("month", re.compile(r"\b(monthly|(?:per|by|each|a) month)\b", re.IGNORECASE)))
 _SUM = re.compile(r"\b(?:sum|total)\s+(?:of\s+)?(?:the\s+)?(?P<what>\w+)", re.IGNORECASE)
+# "how many visits per month", "number of loans each week": a count per period is a chart without the word.
+_COUNT_PER = re.compile(r"\b(?:how\s+many|number\s+of|count\s+of)\b(?=.*\b(?:per|each|a|by)\s+(?:day|week|month)\b)",
+                        re.IGNORECASE)
 
 
 def match_chart(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss | None:
     """``orders per month chart`` / ``monthly statistics of loans``: counts (or sums of a number field)
     per day, week or month of a date field; ``chart of tickets by status`` / ``pie chart of products per
     category``: per value of a choice or reference field. Drawn as a server-rendered SVG with a data table."""
-    m = _CHART.search(text)
+    m = _CHART.search(text) or _COUNT_PER.search(text)
     if m is None:
         return None
     period, said = next(((name, p[0]) for name, rule in _PERIODS if (p := rule.search(text))), (None, ""))

@@ -35,3 +35,4 @@ class Miss:
     reason: str
     requirement: str = ""
     subject: str = ""
+    partial: bool = False          # other recipes build the rest of the same line
