@@ -45,23 +45,26 @@ def build(spec: Spec, workspace: Path) -> dict:
     return planned
 
 
-def verdicts(spec: Spec, planned: dict, app: Path, only: str | None = None) -> dict[str, req.Requirement]:
-    """Run the app's generated tests (all, or one file) and decide every requirement from them."""
+def verdicts(spec: Spec, planned: dict, app: Path, only: str | None = None,
+             select: str | None = None) -> dict[str, req.Requirement]:
+    """Run the app's generated tests (all, or one file, or its tests named like ``select``) and decide
+    every requirement from them."""
     checks = Checks()
     if only is None:
         check_tests(app, checks, timeout_s=300)
     else:
-        checks.requirements = _run_file(app, only)
+        checks.requirements = _run_file(app, only, select)
     tasks = planned["plan"]["tasks"]
     return {r.id: r for r in req.decide([req.Requirement(**vars(r)) for r in spec.requirements], tasks,
                                         checks.requirements)}
 
 
-def _run_file(app: Path, test_file: str) -> dict[str, dict[str, list[str]]]:
+def _run_file(app: Path, test_file: str, select: str | None = None) -> dict[str, dict[str, list[str]]]:
     """Requirement results of one generated test file (through a throwaway copy of the app)."""
     junit = app / ".junit-one.xml"
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
-                    test_file], cwd=app, capture_output=True, text=True, timeout=300)
+                    test_file, *(["-k", select] if select else [])], cwd=app, capture_output=True, text=True,
+                   timeout=300)
     import xml.etree.ElementTree as ET  # noqa: PLC0415 - only this helper reads JUnit directly
 
     found: dict[str, dict[str, list[str]]] = {}
@@ -426,7 +429,8 @@ def test_a_mutation_that_breaks_a_recipe_fails_its_generated_test(mutation, tmp_
     text = target.read_text(encoding="utf-8")
     assert text.count(original) == 1, f"{mutation}: the rendered code changed; update the mutation"
     target.write_text(text.replace(original, replacement), encoding="utf-8")
-    decided = verdicts(spec, planned, app, only="tests/test_recipes.py")
+    # Only the mutated recipe's own test runs: it must go red (the others are proven unmutated above).
+    decided = verdicts(spec, planned, app, only="tests/test_recipes.py", select=test_name)
     broken = next(r for r in recipes.find(spec) if f"test_{r.slug}" == test_name)
     found = decided[broken.requirement]
     assert found.verdict == req.NOT_BUILT

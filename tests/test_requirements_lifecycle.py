@@ -132,10 +132,20 @@ def test_a_long_feature_list_keeps_every_feature_and_builds_only_what_is_real(cl
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.md")))
-def test_every_example_line_appears_in_the_report_matrix_with_a_verdict(engine, name):
+def test_every_example_scope_ends_delivered_or_blocked_with_every_line_in_the_matrix(engine, name):
+    """One run per example scope: it ends delivered with a running release, or blocked with a blocker
+    plan; its generated tests pass; and each of its lines has a row with a verdict in the report."""
     scope = EXAMPLES / name
     result = submit(engine, scope.read_text(encoding="utf-8"), yes=True)
-    assert result.report, result
+    assert result.status in ("completed", "blocked"), result
+    report = Path(result.report)
+    assert "<script" not in report.read_text(encoding="utf-8").lower()
+    if result.status == "completed":
+        assert result.release and result.release["status"] == "running" and report.name == "DELIVERY.md"
+    else:
+        assert report.name == "BLOCKERS.md"
+    if result.checks["tests_passed"] is not None:
+        assert result.checks["tests_failed"] == 0 and result.checks["tests_passed"] > 0
     rows = matrix_rows(result.report)
     assert_every_line_has_a_verdict(scope, rows)
     assert result.requirements["total"] == len(rows) > 0
