@@ -22,6 +22,7 @@ from scopeflow.engine.models import (
 )
 from scopeflow.engine.queries import list_tasks
 from scopeflow.engine.service import EngineError, NotFound
+from scopeflow.engine.statuses import INSTANCE_STATUSES
 from scopeflow.handlers.failures import resumable
 from scopeflow.ui import ownership, run_view, workspace_files
 from scopeflow.ui.security import engine, requires
@@ -30,7 +31,7 @@ bp = Blueprint("instances", __name__)
 
 VIEWERS = ("submitter", "operator", "reviewer", "auditor")
 PAGE_SIZE = 50
-STATUSES = ("running", "waiting", "completed", "blocked", "error", "cancelled")
+STATUSES = INSTANCE_STATUSES        # the statuses a list may be filtered by
 
 
 def load_instance(session, instance_id: str) -> Instance:
