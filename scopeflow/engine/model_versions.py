@@ -36,6 +36,7 @@ class ModelVersions:
         self._catalogs: dict[str, tuple[tuple, Catalog]] = {}
         # model -> (newest version id, models-directory digest known to be stored, that version)
         self._versions: dict[str, tuple[str, str, versions.LoadedVersion]] = {}
+        self._digests: dict[str, tuple[Catalog, str]] = {}   # model -> (catalog it was hashed in, digest)
 
     def deploy(self, models: list[str] | None = None, models_dir: Path | None = None) -> list[dict[str, Any]]:
         """Lint and store new versions of ``models`` (default: all); lint errors refuse the deploy."""
@@ -73,8 +74,7 @@ class ModelVersions:
         query per start checks that the remembered version is still the newest; whether the disk's
         content was ever stored is asked again only when that content changed."""
         catalog = self.scan(self.settings.models_dir)
-        catalog.process(model)
-        digest = bundle_hash(catalog.bundle(model))
+        digest = self._digest(catalog, model)
         cached = self._versions.get(model)
         newest = versions.newest_id(self.db, model)
         if cached is not None and cached[0] == newest and cached[1] == digest:
@@ -89,6 +89,17 @@ class ModelVersions:
             loaded = versions.load(row)
         self._versions[model] = (row.id, digest, loaded)
         return loaded
+
+    def _digest(self, catalog: Catalog, model: str) -> str:
+        """The content digest of ``model``'s bundle in ``catalog`` (a scanned catalog never changes:
+        a changed directory is a new catalog object, so the digest is hashed once per scan)."""
+        known = self._digests.get(model)
+        if known is not None and known[0] is catalog:
+            return known[1]
+        catalog.process(model)   # an unknown model is a CatalogError here
+        digest = bundle_hash(catalog.bundle(model))
+        self._digests[model] = (catalog, digest)
+        return digest
 
     def scan(self, root: Path) -> Catalog:
         """The catalog of ``root``, re-read only when a file in it changed (stat signature)."""

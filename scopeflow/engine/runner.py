@@ -256,49 +256,8 @@ class Runner:
         return _json_result(name, result)
 
     def _context(self, task, op, attempt: int, span: trace.Span | None) -> TaskContext:
+        hooks = _OperatorHooks(self, task, span)
         identity = self.identity
-
-        def record(attributes: dict[str, Any]) -> None:
-            if span is not None:
-                for key, value in attributes.items():
-                    span.set_attribute(key, _attr_value(value, self.redact))
-
-        nested: list[trace.Span] = []   # a handler's open child spans: a span opened inside one is its child
-
-        @contextlib.contextmanager
-        def open_span(name: str, attributes: dict[str, Any]) -> Iterator[ChildSpan]:
-            handle = ChildSpan(name, attributes)
-            parent = trace.set_span_in_context(nested[-1] if nested else span or self._advance_span)
-            span_type = attributes.get("scopeflow.span.type", "handler")
-            base = {semconv.INSTANCE_ID: identity.instance_id,
-                    semconv.BPMN_ELEMENT_ID: task.task_spec.bpmn_id,
-                    "scopeflow.span.type": span_type}
-            # A model call is a client span (OpenTelemetry GenAI conventions); other work is internal.
-            kind = SpanKind.CLIENT if span_type == "gen_ai" else SpanKind.INTERNAL
-            with self.tracer.start_as_current_span(name, context=parent, attributes=base, kind=kind,
-                                                   record_exception=False, set_status_on_exception=False) as child:
-                nested.append(child)
-                try:
-                    yield handle
-                except BaseException as exc:
-                    self._fail_span(child, exc)
-                    raise
-                finally:
-                    nested.pop()
-                    for key, value in handle.attributes.items():
-                        child.set_attribute(key, _attr_value(value, self.redact))
-
-        def read_secret(name: str) -> str:
-            if self.read_secret is None:
-                raise TaskFailure("configuration", f"secret {name!r} is not available (no secret store)")
-            return self.read_secret(name, identity.instance_id, task.task_spec.bpmn_id)
-
-        def write_secret(name: str, value: str) -> None:
-            if self.write_secret is None:
-                raise TaskFailure("configuration", f"secret {name!r} cannot be stored (no secret store)")
-            self.write_secret(name, value, identity.instance_id, task.task_spec.bpmn_id)
-            self.redact = secret_redactor([value], then=self.redact)   # from now on, in this advance too
-
         return TaskContext(
             instance_id=identity.instance_id,
             task_id=str(task.id),
@@ -306,15 +265,67 @@ class Runner:
             workspace=identity.workspace,
             attempt=attempt,
             secret_names=op.secrets,
-            record_attributes=record,
-            open_span=open_span,
-            read_secret=read_secret,
+            record_attributes=hooks.record,
+            open_span=hooks.open_span,
+            read_secret=hooks.read_secret,
             has_secret=self.has_secret,
-            store_secret=write_secret,
+            store_secret=hooks.write_secret,
             recorded_spans=self.recorded_spans,
             evidence_rules=identity.evidence_rules,
             chain_head=self.chain_head,
         )
+
+
+class _OperatorHooks:
+    """The callbacks one operator call's :class:`TaskContext` carries: its task span's attributes,
+    child spans, and the secret store, all through the runner (a plain object rather than closures
+    built at every call, since an operator call is the engine's innermost loop)."""
+
+    def __init__(self, runner: Runner, task, span: trace.Span | None) -> None:
+        self.runner, self.task, self.span = runner, task, span
+        self.nested: list[trace.Span] = []   # open child spans: a span opened inside one is its child
+
+    def record(self, attributes: dict[str, Any]) -> None:
+        if self.span is not None:
+            for key, value in attributes.items():
+                self.span.set_attribute(key, _attr_value(value, self.runner.redact))
+
+    @contextlib.contextmanager
+    def open_span(self, name: str, attributes: dict[str, Any]) -> Iterator[ChildSpan]:
+        runner, nested = self.runner, self.nested
+        handle = ChildSpan(name, attributes)
+        parent = trace.set_span_in_context(nested[-1] if nested else self.span or runner._advance_span)
+        span_type = attributes.get("scopeflow.span.type", "handler")
+        base = {semconv.INSTANCE_ID: runner.identity.instance_id,
+                semconv.BPMN_ELEMENT_ID: self.task.task_spec.bpmn_id,
+                "scopeflow.span.type": span_type}
+        # A model call is a client span (OpenTelemetry GenAI conventions); other work is internal.
+        kind = SpanKind.CLIENT if span_type == "gen_ai" else SpanKind.INTERNAL
+        with runner.tracer.start_as_current_span(name, context=parent, attributes=base, kind=kind,
+                                                 record_exception=False, set_status_on_exception=False) as child:
+            nested.append(child)
+            try:
+                yield handle
+            except BaseException as exc:
+                runner._fail_span(child, exc)
+                raise
+            finally:
+                nested.pop()
+                for key, value in handle.attributes.items():
+                    child.set_attribute(key, _attr_value(value, runner.redact))
+
+    def read_secret(self, name: str) -> str:
+        runner = self.runner
+        if runner.read_secret is None:
+            raise TaskFailure("configuration", f"secret {name!r} is not available (no secret store)")
+        return runner.read_secret(name, runner.identity.instance_id, self.task.task_spec.bpmn_id)
+
+    def write_secret(self, name: str, value: str) -> None:
+        runner = self.runner
+        if runner.write_secret is None:
+            raise TaskFailure("configuration", f"secret {name!r} cannot be stored (no secret store)")
+        runner.write_secret(name, value, runner.identity.instance_id, self.task.task_spec.bpmn_id)
+        runner.redact = secret_redactor([value], then=runner.redact)   # from now on, in this advance too
 
 
 def _is_expensive(operator: str) -> bool:

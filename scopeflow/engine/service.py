@@ -68,6 +68,7 @@ class Engine:
         versions.remember_store(self.sessions)
         set_spiff_log_level(settings.spiff_log_level)
         self.heartbeat = Heartbeat(self.db, settings.lock_lease_s)
+        self._workspaces: tuple[tuple | None, Path] = (None, Path())   # ((workspaces dir, cwd), resolved)
 
     # ---------------------------------------------------------------- secrets
     @property
@@ -192,7 +193,15 @@ class Engine:
         return filled
 
     def workspace(self, instance_id: str) -> Path:
-        return (self.settings.workspaces_dir / instance_id).resolve()
+        """The instance's working directory (absolute). The workspaces directory is resolved once
+        (a start asks twice, and ``resolve`` stats every component of the path)."""
+        base = self.settings.workspaces_dir
+        if "/" in instance_id or instance_id in ("", ".", ".."):
+            return (base / instance_id).resolve()
+        key = (base, "" if base.is_absolute() else os.getcwd())   # a relative one follows the cwd
+        if self._workspaces[0] != key:
+            self._workspaces = (key, base.resolve())
+        return self._workspaces[1] / instance_id
 
     # ---------------------------------------------------------------- units of work (engine/unit_of_work.py)
     def _work(self, instance_id: str, fresh: tuple | None = None) -> AbstractContextManager[Work]:
