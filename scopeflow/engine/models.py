@@ -147,14 +147,17 @@ class SpanRow(Base):
     __tablename__ = "span"
     # Every span query is by instance (ordered by seq): the unique (instance_id, seq) index serves
     # them all, so there is no other lookup index (each costs a B-tree insert per stored span).
-    __table_args__ = (UniqueConstraint("instance_id", "seq"),)
+    # A span id is unique within its instance's record (OpenTelemetry ids are unique per trace);
+    # keyed by instance first, an instance's entries share a page instead of one random page each.
+    __table_args__ = (UniqueConstraint("instance_id", "seq"),
+                      UniqueConstraint("instance_id", "span_id", name="uq_span_instance_span"))
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
                                     autoincrement=True)
     instance_id: Mapped[str] = mapped_column(String(36))
     seq: Mapped[int] = mapped_column(Integer)
     trace_id: Mapped[str] = mapped_column(String(32))
-    span_id: Mapped[str] = mapped_column(String(16), unique=True)
+    span_id: Mapped[str] = mapped_column(String(16))
     parent_span_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
     name: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(20), default="INTERNAL")
