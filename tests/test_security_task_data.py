@@ -212,6 +212,29 @@ def test_serializer_round_trip_keeps_reserved_keys_and_refuses_objects():
         serialize(workflow)
 
 
+def test_the_library_s_own_internal_objects_are_written_but_user_objects_beside_them_are_refused():
+    """A multiple event keeps library objects (``seen_events``) in internal data: the strict encode
+    refuses them, every task is then checked (user values must still be plain), and Spiff's encoder
+    writes the library's objects, which come back as they were."""
+    from datetime import datetime
+
+    from SpiffWorkflow.bpmn.specs.event_definitions.simple import CancelEventDefinition
+    from SpiffWorkflow.bpmn.util import BpmnEvent
+
+    parser = SpiffBpmnParser()
+    parser.add_bpmn_str(_wait_model("seen", "a = 1", "b = 2").encode(), filename="seen.bpmn")
+    workflow = BpmnWorkflow(parser.get_spec("seen"))
+    task = workflow.task_tree.children[0]
+    task.internal_data["seen_events"] = [BpmnEvent(CancelEventDefinition(), payload={"n": 1})]
+    again = deserialize(serialize(workflow))
+    restored = again.get_task_from_id(task.id).internal_data["seen_events"]
+    assert [type(event).__name__ for event in restored] == ["BpmnEvent"] and restored[0].payload == {"n": 1}
+
+    task.internal_data["mine"] = datetime(2020, 1, 1)
+    with pytest.raises(NotPlainJson, match=r"internal data\.mine is a datetime"):
+        serialize(workflow)
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     ({"a": [1, "x", None, True, 1.5, {"b": (1, 2)}]}, None),
     ({"a": {1, 2}}, ("data.a", "is a set")),

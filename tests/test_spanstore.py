@@ -84,7 +84,8 @@ def test_driver_rows_and_core_insert_rows_are_the_same(store, tmp_path):
         attributes = attributes_json_of(span)
         content = content_hash(span, attributes)
         link = link_hash(prev, content, KEY)
-        rows.append(spanstore._row(span, attributes, content, prev, link))
+        rows.append(dict(zip(spanstore._ROW_COLUMNS, spanstore._row(span, attributes, content, prev, link),
+                             strict=True)))
         prev = link
     with other.begin() as conn:
         conn.execute(insert(SpanRow.__table__), rows)
@@ -96,4 +97,6 @@ def test_driver_rows_and_core_insert_rows_are_the_same(store, tmp_path):
 def test_row_columns_name_every_column_but_the_id():
     assert sorted(spanstore._ROW_COLUMNS) == sorted(c for c in SpanRow.__table__.columns.keys() if c != "id")
     span = _spans(1)[0]
-    assert sorted(spanstore._row(span, "{}", "c", "p", "l")) == sorted(spanstore._ROW_COLUMNS)
+    row = dict(zip(spanstore._ROW_COLUMNS, spanstore._row(span, "{}", "c", "p", "l"), strict=True))
+    assert (row["span_id"], row["content_hash"], row["prev_hash"], row["link_hash"]) == (span.span_id, "c", "p", "l")
+    assert (row["seq"], row["name"], row["start_ns"], row["attributes"]) == (span.seq, span.name, span.start_ns, "{}")

@@ -72,6 +72,8 @@ class Runner:
     _advance_span: trace.Span | None = None
     _steps_run: list[str] = field(default_factory=list)      # BPMN names of the tasks this advance ran
     _last_checkpoint: float = field(default_factory=time.monotonic)
+    _spec_attributes: dict[Any, dict[str, Any]] = field(default_factory=dict)   # task spec -> its span attributes
+    _spec_expensive: dict[Any, bool] = field(default_factory=dict)              # task spec -> checkpoint after it
 
     def __post_init__(self) -> None:
         self.workflow.script_engine = ScopeflowScriptEngine(runner=self)
@@ -131,6 +133,17 @@ class Runner:
             raise
 
     def _task_attributes(self, task) -> dict[str, Any]:
+        """A task span's attributes: its element's (the same at every run of that element in this
+        advance, so built once per spec) and the task's id."""
+        spec = task.task_spec
+        static = self._spec_attributes.get(spec)
+        if static is None:
+            static = self._spec_attributes[spec] = self._element_attributes(task)
+        attrs = dict(static)
+        attrs["scopeflow.task.id"] = str(task.id)
+        return attrs
+
+    def _element_attributes(self, task) -> dict[str, Any]:
         spec = task.task_spec
         element = self.element_of(task)
         attrs: dict[str, Any] = {
@@ -140,7 +153,6 @@ class Runner:
             semconv.BPMN_ELEMENT_ID: spec.bpmn_id,
             semconv.BPMN_ELEMENT_TYPE: element.tag if element else type(spec).__name__,
             "scopeflow.span.type": "bpmn.task",
-            "scopeflow.task.id": str(task.id),
         }
         if spec.bpmn_name:
             attrs[semconv.BPMN_ELEMENT_NAME] = spec.bpmn_name
@@ -185,11 +197,19 @@ class Runner:
                 span.set_attribute(semconv.TASK_OUTCOME, _OUTCOMES.get(task.state) or TaskState.get_name(task.state).lower())
             span.end()
         slow = time.monotonic() - started > self.checkpoint_threshold_s
-        element = self.element_of(task) if span is not None else None
-        expensive = bool(element and element.operator and _is_expensive(element.operator))
+        expensive = span is not None and self._expensive(task)
         if (slow or expensive) and self.on_checkpoint is not None:
             self.on_checkpoint()
             self._last_checkpoint = time.monotonic()
+
+    def _expensive(self, task) -> bool:
+        """Whether the task's operator asks for a checkpoint after it runs (once per spec)."""
+        spec = task.task_spec
+        known = self._spec_expensive.get(spec)
+        if known is None:
+            element = self.element_of(task)
+            known = self._spec_expensive[spec] = bool(element and element.operator and _is_expensive(element.operator))
+        return known
 
     def _fail_span(self, span: trace.Span, exc: BaseException) -> None:
         """ERROR status and an ``exception`` event, redacted: an exception's text may hold a secret

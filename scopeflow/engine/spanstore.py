@@ -74,50 +74,50 @@ def _insert_chained(conn: Session | Connection, instance_id: str, records: Seque
 
 
 SPAN_TABLE = SpanRow.__table__
-_ROW_COLUMNS = ["instance_id", "seq", "trace_id", "span_id", "parent_span_id", "name", "kind", "bpmn_element_id",
+# Every column of a row but the id, in the order _row gives them.
+_ROW_COLUMNS = ("instance_id", "seq", "trace_id", "span_id", "parent_span_id", "name", "kind", "bpmn_element_id",
                 "start_ns", "end_ns", "status", "status_message", "attributes", "events", "links", "content_hash",
-                "prev_hash", "link_hash"]   # every column of a row (_row) but the id
-_JSON_COLUMNS = ("attributes", "events", "links")
+                "prev_hash", "link_hash")
 
 
-def _insert_rows(conn: Session | Connection, rows: list[dict]) -> None:
-    """One executemany. On SQLite the rows go to the driver as tuples: SQLAlchemy's per-row
-    parameter processing cost more than SQLite's own insert, and its JSON columns are plain text
-    there. Elsewhere a Core insert, whose JSON encoder takes the already-encoded attributes as
-    they are (``JsonText``)."""
+def _insert_rows(conn: Session | Connection, rows: list[tuple]) -> None:
+    """One executemany. On SQLite the rows go to the driver as the tuples they were built as:
+    SQLAlchemy's per-row parameter processing cost more than SQLite's own insert, and JSON
+    columns are plain text there. Elsewhere a Core insert, whose JSON encoder takes the
+    already-encoded attributes as they are (``JsonText``)."""
     connection = conn.connection() if isinstance(conn, Session) else conn
     if connection.dialect.name != "sqlite":
-        connection.execute(insert(SPAN_TABLE), rows)
+        connection.execute(insert(SPAN_TABLE), [dict(zip(_ROW_COLUMNS, row, strict=True)) for row in rows])
         return
-    sql, order = _sqlite_insert()
-    json_columns = [index for index, name in enumerate(order) if name in _JSON_COLUMNS]
-    values = []
-    for row in rows:
-        value = [row[name] for name in order]
-        for index in json_columns:
-            value[index] = json_column_text(value[index])   # what the JSON type would write (JsonText as it is)
-        values.append(tuple(value))
-    connection.exec_driver_sql(sql, values)
+    connection.exec_driver_sql(_sqlite_insert(), rows)
 
 
 @cache
-def _sqlite_insert() -> tuple[str, tuple[str, ...]]:
-    """The span INSERT as the SQLite driver takes it (``?`` placeholders) and its column order."""
-    compiled = insert(SPAN_TABLE).compile(dialect=sqlite.dialect(), column_keys=_ROW_COLUMNS)
-    return compiled.string, tuple(compiled.positiontup)
+def _sqlite_insert() -> str:
+    """The span INSERT as the SQLite driver takes it: ``?`` placeholders in ``_ROW_COLUMNS`` order."""
+    compiled = insert(SPAN_TABLE).compile(dialect=sqlite.dialect(), column_keys=list(_ROW_COLUMNS))
+    if tuple(compiled.positiontup) != _ROW_COLUMNS:
+        raise RuntimeError(f"span INSERT binds {compiled.positiontup}, expected {_ROW_COLUMNS}")
+    return compiled.string
 
 
-def _row(record: SpanRecord, attributes: str, content: str, prev: str, link: str) -> dict:
-    return dict(
-        instance_id=record.instance_id, seq=record.seq, trace_id=record.trace_id, span_id=record.span_id,
-        parent_span_id=record.parent_span_id, name=record.name, kind=record.kind,
-        bpmn_element_id=record.attributes.get(semconv.BPMN_ELEMENT_ID),
-        start_ns=record.start_ns, end_ns=record.end_ns, status=record.status,
-        status_message=record.status_message, attributes=JsonText(attributes),
-        events=[{"name": e.name, "time_ns": e.time_ns, "attributes": e.attributes} for e in record.events],
-        links=[{"trace_id": lk.trace_id, "span_id": lk.span_id, "attributes": lk.attributes} for lk in record.links],
-        content_hash=content, prev_hash=prev, link_hash=link,
-    )
+_EMPTY = JsonText("[]")
+
+
+def json_text(value: object) -> JsonText:
+    return JsonText(json_column_text(value))
+
+
+def _row(record: SpanRecord, attributes: str, content: str, prev: str, link: str) -> tuple:
+    """The stored row, in ``_ROW_COLUMNS`` order; JSON columns as the text the JSON type would
+    write (the attributes as already encoded for the hash)."""
+    events = _EMPTY if not record.events else json_text(
+        [{"name": e.name, "time_ns": e.time_ns, "attributes": e.attributes} for e in record.events])
+    links = _EMPTY if not record.links else json_text(
+        [{"trace_id": lk.trace_id, "span_id": lk.span_id, "attributes": lk.attributes} for lk in record.links])
+    return (record.instance_id, record.seq, record.trace_id, record.span_id, record.parent_span_id, record.name,
+            record.kind, record.attributes.get(semconv.BPMN_ELEMENT_ID), record.start_ns, record.end_ns,
+            record.status, record.status_message, JsonText(attributes), events, links, content, prev, link)
 
 
 def record_of(row: SpanRow) -> SpanRecord:

@@ -182,19 +182,14 @@ class PlainDataTaskConverter(TaskConverter):
 
     def to_dict(self, task: Task) -> dict:
         """Spiff's own task dict (a delta of the data against the parent's), built without its
-        property look-ups, and refused unless data and internal data are plain JSON: one encoder
-        pass over all three parts settles the usual case; only a refusal is looked at part by part."""
+        property look-ups. Whether data and internal data are plain JSON is settled for the whole
+        state at once by :func:`serialize`, and task by task (:func:`require_plain_task`) only when
+        that fails, to name the task and the path."""
         tasks = task.workflow.tasks
         parent = tasks.get(task._parent) if task._parent is not None else None
-        if parent is None:
-            data, delta = task.data, {}
-        else:
-            before, after = parent.data, task.data
-            data = {}
-            delta = {"updates": {key: value for key, value in after.items() if key not in before or value != before[key]},
-                     "deletions": [key for key in before if key not in after]}
+        data, delta = _data_and_delta(task, parent)
         internal = task.internal_data
-        dct = {
+        return {
             "id": _id_text(task),
             "parent": _id_text(parent) if parent is not None else None,
             "children": [_id_text(tasks.get(child)) if child in tasks else str(child) for child in task._children],
@@ -206,15 +201,6 @@ class PlainDataTaskConverter(TaskConverter):
             "data": data,
             "delta": delta,
         }
-        if internal and not _LIBRARY_INTERNAL_KEYS.keys().isdisjoint(internal):
-            internal = {k: v for k, v in internal.items() if k not in _LIBRARY_INTERNAL_KEYS}
-        updates = delta.get("updates", {})
-        if (data or updates or internal) and first_problem((data, updates, internal)) is not None:
-            name = _task_name(task)
-            require_plain(data, "data", name)
-            require_plain(updates, "data", name)
-            require_plain(internal, "internal data", name)
-        return dct
 
     def from_dict(self, dct: dict, workflow) -> Task:
         data, internal = dct.get("data") or {}, dct.get("internal_data") or {}
@@ -236,6 +222,29 @@ class PlainDataTaskConverter(TaskConverter):
             return value
         _only_typenames(value, allowed)
         return self.registry.restore(value)
+
+
+def _data_and_delta(task: Task, parent: Task | None) -> tuple[dict, dict]:
+    """(data, delta) as Spiff writes a task: the root's whole data, else the changes against the parent's."""
+    if parent is None:
+        return task.data, {}
+    before, after = parent.data, task.data
+    return {}, {"updates": {key: value for key, value in after.items() if key not in before or value != before[key]},
+                "deletions": [key for key in before if key not in after]}
+
+
+def require_plain_task(task: Task) -> None:
+    """Raise :class:`NotPlainJson` naming ``task`` and the path, when what its dict would hold of
+    its data and internal data (bar the library's own internal keys) is not plain JSON."""
+    parent = task.workflow.tasks.get(task._parent) if task._parent is not None else None
+    data, delta = _data_and_delta(task, parent)
+    internal = {k: v for k, v in task.internal_data.items() if k not in _LIBRARY_INTERNAL_KEYS}
+    updates = delta.get("updates", {})
+    if (data or updates or internal) and first_problem((data, updates, internal)) is not None:
+        name = _task_name(task)
+        require_plain(data, "data", name)
+        require_plain(updates, "data", name)
+        require_plain(internal, "internal data", name)
 
 
 def _id_text(task: Task) -> str:
@@ -367,8 +376,35 @@ def _registry():
 SERIALIZER = BpmnWorkflowSerializer(_registry())
 
 
+_STRICT_JSON = json.JSONEncoder().encode   # no ``default``: anything but plain JSON is refused
+
+
 def serialize(workflow: BpmnWorkflow) -> str:
-    return SERIALIZER.serialize_json(workflow)
+    """The workflow's state as JSON text, refused (:class:`NotPlainJson`) when task data is not plain JSON.
+
+    One strict encode of the whole state settles the usual case. Only when it refuses does Spiff's
+    encoder get its turn, after every task's data has been checked one by one (which names the task
+    and path of a value that is not plain JSON): what it may then encode is a library object of
+    its own internal data (a multiple event's seen events), never user data.
+    """
+    registry = SERIALIZER.registry
+    registry._encoder_mode = True   # what Spiff's serialize_json sets: library objects left to its encoder
+    try:
+        dct = SERIALIZER.to_dict(workflow)
+        dct[SERIALIZER.VERSION_KEY] = SERIALIZER.VERSION
+        try:
+            return _STRICT_JSON(dct)
+        except (TypeError, ValueError, RecursionError):
+            for one in _all_workflows(workflow):
+                for task in one.tasks.values():
+                    require_plain_task(task)
+            return json.dumps(dct, cls=SERIALIZER._encoder_cls)
+    finally:
+        registry._encoder_mode = False
+
+
+def _all_workflows(workflow: BpmnWorkflow) -> list:
+    return [workflow, *workflow.subprocesses.values()]
 
 
 def deserialize(state: str) -> BpmnWorkflow:

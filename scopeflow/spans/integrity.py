@@ -133,7 +133,7 @@ def content_hash(span: SpanRecord, attributes_json: str | None = None) -> str:
 def link_hash(prev_link_hash: str, content: str, key: bytes | None = None) -> str:
     message = (prev_link_hash + content).encode("ascii")
     if key:
-        return hmac.new(key, message, hashlib.sha256).hexdigest()
+        return hmac.digest(key, message, "sha256").hex()
     return hashlib.sha256(message).hexdigest()
 
 
