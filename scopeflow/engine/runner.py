@@ -98,9 +98,11 @@ class Runner:
         }
         # The root says which instance and why (backends without span links list each advance apart).
         name = f"advance {self.identity.model_name} {self.identity.instance_id[:8]}: {reason}"
-        span = self.tracer.start_span(name, links=links,
-                                      context=trace.set_span_in_context(trace.INVALID_SPAN),
-                                      attributes=attributes)
+        if self.direct_spans is not None:   # nothing but the evidence buffer reads spans (spans/direct.py)
+            span: trace.Span = DirectSpan(name, None, attributes, self.direct_spans, links=links)
+        else:
+            span = self.tracer.start_span(name, links=links, context=trace.set_span_in_context(trace.INVALID_SPAN),
+                                          attributes=attributes)
         self._advance_span = span
         self._steps_run = []
         new_carrier: dict[str, str] = {}

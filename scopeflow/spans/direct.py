@@ -1,11 +1,12 @@
-"""Spans recorded straight into a :class:`SpanRecord`, for the engine's per-task spans.
+"""Spans recorded straight into a :class:`SpanRecord`, for the engine's advance and task spans.
 
-A BPMN task span through the OpenTelemetry SDK costs more than running a trivial task: attribute
-validation into ``BoundedAttributes``, processor fan-out, then conversion back to a record. When
-nothing mirrors spans to a collector (no OTLP endpoint), the SDK's only consumer is the evidence
-buffer, so the engine records task spans with :class:`DirectSpan` instead: the same ``Span`` API
-(handlers' child spans still parent to it through the SDK), the same stored record, a fraction of
-the cost. With an OTLP endpoint the engine uses the SDK so the collector sees every span.
+A span through the OpenTelemetry SDK costs more than running a trivial task: attribute validation
+into ``BoundedAttributes``, processor fan-out, then conversion back to a record. When nothing
+mirrors spans to a collector (no OTLP endpoint), the SDK's only consumer is the evidence buffer, so
+the engine records its advance span and its per-task spans with :class:`DirectSpan` instead: the
+same ``Span`` API (handlers' child spans still go through the SDK and parent to them), the same
+stored record, a fraction of the cost. With an OTLP endpoint the engine uses the SDK so the
+collector sees every span.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
 
 from scopeflow.spans import semconv
-from scopeflow.spans.record import SpanEvent, SpanRecord
+from scopeflow.spans.record import SpanEvent, SpanLink, SpanRecord
 
 _SCALARS = (str, bool, int, float)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -41,15 +42,34 @@ def _clean(value: Any) -> Any:
     return None
 
 
-class DirectSpan(trace.Span):
-    """An INTERNAL span that becomes a :class:`SpanRecord` when it ends (handed to ``sink``)."""
+def _new_span_id() -> int:
+    """A non-zero 64-bit id, as the SDK's ``RandomIdGenerator`` makes them."""
+    while True:
+        span_id = random.getrandbits(64)
+        if span_id:
+            return span_id
 
-    def __init__(self, name: str, parent: SpanContext, attributes: Mapping[str, Any],
-                 sink: Callable[[SpanRecord], None], start_ns: int | None = None):
+
+def _new_trace_id() -> int:
+    while True:
+        trace_id = random.getrandbits(128)
+        if trace_id:
+            return trace_id
+
+
+class DirectSpan(trace.Span):
+    """An INTERNAL span that becomes a :class:`SpanRecord` when it ends (handed to ``sink``); without
+    a ``parent`` it is the root of a new trace (the engine's advance span), which may carry links."""
+
+    def __init__(self, name: str, parent: SpanContext | None, attributes: Mapping[str, Any],
+                 sink: Callable[[SpanRecord], None], start_ns: int | None = None, links: Sequence[Link] = ()):
         self._name = name
         self._parent = parent
-        self._context = SpanContext(trace_id=parent.trace_id, span_id=random.getrandbits(64), is_remote=False,
-                                    trace_flags=_SAMPLED)
+        trace_id = parent.trace_id if parent is not None else _new_trace_id()
+        self._context = SpanContext(trace_id=trace_id, span_id=_new_span_id(), is_remote=False, trace_flags=_SAMPLED)
+        self._links = [SpanLink(f"{link.context.trace_id:032x}", f"{link.context.span_id:016x}",
+                                {str(k): c for k, v in (link.attributes or {}).items() if (c := _clean(v)) is not None})
+                       for link in links]
         self._ended = False
         if all(type(key) is str and type(value) in _SCALARS for key, value in attributes.items()):
             self._attributes: dict[str, Any] = dict(attributes)   # the engine's own: kept as they are
@@ -85,7 +105,7 @@ class DirectSpan(trace.Span):
         self._events.append(SpanEvent(name, timestamp if timestamp is not None else time.time_ns(), cleaned))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
-        raise NotImplementedError("task spans carry no links (the advance span does)")
+        raise NotImplementedError("links are given when the span starts")
 
     def update_name(self, name: str) -> None:
         self._name = name
@@ -114,8 +134,9 @@ class DirectSpan(trace.Span):
         self._ended = True
         self._sink(SpanRecord(
             trace_id=f"{self._context.trace_id:032x}", span_id=f"{self._context.span_id:016x}",
-            parent_span_id=f"{self._parent.span_id:016x}", name=self._name, start_ns=self._start_ns,
+            parent_span_id=f"{self._parent.span_id:016x}" if self._parent is not None else None,
+            name=self._name, start_ns=self._start_ns,
             end_ns=end_time if end_time is not None else time.time_ns(), status=self._status,
             status_message=self._status_message, kind=_INTERNAL, attributes=self._attributes,
-            events=self._events, links=[], instance_id=str(self._attributes.get(semconv.INSTANCE_ID, "")),
+            events=self._events, links=self._links, instance_id=str(self._attributes.get(semconv.INSTANCE_ID, "")),
         ))
