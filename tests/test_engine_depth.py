@@ -121,3 +121,25 @@ def test_the_recursion_limit_only_grows(levels):
     before = sys.getrecursionlimit()
     flow.ensure_recursion_depth(levels)
     assert sys.getrecursionlimit() >= max(before, levels)
+
+
+def test_task_ids_are_random_version_4_uuids_and_a_forked_child_draws_its_own():
+    """Task ids come from os.urandom read in blocks: unique, version 4, and never the same in a
+    forked worker as in its parent (the child does not reuse the parent's unread block)."""
+    import os
+    import uuid
+
+    from scopeflow.engine.flow import _TASK_IDS
+
+    ids = [_TASK_IDS.new() for _ in range(1000)]   # more than one 4 KiB block
+    assert len(set(ids)) == 1000 and {i.version for i in ids} == {4} and {i.variant for i in ids} == {uuid.RFC_4122}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: report the next ids it draws, then leave without pytest's teardown
+        os.write(write, "".join(str(_TASK_IDS.new()) for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 4096).decode()
+    os.waitpid(pid, 0)
+    parent = "".join(str(_TASK_IDS.new()) for _ in range(3))
+    assert len(child) == 108 and child != parent

@@ -40,7 +40,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 INSTANCE = Instance.__table__
 AUDIT = AuditEvent.__table__
-# The checkpoint's UPDATE, built once: only the row this advance leased, at the version it loaded.
+# The checkpoint's statements, built once (building one costs about half of executing it). The
+# UPDATE touches only the row this advance leased, at the version it loaded.
+INSERT_INSTANCE = insert(INSTANCE)
+INSERT_AUDIT = insert(AUDIT)
 UPDATE_LEASED = update(INSTANCE).where(INSTANCE.c.id == bindparam("b_id"), INSTANCE.c.lock_owner == bindparam("b_owner"),
                                        INSTANCE.c.row_version == bindparam("b_version"))
 
@@ -81,7 +84,7 @@ def checkpoint(engine: Engine, work: Work, *, final: bool, incident: dict[str, A
         store_waits(conn, work, timers, subscriptions)
         sync_human_tasks(conn, work, status, snapshot)
         if audit:
-            conn.execute(insert(AUDIT), audit_rows(audit))
+            conn.execute(INSERT_AUDIT, audit_rows(audit))
     work.row_version += 1
     work.progress = values["progress"]
     work.chain, work.completion = chain, None
@@ -119,7 +122,7 @@ def write_row(conn: Connection, work: Work, values: dict[str, Any]) -> None:
     """The unit of work's instance row: inserted by a fresh start's first write, else updated only
     under this advance's lease at the version it loaded (``Busy`` when the lease was lost)."""
     if work.new_row is not None:
-        conn.execute(insert(INSTANCE), {**work.new_row, **values})
+        conn.execute(INSERT_INSTANCE, {**work.new_row, **values})
     elif not conn.execute(UPDATE_LEASED, {"b_id": work.instance_id, "b_owner": work.lease,
                                           "b_version": work.row_version, **values}).rowcount:
         raise Busy(f"instance {work.instance_id}: lease lost before checkpoint; nothing written")

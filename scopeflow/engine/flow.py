@@ -14,8 +14,11 @@ states written before this module existed load as these classes.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 import time
+import uuid
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -46,12 +49,38 @@ def ensure_recursion_depth(levels: int) -> None:
         sys.setrecursionlimit(needed)
 
 
+class _TaskIds:
+    """Random (version 4) task ids like Spiff's ``uuid4()``, from the same source (``os.urandom``)
+    read 4 KiB at a time: a start creates a task per element, and one system call per id cost
+    more than the id. A forked child (a Celery worker) starts with an empty buffer of its own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer, self._offset = b"", 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer, self._offset = b"", 0
+
+    def new(self) -> uuid.UUID:
+        with self._lock:
+            if self._offset >= len(self._buffer):
+                self._buffer, self._offset = os.urandom(4096), 0
+            raw = self._buffer[self._offset:self._offset + 16]
+            self._offset += 16
+        return uuid.UUID(bytes=raw, version=4)
+
+
+_TASK_IDS = _TaskIds()
+
+
 class FlowTask(Task):
     """A task that tells its workflow when it enters or leaves READY or WAITING."""
 
     def __init__(self, workflow: Any, task_spec: Any, parent: Task | None = None,
                  state: int = TaskState.MAYBE, id: Any = None):
-        super().__init__(workflow, task_spec, parent, state, id)
+        super().__init__(workflow, task_spec, parent, state, id or _TASK_IDS.new())
         workflow.task_moved(self, 0, state)
 
     @property

@@ -24,6 +24,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 
+from scopeflow.engine.flow import FlowTask
 from scopeflow.engine.people import Decider
 from scopeflow.engine.spiff import ScopeflowScriptEngine, do_engine_steps
 from scopeflow.handlers import registry
@@ -142,7 +143,7 @@ class Runner:
         if static is None:
             static = self._spec_attributes[spec] = self._element_attributes(task)
         attrs = dict(static)
-        attrs["scopeflow.task.id"] = str(task.id)
+        attrs["scopeflow.task.id"] = _id_text(task)
         return attrs
 
     def _element_attributes(self, task) -> dict[str, Any]:
@@ -282,7 +283,7 @@ class Runner:
         identity = self.identity
         return TaskContext(
             instance_id=identity.instance_id,
-            task_id=str(task.id),
+            task_id=_id_text(task),
             bpmn_id=task.task_spec.bpmn_id,
             workspace=identity.workspace,
             attempt=attempt,
@@ -348,6 +349,11 @@ class _OperatorHooks:
             raise TaskFailure("configuration", f"secret {name!r} cannot be stored (no secret store)")
         runner.write_secret(name, value, runner.identity.instance_id, self.task.task_spec.bpmn_id)
         runner.redact = secret_redactor([value], then=runner.redact)   # from now on, in this advance too
+
+
+def _id_text(task) -> str:
+    """The task id as text (cached on the engine's own tasks: the state's writer needs it too)."""
+    return task.id_text if isinstance(task, FlowTask) else str(task.id)
 
 
 def _is_expensive(operator: str) -> bool:
