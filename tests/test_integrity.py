@@ -86,6 +86,19 @@ def test_chain_starts_at_the_instance_genesis_and_links_each_row():
     assert l2 == integrity.link_hash(l1, c2)
 
 
+def test_a_keyed_link_is_the_documented_hmac_sha256_of_prev_and_content():
+    """The stored links are HMAC-SHA256(chain key, prev + content): an auditor recomputes them with
+    any HMAC library, and two keys never give the same link (the key's state is cached per key)."""
+    import hmac
+
+    spans = [make_span(1), make_span(2)]
+    for key in (b"k" * 32, b"another key"):
+        (c1, l1), (c2, l2) = chain(spans, key=key)
+        first = hmac.new(key, (genesis(INSTANCE) + c1).encode(), hashlib.sha256).hexdigest()
+        assert l1 == first and l2 == hmac.new(key, (first + c2).encode(), hashlib.sha256).hexdigest()
+    assert chain(spans, key=b"k" * 32) != chain(spans, key=b"another key") != chain(spans)
+
+
 def test_chain_refuses_spans_of_another_instance():
     with pytest.raises(ValueError, match="belongs to instance 'other'"):
         chain([make_span(1), make_span(2, instance_id="other")])

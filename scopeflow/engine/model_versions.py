@@ -113,11 +113,21 @@ class ModelVersions:
 
 
 def _tree_signature(root: Path) -> tuple:
-    if not root.is_dir():
-        return ()
-    entries = []
-    for directory, _dirs, files in os.walk(root):
-        for name in files:
-            stat = os.stat(os.path.join(directory, name))
-            entries.append((directory, name, stat.st_mtime_ns, stat.st_size))
+    """(directory, name, mtime, size) of every file under ``root``, sorted; () when it is no directory."""
+    entries: list[tuple[str, str, int, int]] = []
+    pending = [str(root)]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as listing:
+                for entry in listing:
+                    if entry.is_dir():
+                        if not entry.is_symlink():   # as os.walk: a linked directory is not descended
+                            pending.append(entry.path)
+                    else:
+                        stat = entry.stat()
+                        entries.append((directory, entry.name, stat.st_mtime_ns, stat.st_size))
+        except (FileNotFoundError, NotADirectoryError):
+            if directory == str(root):
+                return ()
     return tuple(sorted(entries))

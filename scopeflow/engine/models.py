@@ -82,7 +82,7 @@ class Instance(Base):
     model_name: Mapped[str] = mapped_column(String(200), index=True)
     model_version_id: Mapped[str] = mapped_column(ForeignKey("model_version.id"))
     model_version: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20), index=True, default=RUNNING)
+    status: Mapped[str] = mapped_column(String(20), default=RUNNING)   # looked up by ix_instance_status_wake
     title: Mapped[str] = mapped_column(String(300), default="")
     mode: Mapped[str] = mapped_column(String(100), default="")          # last lane/stage seen
     progress: Mapped[int] = mapped_column(Integer, default=0)           # percent of tasks completed

@@ -202,6 +202,12 @@ class PlainDataTaskConverter(TaskConverter):
             "delta": delta,
         }
 
+    def typed_dict(self, task: Task) -> dict:
+        """:meth:`to_dict` with the ``typename`` the registry would add (``Task``)."""
+        dct = self.to_dict(task)
+        dct["typename"] = self.typename
+        return dct
+
     def from_dict(self, dct: dict, workflow) -> Task:
         data, internal = dct.get("data") or {}, dct.get("internal_data") or {}
         delta = dct.get("delta") or {}
@@ -279,9 +285,12 @@ class _PlainWorkflowData:
     """Workflow-level data (data objects) is user data too: restored as plain JSON."""
 
     def mapping_to_dict(self, mapping: dict, **kwargs: Any) -> dict:
-        """Spiff's, but a task is keyed by its cached id text (the tasks mapping is keyed by task id)."""
-        convert = self.registry.convert
-        return {(value.id_text if isinstance(value, FlowTask) and key == value.id else str(key)): convert(value, **kwargs)
+        """Spiff's, but a task is keyed by its cached id text (the tasks mapping is keyed by task id)
+        and written by the engine's task converter directly (the registry's dispatch for each task
+        of every checkpoint cost more than the task's own dict)."""
+        convert, task_dict = self.registry.convert, _FLOW_TASKS[0].typed_dict
+        return {(value.id_text if type(value) is FlowTask and key == value.id else str(key)):
+                (task_dict(value) if type(value) is FlowTask and not kwargs else convert(value, **kwargs))
                 for key, value in mapping.items()}
 
     def set_default_attributes(self, workflow, dct: dict) -> None:
@@ -362,13 +371,18 @@ def _serializer_config() -> dict:
     return config
 
 
+_FLOW_TASKS: list[PlainDataTaskConverter] = []   # the converter of the engine's tasks (set by _registry)
+
+
 def _registry():
     config = _serializer_config()
     registry = BpmnWorkflowSerializer.configure(config)
     # The indexed classes (flow.py), with the same plain-data converters, restore from and write
     # Spiff's own type names.
     for cls, base in ((FlowTask, Task), (FlowWorkflow, BpmnWorkflow), (FlowSubWorkflow, BpmnSubWorkflow)):
-        config[base](cls, registry, typename=base.__name__)
+        converter = config[base](cls, registry, typename=base.__name__)
+        if cls is FlowTask:
+            _FLOW_TASKS[:] = [converter]
     SpecByReferenceConverter(FlowWorkflow, registry, typename=BpmnWorkflow.__name__)
     return registry
 

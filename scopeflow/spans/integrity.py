@@ -20,6 +20,7 @@ count somewhere else too (the instance row) and pass them as ``expected_head`` t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
@@ -133,8 +134,15 @@ def content_hash(span: SpanRecord, attributes_json: str | None = None) -> str:
 def link_hash(prev_link_hash: str, content: str, key: bytes | None = None) -> str:
     message = (prev_link_hash + content).encode("ascii")
     if key:
-        return hmac.digest(key, message, "sha256").hex()
+        mac = _keyed(key).copy()   # the key's HMAC state, set up once per key
+        mac.update(message)
+        return mac.hexdigest()
     return hashlib.sha256(message).hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(key: bytes) -> hmac.HMAC:
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def chain(spans: list[SpanRecord], instance_id: str | None = None, key: bytes | None = None) -> list[tuple[str, str]]:
