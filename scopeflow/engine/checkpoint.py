@@ -49,7 +49,7 @@ UPDATE_LEASED = update(INSTANCE).where(INSTANCE.c.id == bindparam("b_id"), INSTA
 
 
 def checkpoint(engine: Engine, work: Work, *, final: bool, incident: dict[str, Any] | None = None,
-               audit: list[AuditEvent] | None = None, status: str | None = None) -> str:
+               audit: list[dict[str, Any]] | None = None, status: str | None = None) -> str:
     """Write state + spans + tasks + timers + messages + audit in one transaction, on one
     connection with Core statements; refused (``Busy``) if this advance's lease was lost.
     ``final`` releases the lease, otherwise it is renewed (a mid-run checkpoint)."""
@@ -84,7 +84,7 @@ def checkpoint(engine: Engine, work: Work, *, final: bool, incident: dict[str, A
         store_waits(conn, work, timers, subscriptions)
         sync_human_tasks(conn, work, status, snapshot)
         if audit:
-            conn.execute(INSERT_AUDIT, audit_rows(audit))
+            conn.execute(INSERT_AUDIT, audit)
     work.row_version += 1
     work.progress = values["progress"]
     work.chain, work.completion = chain, None
@@ -128,17 +128,11 @@ def write_row(conn: Connection, work: Work, values: dict[str, Any]) -> None:
         raise Busy(f"instance {work.instance_id}: lease lost before checkpoint; nothing written")
 
 
-def audit_rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
-    """Audit events (built as ORM objects by the callers) as rows for one Core executemany."""
-    rows = []
-    for event in events:
-        row = {column.key: getattr(event, column.key) for column in AUDIT.columns}
-        rows.append({key: value for key, value in row.items() if value is not None})
-    for row in rows:
-        row.setdefault("at", utcnow())
-        row.setdefault("details", {})
-        row.setdefault("target", "")
-    return rows
+def audit_row(actor: str, action: str, target: str = "", instance_id: str | None = None,
+              details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An audit event as the row a checkpoint inserts with the state change it records."""
+    return {"at": utcnow(), "actor": actor, "action": action, "target": target, "instance_id": instance_id,
+            "details": details or {}}
 
 
 def status_of(work: Work, incident: dict[str, Any] | None, snapshot: Snapshot) -> str:

@@ -10,9 +10,10 @@ from sqlalchemy import Connection, update
 from sqlalchemy.orm import Session
 
 from scopeflow.engine import people
+from scopeflow.engine.checkpoint import audit_row
 from scopeflow.engine.errors import EngineError, Forbidden, NotFound
 from scopeflow.engine.forms import split_secrets, validate, with_defaults
-from scopeflow.engine.models import AuditEvent, HumanTask, utcnow
+from scopeflow.engine.models import HumanTask, utcnow
 from scopeflow.engine.spiff import ready_manual_task
 from scopeflow.engine.unit_of_work import Work, open_work, run
 from scopeflow.redaction import redact_data
@@ -59,9 +60,9 @@ def complete_task(engine: Engine, task_row_id: str, data: dict[str, Any], *, act
         work.runner.complete_human_task(task, task_data, decider)
         work.completion = mark_completed
 
-    audit = [AuditEvent(actor=decider.actor, action="task.complete", target=task_row_id, instance_id=instance_id,
-                        details={"fields": sorted(filled), "secrets": sorted(secrets),
-                                 "automated": decider.automated, "policy": decider.policy})]
+    audit = [audit_row(decider.actor, "task.complete", task_row_id, instance_id,
+                       {"fields": sorted(filled), "secrets": sorted(secrets),
+                        "automated": decider.automated, "policy": decider.policy})]
     with open_work(engine, instance_id) as work:
         try:
             status = run(engine, work, "task completed", before=complete, audit=audit, steps=advance)

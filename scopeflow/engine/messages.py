@@ -10,8 +10,9 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from sqlalchemy import select
 
+from scopeflow.engine.checkpoint import audit_row
 from scopeflow.engine.errors import EngineError
-from scopeflow.engine.models import AuditEvent, MessageSubscription
+from scopeflow.engine.models import MessageSubscription
 from scopeflow.engine.unit_of_work import Work, open_work, run
 
 if TYPE_CHECKING:
@@ -37,8 +38,7 @@ def send_message(engine: Engine, name: str, payload: dict[str, Any] | None = Non
             # The waiting task's own definition: matching compares the definition class too.
             work.workflow.send_event(BpmnEvent(waiting[0], payload=payload or {}))
 
-        audit = [AuditEvent(actor=actor, action="message.deliver", target=name, instance_id=instance_id,
-                            details={"correlation_key": correlation_key})]
+        audit = [audit_row(actor, "message.deliver", name, instance_id, {"correlation_key": correlation_key})]
         with open_work(engine, instance_id) as work:
             run(engine, work, f"message {name}", before=deliver, audit=audit)
         delivered.append(instance_id)

@@ -16,9 +16,9 @@ from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import update
 
-from scopeflow.engine.checkpoint import checkpoint
+from scopeflow.engine.checkpoint import audit_row, checkpoint
 from scopeflow.engine.errors import UNSAVEABLE_STATE, EngineError, NotFound
-from scopeflow.engine.models import BLOCKED, CANCELLED, ERROR, FINAL_STATUSES, AuditEvent, Instance, utcnow
+from scopeflow.engine.models import BLOCKED, CANCELLED, ERROR, FINAL_STATUSES, Instance, utcnow
 from scopeflow.engine.unit_of_work import Work, open_work, run
 from scopeflow.handlers.failures import resumable
 
@@ -58,8 +58,8 @@ def retry(engine: Engine, instance_id: str, data: dict[str, Any] | None = None, 
         if data:
             reset_task.data.update(data)
 
-    audit = [AuditEvent(actor=actor, action="instance.retry", target=instance_id, instance_id=instance_id,
-                        details={"edited": sorted(data or {}), "was": "blocked" if blocked else "error"})]
+    audit = [audit_row(actor, "instance.retry", instance_id, instance_id,
+                       {"edited": sorted(data or {}), "was": "blocked" if blocked else "error"})]
     with open_work(engine, instance_id) as work:
         status = run(engine, work, "retry", before=reset, audit=audit)
     if blocked:
@@ -77,7 +77,7 @@ def cancel(engine: Engine, instance_id: str, *, actor: str = "cli") -> str:
             raise NotFound(f"unknown instance {instance_id}")
         if row.status in FINAL_STATUSES:
             raise EngineError(f"instance {instance_id} is already {row.status}")
-    audit = [AuditEvent(actor=actor, action="instance.cancel", target=instance_id, instance_id=instance_id)]
+    audit = [audit_row(actor, "instance.cancel", instance_id, instance_id)]
     with open_work(engine, instance_id) as work:
         with work.runner.advance_span(work.carrier, "cancel") as carrier:
             work.carrier = carrier

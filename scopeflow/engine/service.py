@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import insert
 
 from scopeflow.config import Settings
 from scopeflow.engine import human_tasks, messages, recovery, scheduler, versions
 from scopeflow.engine.chain_key import load_chain_key
-from scopeflow.engine.checkpoint import AUDIT, INSTANCE, audit_rows
+from scopeflow.engine.checkpoint import INSERT_AUDIT, INSERT_INSTANCE, audit_row
 from scopeflow.engine.db import get_engine, private_dir, session_factory
 from scopeflow.engine.errors import UNSAVEABLE_STATE, Busy, EngineError, Forbidden, NotFound
 from scopeflow.engine.flow import FlowWorkflow
@@ -166,13 +165,12 @@ class Engine:
         row = dict(id=instance_id, model_name=model, model_version_id=loaded.id, model_version=loaded.version,
                    status=RUNNING, title=(title or model)[:300], needs_advance=True, created_by=actor,
                    created_at=now, updated_at=now, trace_carrier={}, outcome={})
-        audit = [AuditEvent(actor=actor, action="instance.start", target=instance_id, instance_id=instance_id,
-                            at=now, details={"model": model, "version": loaded.version})]
+        audit = [audit_row(actor, "instance.start", instance_id, instance_id, {"model": model, "version": loaded.version})]
         self.workspace(instance_id).mkdir(parents=True, exist_ok=True)
         if not advance:
             with self.db.begin() as conn:
-                conn.execute(insert(INSTANCE), {**row, "state": serialize(workflow), "row_version": 1})
-                conn.execute(insert(AUDIT), audit_rows(audit))
+                conn.execute(INSERT_INSTANCE, {**row, "state": serialize(workflow), "row_version": 1})
+                conn.execute(INSERT_AUDIT, audit)
             return instance_id
         # One transaction for the whole start: the row is inserted by the advance's first checkpoint.
         with open_work(self, instance_id, fresh=(workflow, loaded, row)) as work:

@@ -23,7 +23,7 @@ from scopeflow.engine.checkpoint import INSTANCE, checkpoint, refuse_unsaveable
 from scopeflow.engine.errors import Busy, EngineError, NotFound
 from scopeflow.engine.flow import FlowWorkflow
 from scopeflow.engine.leases import new_token
-from scopeflow.engine.models import ERROR, AuditEvent, utcnow
+from scopeflow.engine.models import ERROR, utcnow
 from scopeflow.engine.plain_json import NotPlainJson
 from scopeflow.engine.runner import RunIdentity, Runner, incident_from
 from scopeflow.engine.spanstore import chain_tail
@@ -86,7 +86,7 @@ def open_work(engine: Engine, instance_id: str, fresh: tuple | None = None) -> I
         engine.heartbeat.release(token)
 
 
-def run(engine: Engine, work: Work, reason: str, before=None, audit: list[AuditEvent] | None = None,
+def run(engine: Engine, work: Work, reason: str, before=None, audit: list[dict[str, Any]] | None = None,
         steps: bool = True) -> str:
     """One advance inside the unit of work: ``before`` (the change the caller makes), then the
     engine steps, then the final checkpoint. A failure of the model becomes an incident on the
