@@ -177,7 +177,7 @@ class Runner:
         self._steps_run.append(name)
         if self.direct_spans is not None:
             span: trace.Span = DirectSpan(name, self._advance_span.get_span_context(), self._task_attributes(task),
-                                          self.direct_spans)
+                                          self.direct_spans, plain=True)   # str keys, scalar values
         else:
             span = self.tracer.start_span(name, context=trace.set_span_in_context(self._advance_span),
                                           attributes=self._task_attributes(task))

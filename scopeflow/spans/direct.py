@@ -59,10 +59,13 @@ def _new_trace_id() -> int:
 
 class DirectSpan(trace.Span):
     """An INTERNAL span that becomes a :class:`SpanRecord` when it ends (handed to ``sink``); without
-    a ``parent`` it is the root of a new trace (the engine's advance span), which may carry links."""
+    a ``parent`` it is the root of a new trace (the engine's advance span), which may carry links.
+    ``plain`` says the caller built ``attributes`` from str keys and scalar values (the engine's task
+    attributes), so they are kept without checking each one."""
 
     def __init__(self, name: str, parent: SpanContext | None, attributes: Mapping[str, Any],
-                 sink: Callable[[SpanRecord], None], start_ns: int | None = None, links: Sequence[Link] = ()):
+                 sink: Callable[[SpanRecord], None], start_ns: int | None = None, links: Sequence[Link] = (),
+                 plain: bool = False):
         self._name = name
         self._parent = parent
         trace_id = parent.trace_id if parent is not None else _new_trace_id()
@@ -71,7 +74,7 @@ class DirectSpan(trace.Span):
                                 {str(k): c for k, v in (link.attributes or {}).items() if (c := _clean(v)) is not None})
                        for link in links]
         self._ended = False
-        if all(type(key) is str and type(value) in _SCALARS for key, value in attributes.items()):
+        if plain or all(type(key) is str and type(value) in _SCALARS for key, value in attributes.items()):
             self._attributes: dict[str, Any] = dict(attributes)   # the engine's own: kept as they are
         else:
             self._attributes = {}
