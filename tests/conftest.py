@@ -9,13 +9,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import tests.operators  # noqa: F401  (registers the test-only operators in this process)
 from scopeflow.config import Settings
+from scopeflow.handlers.release import stop_all
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "bpmn-models"
@@ -140,15 +141,25 @@ def add_account(engine, name: str, *roles: str) -> str:
     return name
 
 
-@pytest.fixture
-def cli(tmp_path):
-    """Run ``python -m scopeflow ARGS`` against a fresh home; the releases it starts are stopped."""
-    env = {"PATH": "/usr/bin:/bin", "SCOPEFLOW_HOME": str(tmp_path / "home"), "SCOPEFLOW_MODELS": str(MODELS),
-           "HOME": str(tmp_path)}
+def cli_runner(home: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """``run(*ARGS)``: ``python -m scopeflow ARGS`` against ``home`` (``HOME`` is its parent)."""
+    env = {"PATH": "/usr/bin:/bin", "SCOPEFLOW_HOME": str(home), "SCOPEFLOW_MODELS": str(MODELS),
+           "HOME": str(home.parent)}
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "scopeflow", *args], capture_output=True, text=True,
                               env=env, timeout=300)
 
-    yield run
-    run("releases", "stop", "--all")
+    return run
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Run ``python -m scopeflow ARGS`` against a fresh home; the releases it starts are stopped.
+
+    Stopped in this process (what ``scopeflow releases stop --all`` calls), not by one more CLI process
+    per test; test_delivery_commands.py runs the printed ``releases stop`` command itself.
+    """
+    home = tmp_path / "home"
+    yield cli_runner(home)
+    stop_all(home / "releases")

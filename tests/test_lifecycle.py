@@ -19,6 +19,7 @@ from scopeflow.lifecycle import ScopeRejected, submit
 from scopeflow.spans.evidence import evaluate
 from scopeflow.spans.rules import parse_rules
 from tests.conftest import MODELS, REPO, add_account, make_settings
+from tests.test_requirements_lifecycle import assert_an_example_run_ends_delivered_or_blocked
 
 SCOPES = REPO / "examples" / "scopes"
 RULES = parse_rules((MODELS / "delivery.evidence.toml").read_text(encoding="utf-8"))
@@ -54,6 +55,7 @@ def rerun_generated_tests(workspace: str) -> subprocess.CompletedProcess:
 def test_a_simple_scope_is_delivered_running_tested_and_verified(engine):
     result = run(engine, "simple-bookshelf.md")
     assert (result.status, result.outcome) == ("completed", "delivered")
+    assert_an_example_run_ends_delivered_or_blocked("simple-bookshelf.md", result)
     assert result.checks["tests_passed"] > 0 and result.checks["tests_failed"] == 0
     assert result.checks["lint_errors"] == 0 and result.checks["security_high"] == 0
     with urllib.request.urlopen(result.release["url"] + "/healthz", timeout=10) as response:
@@ -67,12 +69,14 @@ def test_a_simple_scope_is_delivered_running_tested_and_verified(engine):
 
 
 # Every example scope ending delivered or blocked, with its lines in the matrix, is one run per scope in
-# tests/test_requirements_lifecycle.py (test_every_example_scope_ends_delivered_or_blocked_…).
+# tests/test_requirements_lifecycle.py (test_every_example_scope_ends_delivered_or_blocked_…), except the
+# examples this module runs anyway (its RUN_IN_TEST_LIFECYCLE): their tests here assert the same on their run.
 
 
 def test_credentials_of_integrations_nothing_built_reads_are_not_requested(engine):
     result = run(engine, "credential-shop.md")       # the offline builder builds no payment code
     assert (result.status, result.outcome) == ("completed", "delivered"), result.reason
+    assert_an_example_run_ends_delivered_or_blocked("credential-shop.md", result)
     report = Path(result.report).read_text(encoding="utf-8")
     assert "Needed once Payment gateway is built: PAYMENT\\_API\\_KEY" in report
     assert "Needed once Accounting export service is built: ACCOUNTING\\_EXPORT\\_SERVICE\\_API\\_KEY" in report
@@ -84,18 +88,6 @@ def test_credentials_of_integrations_nothing_built_reads_are_not_requested(engin
         "PAYMENT_API_KEY", "ACCOUNTING_EXPORT_SERVICE_API_KEY"]
     run_sh = Path(result.release["path"], "run.sh").read_text(encoding="utf-8")
     assert "given to this release: none\n" in run_sh
-
-
-def test_a_credential_the_built_code_needs_blocks_with_the_buildable_part_delivered_and_tested(engine):
-    result = run(engine, "email-reminders.md")       # reminders by email: the built outbox needs SMTP
-    assert (result.status, result.outcome) == ("blocked", "blocked")
-    report = Path(result.report).read_text(encoding="utf-8")
-    assert Path(result.report).name == "BLOCKERS.md"
-    assert "credential(s): SMTP\\_HOST, SMTP\\_USER, SMTP\\_PASSWORD" in report
-    assert "secrets set SMTP_PASSWORD" in report and "Needed once" not in report
-    assert result.checks["tests_passed"] > 0 and result.checks["tests_failed"] == 0
-    assert result.requirements["not_built"] == 0          # the email integration is built by the recipe
-    assert result.release is None
 
 
 SMTP = {"SMTP_HOST": "smtp.library.test", "SMTP_USER": "library-mailer", "SMTP_PASSWORD": "pw-6d1f0c2e9b",
@@ -116,9 +108,20 @@ def test_the_release_gets_the_credentials_its_code_reads_and_no_others(engine):
     assert result.credentials["optional"] == ["SMTP_PORT", "SMTP_FROM"]
 
 
-def test_a_blocked_run_resumes_once_the_credential_is_stored(engine):
-    result = run(engine, "email-reminders.md")
-    assert result.status == "blocked"
+def test_a_credential_the_built_code_needs_blocks_with_the_buildable_part_delivered_and_resumes_once_stored(
+        engine):
+    result = run(engine, "email-reminders.md")       # reminders by email: the built outbox needs SMTP
+    assert (result.status, result.outcome) == ("blocked", "blocked")
+    assert_an_example_run_ends_delivered_or_blocked("email-reminders.md", result)
+    report = Path(result.report).read_text(encoding="utf-8")
+    assert Path(result.report).name == "BLOCKERS.md"
+    assert "credential(s): SMTP\\_HOST, SMTP\\_USER, SMTP\\_PASSWORD" in report
+    assert "secrets set SMTP_PASSWORD" in report and "Needed once" not in report
+    assert result.checks["tests_passed"] > 0 and result.checks["tests_failed"] == 0
+    assert result.requirements["not_built"] == 0          # the email integration is built by the recipe
+    assert result.release is None
+
+    # ...and once the credentials are stored, the same run resumes to its end
     add_account(engine, "olga", "operator")
     assert engine.retry(result.instance_id) == "waiting"  # back at the credentials checkpoint
     for name in ("SMTP_HOST", "SMTP_USER", "SMTP_PASSWORD"):

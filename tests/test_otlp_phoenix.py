@@ -42,6 +42,7 @@ pytestmark = pytest.mark.slow
 PHOENIX_VERSION = "20.26.1"
 INSTALL_TIMEOUT_S = 900
 START_TIMEOUT_S = 180
+POLL_S = 0.1          # how often start-up and ingestion are checked (a check is one cheap request)
 
 
 def phoenix_venv() -> Path:
@@ -103,7 +104,7 @@ def phoenix(tmp_path_factory):
                 process.kill()
                 tail = (work / "phoenix.log").read_text(errors="replace")[-500:]
                 pytest.fail(f"Phoenix did not start (exit {process.poll()}): {tail}")
-            time.sleep(0.5)
+            time.sleep(POLL_S)
     yield base, grpc_port
     process.terminate()
     try:
@@ -130,7 +131,7 @@ def phoenix_spans(base: str, project: str, expected: int, timeout_s: float = 60)
                 raise
         if len(spans) >= expected or time.monotonic() > deadline:
             return spans
-        time.sleep(0.5)
+        time.sleep(POLL_S)
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])

@@ -7,6 +7,8 @@ breaks a rendered recipe must turn its generated test red (and its verdict ``not
 
 from __future__ import annotations
 
+import copy
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +45,33 @@ def build(spec: Spec, workspace: Path) -> dict:
     for task_id in planned["build_order"]:
         build_task(ctx(), spec.to_data(), planned["plan"], task_id)
     return planned
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory):
+    """``copy_into(scope, workspace) -> (spec, planned)``: the recipe scope's app, rendered once per test
+    process and copied into ``workspace`` for each test that runs or mutates it (rendering is
+    deterministic; a copy is what a fresh render would write). The rendered originals are never run."""
+    originals: dict[str, tuple[Path, dict]] = {}
+
+    def copy_into(scope: str, workspace: Path) -> tuple[Spec, dict]:
+        if scope not in originals:
+            original = tmp_path_factory.mktemp(f"rendered-{scope}")
+            originals[scope] = original, build(spec_of(scope), original)
+        original, planned = originals[scope]
+        shutil.copytree(original / "app", workspace / "app")
+        return spec_of(scope), copy.deepcopy(planned)
+
+    return copy_into
+
+
+def test_a_rendered_copy_is_what_a_fresh_render_writes(rendered, tmp_path):
+    spec, planned = rendered("library", tmp_path / "copied")
+    fresh = build(spec_of("library"), tmp_path / "fresh")
+    assert planned == fresh
+    files = {p.relative_to(tmp_path / "fresh"): p.read_bytes() for p in (tmp_path / "fresh").rglob("*") if p.is_file()}
+    assert files and files == {p.relative_to(tmp_path / "copied"): p.read_bytes()
+                               for p in (tmp_path / "copied").rglob("*") if p.is_file()}
 
 
 def verdicts(spec: Spec, planned: dict, app: Path, only: str | None = None,
@@ -295,10 +324,10 @@ def test_recipe_lines_are_planned_on_the_recipes_task_only():
 
 # ------------------------------------------------------------------------------ rendered and run
 @pytest.fixture(scope="module", params=["library", "conference", "garden", "shop"])
-def built(request, tmp_path_factory) -> tuple[Spec, dict, Path]:
-    spec = spec_of(request.param)
+def built(request, tmp_path_factory, rendered) -> tuple[Spec, dict, Path]:
     workspace = tmp_path_factory.mktemp(request.param)
-    return spec, build(spec, workspace), workspace / "app"
+    spec, planned = rendered(request.param, workspace)
+    return spec, planned, workspace / "app"
 
 
 def test_every_recipe_requirement_is_delivered_by_a_passing_generated_test(built):
@@ -420,10 +449,9 @@ MUTATIONS = {
 
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
-def test_a_mutation_that_breaks_a_recipe_fails_its_generated_test(mutation, tmp_path):
+def test_a_mutation_that_breaks_a_recipe_fails_its_generated_test(mutation, tmp_path, rendered):
     scope, path, original, replacement, test_name = MUTATIONS[mutation]
-    spec = spec_of(scope)
-    planned = build(spec, tmp_path)
+    spec, planned = rendered(scope, tmp_path)
     app = tmp_path / "app"
     target = app / path
     text = target.read_text(encoding="utf-8")
@@ -566,8 +594,8 @@ def test_a_roles_line_that_mentions_login_is_built_by_the_roles_recipe_not_assum
     assert (found.status, found.assumption) == ("understood", "")
 
 
-def test_the_app_readme_lists_the_recipes_and_its_commands_work_as_printed(tmp_path):
-    build(spec_of("library"), tmp_path)
+def test_the_app_readme_lists_the_recipes_and_its_commands_work_as_printed(tmp_path, rendered):
+    rendered("library", tmp_path)
     app = tmp_path / "app"
     readme = (app / "README.md").read_text(encoding="utf-8")
     assert "- List overdue loans: `GET /loans/views/overdue`" in readme
