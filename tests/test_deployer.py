@@ -22,6 +22,7 @@ from scopeflow.handlers.release import (
     ROLLED_BACK,
     RUNNING,
     STOPPED,
+    Release,
     list_releases,
     load_release,
     process_alive,
@@ -423,3 +424,24 @@ def test_check_credentials_rejects_malformed_specs_in_one_line(tmp_path, spec):
         check_credentials(make_ctx(tmp_path), spec=spec)
     assert caught.value.kind == DESIGN_FLAW
     assert "\n" not in caught.value.message
+
+
+def test_a_release_whose_server_exited_but_was_not_collected_is_not_alive(tmp_path):
+    """A server started by another process (the CLI) stays a zombie after SIGTERM until its parent
+    collects it: it still answers kill(pid, 0), but it serves nothing and is not alive."""
+    import dataclasses
+    import subprocess
+    import sys
+
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path)
+    try:
+        release = Release(id="r1", instance_id="i1", path=str(tmp_path), port=1, url="http://127.0.0.1:1",
+                          pid=server.pid, started_at="2026-01-01T00:00:00+00:00", status=RUNNING, app_sha256="x")
+        assert process_alive(release), "a running server in its release directory is alive"
+        server.terminate()
+        wait_until(lambda: Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z")
+        assert not process_alive(release)
+        assert not process_alive(dataclasses.replace(release, path=str(tmp_path / "elsewhere")))
+    finally:
+        server.kill()
+        server.wait()

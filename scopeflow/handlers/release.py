@@ -122,6 +122,16 @@ def remember_child(proc: subprocess.Popen) -> None:
     _CHILDREN[proc.pid] = proc
 
 
+def _exited(pid: int) -> bool:
+    """Whether ``/proc`` shows ``pid`` as a zombie: it has exited, and its parent (another process,
+    the CLI that started it) has not collected it yet. Such a pid still answers ``kill(pid, 0)``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:][:1] in ("Z", "X")   # the state follows "(command) "
+
+
 def process_alive(release: Release) -> bool:
     """Whether the release's server process still runs.
 
@@ -141,6 +151,8 @@ def process_alive(release: Release) -> bool:
         return False
     except PermissionError:
         return False    # exists but belongs to another user: not a process we started
+    if _exited(pid):
+        return False
     try:
         cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:

@@ -7,6 +7,7 @@ and comes out as ``from_data(Type, data)``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any, TypeVar
@@ -28,13 +29,19 @@ def from_data(cls: type[T], data: Any) -> T:
     """Build ``cls`` from what :func:`to_data` produced; unknown keys are an error."""
     if not isinstance(data, dict):
         raise TypeError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    hints, names = _shape(cls)
     unknown = set(data) - names
     if unknown:
         raise TypeError(f"{cls.__name__}: unknown field(s) {', '.join(sorted(unknown))}")
     kwargs = {name: _convert(hints[name], value) for name, value in data.items()}
     return cls(**kwargs)
+
+
+@functools.cache
+def _shape(cls: type) -> tuple[dict[str, Any], frozenset[str]]:
+    """A dataclass's resolved field types and field names (resolving the hints re-evaluates every
+    annotation: a spec holds thousands of nested objects)."""
+    return typing.get_type_hints(cls), frozenset(f.name for f in dataclasses.fields(cls))
 
 
 def _convert(hint: Any, value: Any) -> Any:
