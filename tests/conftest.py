@@ -70,7 +70,7 @@ FAST_PASSWORD_HASH = "pbkdf2:sha256:1"
 def fast_password_hashes() -> Iterator[None]:
     from werkzeug.security import generate_password_hash
 
-    from scopeflow.ui import accounts
+    from scopeflow.engine import accounts
 
     def fast(password: str, method: str = FAST_PASSWORD_HASH, salt_length: int = 16) -> str:
         return generate_password_hash(password, method=FAST_PASSWORD_HASH, salt_length=salt_length)

@@ -171,7 +171,7 @@ def test_cli_completion_needs_an_account_with_the_role(tmp_path, cli):
 
 
 def test_a_locked_account_cannot_complete_a_task(make_engine):
-    from scopeflow.ui.accounts import lock
+    from scopeflow.engine.accounts import lock
 
     engine = make_engine()
     result = submit(engine, SCOPE, yes=False)
@@ -185,8 +185,8 @@ def test_a_locked_account_cannot_complete_a_task(make_engine):
 
 
 def test_the_accounts_suggested_for_a_task_are_those_the_engine_accepts(make_engine):
+    from scopeflow.engine.accounts import lock
     from scopeflow.engine.people import accounts_for
-    from scopeflow.ui.accounts import lock
 
     engine = make_engine()
     for name, roles in (("ada", ("admin",)), ("rex", ("reviewer",)), ("sue", ("submitter",)),

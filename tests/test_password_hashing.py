@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from werkzeug import security
 
+from scopeflow.engine import accounts
 from scopeflow.engine.models import User
-from scopeflow.ui import accounts
 from tests.conftest import FAST_PASSWORD_HASH
 
 

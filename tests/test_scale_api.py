@@ -15,10 +15,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from scopeflow.engine.accounts import create_user, issue_api_token
 from scopeflow.engine.models import HumanTask, Instance, SpanRow
 from scopeflow.engine.service import Engine
 from scopeflow.engine.workers import EmbeddedWorker
-from scopeflow.ui.accounts import create_user, issue_api_token
 from scopeflow.ui.serve import make_server
 from tests.conftest import make_settings
 from tests.test_workers import fresh_postgres_database

@@ -303,9 +303,9 @@ def _everything_stored(engine) -> str:
 
 
 def test_a_stored_secret_typed_into_a_task_comment_reaches_neither_the_store_nor_the_spans(engine):
+    from scopeflow.engine.accounts import create_user
     from scopeflow.engine.models import HumanTask
     from scopeflow.engine.queries import list_tasks
-    from scopeflow.ui.accounts import create_user
 
     create_user(engine.sessions, "rita", ["reviewer"], "correct horse battery")
     engine.secrets.set("PAYMENT_API_KEY", VALUE, actor="ops")
@@ -321,6 +321,25 @@ def test_a_stored_secret_typed_into_a_task_comment_reaches_neither_the_store_nor
     assert decided and decided[0]["scopeflow.human.data.approval.comment"] == "fine, the key is [REDACTED] by the way"
     with engine.sessions() as session:
         assert session.get(HumanTask, tid).data["comment"] == "fine, the key is [REDACTED] by the way"
+
+
+
+def test_completing_a_task_decrypts_the_stored_secrets_once(engine, monkeypatch):
+    """The completion's own redaction and the run it advances share one redactor."""
+    from scopeflow.engine import reads
+    from scopeflow.engine.accounts import create_user
+
+    create_user(engine.sessions, "rita", ["reviewer"], "correct horse battery")
+    engine.secrets.set("PAYMENT_API_KEY", VALUE, actor="ops")
+    iid = engine.start("approval", {"requester": "ann"}, actor="ann", title="Approve")
+    tid = reads.tasks(engine.sessions, instance_id=iid)[0]["id"]
+    store, reads_of_values = engine.secrets, []
+    real = store.values
+    monkeypatch.setattr(store, "values", lambda: reads_of_values.append(1) or real())
+    comment = f"the key is {VALUE}"
+    assert engine.complete_task(tid, {"decision": "approve", "comment": comment}, actor="rita") == "completed"
+    assert len(reads_of_values) == 1
+    assert VALUE not in repr([s.attributes for s in engine.recorded_spans(iid)])
 
 
 # ------------------------------------------------------------------------------ PostgreSQL

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
+from scopeflow.engine.accounts import issue_api_token
 from scopeflow.engine.models import HumanTask
-from scopeflow.ui.accounts import issue_api_token
 from tests.test_ui_support import make_ui, signed_in, wait_for_status
 
 

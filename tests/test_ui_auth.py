@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
+from scopeflow.engine import accounts
 from scopeflow.engine.models import User
 from scopeflow.program import program
-from scopeflow.ui import accounts
 from scopeflow.ui.auth_throttle import MAX_FAILURES, LoginThrottle
 from tests.test_ui_support import PASSWORD, csrf, login, make_ui, signed_in
 

@@ -102,7 +102,7 @@ def test_an_empty_provide_is_accepted_once_the_credentials_were_stored_meanwhile
 
 
 def test_the_api_refuses_an_empty_provide_too(tmp_path):
-    from scopeflow.ui.accounts import issue_api_token
+    from scopeflow.engine.accounts import issue_api_token
 
     app, engine = make_ui(tmp_path)
     instance_id = engine.start("delivery", {"scope": SCOPE}, actor="submitter", title="Lending Library")

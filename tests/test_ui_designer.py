@@ -137,7 +137,7 @@ def test_a_version_saved_in_the_designer_is_what_new_instances_run_until_the_dis
 
 
 def test_examples_deploy_and_start_from_the_model_pages_and_an_upload_can_be_a_new_version(tmp_path, models_dir):
-    from scopeflow.ui.accounts import create_user
+    from scopeflow.engine.accounts import create_user
 
     app, engine = make_ui(tmp_path, models_dir=models_dir)
     create_user(engine.sessions, "dana", ["designer", "submitter"], "correct horse battery")

@@ -134,7 +134,7 @@ def test_task_form_from_schema_validates_and_completes(ui):
 
 def test_claim_unclaim_and_someone_elses_claim(ui):
     app, engine = ui
-    from scopeflow.ui.accounts import create_user
+    from scopeflow.engine.accounts import create_user
 
     create_user(engine.sessions, "rita", ["reviewer"], "correct horse battery")
     _instance_id, task_id = _approval(engine)

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
+from scopeflow.engine.accounts import create_user, issue_api_token
 from scopeflow.engine.models import ROLES, HumanTask, Instance
 from scopeflow.engine.queries import list_tasks
-from scopeflow.ui.accounts import create_user, issue_api_token
 from tests.conftest import MODELS
 from tests.test_ui_support import PASSWORD, csrf, make_ui, signed_in
 

@@ -29,9 +29,9 @@ def login(client, name: str, password: str = PASSWORD):
 
 def make_ui(tmp_path: Path, models_dir: Path | None = None, **settings):
     """(app, engine) over a fresh SQLite store, with one user per role named after it."""
+    from scopeflow.engine.accounts import create_user
     from scopeflow.engine.service import Engine
     from scopeflow.ui import create_app
-    from scopeflow.ui.accounts import create_user
 
     kwargs = {"models_dir": models_dir, **settings} if models_dir else dict(settings)
     engine = Engine(make_settings(tmp_path / "home", migrated_copy=True, **kwargs))

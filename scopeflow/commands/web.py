@@ -14,14 +14,10 @@ from scopeflow.program import program
 @pass_app
 def serve_cmd(app: App, host: str, port: int) -> None:
     """Serve the web UI and API (waitress) with an embedded worker advancing due instances."""
-    from sqlalchemy import func, select
-
-    from scopeflow.engine.models import User
+    from scopeflow.engine.accounts import user_count
     from scopeflow.ui.serve import serve
 
-    with app.engine.sessions() as session:
-        users = session.scalar(select(func.count()).select_from(User))
-    if not users:
+    if not user_count(app.engine.sessions):
         click.echo("No users yet. Create the first admin with:\n"
                    f"  {program()} users add admin --role admin      (prompts for the password)")
     click.echo(f"Scopeflow UI on http://{host}:{port}  (Ctrl-C to stop)")
@@ -39,7 +35,7 @@ def users() -> None:
 @click.option("--password", help="omit to be prompted (keeps it out of shell history)")
 @pass_app
 def users_add(app: App, name: str, roles: tuple[str, ...], password: str | None) -> None:
-    from scopeflow.ui.accounts import create_user
+    from scopeflow.engine.accounts import create_user
 
     if password is None:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
@@ -51,14 +47,9 @@ def users_add(app: App, name: str, roles: tuple[str, ...], password: str | None)
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def users_list(app: App, as_json: bool) -> None:
-    from sqlalchemy import select
+    from scopeflow.engine.accounts import list_users
 
-    from scopeflow.engine.models import User
-
-    with app.engine.sessions() as session:
-        rows = [{"name": u.name, "roles": ",".join(u.roles or []), "active": u.active,
-                 "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None}
-                for u in session.scalars(select(User).order_by(User.name))]
+    rows = list_users(app.engine.sessions)
     if as_json:
         _print_json(rows)
     else:
@@ -70,7 +61,7 @@ def users_list(app: App, as_json: bool) -> None:
 @pass_app
 def users_token(app: App, name: str) -> None:
     """Issue an API token for NAME (shown once; use it as `Authorization: Bearer <token>`)."""
-    from scopeflow.ui.accounts import issue_api_token
+    from scopeflow.engine.accounts import issue_api_token
 
     click.echo(issue_api_token(app.engine.sessions, name))
 
@@ -80,7 +71,7 @@ def users_token(app: App, name: str) -> None:
 @pass_app
 def users_lock(app: App, name: str) -> None:
     """Lock NAME until unlocked: sign-in refused, its sessions and API token stop working."""
-    from scopeflow.ui.accounts import lock
+    from scopeflow.engine.accounts import lock
 
     lock(app.engine.sessions, name)
     click.echo(f"user {name} locked; unlock with: {program()} users unlock {name}")
@@ -90,7 +81,7 @@ def users_lock(app: App, name: str) -> None:
 @click.argument("name")
 @pass_app
 def users_unlock(app: App, name: str) -> None:
-    from scopeflow.ui.accounts import unlock
+    from scopeflow.engine.accounts import unlock
 
     unlock(app.engine.sessions, name)
     click.echo(f"user {name} unlocked")

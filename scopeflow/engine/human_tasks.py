@@ -44,7 +44,10 @@ def complete_task(engine: Engine, task_row_id: str, data: dict[str, Any], *, act
     secrets, filled = split_secrets(schema, filled)
     for name, value in secrets.items():
         engine.secrets.set(name, value, actor=actor, instance_id=instance_id)
-    filled = redact_data(filled, engine._redactor())   # a stored secret typed into a free-text field
+    # One redactor for the whole completion: it decrypts the stored secrets (those just set included)
+    # on its first use, and the unit of work's runner below reuses it instead of decrypting them again.
+    redact = engine._redactor()
+    filled = redact_data(filled, redact)   # a stored secret typed into a free-text field
     variable = schema.get("x-variable") if schema else None
     task_data = {variable: filled} if variable else filled
 
@@ -64,6 +67,7 @@ def complete_task(engine: Engine, task_row_id: str, data: dict[str, Any], *, act
                        {"fields": sorted(filled), "secrets": sorted(secrets),
                         "automated": decider.automated, "policy": decider.policy})]
     with open_work(engine, instance_id) as work:
+        work.runner.redact = redact
         try:
             status = run(engine, work, "task completed", before=complete, audit=audit, steps=advance)
         except LookupError as exc:

@@ -15,7 +15,8 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from scopeflow.config import Settings, load_settings
-from scopeflow.ui import accounts, security
+from scopeflow.engine import accounts
+from scopeflow.ui import security
 
 csrf = CSRFProtect()
 

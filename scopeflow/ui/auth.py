@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from scopeflow.ui import accounts
+from scopeflow.engine import accounts
 from scopeflow.ui.auth_throttle import LoginThrottle
 from scopeflow.ui.security import engine, local_path, requires
 
