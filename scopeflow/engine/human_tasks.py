@@ -1,5 +1,5 @@
-"""Completing a human task: who may decide (``engine/people.py``), the form's defaults and
-validation, ``x-secret`` fields to the secret store, and the completion written by the same
+"""Claiming and completing a human task: who may decide (``engine/people.py``), the form's defaults
+and validation, ``x-secret`` fields to the secret store, and the completion written by the same
 checkpoint as the state that records it. Opening task rows is ``engine/task_rows.py``."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from scopeflow.engine import people
 from scopeflow.engine.checkpoint import audit_row
@@ -73,6 +73,27 @@ def complete_task(engine: Engine, task_row_id: str, data: dict[str, Any], *, act
         except LookupError as exc:
             raise EngineError(str(exc)) from None
     return status
+
+
+def claim(sessions: sessionmaker[Session], task_row_id: str, actor: str, *, release: bool = False,
+          admin: bool = False) -> None:
+    """``actor`` claims the open task (``release``: gives up the claim), audited. Refused with an
+    :class:`EngineError` saying why when the task is not open, another person holds it, or, to
+    release, ``actor`` neither holds it nor is an ``admin``; checked and written in one transaction,
+    so two people claiming at once cannot both win. Who may see the task is the caller's check."""
+    with sessions.begin() as session:
+        row = session.get(HumanTask, task_row_id, with_for_update=True)
+        if row is None:
+            raise NotFound(f"unknown task {task_row_id}")
+        if row.status != "open":
+            raise EngineError(f"task is {row.status}")
+        if not release and row.assignee and row.assignee != actor:
+            raise EngineError(f"already claimed by {row.assignee}")
+        if release and row.assignee not in (None, actor) and not admin:
+            raise EngineError(f"only {row.assignee} or an admin can unclaim this task")
+        row.assignee = None if release else actor
+        session.add(AuditEvent(actor=actor, action="task.unclaim" if release else "task.claim",
+                               target=row.id, instance_id=row.instance_id))
 
 
 def decider_for(session: Session, actor: str, policy: str | None, row: HumanTask) -> people.Decider:

@@ -1,23 +1,107 @@
 """The engine's read API for the CLI and the web UI: each function opens its own short session and
-returns plain dicts (``engine/queries.py`` builds them from rows), so callers never hold an ORM row
-or a session of their own. Unknown ids raise :class:`NotFound`."""
+returns plain dicts (``engine/queries.py`` builds them from rows) or frozen dataclasses, so callers
+never hold an ORM row or a session of their own. Unknown ids raise :class:`NotFound`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from scopeflow.engine import people, queries, versions
 from scopeflow.engine.errors import NotFound
-from scopeflow.engine.models import HumanTask, Instance, ModelVersion, Timer
-from scopeflow.engine.spanstore import load_spans
+from scopeflow.engine.models import AuditEvent, HumanTask, Instance, ModelVersion, SpanRow, Timer
+from scopeflow.engine.spanstore import ChainRow, load_chain, load_spans
 from scopeflow.engine.spiff import deserialize
+from scopeflow.processes.catalog import evidence_path
+from scopeflow.spans import semconv
+from scopeflow.spans.record import SpanRecord
 
 Sessions = sessionmaker[Session]
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """An instance's columns as the pages show them (times stay datetimes; no state, no lease)."""
+
+    id: str
+    model_name: str
+    model_version: int
+    model_version_id: str
+    status: str
+    title: str
+    mode: str
+    progress: int
+    incident: dict[str, Any] | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A human task's columns, and who started its instance (for the viewer's ownership check)."""
+
+    id: str
+    instance_id: str
+    spiff_task_id: str
+    bpmn_id: str
+    name: str
+    lane: str
+    role: str
+    form: str
+    form_schema: dict[str, Any]
+    instructions: str
+    status: str
+    assignee: str | None
+    due_at: datetime | None
+    created_at: datetime
+    completed_at: datetime | None
+    completed_by: str | None
+    data: dict[str, Any]
+    instance_created_by: str
+
+
+@dataclass(frozen=True)
+class TaskSpan:
+    """The columns of a task span the instance page needs (not the whole stored record)."""
+
+    span_id: str
+    element_id: str
+    name: str
+    start_ns: int
+    end_ns: int
+    status: str
+    attributes: dict[str, Any]
+    event_names: list[str]
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What waits in an instance besides its spans: open human tasks' and pending timers' BPMN ids,
+    and every human task (id, name, status, role, completed_by) oldest first."""
+
+    open_task_elements: list[str]
+    timer_elements: list[str]
+    tasks: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One stored model version: its bundle's files (relative path → text) and their hash."""
+
+    id: str
+    name: str
+    version: int
+    content_hash: str
+    files: dict[str, str]
+    created_at: datetime
 
 
 def instance(sessions: Sessions, instance_id: str, *, open_tasks: bool = False) -> dict[str, Any]:
@@ -41,17 +125,82 @@ def instance_detail(sessions: Sessions, instance_id: str) -> dict[str, Any]:
     return out
 
 
-def last_task_data(sessions: Sessions, instance_id: str) -> dict[str, Any]:
-    """A copy of the data of the task the instance ran last (not redacted: the caller is the
-    submitter's own headless run). ``{}`` for a state that cannot be read: a corrupt state row is
-    reported by the instance's status and incident, and the caller's summary stays partial."""
+def instance_record(sessions: Sessions, instance_id: str) -> InstanceRecord:
+    """The instance's columns (see :class:`InstanceRecord`)."""
+    with sessions() as session:
+        row = _instance_row(session, instance_id)
+        return InstanceRecord(row.id, row.model_name, row.model_version, row.model_version_id, row.status,
+                              row.title, row.mode, row.progress, row.incident, row.created_by, row.created_at,
+                              row.updated_at, row.ended_at)
+
+
+def last_task_data(sessions: Sessions, instance_id: str, spiff_task_id: str | None = None) -> dict[str, Any]:
+    """A copy of the data of the task the instance ran last, or of the task with that Spiff id (not
+    redacted: the callers are the submitter's own run and the people deciding its tasks). ``{}`` for
+    a state that cannot be read: a corrupt state row is reported by the instance's status and
+    incident, and the caller's page or summary stays usable."""
     with sessions() as session:
         state = _instance_row(session, instance_id).state
     try:
-        task = deserialize(state).last_task
+        workflow = deserialize(state)
+        task = workflow.get_task_from_id(UUID(spiff_task_id)) if spiff_task_id else workflow.last_task
     except Exception:
         return {}
     return dict(task.data) if task is not None else {}
+
+
+def cancelled_by(sessions: Sessions, instance_id: str) -> dict[str, Any] | None:
+    """Who cancelled the instance last and when (``{"actor", "at"}``, from the audit log), or None."""
+    with sessions() as session:
+        event = session.scalar(select(AuditEvent).where(AuditEvent.instance_id == instance_id,
+                                                        AuditEvent.action == "instance.cancel")
+                               .order_by(AuditEvent.id.desc()).limit(1))
+        return {"actor": event.actor, "at": event.at} if event else None
+
+
+def task_spans(sessions: Sessions, instance_id: str) -> list[TaskSpan]:
+    """The instance's BPMN task spans in chain order, read column-wise from the span table (the
+    instance page's 2-second poll reads these, not whole span records)."""
+    with sessions() as session:
+        rows = session.execute(
+            select(SpanRow.span_id, SpanRow.bpmn_element_id, SpanRow.name, SpanRow.start_ns, SpanRow.end_ns,
+                   SpanRow.status, SpanRow.attributes, SpanRow.events)
+            .where(SpanRow.instance_id == instance_id, SpanRow.bpmn_element_id.is_not(None))
+            .order_by(SpanRow.seq)
+        ).all()
+    spans = [TaskSpan(r.span_id, r.bpmn_element_id, r.name, r.start_ns, r.end_ns, r.status, r.attributes or {},
+                      [e.get("name", "") for e in r.events or []]) for r in rows]
+    return [s for s in spans if is_task_span(s.attributes)]
+
+
+def task_spans_of(records: list[SpanRecord]) -> list[TaskSpan]:
+    """The same view over already loaded span records (the trace page has them in memory)."""
+    return [TaskSpan(r.span_id, r.attributes[semconv.BPMN_ELEMENT_ID], r.name, r.start_ns, r.end_ns, r.status,
+                     r.attributes, [e.name for e in r.events])
+            for r in records if r.attributes.get(semconv.BPMN_ELEMENT_ID) and is_task_span(r.attributes)]
+
+
+def is_task_span(attributes: dict[str, Any]) -> bool:
+    """A BPMN task's span (not an advance's or a handler's)."""
+    return attributes.get(semconv.SPAN_TYPE, semconv.SPAN_TYPE_TASK) == semconv.SPAN_TYPE_TASK
+
+
+def activity(sessions: Sessions, instance_id: str) -> Activity:
+    """The instance's open human tasks, pending timers and task list (see :class:`Activity`)."""
+    with sessions() as session:
+        open_tasks = session.scalars(select(HumanTask.bpmn_id).where(HumanTask.instance_id == instance_id,
+                                                                     HumanTask.status == "open")).all()
+        timers = session.scalars(select(Timer.bpmn_id).where(Timer.instance_id == instance_id)).all()
+        tasks = [{"id": t.id, "name": t.name, "status": t.status, "role": t.role, "completed_by": t.completed_by}
+                 for t in session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id)
+                                          .order_by(HumanTask.created_at))]
+    return Activity(list(open_tasks), list(timers), tasks)
+
+
+def span_chain(sessions: Sessions, instance_id: str) -> list[ChainRow]:
+    """The instance's stored span chain (records with their hashes), in chain order; [] for none."""
+    with sessions() as session:
+        return load_chain(session, instance_id)
 
 
 def stored_spans(sessions: Sessions, instance_id: str) -> list:
@@ -94,10 +243,17 @@ def tasks(sessions: Sessions, *, status: str | None = "open", instance_id: str |
 def task(sessions: Sessions, task_id: str) -> dict[str, Any]:
     """The task's summary with its instructions, form schema and submitted data."""
     with sessions() as session:
-        row = session.get(HumanTask, task_id)
-        if row is None:
-            raise NotFound(f"unknown task {task_id}")
-        return queries.task_detail(row)
+        return queries.task_detail(_task_row(session, task_id))
+
+
+def task_record(sessions: Sessions, task_id: str) -> TaskRecord:
+    """The task's columns and its instance's starter (see :class:`TaskRecord`)."""
+    with sessions() as session:
+        row = _task_row(session, task_id)
+        owner = session.scalar(select(Instance.created_by).where(Instance.id == row.instance_id)) or ""
+        return TaskRecord(row.id, row.instance_id, row.spiff_task_id, row.bpmn_id, row.name, row.lane, row.role,
+                          row.form, row.form_schema or {}, row.instructions, row.status, row.assignee, row.due_at,
+                          row.created_at, row.completed_at, row.completed_by, row.data, owner)
 
 
 def earlier_task_ids(sessions: Sessions, instance_id: str, form: str, before: datetime) -> list[str]:
@@ -129,6 +285,79 @@ def latest_versions(sessions: Sessions, names: Iterable[str]) -> dict[str, int |
             row = versions.latest_version(session, name)
             out[name] = row.version if row else None
         return out
+
+
+def model_versions(sessions: Sessions, *, newest_first: bool = False) -> list[dict[str, Any]]:
+    """Every stored version as ``{"name", "version", "content_hash", "created_at"}`` (a datetime), by
+    name, then by version (newest first when asked)."""
+    order = ModelVersion.version.desc() if newest_first else ModelVersion.version
+    with sessions() as session:
+        rows = session.execute(select(ModelVersion.name, ModelVersion.version, ModelVersion.content_hash,
+                                      ModelVersion.created_at).order_by(ModelVersion.name, order)).all()
+    return [{"name": r.name, "version": r.version, "content_hash": r.content_hash, "created_at": r.created_at}
+            for r in rows]
+
+
+def version_numbers(sessions: Sessions, name: str) -> list[int]:
+    """The stored version numbers of model ``name``, newest first."""
+    with sessions() as session:
+        return list(session.scalars(select(ModelVersion.version).where(ModelVersion.name == name)
+                                    .order_by(ModelVersion.version.desc())).all())
+
+
+def model_version(sessions: Sessions, name: str, number: int | None) -> StoredVersion:
+    """Version ``number`` of model ``name`` (NotFound when it is not stored)."""
+    with sessions() as session:
+        row = session.scalar(select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == number))
+        if row is None:
+            raise NotFound(f"unknown model version {name} v{number}")
+        return _stored(row)
+
+
+def version_by_id(sessions: Sessions, version_id: str) -> StoredVersion:
+    """The stored version with that id (an instance's ``model_version_id``)."""
+    with sessions() as session:
+        row = session.get(ModelVersion, version_id)
+        if row is None:
+            raise NotFound(f"unknown model version {version_id}")
+        return _stored(row)
+
+
+def main_file(version: StoredVersion) -> str:
+    """The bundle file that defines the version's own process ('' when none does)."""
+    process = versions.load(version).catalog.processes.get(version.name)
+    return process.file if process else ""
+
+
+def diagram_xml(sessions: Sessions, version_id: str) -> str:
+    """The BPMN XML of a stored version's own process ('' for an unknown version)."""
+    try:
+        version = version_by_id(sessions, version_id)
+    except NotFound:
+        return ""
+    path = main_file(version)
+    return version.files.get(path, "") if path else ""
+
+
+def evidence_rules(sessions: Sessions, version_id: str) -> str:
+    """The ``*.evidence.toml`` stored with a model version ('' when it has none or is unknown)."""
+    try:
+        version = version_by_id(sessions, version_id)
+    except NotFound:
+        return ""
+    path = main_file(version)
+    return version.files.get(evidence_path(path), "") if path else ""
+
+
+def _stored(row: ModelVersion) -> StoredVersion:
+    return StoredVersion(row.id, row.name, row.version, row.content_hash, dict(row.files), row.created_at)
+
+
+def _task_row(session: Session, task_id: str) -> HumanTask:
+    row = session.get(HumanTask, task_id)
+    if row is None:
+        raise NotFound(f"unknown task {task_id}")
+    return row
 
 
 def _instance_row(session: Session, instance_id: str) -> Instance:

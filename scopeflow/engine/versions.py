@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -107,7 +107,17 @@ def load_id(sessions: sessionmaker[Session], version_id: str) -> LoadedVersion:
         return load(row)
 
 
-def load(row: ModelVersion) -> LoadedVersion:
+class VersionFiles(Protocol):
+    """What :func:`load` reads of a version: a ``ModelVersion`` row or a ``reads.StoredVersion``."""
+
+    id: str
+    name: str
+    version: int
+    files: dict[str, Any]
+
+
+def load(row: VersionFiles) -> LoadedVersion:
+    """The version parsed (once per process: cached by id)."""
     with _cache_lock:
         cached = _cache.get(row.id)
     if cached is not None:

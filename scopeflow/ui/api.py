@@ -14,17 +14,15 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
 from flask_login import current_user
-from sqlalchemy import select
 
-from scopeflow.engine.models import Instance, ModelVersion
-from scopeflow.engine.queries import list_instances, list_tasks, task_detail
+from scopeflow.engine import reads
 from scopeflow.engine.service import EngineError, Forbidden, NotFound
 from scopeflow.ui import evidence_view, ownership, run_view, submission
 from scopeflow.ui.background import advance_later
 from scopeflow.ui.instances import STATUSES, VIEWERS, load_instance
 from scopeflow.ui.openapi import document
 from scopeflow.ui.security import engine, error_response, requires
-from scopeflow.ui.tasks import WORKERS, load_task, my_roles, proposed_names, unanswered
+from scopeflow.ui.tasks import WORKERS, load_task, my_roles, unanswered
 from scopeflow.ui.trace import AUDITORS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -61,9 +59,8 @@ def instances():
         abort(400, f"unknown status {status!r}")
     limit = min(max(request.args.get("limit", 50, type=int) or 50, 1), 500)
     offset = max(request.args.get("offset", 0, type=int) or 0, 0)
-    with engine().sessions() as session:
-        rows, total = list_instances(session, status=status, model=request.args.get("model") or None,
-                                     limit=limit, offset=offset, owner=ownership.owner_filter())
+    rows, total = reads.instances_page(engine().sessions, status=status, model=request.args.get("model") or None,
+                                       limit=limit, offset=offset, owner=ownership.owner_filter())
     return jsonify({"instances": rows, "total": total, "limit": limit, "offset": offset})
 
 
@@ -90,21 +87,19 @@ def submit():
 @bp.route("/instances/<instance_id>")
 @requires(*VIEWERS)
 def instance(instance_id: str, code: int = 200):
-    from scopeflow.engine.queries import instance_summary
-
-    with engine().sessions() as session:
-        row = load_instance(session, instance_id)
-        payload = instance_summary(row)
-        payload["elements"] = {k: asdict(v) for k, v in run_view.element_states(session, row, run_view.task_spans(session, row.id)).items()}
-        payload["tasks"] = list_tasks(session, status=None, instance_id=row.id)
+    row = load_instance(instance_id)
+    sessions = engine().sessions
+    payload = reads.instance(sessions, row.id)
+    states = run_view.element_states(reads.activity(sessions, row.id), row.incident, reads.task_spans(sessions, row.id))
+    payload["elements"] = {k: asdict(v) for k, v in states.items()}
+    payload["tasks"] = reads.tasks(sessions, status=None, instance_id=row.id)
     return jsonify(payload), code
 
 
 @bp.route("/instances/<instance_id>/spans")
 @requires(*AUDITORS)
 def spans(instance_id: str):
-    with engine().sessions() as session:
-        load_instance(session, instance_id)
+    load_instance(instance_id)
     records = engine().recorded_spans(instance_id)
     return jsonify({"instance_id": instance_id, "spans": [asdict(s) for s in records]})
 
@@ -112,8 +107,7 @@ def spans(instance_id: str):
 @bp.route("/instances/<instance_id>/evidence")
 @requires(*AUDITORS)
 def evidence(instance_id: str):
-    return jsonify(evidence_view.evidence_payload(engine().sessions, engine().recorded_spans, instance_id,
-                                                  load_instance, engine().chain_key))
+    return jsonify(evidence_view.evidence_payload(engine(), load_instance(instance_id)))
 
 
 @bp.route("/tasks")
@@ -122,9 +116,8 @@ def tasks():
     status = request.args.get("status", "open")
     if status not in ("open", "completed", "cancelled"):
         abort(400, f"unknown task status {status!r}")
-    with engine().sessions() as session:
-        rows = list_tasks(session, status=status, roles=my_roles(), instance_id=request.args.get("instance") or None,
-                          limit=200, owner=ownership.owner_filter())
+    rows = reads.tasks(engine().sessions, status=status, roles=my_roles(),
+                       instance_id=request.args.get("instance") or None, limit=200, owner=ownership.owner_filter())
     return jsonify({"tasks": rows})
 
 
@@ -133,22 +126,20 @@ def tasks():
 @bp.route("/tasks/<task_id>")
 @requires(*WORKERS)
 def task(task_id: str):
-    with engine().sessions() as session:
-        return jsonify(task_detail(load_task(session, task_id)))
+    load_task(task_id)
+    return jsonify(reads.task(engine().sessions, task_id))
 
 
 @bp.route("/tasks/<task_id>/complete", methods=["POST"])
 @requires(*WORKERS)
 def complete(task_id: str):
     body = _json_body()
-    with engine().sessions() as session:
-        row = load_task(session, task_id)
-        assignee, instance_id = row.assignee, row.instance_id
-        instance = session.get(Instance, instance_id)
+    row = load_task(task_id)
+    assignee, instance_id = row.assignee, row.instance_id
     if assignee and assignee != current_user.name and not current_user.has_role("admin"):
         abort(403, f"claimed by {assignee}")
     data = body.get("data", {})
-    problems = unanswered(row, data, proposed_names(row, instance)) if isinstance(data, dict) else {}
+    problems = unanswered(row, data) if isinstance(data, dict) else {}
     if problems:
         return jsonify({"error": "; ".join(f"{k}: {v}" for k, v in problems.items()), "fields": problems}), 400
     try:
@@ -167,8 +158,5 @@ def complete(task_id: str):
 @bp.route("/models")
 @requires("designer")
 def models():
-    with engine().sessions() as session:
-        rows = session.execute(select(ModelVersion.name, ModelVersion.version, ModelVersion.content_hash,
-                                      ModelVersion.created_at).order_by(ModelVersion.name, ModelVersion.version)).all()
-    return jsonify({"models": [{"name": r.name, "version": r.version, "hash": r.content_hash,
-                                "created_at": r.created_at.isoformat()} for r in rows]})
+    return jsonify({"models": [{"name": r["name"], "version": r["version"], "hash": r["content_hash"],
+                                "created_at": r["created_at"].isoformat()} for r in reads.model_versions(engine().sessions)]})

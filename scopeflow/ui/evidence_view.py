@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from scopeflow import __version__
-from scopeflow.engine.models import Instance, ModelVersion
-from scopeflow.engine.spanstore import load_chain
-from scopeflow.processes.catalog import evidence_path
+from scopeflow.engine import reads
+from scopeflow.engine.reads import InstanceRecord
+from scopeflow.engine.spanstore import ChainRow
 from scopeflow.spans.evidence import EvidenceReport, evaluate
 from scopeflow.spans.integrity import ChainReport, verify_chain
 from scopeflow.spans.otlp_json import to_otlp_json
@@ -133,32 +131,21 @@ class HeadCheck:
         return self.chain_ok and self.position is not None
 
 
-def check_head(session: Session, instance_id: str, head: str, key: bytes) -> HeadCheck:
-    """Recompute the chain and find ``head`` among its links: a report quotes the head as it was
-    when written, and spans recorded after it extend the chain, so a match at link N of M with an
-    intact chain means nothing up to that report was changed."""
-    rows = load_chain(session, instance_id)
+def check_head(rows: list[ChainRow], instance_id: str, head: str, key: bytes) -> HeadCheck:
+    """Recompute the chain (``rows``, the instance's stored chain) and find ``head`` among its links:
+    a report quotes the head as it was when written, and spans recorded after it extend the chain,
+    so a match at link N of M with an intact chain means nothing up to that report was changed."""
     report = verify_chain(rows, instance_id, key=key)
     head = head.strip().lower()
     position = next((row.seq for row in rows if row.link_hash == head), None)
     return HeadCheck(head, position, report.count, report.ok)
 
 
-def evidence_rules_text(session: Session, row: Instance) -> str:
-    """The ``*.evidence.toml`` stored with the instance's model version ('' when it has none)."""
-    from scopeflow.engine import versions
-
-    version = session.get(ModelVersion, row.model_version_id)
-    if version is None:
-        return ""
-    process = versions.load(version).catalog.processes.get(version.name)
-    return version.files.get(evidence_path(process.file), "") if process else ""
-
-
-def evidence_stage(row: Instance) -> str:
-    """Which rules are due: all of them once the instance completed, else those due at the deploy
-    gate (an instance still on its way cannot have deployed yet, so final rules would fail empty)."""
-    return "final" if row.status == "completed" else "deploy"
+def evidence_stage(status: str) -> str:
+    """Which rules are due for an instance in ``status``: all of them once it completed, else those
+    due at the deploy gate (an instance still on its way cannot have deployed yet, so final rules
+    would fail empty)."""
+    return "final" if status == "completed" else "deploy"
 
 
 def evidence(rules_text: str, spans: list[SpanRecord], stage: str | None = None) -> tuple[EvidenceReport | None, str]:
@@ -172,14 +159,9 @@ def evidence(rules_text: str, spans: list[SpanRecord], stage: str | None = None)
     return evaluate(rules, spans, stage=stage), ""
 
 
-def integrity(session: Session, instance_id: str, key: bytes) -> ChainReport:
-    return verify_chain(load_chain(session, instance_id), instance_id, key=key)
-
-
-def stored_trace(session: Session, instance_id: str, key: bytes) -> tuple[list[SpanRecord], ChainReport]:
+def stored_trace(chain: list[ChainRow], instance_id: str, key: bytes) -> tuple[list[SpanRecord], ChainReport]:
     """The stored spans (the evidence of record) and their chain check (under the chain ``key``),
-    from one read of the table."""
-    chain = load_chain(session, instance_id)
+    from one read of the table (``reads.span_chain``)."""
     return [row.span for row in chain], verify_chain(chain, instance_id, key=key)
 
 
@@ -187,12 +169,11 @@ def otlp_document(spans: list[SpanRecord]) -> dict[str, Any]:
     return to_otlp_json(spans, {"service.name": "scopeflow", "service.version": __version__})
 
 
-def evidence_payload(sessions, recorded_spans, instance_id: str, load_instance, chain_key: bytes) -> dict:
-    """What the evidence API and export return: the report due so far, and the chain check."""
-    with sessions() as session:
-        row = load_instance(session, instance_id)
-        rules_text = evidence_rules_text(session, row)
-        chain = integrity(session, row.id, chain_key)
-    report, why = evidence(rules_text, recorded_spans(instance_id), evidence_stage(row))
-    return {"instance_id": instance_id, "evidence": report.to_data() if report else None,
+def evidence_payload(engine: Any, row: InstanceRecord) -> dict:
+    """What the evidence API and export return for an instance the viewer may see: the report due so
+    far (over the spans recorded, buffered ones included), and the chain check."""
+    rules_text = reads.evidence_rules(engine.sessions, row.model_version_id)
+    chain = engine.verify_chain(row.id)
+    report, why = evidence(rules_text, engine.recorded_spans(row.id), evidence_stage(row.status))
+    return {"instance_id": row.id, "evidence": report.to_data() if report else None,
             "problem": why, "integrity": chain.__dict__}

@@ -5,22 +5,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Any
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from scopeflow.engine import reads
-from scopeflow.engine.models import (
-    BLOCKED,
-    CANCELLED,
-    ERROR,
-    FINAL_STATUSES,
-    AuditEvent,
-    Instance,
-)
-from scopeflow.engine.queries import list_tasks
+from scopeflow.engine.answers import unwrap
+from scopeflow.engine.models import BLOCKED, CANCELLED, ERROR, FINAL_STATUSES
+from scopeflow.engine.reads import InstanceRecord
 from scopeflow.engine.service import EngineError, NotFound
 from scopeflow.engine.statuses import INSTANCE_STATUSES
 from scopeflow.handlers.failures import resumable
@@ -34,10 +26,11 @@ PAGE_SIZE = 50
 STATUSES = INSTANCE_STATUSES        # the statuses a list may be filtered by
 
 
-def load_instance(session, instance_id: str) -> Instance:
+def load_instance(instance_id: str) -> InstanceRecord:
     """The instance, or 404; 403 when it is another submitter's (every instance view loads it here)."""
-    row = session.get(Instance, instance_id)
-    if row is None:
+    try:
+        row = reads.instance_record(engine().sessions, instance_id)
+    except NotFound:
         abort(404, f"unknown instance {instance_id}")
     ownership.check(row.created_by)
     return row
@@ -63,26 +56,26 @@ def index():
 @bp.route("/instances/<instance_id>")
 @requires(*VIEWERS)
 def show(instance_id: str):
-    with engine().sessions() as session:
-        row = load_instance(session, instance_id)
-        xml = run_view.diagram_xml(session, row)
-        spans = run_view.task_spans(session, row.id)
-        steps = run_view.timeline(spans)
-        tasks = list_tasks(session, status=None, instance_id=row.id)
-        state = run_view.state_payload(session, row, spans)
-        ended_by = _cancelled_by(session, row)
-    data = run_view.latest_data(row)
+    row = load_instance(instance_id)
+    sessions = engine().sessions
+    xml = reads.diagram_xml(sessions, row.model_version_id)
+    spans = reads.task_spans(sessions, row.id)
+    steps = run_view.timeline(spans)
+    tasks = reads.tasks(sessions, status=None, instance_id=row.id)
+    state = run_view.state_payload(row, reads.activity(sessions, row.id), spans)
+    ended_by = reads.cancelled_by(sessions, row.id) if row.status == CANCELLED else None
+    data = reads.last_task_data(sessions, row.id)
     workspace = engine().workspace(row.id)
     retryable, not_resumable = _resumability(row, data)
     return render_template(
         "instance.html", row=row, xml=xml, steps=steps, tasks=tasks, state=state,
-        release=run_view.unwrap(data.get("release"), "release"), report=run_view.report(workspace),
+        release=unwrap(data.get("release"), "release"), report=run_view.report(workspace),
         files=workspace_files.listing(workspace), retryable=retryable, not_resumable=not_resumable,
         cancellable=row.status not in FINAL_STATUSES, ended_by=ended_by,
     )
 
 
-def _resumability(row: Instance, data: dict) -> tuple[bool, str]:
+def _resumability(row: InstanceRecord, data: dict) -> tuple[bool, str]:
     """(offer Retry?, why not) — the same rule as ``Engine.retry``: a blocked run resumes only when a
     failure of the taxonomy stopped it, never after a decision or a verdict."""
     if row.status == ERROR:
@@ -98,16 +91,6 @@ def _resumability(row: Instance, data: dict) -> tuple[bool, str]:
                    "(saved as submitted in the workspace's SCOPE.md) and submit it again.")
 
 
-def _cancelled_by(session, row: Instance) -> dict[str, Any] | None:
-    """Who cancelled the run and when (from the audit log), for a cancelled instance."""
-    if row.status != CANCELLED:
-        return None
-    event = session.scalar(select(AuditEvent).where(AuditEvent.instance_id == row.id,
-                                                    AuditEvent.action == "instance.cancel")
-                           .order_by(AuditEvent.id.desc()).limit(1))
-    return {"actor": event.actor, "at": event.at} if event else None
-
-
 @bp.route("/code.css")
 def code_css():
     """The syntax-highlighting styles (Pygments' own), as a same-origin stylesheet the CSP allows."""
@@ -121,19 +104,17 @@ def code_css():
 @bp.route("/instances/<instance_id>/state.json")
 @requires(*VIEWERS)
 def state(instance_id: str):
-    with engine().sessions() as session:
-        row = load_instance(session, instance_id)
-        spans = run_view.task_spans(session, row.id)
-        payload = run_view.state_payload(session, row, spans)
-        payload["timeline"] = [asdict(s) for s in run_view.timeline(spans)]
+    row = load_instance(instance_id)
+    spans = reads.task_spans(engine().sessions, row.id)
+    payload = run_view.state_payload(row, reads.activity(engine().sessions, row.id), spans)
+    payload["timeline"] = [asdict(s) for s in run_view.timeline(spans)]
     return jsonify(payload)
 
 
 @bp.route("/instances/<instance_id>/workspace.zip")
 @requires(*VIEWERS)
 def download_workspace(instance_id: str):
-    with engine().sessions() as session:
-        load_instance(session, instance_id)
+    load_instance(instance_id)
     archive = workspace_files.zip_workspace(engine().workspace(instance_id))
     return send_file(archive, mimetype="application/zip", as_attachment=True,
                      download_name=f"scopeflow-{instance_id}.zip")
@@ -145,8 +126,7 @@ def files(instance_id: str):
     """The workspace as a tree, with the chosen file highlighted in the page (read, not downloaded)."""
     from scopeflow.ui import code_view
 
-    with engine().sessions() as session:
-        row = load_instance(session, instance_id)
+    row = load_instance(instance_id)
     workspace = engine().workspace(instance_id)
     listing = [(p, s) for p, s in workspace_files.listing(workspace) if code_view.reviewable(p)]
     selected = request.args.get("file", "")
@@ -158,8 +138,7 @@ def files(instance_id: str):
 @bp.route("/instances/<instance_id>/files/<path:relative>")
 @requires(*VIEWERS)
 def download_file(instance_id: str, relative: str):
-    with engine().sessions() as session:
-        load_instance(session, instance_id)
+    load_instance(instance_id)
     try:
         path = workspace_files.confined(engine().workspace(instance_id), relative)
     except workspace_files.OutsideWorkspace as exc:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from scopeflow.ui import run_view
+from scopeflow.engine.answers import unwrap
 
 CHECK_LABELS = {
     "tests_passed": "tests passed", "tests_failed": "tests failed", "tests_errors": "tests erroring",
@@ -95,8 +95,8 @@ def check_rows(checks: dict[str, Any]) -> list[CheckRow]:
 def final_review(data: dict[str, Any]) -> FinalReview:
     """The final review's context from the task data (the ``review`` and ``verification`` variables)."""
     outer = data.get("review") if isinstance(data.get("review"), dict) else {}
-    review = run_view.unwrap(outer, "review")
-    verification = run_view.unwrap(data.get("verification"), "verification")
+    review = unwrap(outer, "review")
+    verification = unwrap(data.get("verification"), "verification")
     checks = verification.get("checks") if isinstance(verification.get("checks"), dict) else {}
     outputs_raw = checks.get("outputs") if isinstance(checks.get("outputs"), dict) else {}
     seconds = checks.get("durations") if isinstance(checks.get("durations"), dict) else {}
@@ -104,7 +104,7 @@ def final_review(data: dict[str, Any]) -> FinalReview:
                if k in OUTPUT_TITLES]
     outputs.sort(key=lambda o: list(OUTPUT_TITLES.values()).index(o[0]))
     summary = review.get("summary") if isinstance(review.get("summary"), dict) else {}
-    spec = run_view.unwrap(data.get("spec"), "spec")
+    spec = unwrap(data.get("spec"), "spec")
     return FinalReview(
         verdicts=_verdicts(review, outer),
         summary={k: [str(x) for x in v] for k, v in summary.items() if isinstance(v, list)},

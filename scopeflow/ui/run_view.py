@@ -1,5 +1,5 @@
-"""What an instance page shows, computed from the store: element states, retries, the timeline,
-the diagram XML, the latest task data and the report file.
+"""What an instance page shows, computed from what ``engine/reads.py`` returns: element states,
+retries, the timeline, and the report file.
 
 Element states come from the spans (the evidence of record), the open human tasks, the timers and
 the incident — never from deserializing the workflow — so the 2-second poll stays cheap.
@@ -11,13 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from scopeflow.engine import versions
-from scopeflow.engine.models import HumanTask, Instance, ModelVersion, SpanRow, Timer
+from scopeflow.engine.reads import Activity, InstanceRecord, TaskSpan
 from scopeflow.spans import semconv
-from scopeflow.spans.record import SpanRecord
 
 REPORT_FILES = ("DELIVERY.md", "BLOCKERS.md")
 
@@ -47,44 +42,6 @@ class Step:
     item: str = ""       # what tells repeated runs of one element apart (a multi-instance's item)
 
 
-@dataclass
-class TaskSpan:
-    """The columns of a task span the instance page needs (not the whole stored record)."""
-
-    span_id: str
-    element_id: str
-    name: str
-    start_ns: int
-    end_ns: int
-    status: str
-    attributes: dict[str, Any]
-    event_names: list[str]
-
-
-def task_spans(session: Session, instance_id: str) -> list[TaskSpan]:
-    """The instance's BPMN task spans in chain order, read column-wise from the span table."""
-    rows = session.execute(
-        select(SpanRow.span_id, SpanRow.bpmn_element_id, SpanRow.name, SpanRow.start_ns, SpanRow.end_ns,
-               SpanRow.status, SpanRow.attributes, SpanRow.events)
-        .where(SpanRow.instance_id == instance_id, SpanRow.bpmn_element_id.is_not(None))
-        .order_by(SpanRow.seq)
-    ).all()
-    spans = [TaskSpan(r.span_id, r.bpmn_element_id, r.name, r.start_ns, r.end_ns, r.status, r.attributes or {},
-                      [e.get("name", "") for e in r.events or []]) for r in rows]
-    return [s for s in spans if _is_task(s.attributes)]
-
-
-def task_spans_of(records: list[SpanRecord]) -> list[TaskSpan]:
-    """The same view over already loaded span records (the trace page has them in memory)."""
-    return [TaskSpan(r.span_id, r.attributes[semconv.BPMN_ELEMENT_ID], r.name, r.start_ns, r.end_ns, r.status,
-                     r.attributes, [e.name for e in r.events])
-            for r in records if r.attributes.get(semconv.BPMN_ELEMENT_ID) and _is_task(r.attributes)]
-
-
-def _is_task(attributes: dict[str, Any]) -> bool:
-    return attributes.get(semconv.SPAN_TYPE, semconv.SPAN_TYPE_TASK) == semconv.SPAN_TYPE_TASK
-
-
 def _retries(span: TaskSpan) -> int:
     from_events = span.event_names.count("retry")
     attempt = span.attributes.get(semconv.TASK_ATTEMPT)
@@ -92,7 +49,8 @@ def _retries(span: TaskSpan) -> int:
     return max(from_events, from_attempt)
 
 
-def element_states(session: Session, row: Instance, spans: list[TaskSpan]) -> dict[str, ElementState]:
+def element_states(activity: Activity, incident: dict[str, Any] | None,
+                   spans: list[TaskSpan]) -> dict[str, ElementState]:
     """bpmn element id → state, from task spans, open human tasks, timers and the incident."""
     states: dict[str, ElementState] = {}
     for span in spans:
@@ -101,14 +59,12 @@ def element_states(session: Session, row: Instance, spans: list[TaskSpan]) -> di
         entry.retries += _retries(span)
         entry.span_ids.append(span.span_id)
         entry.state = "error" if span.status == "ERROR" else "completed"
-    open_tasks = session.scalars(select(HumanTask.bpmn_id).where(HumanTask.instance_id == row.id,
-                                                                 HumanTask.status == "open")).all()
-    for bpmn_id in open_tasks:
+    for bpmn_id in activity.open_task_elements:
         states.setdefault(bpmn_id, ElementState("active", span_ids=[])).state = "active"
-    for bpmn_id in session.scalars(select(Timer.bpmn_id).where(Timer.instance_id == row.id)).all():
+    for bpmn_id in activity.timer_elements:
         states.setdefault(bpmn_id, ElementState("waiting", span_ids=[])).state = "waiting"
-    if row.incident and row.incident.get("bpmn_id"):
-        states.setdefault(row.incident["bpmn_id"], ElementState("error", span_ids=[])).state = "error"
+    if incident and incident.get("bpmn_id"):
+        states.setdefault(incident["bpmn_id"], ElementState("error", span_ids=[])).state = "error"
     return states
 
 
@@ -155,9 +111,9 @@ def timeline(spans: list[TaskSpan]) -> list[Step]:
     return steps
 
 
-def state_payload(session: Session, row: Instance, spans: list[TaskSpan]) -> dict[str, Any]:
+def state_payload(row: InstanceRecord, activity: Activity, spans: list[TaskSpan]) -> dict[str, Any]:
     """The JSON the instance page polls: status, progress, mode, element states, timeline size."""
-    states = element_states(session, row, spans)
+    states = element_states(activity, row.incident, spans)
     return {
         "id": row.id, "status": row.status, "progress": row.progress, "mode": row.mode,
         "progress_text": progress_text(row.status, row.progress),
@@ -165,9 +121,7 @@ def state_payload(session: Session, row: Instance, spans: list[TaskSpan]) -> dic
         "elements": {k: asdict(v) for k, v in states.items()},
         "steps": len(spans),
         "final": row.status in ("completed", "blocked", "cancelled"),
-        "tasks": [{"id": t.id, "name": t.name, "status": t.status, "role": t.role, "completed_by": t.completed_by}
-                  for t in session.scalars(select(HumanTask).where(HumanTask.instance_id == row.id)
-                                           .order_by(HumanTask.created_at))],
+        "tasks": activity.tasks,
     }
 
 
@@ -178,41 +132,6 @@ def progress_text(status: str, progress: int) -> str:
     if status in ("blocked", "cancelled", "error"):
         return f"{status} at {progress}%"
     return f"{progress}%"
-
-
-def diagram_xml(session: Session, row: Instance) -> str:
-    """The BPMN XML of the model version the instance runs (from the stored bundle)."""
-    version = session.get(ModelVersion, row.model_version_id)
-    return version_diagram(version)
-
-
-def version_diagram(version: ModelVersion | None) -> str:
-    if version is None:
-        return ""
-    loaded = versions.load(version)
-    process = loaded.catalog.processes.get(version.name)
-    return version.files.get(process.file, "") if process else ""
-
-
-def latest_data(row: Instance, spiff_task_id: str | None = None) -> dict[str, Any]:
-    """The data of a task (by Spiff id) or of the workflow's last task; {} when the state is unreadable."""
-    from uuid import UUID
-
-    from scopeflow.engine.spiff import deserialize
-
-    try:
-        workflow = deserialize(row.state)
-        task = workflow.get_task_from_id(UUID(spiff_task_id)) if spiff_task_id else workflow.last_task
-    except Exception:  # a broken state row shows up as the instance's incident; the page stays usable
-        return {}
-    return dict(task.data) if task is not None else {}
-
-
-def unwrap(value: Any, key: str) -> dict[str, Any]:
-    """Operators return ``{key: {...}}`` into a variable of the same name; give the inner object."""
-    if isinstance(value, dict) and isinstance(value.get(key), dict):
-        return value[key]
-    return value if isinstance(value, dict) else {}
 
 
 def report(workspace: Path) -> tuple[str, str] | None:

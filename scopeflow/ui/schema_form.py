@@ -10,14 +10,13 @@ Posted names: ``f.<prop>`` for scalars, ``f.<prop>.key`` / ``f.<prop>.value`` li
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from werkzeug.datastructures import MultiDict
 
-from scopeflow.program import program
+from scopeflow.engine.answers import is_secret, is_string_map
 
 MAP_ROWS = 3
 
@@ -36,19 +35,13 @@ class FormField:
     error: str = ""
 
 
-def _is_secret(prop: dict[str, Any]) -> bool:
-    extra = prop.get("additionalProperties")
-    return bool(prop.get("x-secret") or (isinstance(extra, dict) and extra.get("x-secret")))
-
-
 def _kind(prop: dict[str, Any]) -> str:
     kind = prop.get("type")
     if "enum" in prop:
         # x-explicit: a consequential choice is never preselected (radio buttons, none checked)
         return "choice" if prop.get("x-explicit") else "enum"
-    if kind == "object" and isinstance(prop.get("additionalProperties"), dict) \
-            and prop["additionalProperties"].get("type") == "string" and not prop.get("properties"):
-        return "secret_map" if _is_secret(prop) else "map"
+    if is_string_map(prop):
+        return "secret_map" if is_secret(prop) else "map"
     if kind in ("integer", "number", "boolean"):
         return kind
     if kind == "string":
@@ -145,31 +138,6 @@ def _in_words(problem: Any, item: FormField | None) -> str:
     return problem.message
 
 
-def unanswered_names(schema: dict[str, Any], fields: list[FormField], data: dict[str, Any],
-                     is_stored: Callable[[str], bool]) -> dict[str, str]:
-    """Errors for secret maps that must be answered: one whose ``x-required-when`` matches the data
-    (e.g. ``{"action": "provide"}``) needs a value for every proposed name (each missing credential)
-    that is not stored already, and one answered in part needs the rest, or the run would come back
-    to the same question. A name stored meanwhile (``scopeflow secrets set``) needs no value."""
-    props = schema.get("properties") or {}
-    errors = {}
-    for item in fields:
-        if item.kind != "secret_map":
-            continue
-        given = data.get(item.name) if isinstance(data.get(item.name), dict) else {}
-        when = (props.get(item.name) or {}).get("x-required-when")
-        required = isinstance(when, dict) and all(data.get(k) == v for k, v in when.items())
-        if not (required or given):
-            continue
-        missing = [k for k in item.placeholders if k not in given and not is_stored(k)]
-        if missing:
-            errors[item.name] = (f"{'also ' if given else ''}enter a value for {', '.join(missing)} "
-                                 f"(or store it first with: {program()} secrets set NAME)")
-        elif required and not given and not item.placeholders:
-            errors[item.name] = "enter at least one name and value"
-    return errors
-
-
 def _missing_field(problem: Any) -> str:
     if problem.validator == "required":
         missing = [name for name in problem.validator_value if name not in (problem.instance or {})]
@@ -180,4 +148,4 @@ def _missing_field(problem: Any) -> str:
 def safe_echo(schema: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     """``data`` without secret values, for re-rendering a form after an error."""
     props = schema.get("properties") or {}
-    return {k: v for k, v in data.items() if not (isinstance(props.get(k), dict) and _is_secret(props[k]))}
+    return {k: v for k, v in data.items() if not (isinstance(props.get(k), dict) and is_secret(props[k]))}
