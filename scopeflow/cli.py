@@ -460,7 +460,17 @@ def _how_to_complete(app: App, task_id: str, role: str) -> list[str]:
 @click.option("--as", "actor", required=True, help="the account that decides (it must hold the task's role)")
 @pass_app
 def tasks_complete(app: App, task_id: str, data: str | None, actor: str) -> None:
-    status = app.engine.complete_task(task_id, _json_arg(data, "--data"), actor=actor)
+    """Complete the task as ACTOR; refused, as on the task page, when the answer would bring the run
+    back to the same question (a credential "provide" without a value for a missing credential)."""
+    from scopeflow.engine import answers, reads
+
+    answer = _json_arg(data, "--data")
+    task = reads.task_record(app.engine.sessions, task_id)
+    problems = answers.unanswered_task(app.engine.sessions, task, answer, app.engine.secrets.has) \
+        if task.status == "open" else {}   # a closed task: complete_task says so
+    if problems:
+        raise Fail("; ".join(f"{field}: {problem}" for field, problem in problems.items()))
+    status = app.engine.complete_task(task_id, answer, actor=actor)
     click.echo(f"task {task_id} completed; instance is {status}")
 
 

@@ -3,6 +3,9 @@ by name what is missing, and reads durations in words."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from scopeflow.engine.models import HumanTask
@@ -49,6 +52,18 @@ def test_no_action_and_an_empty_provide_are_refused_with_a_message_and_the_task_
     assert 'aria-describedby="help-values error-values"' in body                   # the error is tied to its field
     assert open_task(engine, instance_id).id == task.id
     assert not engine.secrets.has("SMTP_HOST")
+
+
+def test_the_cli_refuses_an_empty_provide_in_one_line_like_the_page(credential_task):
+    _app, engine, instance_id, task = credential_task
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(engine.settings.home.parent),
+           "SCOPEFLOW_HOME": str(engine.settings.home), "SCOPEFLOW_MODELS": str(engine.settings.models_dir)}
+    done = subprocess.run([sys.executable, "-m", "scopeflow", "tasks", "complete", task.id, "--as", "operator",
+                           "--data", '{"action": "provide"}'], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "values: enter a value for SMTP_HOST, SMTP_USER, SMTP_PASSWORD" in done.stderr
+    assert open_task(engine, instance_id).id == task.id
 
 
 def test_the_schema_refuses_a_name_the_store_would_refuse_outside_the_ui_too(credential_task):

@@ -9,9 +9,12 @@ from the task data the delivery model's operators write; :func:`proposed_names` 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scopeflow.program import program
+
+if TYPE_CHECKING:
+    from scopeflow.engine.reads import Sessions, TaskRecord
 
 
 def unwrap(value: Any, key: str) -> dict[str, Any]:
@@ -93,3 +96,13 @@ def unanswered(schema: dict[str, Any], data: dict[str, Any], map_keys: dict[str,
         elif required and not given and not proposed:
             errors[name] = "enter at least one name and value"
     return errors
+
+
+def unanswered_task(sessions: Sessions, task: TaskRecord, data: dict[str, Any],
+                    is_stored: Callable[[str], bool]) -> dict[str, str]:
+    """:func:`unanswered` for ``data`` as the answer to ``task``, with the names its data proposes
+    (what the task page, the API and ``scopeflow tasks complete`` all check before completing)."""
+    from scopeflow.engine import reads
+
+    opened_with = reads.last_task_data(sessions, task.instance_id, task.spiff_task_id)
+    return unanswered(task.form_schema, data, proposed_names(opened_with), is_stored)

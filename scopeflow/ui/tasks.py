@@ -111,7 +111,7 @@ def task_data(row: TaskRecord) -> dict[str, Any]:
 def unanswered(row: TaskRecord, data: dict[str, Any]) -> dict[str, str]:
     """Field errors for an answer that would bring the run back to the same question (a "provide"
     without a value for a credential that is still not stored); the page and the API both ask."""
-    return answers.unanswered(row.form_schema, data, answers.proposed_names(task_data(row)), engine().secrets.has)
+    return answers.unanswered_task(engine().sessions, row, data, engine().secrets.has)
 
 
 def _render(row: TaskRecord, instance: InstanceRecord, values: dict[str, Any], errors: dict[str, str],
