@@ -70,6 +70,14 @@ def deploy(session: Session, catalog: Catalog, model: str) -> tuple[ModelVersion
     return row, True
 
 
+def store(sessions: sessionmaker[Session], catalog: Catalog, models: list[str]) -> list[tuple[str, int, bool]]:
+    """Deploy each of ``models`` from ``catalog`` in one transaction (the designer's upload and
+    save, after lint); returns (model, version, created) for each, in order."""
+    with sessions.begin() as session:
+        return [(model, row.version, created) for model in models
+                for row, created in [deploy(session, catalog, model)]]
+
+
 def latest_version(session: Session, model: str) -> ModelVersion | None:
     return session.scalars(
         select(ModelVersion).where(ModelVersion.name == model).order_by(ModelVersion.version.desc()).limit(1)

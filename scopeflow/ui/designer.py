@@ -6,10 +6,9 @@ import json
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
-from scopeflow.engine import versions
-from scopeflow.engine.models import ModelVersion
+from scopeflow.engine import reads
+from scopeflow.engine.reads import StoredVersion, main_file
 from scopeflow.engine.service import EngineError, NotFound
 from scopeflow.processes.catalog import CatalogError, scan
 from scopeflow.ui import model_diff, model_store
@@ -19,42 +18,33 @@ from scopeflow.ui.security import engine, requires
 bp = Blueprint("designer", __name__)
 
 
-def load_version(session, name: str, number: int) -> ModelVersion:
-    row = session.scalar(select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == number))
-    if row is None:
+def load_version(name: str, number: int) -> StoredVersion:
+    """The stored version, or 404."""
+    try:
+        return reads.model_version(engine().sessions, name, number)
+    except NotFound:
         abort(404, f"unknown model version {name} v{number}")
-    return row
-
-
-def main_file(row: ModelVersion) -> str:
-    process = versions.load(row).catalog.processes.get(row.name)
-    return process.file if process else ""
 
 
 @bp.route("/models")
 @requires("designer")
 def index():
-    with engine().sessions() as session:
-        rows = session.execute(select(ModelVersion.name, ModelVersion.version, ModelVersion.content_hash,
-                                      ModelVersion.created_at)
-                               .order_by(ModelVersion.name, ModelVersion.version.desc())).all()
+    rows = reads.model_versions(engine().sessions, newest_first=True)
     try:
         on_disk = scan(engine().settings.models_dir).models
     except CatalogError:
         on_disk = []
     grouped: dict[str, list] = {}
     for row in rows:
-        grouped.setdefault(row.name, []).append(row)
+        grouped.setdefault(row["name"], []).append(row)
     return render_template("models.html", grouped=grouped, undeployed=sorted(set(on_disk) - set(grouped)))
 
 
 @bp.route("/models/<name>/<int:number>")
 @requires("designer")
 def show(name: str, number: int):
-    with engine().sessions() as session:
-        row = load_version(session, name, number)
-        others = session.scalars(select(ModelVersion.version).where(ModelVersion.name == name)
-                                 .order_by(ModelVersion.version.desc())).all()
+    row = load_version(name, number)
+    others = reads.version_numbers(engine().sessions, name)
     path = main_file(row)
     return render_template("model.html", row=row, path=path, xml=row.files.get(path, ""), others=others,
                            newest=others[0] if others else row.version)
@@ -63,8 +53,7 @@ def show(name: str, number: int):
 @bp.route("/models/<name>/<int:number>/files/<path:path>")
 @requires("designer")
 def download(name: str, number: int, path: str):
-    with engine().sessions() as session:
-        row = load_version(session, name, number)
+    row = load_version(name, number)
     if path not in row.files:
         abort(404, f"no file {path} in {name} v{number}")
     return Response(row.files[path], mimetype="application/octet-stream",
@@ -92,8 +81,7 @@ def upload():
 @bp.route("/models/<name>/<int:number>/edit")
 @requires("designer")
 def edit(name: str, number: int):
-    with engine().sessions() as session:
-        row = load_version(session, name, number)
+    row = load_version(name, number)
     path = main_file(row)
     return render_template("model_edit.html", row=row, path=path, xml=row.files.get(path, ""))
 
@@ -102,8 +90,7 @@ def edit(name: str, number: int):
 @requires("designer")
 def save(name: str, number: int):
     """Lint the edited diagram; store a new version when clean. Answers JSON for the modeler script."""
-    with engine().sessions() as session:
-        row = load_version(session, name, number)
+    row = load_version(name, number)
     result = model_store.store_edit(engine().sessions, row, request.form.get("path", ""), request.form.get("xml", ""))
     payload = {"ok": result.ok, "problem": result.problem,
                "messages": [{"level": m.level, "element": m.element, "line": m.line, "text": str(m)}
@@ -154,8 +141,7 @@ def diff(name: str):
     a, b = request.args.get("a", type=int), request.args.get("b", type=int)
     if a is None or b is None:
         abort(400, "choose two versions (a and b)")
-    with engine().sessions() as session:
-        old, new = load_version(session, name, a), load_version(session, name, b)
+    old, new = load_version(name, a), load_version(name, b)
     path = main_file(new)
     old_path = main_file(old)
     try:
@@ -177,8 +163,7 @@ def simulate_version(name: str, number: int):
     from scopeflow.processes.catalog import catalog_from_files
     from scopeflow.processes.lint import grouped
 
-    with engine().sessions() as session:
-        row = load_version(session, name, number)
+    row = load_version(name, number)
     result = simulate(catalog_from_files(row.files), name)
     lines = grouped(result.lint) + [
         f"{span.name} <{span.attributes.get('scopeflow.bpmn.element.id', '')}> "

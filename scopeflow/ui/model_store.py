@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from scopeflow.engine import versions
-from scopeflow.engine.models import ModelVersion
+from scopeflow.engine.reads import StoredVersion
 from scopeflow.processes.bpmn_xml import BpmnFileError, decode_xml, parse_bpmn
 from scopeflow.processes.catalog import Catalog, catalog_from_files, scan
 from scopeflow.processes.lint import LintMessage, errors, lint_catalog
@@ -52,10 +52,7 @@ def _lint_and_store(sessions: sessionmaker[Session], catalog: Catalog, rel: str)
     result = StoreResult(messages=lint_catalog(catalog, models))
     if not result.ok:
         return result
-    with sessions.begin() as session:
-        for model in models:
-            row, created = versions.deploy(session, catalog, model)
-            result.stored.append((model, row.version, created))
+    result.stored.extend(versions.store(sessions, catalog, models))
     return result
 
 
@@ -91,7 +88,7 @@ def _replaced_file(catalog: Catalog, name: str, text: str) -> str | None:
     return owners.pop() if len(owners) == 1 else None
 
 
-def store_edit(sessions: sessionmaker[Session], version: ModelVersion, path: str, text: str) -> StoreResult:
+def store_edit(sessions: sessionmaker[Session], version: StoredVersion, path: str, text: str) -> StoreResult:
     """Replace ``path`` in ``version``'s bundle with ``text``; store a new version when lint is clean."""
     if path not in version.files or not path.endswith(".bpmn"):
         return StoreResult(problem=f"{path!r} is not a diagram of {version.name} v{version.version}")
