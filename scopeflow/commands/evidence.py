@@ -23,38 +23,39 @@ def _spans(app: App, instance_id: str) -> list:
 
 
 def _instance_or_none(app: App, instance_id: str):
-    from scopeflow.engine.models import Instance
+    """The instance's record, or None for an imported trace's id (it has spans but no instance)."""
+    from scopeflow.engine import reads
+    from scopeflow.engine.errors import NotFound
 
-    with app.engine.sessions() as session:
-        return session.get(Instance, instance_id)
+    try:
+        return reads.instance_record(app.engine.sessions, instance_id)
+    except NotFound:
+        return None
 
 
 def _rules_text(app: App, instance_id: str) -> str:
     """The evidence rules of the instance's model version; for an imported trace, of the model
     version its spans name (stored here, else the models directory's model of that name)."""
-    from sqlalchemy import select
-
-    from scopeflow.engine.models import ModelVersion
-    from scopeflow.processes.catalog import catalog_from_files, evidence_path, scan
+    from scopeflow.engine import reads
+    from scopeflow.engine.errors import NotFound
+    from scopeflow.processes.catalog import evidence_path, scan
     from scopeflow.spans import semconv
 
     row = _instance_or_none(app, instance_id)
-    with app.engine.sessions() as session:
-        if row is not None:
-            version = session.get(ModelVersion, row.model_version_id)
-            catalog = catalog_from_files(version.files)
-            return version.files.get(evidence_path(catalog.processes[row.model_name].file), "")
-        spans = _spans(app, instance_id)
-        named = next((s.attributes for s in spans if semconv.PROCESS_ID in s.attributes), None)
-        if named is None:
-            raise Fail(f"imported trace {instance_id} names no process model ({semconv.PROCESS_ID}): "
-                       "it has no evidence rules", EXIT_FAILED)
-        model, number = named[semconv.PROCESS_ID], named.get(semconv.PROCESS_VERSION)
-        version = session.scalars(select(ModelVersion).where(ModelVersion.name == model,
-                                                             ModelVersion.version == number)).first()
+    if row is not None:
+        return reads.evidence_rules(app.engine.sessions, row.model_version_id)
+    spans = _spans(app, instance_id)
+    named = next((s.attributes for s in spans if semconv.PROCESS_ID in s.attributes), None)
+    if named is None:
+        raise Fail(f"imported trace {instance_id} names no process model ({semconv.PROCESS_ID}): "
+                   "it has no evidence rules", EXIT_FAILED)
+    model, number = named[semconv.PROCESS_ID], named.get(semconv.PROCESS_VERSION)
+    try:
+        version = reads.model_version(app.engine.sessions, model, number)
+    except NotFound:
+        version = None
     if version is not None:
-        catalog = catalog_from_files(version.files)
-        return version.files.get(evidence_path(catalog.processes[model].file), "")
+        return version.files.get(evidence_path(reads.main_file(version)), "")
     catalog = scan(app.settings.models_dir)
     if model not in catalog.processes:
         raise Fail(f"imported trace {instance_id} ran model {model!r}, which is neither stored here nor in "
@@ -105,11 +106,10 @@ def evidence_show(app: App, instance_id: str, stage: str, as_json: bool) -> None
 def evidence_verify(app: App, instance_id: str, expected_head: str | None, as_json: bool) -> None:
     """Recompute the span hash chain under the chain key (kept outside the database); name the first
     altered, inserted or deleted span, even when every hash in the database was recomputed."""
-    from scopeflow.engine.spanstore import load_chain
+    from scopeflow.engine import reads
     from scopeflow.spans.integrity import verify_chain
 
-    with app.engine.sessions() as session:
-        rows = load_chain(session, instance_id)
+    rows = reads.span_chain(app.engine.sessions, instance_id)
     if not rows:
         _load_instance(app, instance_id)   # unknown id: a one-line error
     report = verify_chain(rows, instance_id, key=app.engine.chain_key)
@@ -174,7 +174,8 @@ def trace(app: App, target: str, file: str | None, fmt: str, as_json: bool, outp
 
 def _import(app: App, path: Path) -> None:
     """Compare each instance's spans in the file with the stored record, or store them when none is."""
-    from scopeflow.engine.spanstore import append_records, load_spans
+    from scopeflow.engine import reads
+    from scopeflow.engine.imported_traces import store_spans
     from scopeflow.spans.otlp_json import OtlpError, from_otlp_json_text
     from scopeflow.spans.trace_import import compare, group_spans, is_imported
 
@@ -192,8 +193,7 @@ def _import(app: App, path: Path) -> None:
     differs = False
     for instance_id, records in sorted(groups.items()):
         what = "imported trace" if is_imported(instance_id) else "instance"
-        with app.engine.sessions() as session:
-            stored = load_spans(session, instance_id)
+        stored = reads.stored_spans(app.engine.sessions, instance_id)
         if stored:
             comparison = compare(stored, records)
             click.echo(f"{what} {instance_id}: {len(records)} spans; "
@@ -201,8 +201,7 @@ def _import(app: App, path: Path) -> None:
                           else f"DIFFERS from the stored record: {comparison.summary()}"))
             differs = differs or not comparison.identical
             continue
-        with app.engine.sessions.begin() as session:
-            head = append_records(session, instance_id, records, app.engine.chain_key)
+        head = store_spans(app.engine.sessions, instance_id, records, app.engine.chain_key)
         click.echo(f"{what} {instance_id}: imported {len(records)} spans (chain head {head[:16]}…); "
                    f"view with: {program()} trace {instance_id}")
     if differs:
@@ -215,20 +214,10 @@ def _import(app: App, path: Path) -> None:
 @pass_app
 def stats(app: App, model: str | None, as_json: bool) -> None:
     """Per model: outcomes, time to delivery, retries, regenerations, human wait per gate."""
-    from sqlalchemy import select
-
-    from scopeflow.engine.models import Instance
-    from scopeflow.engine.spanstore import load_spans
+    from scopeflow.engine import reads
     from scopeflow.spans.metrics import compute
 
-    with app.engine.sessions() as session:
-        query = select(Instance.id, Instance.model_name, Instance.status, Instance.created_at, Instance.ended_at)
-        if model:
-            query = query.where(Instance.model_name == model)
-        rows = [{"id": r[0], "model": r[1], "status": r[2], "created_at": r[3], "ended_at": r[4]}
-                for r in session.execute(query)]
-        spans = {row["id"]: load_spans(session, row["id"]) for row in rows}
-    result = compute(rows, spans)
+    result = compute(*reads.run_history(app.engine.sessions, model))
     if as_json:
         _print_json([s.__dict__ for s in result])
         return

@@ -216,6 +216,19 @@ def instances_page(sessions: Sessions, *, status: str | None = None, model: str 
         return queries.list_instances(session, status=status, model=model, limit=limit, offset=offset, owner=owner)
 
 
+def run_history(sessions: Sessions, model: str | None = None) -> tuple[list[dict[str, Any]], dict[str, list]]:
+    """Every instance (of ``model`` when given) as ``{"id", "model", "status", "created_at",
+    "ended_at"}`` (datetimes), and instance id → its stored span records: what ``scopeflow stats``
+    computes its figures from."""
+    with sessions() as session:
+        query = select(Instance.id, Instance.model_name, Instance.status, Instance.created_at, Instance.ended_at)
+        if model:
+            query = query.where(Instance.model_name == model)
+        rows = [{"id": r[0], "model": r[1], "status": r[2], "created_at": r[3], "ended_at": r[4]}
+                for r in session.execute(query)]
+        return rows, {row["id"]: load_spans(session, row["id"]) for row in rows}
+
+
 def instance_titles(sessions: Sessions, instance_ids: Iterable[str]) -> dict[str, str]:
     """instance id → title, for the given ids (unknown ids are left out)."""
     with sessions() as session:
@@ -367,5 +380,9 @@ def _instance_row(session: Session, instance_id: str) -> Instance:
     return row
 
 
-__all__ = ["accounts_for", "deployed_models", "earlier_task_ids", "instance", "instance_detail", "instance_titles",
-           "instances_page", "last_task_data", "latest_versions", "pending_timers", "stored_spans", "task", "tasks"]
+__all__ = ["Activity", "InstanceRecord", "StoredVersion", "TaskRecord", "TaskSpan", "accounts_for", "activity",
+           "cancelled_by", "deployed_models", "diagram_xml", "earlier_task_ids", "evidence_rules", "instance",
+           "instance_detail", "instance_record", "instance_titles", "instances_page", "is_task_span",
+           "last_task_data", "latest_versions", "main_file", "model_version", "model_versions", "pending_timers",
+           "run_history", "span_chain", "stored_spans", "task", "task_record", "task_spans", "task_spans_of", "tasks",
+           "version_by_id", "version_numbers"]
