@@ -380,7 +380,7 @@ def _instance_row(session: Session, instance_id: str) -> Instance:
     return row
 
 
-__all__ = ["Activity", "InstanceRecord", "StoredVersion", "TaskRecord", "TaskSpan", "accounts_for", "activity",
+__all__ = ["Activity", "ChainRow", "InstanceRecord", "StoredVersion", "TaskRecord", "TaskSpan", "accounts_for", "activity",
            "cancelled_by", "deployed_models", "diagram_xml", "earlier_task_ids", "evidence_rules", "instance",
            "instance_detail", "instance_record", "instance_titles", "instances_page", "is_task_span",
            "last_task_data", "latest_versions", "main_file", "model_version", "model_versions", "pending_timers",

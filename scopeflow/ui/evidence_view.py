@@ -9,8 +9,7 @@ from typing import Any
 
 from scopeflow import __version__
 from scopeflow.engine import reads
-from scopeflow.engine.reads import InstanceRecord
-from scopeflow.engine.spanstore import ChainRow
+from scopeflow.engine.reads import ChainRow, InstanceRecord
 from scopeflow.spans.evidence import EvidenceReport, evaluate
 from scopeflow.spans.integrity import ChainReport, verify_chain
 from scopeflow.spans.otlp_json import to_otlp_json

@@ -13,7 +13,7 @@ import re
 from flask import Blueprint, Response, render_template, request
 
 from scopeflow.engine import reads
-from scopeflow.engine.spanstore import ChainRow
+from scopeflow.engine.reads import ChainRow
 from scopeflow.ui import evidence_view, run_view
 from scopeflow.ui.instances import load_instance
 from scopeflow.ui.security import engine, requires
