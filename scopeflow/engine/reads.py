@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from scopeflow.engine import people, queries, versions
 from scopeflow.engine.errors import NotFound
@@ -126,9 +126,12 @@ def instance_detail(sessions: Sessions, instance_id: str) -> dict[str, Any]:
 
 
 def instance_record(sessions: Sessions, instance_id: str) -> InstanceRecord:
-    """The instance's columns (see :class:`InstanceRecord`)."""
+    """The instance's columns (see :class:`InstanceRecord`); the serialized state is not read (the
+    instance page polls this every 2 seconds)."""
     with sessions() as session:
-        row = _instance_row(session, instance_id)
+        row = session.get(Instance, instance_id, options=[defer(Instance.state)])
+        if row is None:
+            raise NotFound(f"unknown instance {instance_id}")
         return InstanceRecord(row.id, row.model_name, row.model_version, row.model_version_id, row.status,
                               row.title, row.mode, row.progress, row.incident, row.created_by, row.created_at,
                               row.updated_at, row.ended_at)

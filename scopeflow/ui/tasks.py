@@ -110,7 +110,8 @@ def task_data(row: TaskRecord) -> dict[str, Any]:
 
 def unanswered(row: TaskRecord, data: dict[str, Any]) -> dict[str, str]:
     """Field errors for an answer that would bring the run back to the same question (a "provide"
-    without a value for a credential that is still not stored); the page and the API both ask."""
+    without a value for a credential that is still not stored): what the API asks; the page asks
+    ``answers.unanswered`` with the proposed names it has already read."""
     return answers.unanswered_task(engine().sessions, row, data, engine().secrets.has)
 
 
