@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from scopeflow.engine import people, queries, versions
 from scopeflow.engine.errors import NotFound
 from scopeflow.engine.models import AuditEvent, HumanTask, Instance, ModelVersion, SpanRow, Timer
-from scopeflow.engine.spanstore import ChainRow, load_chain, load_spans
+from scopeflow.engine.spanstore import load_chain, load_spans
 from scopeflow.engine.spiff import deserialize
 from scopeflow.processes.catalog import evidence_path
 from scopeflow.spans import semconv
+from scopeflow.spans.integrity import ChainRow
 from scopeflow.spans.record import SpanRecord
 
 Sessions = sessionmaker[Session]
