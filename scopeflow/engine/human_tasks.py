@@ -13,7 +13,7 @@ from scopeflow.engine import people
 from scopeflow.engine.checkpoint import audit_row
 from scopeflow.engine.errors import EngineError, Forbidden, NotFound
 from scopeflow.engine.forms import split_secrets, validate, with_defaults
-from scopeflow.engine.models import HumanTask, utcnow
+from scopeflow.engine.models import AuditEvent, HumanTask, utcnow
 from scopeflow.engine.spiff import ready_manual_task
 from scopeflow.engine.unit_of_work import Work, open_work, run
 from scopeflow.redaction import redact_data
