@@ -4,7 +4,7 @@ never hold an ORM row or a session of their own. Unknown ids raise :class:`NotFo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -348,22 +348,22 @@ def main_file(version: StoredVersion) -> str:
 
 def diagram_xml(sessions: Sessions, version_id: str) -> str:
     """The BPMN XML of a stored version's own process ('' for an unknown version)."""
-    try:
-        version = version_by_id(sessions, version_id)
-    except NotFound:
-        return ""
-    path = main_file(version)
-    return version.files.get(path, "") if path else ""
+    return _file_beside_main(sessions, version_id, lambda main: main)
 
 
 def evidence_rules(sessions: Sessions, version_id: str) -> str:
     """The ``*.evidence.toml`` stored with a model version ('' when it has none or is unknown)."""
+    return _file_beside_main(sessions, version_id, evidence_path)
+
+
+def _file_beside_main(sessions: Sessions, version_id: str, path_of: Callable[[str], str]) -> str:
+    """The stored file at ``path_of(<the version's main file>)``; '' when any of them is missing."""
     try:
         version = version_by_id(sessions, version_id)
     except NotFound:
         return ""
     path = main_file(version)
-    return version.files.get(evidence_path(path), "") if path else ""
+    return version.files.get(path_of(path), "") if path else ""
 
 
 def _stored(row: ModelVersion) -> StoredVersion:
