@@ -249,13 +249,17 @@ def test_reminders_the_app_cannot_send_are_misses(line, kind, reason):
      {"event": "above", "field": "price", "value": 99.5, "staff": True}),
     ("Email the customer when a new order is created", {"event": "created", "field": None, "via": "customer"}),
     ("Notify the customer when the total of an order changes", {"event": "changed", "field": "total"}),
+    # Active voice: the thing made is the verb's object, not its subject.
+    ("Email the customer when a customer places an order", {"entity": "Order", "event": "created", "via": "customer"}),
+    ("Alert staff whenever a customer submits a new order", {"entity": "Order", "event": "created", "staff": True}),
+    ("Notify the customer when their order ships", {"entity": "Order", "event": "becomes", "value": "shipped"}),
 ])
 def test_notification_lines_name_the_event_and_whom_to_send_it_to(line, expected):
     from scopeflow.handlers.recipes.match_notifications import match_notification
 
     found = match_notification(line, spec_of("shop"), None)
     assert isinstance(found, recipes.Recipe), found
-    assert {key: found.params[key] for key in expected} == expected
+    assert {key: found.entity if key == "entity" else found.params[key] for key in expected} == expected
 
 
 @pytest.mark.parametrize("line, reason", [

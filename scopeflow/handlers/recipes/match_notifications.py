@@ -2,7 +2,8 @@
 
 ``notify the customer when an order is shipped`` names who (``customer``), the entity the event
 happens to (``order``) and the event (its choice field becomes ``shipped``). Events understood: a row
-is created; a choice field becomes one of its values; a reference field is set (``is assigned``);
+is created (``an order is placed``, or in the active voice ``a customer places an order``, where the
+row is the verb's object); a choice field becomes one of its values; a reference field is set (``is assigned``);
 a number field falls below / rises above a number; a named field changes. Who is an email field
 of the row, or of the row a reference field points to, or "staff" (the app's STAFF_EMAIL address).
 A line whose event or recipient cannot be found is a :class:`Miss` saying which.
@@ -40,6 +41,11 @@ _ABOVE = re.compile(r"\b(?:above|over|more than|greater than|higher than|exceeds
                     re.IGNORECASE)
 _CREATED = re.compile(r"\b(created|added|submitted|registered|booked|placed|received|made|signs? up|comes in|"
                       r"arrives?|new)\b", re.IGNORECASE)
+# "when a customer places an order": an active verb of making something, followed by an article, so
+# a noun of the same spelling ("when books are returned", "when orders ship") is not read as one.
+_MAKES = re.compile(r"\b(?P<verb>plac(?:e|es)|book(?:s)?|creates?|adds?|submits?|registers?|makes?|opens?|raises?|"
+                    r"schedules?|reserves?|orders?|requests?|logs?|files?|posts?|writes?|leaves?|enters?|sends?)\s+"
+                    r"(?:an?|the|their|his|her|its|one|another|new)\b", re.IGNORECASE)
 _ASSIGNED = re.compile(r"\b((?:re)?assign\w*|allocat\w*|given to|handed (?:over )?to)\b", re.IGNORECASE)
 _CHANGED = re.compile(r"\b(chang\w*|updated|edited|modified)\b", re.IGNORECASE)
 
@@ -104,6 +110,11 @@ def _recipe(entity: Entity, event: _Event, recipient: dict[str, Any], matched: l
 
 def _event_entity(event_text: str, spec: Spec) -> tuple[Entity, _Event | None] | None:
     """The entity the event happens to and the event (None when its words name no event of it)."""
+    made = _MAKES.search(event_text)
+    if made is not None:   # active voice: the thing made is the object, named after the verb
+        objects = _by_mention(event_text[made.end():], entities_in(event_text[made.end():], spec))
+        if objects:
+            return objects[0], _Event("created", made["verb"])
     named = _by_mention(event_text, entities_in(event_text, spec))
     for entity in named:
         event = _event(event_text, entity, named=True)
