@@ -673,3 +673,38 @@ def test_how_many_per_period_is_a_chart_without_the_word():
     assert found == {("filter", "due-today"), ("chart", "count-per-month")}
     assert recipes.find(analyze("# Gym\n## Entities\n- Visit: visited_on (date)\n## Features\n"
                                 "- How many visits do we have\n")) == []
+
+
+def _clinic(extra_entities: str = "", replace: tuple[str, str] = ("", "")) -> Spec:
+    """tests/recipe_scopes/clinic.md (three dated entities, one reminder line naming none), changed."""
+    text = (SCOPES / "clinic.md").read_text(encoding="utf-8")
+    if replace[0]:
+        assert replace[0] in text
+        text = text.replace(*replace)
+    return analyze(text.replace("## Features", extra_entities + "\n## Features"))
+
+
+def test_a_reminder_naming_no_entity_goes_to_the_one_dated_thing_that_happens_and_is_assumed():
+    spec = _clinic()
+    (recipe,) = [r for r in recipes.find(spec) if r.kind == "reminder"]
+    assert (recipe.entity, recipe.params["field"], recipe.params["via"]) == ("Appointment", "starts_on", "owner")
+    recipes.annotate(spec)
+    (line,) = [r for r in spec.requirements if r.text == "Email reminders the day before"]
+    assert line.status == req.ASSUMED and "reminders are for Appointment" in line.assumption
+
+
+def test_a_reminder_naming_no_entity_goes_to_the_only_dated_entity_someone_can_be_emailed_about():
+    """Pets and walks are dated but reach no email address; invoices reach their owner's."""
+    spec = _clinic(replace=("owner (-> Owner, required), born_on (date)\n- Appointment: pet (-> Pet, required), "
+                            "owner (-> Owner, required), starts_on (date, required), reason (text)",
+                            "born_on (date)\n- Walk: pet (-> Pet, required), walked_on (date)"))
+    assert {"Pet", "Walk", "Invoice"} <= {e.name for e in spec.entities}
+    (recipe,) = [r for r in recipes.find(spec) if r.kind == "reminder"]
+    assert recipe.entity == "Invoice" and "the only dated entity with an address to email" in recipe.assumption
+
+
+def test_a_reminder_naming_no_entity_among_several_happenings_is_a_miss_naming_them():
+    spec = _clinic("- Booking: owner (-> Owner, required), booked_for (date, required)\n")
+    assert not [r for r in recipes.find(spec) if r.kind == "reminder"]
+    (miss,) = [m for m in recipes.misses(spec) if m.kind == "reminder"]
+    assert "Appointment, Booking" in miss.reason and "say which" in miss.reason

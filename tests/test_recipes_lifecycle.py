@@ -29,3 +29,15 @@ def test_a_recipe_scope_is_delivered_line_by_line_through_submit(cli):  # noqa: 
         assert rows[recipe.requirement]["tests"].replace("\\_", "_") == f"test_{recipe.slug}", recipe.text
     assert result["requirements"]["not_built"] == 0
     assert result["requirements"]["delivered"] + result["requirements"]["assumed"] == result["requirements"]["total"]
+
+
+def test_a_reminder_line_naming_no_entity_is_built_for_the_appointment_and_says_it_assumed_so(cli):  # noqa: F811
+    """'Email reminders the day before' in a scope with three dated entities: the reminder is built
+    for the one that happens on a date (Appointment), its generated test passes, and the verdict
+    is 'assumed', naming the guess (never a silent 'delivered', never a miss)."""
+    result = submit_json(cli, SCOPES / "clinic.md")
+    assert (result["status"], result["outcome"]) == ("completed", "delivered")
+    rows = matrix_rows(result["report"])
+    (row,) = [r for r in rows.values() if r["text"] == "Email reminders the day before"]
+    assert row["verdict"].startswith("assumed: the line names no entity: reminders are for Appointment"), row
+    assert row["tests"].replace("\\_", "_") == "test_reminder_appointments_starts_on_reminder"

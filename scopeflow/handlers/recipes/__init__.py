@@ -25,7 +25,7 @@ from typing import Any
 from scopeflow.handlers.recipes.match_owner import OWNER_COLUMN
 from scopeflow.handlers.recipes.model import Miss, Recipe
 from scopeflow.handlers.recipes.recognise import CONSTRAINT_MATCHERS, FEATURE_MATCHERS
-from scopeflow.handlers.requirements import UNDERSTOOD
+from scopeflow.handlers.requirements import ASSUMED, UNDERSTOOD
 from scopeflow.handlers.spec import Spec
 
 TASK_ID = "recipes"
@@ -127,6 +127,8 @@ def annotate(spec: Spec) -> None:
                 found.reason = ""      # the recipe enforces it; the verdict says whether a test proves it
             if recipe.kind in ("roles", "ownership") and found.assumption.startswith("built as plain login"):
                 found.status, found.assumption = UNDERSTOOD, ""    # the roles recipe builds the roles
+            if recipe.assumption and found.status == UNDERSTOOD:
+                found.status, found.assumption = ASSUMED, recipe.assumption
     for miss in missed:
         if miss.requirement in by_id:
             found = by_id[miss.requirement]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from scopeflow.handlers import naming
 from scopeflow.handlers.recipes.model import Miss, Recipe
 from scopeflow.handlers.recipes.reading import DATE_TYPES, date_field, done_field, entities_in, entity_in
 from scopeflow.handlers.spec import Entity, Integration, Spec
@@ -41,6 +42,37 @@ def _recipient(spec: Spec, entity: Entity) -> tuple[str, str | None] | None:
     return None
 
 
+# Entities that are things happening on a date (what "a reminder the day before" is about).
+_SCHEDULED = {"appointment", "booking", "visit", "reservation", "event", "session", "class", "meeting", "lesson",
+              "shift", "consultation", "checkup", "check-up", "exam", "interview", "call", "delivery", "pickup",
+              "trip", "game", "match", "training", "rehearsal", "treatment", "vaccination", "loan"}
+
+
+def _unnamed_entity(spec: Spec) -> tuple[Entity | None, str | Miss]:
+    """The entity a reminder line that names none is about, and what that guess assumes ("" when
+    the scope has only one dated entity): the dated entities someone can be emailed about, then
+    among several the one thing that happens on a date (an appointment, a booking). Several such
+    things is a :class:`Miss` naming them."""
+    dated = [e for e in spec.entities if any(f.type in DATE_TYPES for f in e.fields)]
+    if len(dated) == 1:
+        return dated[0], ""
+    reachable = [e for e in dated if _recipient(spec, e) is not None]
+    scheduled = [e for e in reachable if {w.lower() for w in naming.ascii_words(e.label)} & _SCHEDULED
+                 or e.name.lower() in _SCHEDULED]
+    for candidates, why in ((reachable, "the only dated entity with an address to email"),
+                            (scheduled, "the only one of them that happens on a date")):
+        if len(candidates) == 1:
+            names = ", ".join(e.name for e in dated)
+            return candidates[0], (f"the line names no entity: reminders are for {candidates[0].name}, {why} "
+                                   f"(dated entities: {names}); name the entity to choose another")
+    options = scheduled or reachable or dated
+    if not options:
+        return None, ""
+    return None, Miss("reminder", [], "the line names no entity and several could be meant ("
+                      + ", ".join(e.name for e in options) + "): say which, e.g. 'remind owners the day before "
+                      f"their {naming.ascii_words(options[0].label)[0].lower()}'")
+
+
 def match_reminder(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss | None:
     """``remind borrowers when loans are due`` / ``a reminder 3 days before an event starts``: due-date
     reminders written to an outbox and sent by a CLI command of the app. A line that asks for them by
@@ -55,9 +87,11 @@ def match_reminder(text: str, spec: Spec, entity_hint: str | None) -> Recipe | M
         return Miss("reminder", [m[0], _SMS.search(text)[0]], "SMS sending is not built; reminders can be emailed")
     dated = [e for e in entities_in(text, spec) if any(f.type in DATE_TYPES for f in e.fields)]
     entity = dated[0] if dated else entity_in(text, spec, entity_hint)
-    if entity is None:       # "reminders the day before" names no entity: the only dated one is meant
-        only = [e for e in spec.entities if any(f.type in DATE_TYPES for f in e.fields)]
-        entity = only[0] if len(only) == 1 else None
+    assumption = ""
+    if entity is None:       # "reminders the day before" names no entity: guess the one meant
+        entity, assumption = _unnamed_entity(spec)
+        if isinstance(assumption, Miss):
+            return Miss("reminder", [m[0]], assumption.reason)
     field = date_field(text, entity) if entity else None
     if entity is None or field is None:
         return Miss("reminder", [m[0]], "a reminder needs an entity with a date field to be due on")
@@ -70,7 +104,7 @@ def match_reminder(text: str, spec: Spec, entity_hint: str | None) -> Recipe | M
     ahead = (int(days["n"]) if days["n"].isdigit() else _NUMBERS[days["n"].lower()]) if days else 1
     via = recipient[1]
     return Recipe(kind="reminder", name=f"{field.name.replace('_', '-')}-reminder", entity=entity.name,
-                  matched=[m[0]] + ([days[0]] if days else []),
+                  matched=[m[0]] + ([days[0]] if days else []), assumption=assumption,
                   params={"smtp": (mail.label or mail.name) if mail else None,
                           "smtp_subject": f"integration:{mail.name}" if mail else None,
                           "field": field.name, "field_type": field.type, "days": ahead, "done": done_field(entity),

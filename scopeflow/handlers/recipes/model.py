@@ -19,6 +19,7 @@ class Recipe:
     subject: str = ""              # that requirement's subject (feature:N / constraint:N)
     table: str = ""                # the entity's table, filled in by recipes.find
     text: str = ""                 # the scope line as written, filled in by recipes.find
+    assumption: str = ""           # what the matcher guessed that the line does not say (its verdict is "assumed")
 
     @property
     def slug(self) -> str:
