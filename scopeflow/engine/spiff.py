@@ -288,7 +288,7 @@ class _PlainWorkflowData:
         """Spiff's, but a task is keyed by its cached id text (the tasks mapping is keyed by task id)
         and written by the engine's task converter directly (the registry's dispatch for each task
         of every checkpoint cost more than the task's own dict)."""
-        convert, task_dict = self.registry.convert, _FLOW_TASKS[0].typed_dict
+        convert, task_dict = self.registry.convert, _FLOW_TASK_CONVERTER.typed_dict
         return {(value.id_text if type(value) is FlowTask and key == value.id else str(key)):
                 (task_dict(value) if type(value) is FlowTask and not kwargs else convert(value, **kwargs))
                 for key, value in mapping.items()}
@@ -371,23 +371,20 @@ def _serializer_config() -> dict:
     return config
 
 
-_FLOW_TASKS: list[PlainDataTaskConverter] = []   # the converter of the engine's tasks (set by _registry)
-
-
-def _registry():
+def _registry() -> tuple[Any, PlainDataTaskConverter]:
+    """Spiff's registry with the engine's converters, and the one that writes the engine's tasks."""
     config = _serializer_config()
     registry = BpmnWorkflowSerializer.configure(config)
     # The indexed classes (flow.py), with the same plain-data converters, restore from and write
     # Spiff's own type names.
-    for cls, base in ((FlowTask, Task), (FlowWorkflow, BpmnWorkflow), (FlowSubWorkflow, BpmnSubWorkflow)):
-        converter = config[base](cls, registry, typename=base.__name__)
-        if cls is FlowTask:
-            _FLOW_TASKS[:] = [converter]
+    converters = {cls: config[base](cls, registry, typename=base.__name__)
+                  for cls, base in ((FlowTask, Task), (FlowWorkflow, BpmnWorkflow), (FlowSubWorkflow, BpmnSubWorkflow))}
     SpecByReferenceConverter(FlowWorkflow, registry, typename=BpmnWorkflow.__name__)
-    return registry
+    return registry, converters[FlowTask]
 
 
-SERIALIZER = BpmnWorkflowSerializer(_registry())
+_REGISTRY, _FLOW_TASK_CONVERTER = _registry()
+SERIALIZER = BpmnWorkflowSerializer(_REGISTRY)
 
 
 _STRICT_JSON = json.JSONEncoder().encode   # no ``default``: anything but plain JSON is refused
