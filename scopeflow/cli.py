@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from scopeflow.config import Settings, load_settings
+from scopeflow.engine.incidents import caused_by_model
 from scopeflow.engine.statuses import INSTANCE_STATUSES
 from scopeflow.program import program
 
@@ -274,20 +275,12 @@ def start(app: App, model: str, data: str | None, title: str, as_json: bool) -> 
         sys.exit(EXIT_FAILED)
 
 
-def _caused_by_model(incident: dict[str, Any]) -> bool:
-    """An incident no data can fix: an expression or script that does not compile, an unparseable
-    timer (versions deployed before lint checked them)."""
-    message = incident.get("message") or ""
-    return (incident.get("error_type") in ("SyntaxError", "ValidationException")
-            or " refused: " in message or "SyntaxError:" in message or "Invalid duration" in message)
-
-
 def _describe(summary: dict[str, Any]) -> None:
     click.echo(f"instance {summary['id']}: {summary['status']} ({summary['model']} v{summary['version']})")
     if summary.get("incident"):
         incident = summary["incident"]
         click.echo(f"  incident at {incident.get('bpmn_id')}: {incident['message']}")
-        if _caused_by_model(incident):
+        if caused_by_model(incident):
             click.echo(f"  the model is wrong at {incident.get('bpmn_id')}: fix the diagram ({program()} models lint), "
                        f"then start a new instance of {summary['model']}")
         else:

@@ -258,3 +258,30 @@ def test_a_run_that_cannot_be_resumed_offers_no_retry_and_says_what_to_do(ui):
     page = signed_in(app, "operator").get(f"/instances/{result.instance_id}").get_data(as_text=True)
     assert "cannot be resumed" in page and "SCOPE.md" in page
     assert f'action="/instances/{result.instance_id}/retry"' not in page
+
+
+@pytest.mark.parametrize(("incident", "retry_offered"), [
+    ({"bpmn_id": "gw", "error_type": "WorkflowTaskException", "cause": "model",
+      "message": "Error evaluating expression 'x ==': ScriptError: expression refused: SyntaxError"}, False),
+    ({"bpmn_id": "gw", "error_type": "WorkflowTaskException",   # recorded before the cause was
+      "message": "Error evaluating expression 'x ==': ScriptError: expression refused: SyntaxError"}, False),
+    ({"bpmn_id": "gw", "error_type": "NameError", "cause": "run", "message": "name 'x' is not defined"}, True),
+])
+def test_an_incident_caused_by_the_model_offers_no_retry_and_says_to_fix_the_diagram(ui, incident, retry_offered):
+    from sqlalchemy import update
+
+    app, engine = ui
+    instance_id, _task_id = _approval(engine)
+    with engine.sessions.begin() as session:
+        session.execute(update(Instance).where(Instance.id == instance_id).values(status="error", incident=incident))
+    page = signed_in(app, "operator").get(f"/instances/{instance_id}").get_data(as_text=True)
+    assert (f'action="/instances/{instance_id}/retry"' in page) is retry_offered
+    assert ("The model is wrong at gw" in page) is not retry_offered
+    assert f'action="/instances/{instance_id}/cancel"' in page
+
+
+def test_a_recorded_incident_names_its_cause():
+    from scopeflow.engine.runner import incident_from
+
+    assert incident_from(SyntaxError("invalid syntax"))["cause"] == "model"
+    assert incident_from(NameError("name 'x' is not defined"))["cause"] == "run"

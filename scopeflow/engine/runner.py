@@ -25,6 +25,7 @@ from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from scopeflow.engine.flow import FlowTask
+from scopeflow.engine.incidents import cause_of
 from scopeflow.engine.people import Decider
 from scopeflow.engine.spiff import ScopeflowScriptEngine, do_engine_steps
 from scopeflow.handlers import registry
@@ -420,5 +421,6 @@ def incident_from(exc: BaseException, redact: Callable[[str], str] = lambda text
         "task_id": str(failed.id) if failed is not None else None,
         "bpmn_id": getattr(getattr(failed, "task_spec", None), "bpmn_id", None),
         "error_type": type(cause).__name__,
+        "cause": cause_of(type(cause).__name__, message),
         "traceback": redact("".join(traceback.format_exception(exc))),
     }

@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from scopeflow.engine import reads
 from scopeflow.engine.answers import unwrap
+from scopeflow.engine.incidents import caused_by_model
 from scopeflow.engine.models import BLOCKED, CANCELLED, ERROR, FINAL_STATUSES
 from scopeflow.engine.reads import InstanceRecord
 from scopeflow.engine.service import EngineError, NotFound
@@ -79,6 +80,10 @@ def _resumability(row: InstanceRecord, data: dict) -> tuple[bool, str]:
     """(offer Retry?, why not) — the same rule as ``Engine.retry``: a blocked run resumes only when a
     failure of the taxonomy stopped it, never after a decision or a verdict."""
     if row.status == ERROR:
+        if row.incident and caused_by_model(row.incident):
+            where = row.incident.get("bpmn_id") or "?"
+            return False, (f"The model is wrong at {where}: a retry would run the same model again. Fix the "
+                           f"diagram (the designer lints it), then start a new instance of {row.model_name}.")
         return True, ""
     if row.status != BLOCKED:
         return False, ""
