@@ -74,8 +74,8 @@ class Runner:
     _advance_span: trace.Span | None = None
     _steps_run: list[str] = field(default_factory=list)      # BPMN names of the tasks this advance ran
     _last_checkpoint: float = field(default_factory=time.monotonic)
-    _spec_attributes: dict[Any, dict[str, Any]] = field(default_factory=dict)   # task spec -> its span attributes
-    _spec_expensive: dict[Any, bool] = field(default_factory=dict)              # task spec -> checkpoint after it
+    # task spec -> (its span attributes but the task id, whether a checkpoint follows it): per element
+    _spec_facts: dict[Any, tuple[dict[str, Any], bool]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.workflow.script_engine = ScopeflowScriptEngine(runner=self)
@@ -137,19 +137,25 @@ class Runner:
             raise
 
     def _task_attributes(self, task) -> dict[str, Any]:
-        """A task span's attributes: its element's (the same at every run of that element in this
-        advance, so built once per spec) and the task's id."""
-        spec = task.task_spec
-        static = self._spec_attributes.get(spec)
-        if static is None:
-            static = self._spec_attributes[spec] = self._element_attributes(task)
-        attrs = dict(static)
+        """A task span's attributes: its element's and the task's id."""
+        attrs = dict(self._facts(task)[0])
         attrs["scopeflow.task.id"] = _id_text(task)
         return attrs
 
-    def _element_attributes(self, task) -> dict[str, Any]:
+    def _facts(self, task) -> tuple[dict[str, Any], bool]:
+        """What a task's element says, the same at every run of that element in this advance (so
+        worked out once per spec): its span attributes but the task id, and whether its operator
+        asks for a checkpoint after it runs."""
         spec = task.task_spec
-        element = self.element_of(task)
+        known = self._spec_facts.get(spec)
+        if known is None:
+            element = self.element_of(task)
+            expensive = bool(element and element.operator and _is_expensive(element.operator))
+            known = self._spec_facts[spec] = (self._element_attributes(task, element), expensive)
+        return known
+
+    def _element_attributes(self, task, element) -> dict[str, Any]:
+        spec = task.task_spec
         attrs: dict[str, Any] = {
             semconv.INSTANCE_ID: self.identity.instance_id,
             semconv.PROCESS_ID: self.identity.model_name,
@@ -201,19 +207,10 @@ class Runner:
                 span.set_attribute(semconv.TASK_OUTCOME, _OUTCOMES.get(task.state) or TaskState.get_name(task.state).lower())
             span.end()
         slow = time.monotonic() - started > self.checkpoint_threshold_s
-        expensive = span is not None and self._expensive(task)
+        expensive = span is not None and self._facts(task)[1]
         if (slow or expensive) and self.on_checkpoint is not None:
             self.on_checkpoint()
             self._last_checkpoint = time.monotonic()
-
-    def _expensive(self, task) -> bool:
-        """Whether the task's operator asks for a checkpoint after it runs (once per spec)."""
-        spec = task.task_spec
-        known = self._spec_expensive.get(spec)
-        if known is None:
-            element = self.element_of(task)
-            known = self._spec_expensive[spec] = bool(element and element.operator and _is_expensive(element.operator))
-        return known
 
     def _fail_span(self, span: trace.Span, exc: BaseException) -> None:
         """ERROR status and an ``exception`` event, redacted: an exception's text may hold a secret

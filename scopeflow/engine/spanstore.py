@@ -104,16 +104,16 @@ def _sqlite_insert() -> str:
 _EMPTY = JsonText("[]")
 
 
-def json_text(value: object) -> JsonText:
+def _json_text(value: object) -> JsonText:
     return JsonText(json_column_text(value))
 
 
 def _row(record: SpanRecord, attributes: str, content: str, prev: str, link: str) -> tuple:
     """The stored row, in ``_ROW_COLUMNS`` order; JSON columns as the text the JSON type would
     write (the attributes as already encoded for the hash)."""
-    events = _EMPTY if not record.events else json_text(
+    events = _EMPTY if not record.events else _json_text(
         [{"name": e.name, "time_ns": e.time_ns, "attributes": e.attributes} for e in record.events])
-    links = _EMPTY if not record.links else json_text(
+    links = _EMPTY if not record.links else _json_text(
         [{"trace_id": lk.trace_id, "span_id": lk.span_id, "attributes": lk.attributes} for lk in record.links])
     return (record.instance_id, record.seq, record.trace_id, record.span_id, record.parent_span_id, record.name,
             record.kind, record.attributes.get(semconv.BPMN_ELEMENT_ID), record.start_ns, record.end_ns,

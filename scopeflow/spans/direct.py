@@ -42,19 +42,18 @@ def _clean(value: Any) -> Any:
     return None
 
 
-def _new_span_id() -> int:
-    """A non-zero 64-bit id, as the SDK's ``RandomIdGenerator`` makes them."""
+def _new_id(bits: int) -> int:
+    """A non-zero random id (64 bits for a span, 128 for a trace), as the SDK's ``RandomIdGenerator``
+    makes them."""
     while True:
-        span_id = random.getrandbits(64)
-        if span_id:
-            return span_id
+        value = random.getrandbits(bits)
+        if value:
+            return value
 
 
-def _new_trace_id() -> int:
-    while True:
-        trace_id = random.getrandbits(128)
-        if trace_id:
-            return trace_id
+def _clean_attributes(attributes: types.Attributes) -> dict[str, Any]:
+    """What the SDK keeps of an event's or a link's attributes (see :func:`_clean`)."""
+    return {str(k): c for k, v in (attributes or {}).items() if (c := _clean(v)) is not None}
 
 
 class DirectSpan(trace.Span):
@@ -68,11 +67,10 @@ class DirectSpan(trace.Span):
                  plain: bool = False):
         self._name = name
         self._parent = parent
-        trace_id = parent.trace_id if parent is not None else _new_trace_id()
-        self._context = SpanContext(trace_id=trace_id, span_id=_new_span_id(), is_remote=False, trace_flags=_SAMPLED)
+        trace_id = parent.trace_id if parent is not None else _new_id(128)
+        self._context = SpanContext(trace_id=trace_id, span_id=_new_id(64), is_remote=False, trace_flags=_SAMPLED)
         self._links = [SpanLink(f"{link.context.trace_id:032x}", f"{link.context.span_id:016x}",
-                                {str(k): c for k, v in (link.attributes or {}).items() if (c := _clean(v)) is not None})
-                       for link in links]
+                                _clean_attributes(link.attributes)) for link in links]
         self._ended = False
         if plain or all(type(key) is str and type(value) in _SCALARS for key, value in attributes.items()):
             self._attributes: dict[str, Any] = dict(attributes)   # the engine's own: kept as they are
@@ -104,8 +102,8 @@ class DirectSpan(trace.Span):
     def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
         if self._ended:
             return
-        cleaned = {str(k): c for k, v in (attributes or {}).items() if (c := _clean(v)) is not None}
-        self._events.append(SpanEvent(name, timestamp if timestamp is not None else time.time_ns(), cleaned))
+        self._events.append(SpanEvent(name, timestamp if timestamp is not None else time.time_ns(),
+                                      _clean_attributes(attributes)))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         raise NotImplementedError("links are given when the span starts")

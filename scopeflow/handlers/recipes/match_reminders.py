@@ -48,11 +48,11 @@ _SCHEDULED = {"appointment", "booking", "visit", "reservation", "event", "sessio
               "trip", "game", "match", "training", "rehearsal", "treatment", "vaccination", "loan"}
 
 
-def _unnamed_entity(spec: Spec) -> tuple[Entity | None, str | Miss]:
+def _unnamed_entity(spec: Spec) -> tuple[Entity | None, str]:
     """The entity a reminder line that names none is about, and what that guess assumes ("" when
     the scope has only one dated entity): the dated entities someone can be emailed about, then
-    among several the one thing that happens on a date (an appointment, a booking). Several such
-    things is a :class:`Miss` naming them."""
+    among several the one thing that happens on a date (an appointment, a booking). Without an
+    entity, the text says why none could be chosen (several such things), or is "" (none is dated)."""
     dated = [e for e in spec.entities if any(f.type in DATE_TYPES for f in e.fields)]
     if len(dated) == 1:
         return dated[0], ""
@@ -68,9 +68,9 @@ def _unnamed_entity(spec: Spec) -> tuple[Entity | None, str | Miss]:
     options = scheduled or reachable or dated
     if not options:
         return None, ""
-    return None, Miss("reminder", [], "the line names no entity and several could be meant ("
-                      + ", ".join(e.name for e in options) + "): say which, e.g. 'remind owners the day before "
-                      f"their {naming.ascii_words(options[0].label)[0].lower()}'")
+    return None, ("the line names no entity and several could be meant (" + ", ".join(e.name for e in options)
+                  + "): say which, e.g. 'remind owners the day before "
+                  f"their {naming.ascii_words(options[0].label)[0].lower()}'")
 
 
 def match_reminder(text: str, spec: Spec, entity_hint: str | None) -> Recipe | Miss | None:
@@ -90,8 +90,8 @@ def match_reminder(text: str, spec: Spec, entity_hint: str | None) -> Recipe | M
     assumption = ""
     if entity is None:       # "reminders the day before" names no entity: guess the one meant
         entity, assumption = _unnamed_entity(spec)
-        if isinstance(assumption, Miss):
-            return Miss("reminder", [m[0]], assumption.reason)
+        if entity is None and assumption:
+            return Miss("reminder", [m[0]], assumption)
     field = date_field(text, entity) if entity else None
     if entity is None or field is None:
         return Miss("reminder", [m[0]], "a reminder needs an entity with a date field to be due on")
