@@ -218,11 +218,13 @@ def stats(app: App, model: str | None, as_json: bool) -> None:
     from scopeflow.spans.metrics import compute
 
     result = compute(*reads.run_history(app.engine.sessions, model))
+    if model and not result:
+        _known_model(app, model)   # a typo is an error, not an empty report
     if as_json:
         _print_json([s.__dict__ for s in result])
         return
     if not result:
-        click.echo("(no instances)")
+        click.echo(f"(no instances of {model})" if model else "(no instances)")
     for s in result:
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s.by_status.items()))
         click.echo(f"{s.model}: {s.instances} instance(s) — {outcomes}")
@@ -231,3 +233,14 @@ def stats(app: App, model: str | None, as_json: bool) -> None:
         click.echo(f"  retries/instance {s.retries_per_instance}, regenerations/instance {s.regenerations_per_instance}")
         for gate, wait in s.human_wait_seconds.items():
             click.echo(f"  human wait at {gate}: p50 {wait['p50']}s, max {wait['max']}s ({wait['count']}×)")
+
+
+def _known_model(app: App, model: str) -> None:
+    """Fail with one line unless ``model`` is in the models directory or was ever deployed."""
+    from scopeflow.engine import reads
+
+    deployed = reads.deployed_models(app.engine.sessions)
+    on_disk = app.engine.catalog().models
+    if model not in deployed and model not in on_disk:
+        known = ", ".join(sorted(set(deployed) | set(on_disk))) or "none"
+        raise Fail(f"unknown model {model} (known: {known})")
