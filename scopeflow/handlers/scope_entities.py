@@ -297,7 +297,8 @@ def _parse_entity_line(text: str, line: int = 0) -> _RawEntity | None:
     """``Book: fields…``, ``Book — fields…``, ``Book - fields…``, ``Book (fields…)`` or ``Book``."""
     sep = re.search(r":|—|–|\s-\s", text)
     paren = text.find("(")
-    if sep and (paren == -1 or sep.start() < paren):
+    closed_before = sep is not None and text[:sep.start()].count("(") == text[:sep.start()].count(")")
+    if sep and (paren == -1 or sep.start() < paren or closed_before):   # ``X (old name): fields``
         name, rest = text[:sep.start()], text[sep.end():]
     elif paren > 0 and text.rstrip().endswith(")"):
         name, rest = text[:paren], text[paren + 1:text.rstrip().rfind(")")]
@@ -486,15 +487,17 @@ class _Resolver:
         label = naming.clean_label(raw.label)
         result = Field(name=naming.field_name(label), label=label, type="text")
         where = f"{owner}.{result.name}"
-        type_words, reference, unknown = None, None, []
+        type_words, reference, unknown, bare_reference = None, None, [], False
         for piece in raw.pieces:
             ref = _REFERENCE_PREFIX.match(piece)
             choice = None if ref else _CHOICE_PREFIX.match(piece)
             reading = _read_modifiers(piece[(ref or choice).end():] if (ref or choice) else piece)
             _apply_reading(result, reading)
             words = " ".join(reading.words).strip()
-            if ref:
+            if ref and words:
                 reference = words
+            elif ref:                     # ``reference`` alone (a table's notes): the type names the target
+                bare_reference = True
             elif (choice and words) or "|" in words or _slash_choice(words):
                 words = words.replace("/", "|")
                 result.type = "choice"
@@ -505,6 +508,10 @@ class _Resolver:
                 type_words = words
             elif words:
                 unknown.append(words)
+        if reference is None and bare_reference:
+            reference, type_words = type_words or label, None
+        if type_words == "choice without values" and unknown:     # ``choice`` then ``open, done``
+            result.type, result.choices, unknown = "choice", [c.strip(" '\"") for c in unknown], []
         self._resolve_type(result, where, type_words, reference)
         for words in unknown:
             self.asker.ask(f"modifier:{where}", f"{where}: what does {words!r} mean? (ignored for now)", "ignore")
