@@ -377,6 +377,8 @@ class _EntityReader:
         text = block.text.strip()
         if block.bold or (text.endswith(":") and len(text.split()) <= 4):
             self._new(_RawEntity(text.strip(" :*"), line=block.line), True)
+        elif text.endswith(":"):         # ``Example of a snippet we store:``: a lead-in sentence, no entity
+            return
         elif self.open_entity is not None and not (self.open_entity.fields and re.match(r"^[A-Z]\w*\s*[:—–]", text)):
             self._fields(self.open_entity, text, block.line)
         elif _is_entity_list(text):      # ``Note (title, body), Tag (name)`` after ``Entities:``

@@ -60,11 +60,50 @@ _REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s*\S")
 def read_blocks(text: str) -> list[Block]:
     """The blocks of ``text`` in document order (link reference definitions, which the parser
     consumes without a token, come back as structure lines)."""
-    blocks = _token_blocks(text)
+    front = _front_matter(text)
+    if front:
+        lines = text.splitlines()
+        text = "\n".join("" if n <= len(front) else line for n, line in enumerate(lines, 1))
+    blocks = front + _token_blocks(text)
     seen = {n for block in blocks for n in block.lines}
     blocks.extend(Block("structure", line, number, [number]) for number, line in enumerate(text.splitlines(), 1)
                   if number not in seen and _REFERENCE_DEFINITION.match(line))
     return blocks
+
+
+_FRONT_KEY = re.compile(r"^(?P<key>[\w-]+)\s*:\s*(?P<value>.*)$")
+_FRONT_CONTENT = ("description", "summary", "about", "goal")
+
+
+def _front_matter(text: str) -> list[Block]:
+    """YAML front matter (``---`` on line 1, ``key: value`` lines, ``---`` or ``...``) as blocks,
+    one per line, or ``[]``: markdown would read its keys as a setext heading and its fences as rules.
+
+    ``title``/``name`` stays a ``Title: …`` label line (the app's name when no heading names it),
+    ``description``/``summary``/… a paragraph line (the summary); the other keys (author, version,
+    tags, dates) describe the document, not the app, and are structure.
+    """
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        return []
+    end = next((n for n, line in enumerate(lines[1:60], 1) if line.strip() in ("---", "...")), None)
+    inner = lines[1:end] if end else []
+    if not end or not any(_FRONT_KEY.match(line) for line in inner) or not all(
+            not line.strip() or line[:1].isspace() or line.lstrip().startswith(("-", "#")) or _FRONT_KEY.match(line)
+            for line in inner):
+        return []
+    blocks = [Block("structure", "", 1, [1]), Block("structure", "", end + 1, [end + 1])]
+    for number, line in enumerate(inner, 2):
+        match = _FRONT_KEY.match(line)
+        key = match["key"].lower() if match else ""
+        value = match["value"].strip(" '\"|>") if match else ""
+        if key in ("title", "name") and value:
+            blocks.append(Block("line", f"Title: {value}", number, [number]))
+        elif key in _FRONT_CONTENT and value:
+            blocks.append(Block("line", value, number, [number]))
+        elif line.strip():
+            blocks.append(Block("structure", "", number, [number]))
+    return sorted(blocks, key=lambda b: b.line)
 
 
 def _token_blocks(text: str) -> list[Block]:
@@ -212,6 +251,18 @@ def _plain_title(block: Block, following: Block | None) -> bool:
             and following is not None and following.line > block.line + 1)
 
 
+_GHERKIN_SCENARIO = re.compile(r"^(?:Scenario(?: Outline| Template)?|Example|Rule)\s*:", re.IGNORECASE)
+
+
+def _gherkin_feature(block: Block, blocks: list[Block]) -> str:
+    """``Feature: Seed swap`` opening a Gherkin file (one with ``Scenario:`` lines) names the app;
+    elsewhere ``Feature:`` is the features label."""
+    label = _label(block)
+    if label is None or label[0].lower() != "feature" or not label[1] or block.level:
+        return ""
+    return label[1] if any(b.kind == "line" and _GHERKIN_SCENARIO.match(b.text) for b in blocks) else ""
+
+
 def split_sections(blocks: list[Block]) -> Document:
     """The title and the sections, in order; blocks before any section are prose."""
     doc = Document(None, 0, [Section("prose")], set())
@@ -223,6 +274,8 @@ def split_sections(blocks: list[Block]) -> Document:
             doc.structure.add(block.line)
         elif position == 0 and _plain_title(block, following):
             doc.title, doc.title_line = block.text, block.line
+        elif doc.title is None and (gherkin := _gherkin_feature(block, blocks)):
+            doc.title, doc.title_line = gherkin, block.line
         elif block.kind == "header":        # a table's header row: kept for its column names
             doc.structure.add(block.line)
             current.blocks.append(block)

@@ -66,6 +66,9 @@ _NOT_ENTITIES = {
     "this", "that", "one", "login", "page", "screen", "button", "form", "status", "progress", "news",
     "user", "person", "admin", "visitor", "everyone", "report", "export", "search", "csv",
 }
+# words ending in ``s`` that are no plural noun: ``book is on the shelf`` (``book`` is also a verb)
+_NOT_PLURALS = {"is", "was", "has", "does", "as", "us", "its", "this", "thus", "yes", "plus", "less", "always",
+                "perhaps", "sometimes", "across", "whereas", "unless", "besides"}
 _CLAUSE_STARTS = {"can", "could", "should", "will", "may", "must", "also", "then", "which", "that", "who",
                   "so", "but", "when", "where", "while", "to"}
 _FIELD_DETERMINERS = {"a", "an", "the", "their", "its", "his", "her", "some", "each", "one", "own", "any",
@@ -120,6 +123,9 @@ def _mine_field_list(text: str, line: int = 0) -> list[_RawField]:
             optional = optional or words.pop(0).lower() == "optional"
         if not words:
             continue
+        clause = next((n for n, w in enumerate(words[1:], 1) if w.lower() in _CLAUSE_STARTS | {"because", "if"}), None)
+        if clause is not None and "(" not in " ".join(words[:clause]) + words[clause]:
+            words = words[:clause]      # ``an ISBN so that patrons can find them``: the clause is no field
         first = words[0].lower()
         bare = [w for w in words if not w.startswith("(")] if "(" not in words[0] else words
         name_words = " ".join(words).split("(")[0].split()
@@ -154,7 +160,7 @@ class _Miner:
 
     def entity(self, noun: str, line: int, sentence: str) -> _RawEntity | None:
         key = naming.lookup_key(noun)
-        if not key or key in _NOT_ENTITIES:
+        if not key or key in _NOT_ENTITIES or noun.lower() in _NOT_PLURALS:
             return None
         self.used.add(line)
         return self.raws.setdefault(key, _RawEntity(naming.singular(noun).capitalize(), line=line, sentence=sentence))
