@@ -296,8 +296,9 @@ def split_sections(blocks: list[Block]) -> Document:
 
 def _heading(doc: Document, current: Section, block: Block) -> None:
     kind = section_kind(block.text)
+    named = re.split(r"\s[—–:|-]\s|:\s", block.text, maxsplit=1)[0]    # ``Calibration Register — Requirements``
     if block.level == 1 and doc.title is None and not any(s.blocks for s in doc.sections[1:]) \
-            and kind == "prose":
+            and (kind == "prose" or (named != block.text and section_kind(named) == "prose")):
         doc.title, doc.title_line = block.text, block.line   # covered by the title requirement
         return
     deeper = current.level and block.level > current.level

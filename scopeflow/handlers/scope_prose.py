@@ -59,6 +59,9 @@ _CHILD_TO_PARENT = re.compile(rf"\b(?:add|attach|assign|put|link|post|log|record
 _SUBJECT_VERB_OBJECT = re.compile(rf"\b(?P<parent>{_NOUN}s)\s+(?:can\s+)?(?:book|make|create|place|write|own|"
                                   rf"have|submit|open|add|schedule|post)\s+{_DET}(?P<child>{_NOUN}s)\b",
                                   re.IGNORECASE)
+# ``we keep our members (name, voice part, phone) and our concerts (date, venue)``: a plural noun with its
+# field list in parentheses, in a sentence that says the data is kept
+_PLURAL_PAREN = re.compile(rf"\b(?P<noun>{_NOUN}s)\s*\((?P<fields>[^()]*,[^()]*)\)", re.IGNORECASE)
 _BELONGS_TO = re.compile(rf"\b(?P<child>{_NOUN})\s+belongs?\s+to\s+{_DET}(?P<parent>{_NOUN})", re.IGNORECASE)
 _NOT_ENTITIES = {
     "in", "out", "it", "them", "thing", "stuff", "data", "information", "info", "app", "application",
@@ -91,7 +94,12 @@ def _split_prose_list(text: str) -> list[str]:
 
 
 def _prose_choices(item: str) -> str:
-    """``status (booked, cancelled or done)`` → ``status (one of booked | cancelled | done)``."""
+    """``status (booked, cancelled or done)`` → ``status (one of booked | cancelled | done)``;
+    ``voice part soprano/alto/bass`` (values after the name, slash-separated) → ``voice part (one of …)``."""
+    slashed = re.match(r"^(?P<name>[^()/]*[^\W\d_][^()/]*?)\s+(?P<values>[\w-]+(?:\s*/\s*[\w-]+)+)$", item)
+    if slashed is not None and _norm(slashed["values"]) not in TYPE_SYNONYMS:
+        values = [v.strip() for v in slashed["values"].split("/")]
+        return f"{slashed['name']} (one of {' | '.join(values)})"
     match = re.match(r"^(?P<name>[^()]+?)\s*\((?P<inner>[^()]+)\)$", item)
     if match is None:
         return item
@@ -170,6 +178,10 @@ class _Miner:
                       *_EACH_HAS.finditer(sentence), *_FOR_EACH.finditer(sentence)]:
             if (found := self.entity(match["noun"], line, sentence)) is not None:
                 found.fields.extend(_with_sentence(_mine_field_list(match["fields"], line), sentence))
+        if re.search(rf"\b{_VERB}\b", sentence, re.IGNORECASE):
+            for match in _PLURAL_PAREN.finditer(sentence):
+                if (found := self.entity(match["noun"], line, sentence)) is not None and not found.fields:
+                    found.fields.extend(_with_sentence(_mine_field_list(match["fields"], line), sentence))
         for match in _VERB_PLURAL.finditer(sentence):
             self.entity(match["noun"], line, sentence)
 

@@ -30,6 +30,8 @@ SECTION_KINDS = (
                      "non functional", "nfr", "rule", "limit", "policy", "regel", "règle", "regla",
                      "validation", "must not", "restriction")),
 )
+_NON_FUNCTIONAL = ("non-functional", "non functional", "nonfunctional", "nfr", "quality attribute",
+                   "nicht-funktional", "nicht funktional", "no funcional", "non fonctionnel")
 _TYPO_TARGETS = {"entities": "entities", "entity": "entities", "features": "features", "feature": "features",
                  "integrations": "integrations", "constraints": "constraints", "rules": "constraints",
                  "requirements": "features", "stories": "features"}
@@ -38,6 +40,8 @@ _TYPO_TARGETS = {"entities": "entities", "entity": "entities", "features": "feat
 def section_kind(heading: str) -> str:
     """``entities``, ``features``, ``integrations``, ``constraints`` or ``prose`` for a heading/label."""
     lowered = " ".join(heading.lower().strip(" :*#_").replace("’", "'").split())
+    if any(key in lowered for key in _NON_FUNCTIONAL):     # before "requirement" makes it a features heading
+        return "constraints"
     for kind, keys in SECTION_KINDS:
         if any(key in lowered for key in keys):
             return kind
