@@ -126,8 +126,9 @@ def _mine_field_list(text: str, line: int = 0) -> list[_RawField]:
     items = [word for item in _split_prose_list(text) for word in _field_words(item)]
     for item in items:
         words = _prose_choices(item.strip()).split()
-        optional = False
+        optional, determined = False, False
         while words and words[0].lower() in _FIELD_DETERMINERS | {"optional"}:
+            determined = True
             optional = optional or words.pop(0).lower() == "optional"
         if not words:
             continue
@@ -139,7 +140,7 @@ def _mine_field_list(text: str, line: int = 0) -> list[_RawField]:
         name_words = " ".join(words).split("(")[0].split()
         if len(name_words) > 3 and "in" in name_words[1:3]:     # ``a size in square metres``: the unit goes
             words = name_words = name_words[:name_words.index("in", 1)]
-        if re.fullmatch(_VERB, first, re.IGNORECASE) or first in _CLAUSE_STARTS or len(name_words) > 3 \
+        if (re.fullmatch(_VERB, first, re.IGNORECASE) and not determined) or first in _CLAUSE_STARTS or len(name_words) > 3 \
                 or not bare:
             break
         raw = _parse_field_item(" ".join(words).strip(" ."), line)
