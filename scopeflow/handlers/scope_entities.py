@@ -43,6 +43,8 @@ TYPE_SYNONYMS = {
     "texte": "text", "texto": "text", "zeichenkette": "text", "chaîne": "text", "cadena": "text",
     "zahl": "integer", "ganzzahl": "integer", "entier": "integer", "entero": "integer",
     "datum": "date", "fecha": "date", "booléen": "boolean", "booleano": "boolean",
+    "dezimal": "decimal", "décimal": "decimal", "betrag": "decimal", "kommazahl": "decimal",
+    "datum und uhrzeit": "datetime", "zeitpunkt": "datetime", "wahrheitswert": "boolean",
     "choice": "choice", "choices": "choice", "enum": "choice", "one of": "choice",
     "options": "choice", "select one": "choice",
 }
@@ -56,6 +58,9 @@ _MODIFIER_WORDS = {"required", "mandatory", "optional", "nullable", "unique", "d
                    "defaults", "min", "minimum", "max", "maximum", "maxlength", "minlength"}
 
 
+# ``Name (Pflicht)``, ``nom (obligatoire)``, ``nombre (obligatorio)``: required in the scope's own language
+_REQUIRED_WORDS = {"required", "mandatory", "pflicht", "pflichtfeld", "erforderlich", "obligatoire", "obligatorio",
+                   "requerido"}
 _FILLER_WORDS = {"must", "be", "should", "is", "are", "always", "shall", "has", "to"}
 _UNIT_WORDS = {"chars", "characters", "char", "letters", "zeichen", "caractères", "digits"}
 
@@ -84,11 +89,11 @@ def _read_modifiers(text: str) -> _Reading:
     while i < len(words):
         word = words[i].lower().strip(",;")
         nxt = words[i + 1].lower() if i + 1 < len(words) else ""
-        if word in ("required", "mandatory") or (word == "not" and nxt == "null"):
+        if word in _REQUIRED_WORDS or (word == "not" and nxt == "null"):
             reading.required, i = True, i + (2 if word == "not" else 1)
-        elif word in ("optional", "nullable"):
+        elif word in ("optional", "nullable", "facultatif", "opcional", "freiwillig"):
             reading.required, i = False, i + 1
-        elif word in ("unique", "distinct"):
+        elif word in ("unique", "distinct", "eindeutig", "único", "unico"):
             reading.unique, i = True, i + 1
         elif word in ("default", "defaults"):
             rest = words[i + 1:]
@@ -137,7 +142,7 @@ def _infer_type(name: str) -> str:
         return "datetime"
     if words & {"group", "type", "kind", "category", "level", "class"}:
         return "text"                                 # ``age group`` is no age, ``price category`` no price
-    if words & {"email"}:
+    if words & {"email"} or name in ("e_mail", "mail", "correo", "correo_electronico", "courriel"):
         return "email"
     if words & {"phone", "mobile", "telephone", "tel", "zip", "postcode", "iban", "isbn", "sku"}:
         return "text"
@@ -145,10 +150,11 @@ def _infer_type(name: str) -> str:
         return "url"
     if name.endswith("_at") or words & {"timestamp"}:
         return "datetime"
-    if words & {"date", "deadline", "due", "birthday", "dob"}:
+    if words & {"date", "deadline", "due", "birthday", "dob", "datum", "fecha"}:
         return "date"
     if words & {"price", "amount", "cost", "total", "salary", "budget", "balance", "fee", "rate",
-                 "rent", "deposit", "temperature", "weight", "height", "width", "distance"}:
+                 "rent", "deposit", "temperature", "weight", "height", "width", "distance",
+                 "kosten", "preis", "betrag", "precio", "coste", "prix"}:
         return "decimal"
     if words & {"time", "starts", "ends"}:
         return "datetime"

@@ -26,13 +26,18 @@ _KIND_RULES = (
     ("login", re.compile(r"\b(log ?in|logins?|sign ?in|sign ?up|auth\w*|accounts?|passwords?|register|"
                          r"registration|roles?|permissions?|logged[- ]in)\b", re.IGNORECASE)),
     ("export", re.compile(r"\b(export\w*|csv|download\w*)\b", re.IGNORECASE)),
-    ("search", re.compile(r"\b(search\w*|filter\w*|find|look ?up|sort\w*)\b", re.IGNORECASE)),
+    ("search", re.compile(r"\b(search\w*|filter\w*|find|look ?up|sort\w*|such\w*|buscar|busca|busque\w*|"
+                          r"cherch\w*|recherch\w*|filtr\w*)\b", re.IGNORECASE)),
     ("health", re.compile(r"\b(health\w*|liveness|readiness|status page)\b", re.IGNORECASE)),
     ("api", re.compile(r"\b(api|rest|json|endpoints?)\b", re.IGNORECASE)),
     ("crud", re.compile(r"\b(creat(?:e|ed|es|ing)|add(?:ed|s|ing)?|edit\w*|updat\w*|delet\w*|remov\w*|"
                         r"list(?:ed|s|ing)?|manag\w*|view\w*|brows\w*|crud|track\w*|record(?:ed|s)?|see|show\w*|"
                         r"keep|store[sd]?|organi[sz]\w*|log(?:s|ged)?|enter(?:s|ed)?|book(?:s|ing)?|cancel|"
-                        r"move|reschedule|schedule)\b", re.IGNORECASE)),
+                        r"move|reschedule|schedule|"
+                        # the same verbs in German, Spanish and French scopes
+                        r"anleg\w*|bearbeit\w*|lösch\w*|auflist\w*|verwalt\w*|anzeig\w*|erfass\w*|"
+                        r"crear|editar|borrar|eliminar|listar|gestionar|registrar|ver|"
+                        r"créer|modifier|supprimer|lister|gérer|afficher)\b", re.IGNORECASE)),
 )
 _UNBUILDABLE_EXPORT = re.compile(r"\b(pdf|excel|xlsx|word|docx)\b", re.IGNORECASE)
 
