@@ -150,7 +150,7 @@ def _infer_type(name: str) -> str:
         return "url"
     if name.endswith("_at") or words & {"timestamp"}:
         return "datetime"
-    if words & {"date", "deadline", "due", "birthday", "dob", "datum", "fecha"}:
+    if words & {"date", "deadline", "due", "birthday", "dob", "datum", "fecha"} or name.endswith("datum"):
         return "date"
     if words & {"price", "amount", "cost", "total", "salary", "budget", "balance", "fee", "rate",
                  "rent", "deposit", "temperature", "weight", "height", "width", "distance",

@@ -62,6 +62,15 @@ _SUBJECT_VERB_OBJECT = re.compile(rf"\b(?P<parent>{_NOUN}s)\s+(?:can\s+)?(?:book
 # ``we keep our members (name, voice part, phone) and our concerts (date, venue)``: a plural noun with its
 # field list in parentheses, in a sentence that says the data is kept
 _PLURAL_PAREN = re.compile(rf"\b(?P<noun>{_NOUN}s)\s*\((?P<fields>[^()]*,[^()]*)\)", re.IGNORECASE)
+# ``Guardamos los socios con nombre, correo y fecha``, ``Wir speichern Mitglieder mit Name und E-Mail``: the
+# same sentence in Spanish, German and French (a verb of keeping, the noun, ``con``/``mit``/``avec`` fields)
+_FOREIGN_WITH = re.compile(
+    r"\b(?:guardamos|registramos|almacenamos|gestionamos|llevamos|speichern|erfassen|verwalten|"
+    r"gardons|enregistrons|stockons|conservons)(?:\s+(?:wir|nous))?\s+(?:(?:los|las|el|la|unos|unas|die|der|das|den|alle|unsere|"
+    r"les|des|nos)\s+)?(?P<noun>[^\W\d_][\w-]*)\s+(?:con|mit|avec)\s+(?P<fields>[^.;!?]+)", re.IGNORECASE)
+_FOREIGN_LIST = re.compile(r"\s+(?:y|e|o|und|oder|et|ou)\s+", re.IGNORECASE)
+_FOREIGN_DETERMINERS = re.compile(r"(?:^|(?<=,))\s*(?:el|la|los|las|un|una|su|sus|der|die|das|den|ein|eine|einen|"
+                                  r"ihr|ihre|seine|le|les|un|une|son|sa|ses|leur)\s+", re.IGNORECASE)
 _BELONGS_TO = re.compile(rf"\b(?P<child>{_NOUN})\s+belongs?\s+to\s+{_DET}(?P<parent>{_NOUN})", re.IGNORECASE)
 _NOT_ENTITIES = {
     "in", "out", "it", "them", "thing", "stuff", "data", "information", "info", "app", "application",
@@ -179,6 +188,10 @@ class _Miner:
                       *_EACH_HAS.finditer(sentence), *_FOR_EACH.finditer(sentence)]:
             if (found := self.entity(match["noun"], line, sentence)) is not None:
                 found.fields.extend(_with_sentence(_mine_field_list(match["fields"], line), sentence))
+        for match in _FOREIGN_WITH.finditer(sentence):
+            if (found := self.entity(match["noun"], line, sentence)) is not None:
+                fields = _FOREIGN_DETERMINERS.sub(" ", _FOREIGN_LIST.sub(", ", match["fields"]))
+                found.fields.extend(_with_sentence(_mine_field_list(fields, line), sentence))
         if re.search(rf"\b{_VERB}\b", sentence, re.IGNORECASE):
             for match in _PLURAL_PAREN.finditer(sentence):
                 if (found := self.entity(match["noun"], line, sentence)) is not None and not found.fields:
