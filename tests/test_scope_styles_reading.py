@@ -122,6 +122,7 @@ def test_a_title_heading_naming_its_document_kind_after_a_dash_is_the_title_and_
 
 def test_a_one_paragraph_email_gives_both_entities_their_parenthesised_fields():
     spec = _read("78-email-one-paragraph.txt")
+    assert spec.title.startswith("We are a small choir")            # not "Hello, we are …"
     assert _fields(spec, "Member") == {"name": "text", "voice_part": "choice:soprano|alto|tenor|bass",
                                        "phone": "text"}
     assert _fields(spec, "Concert") == {"date": "date", "venue": "text", "fee": "decimal"}

@@ -232,7 +232,15 @@ def _summary_lines(doc: sm.Document) -> list[sm.Block]:
     return [b for b in paragraph if b.kind == "line"]
 
 
+_GREETING_OPENING = re.compile(r"^(?:hi|hello|hey|dear|hallo|hola|bonjour|good (?:morning|afternoon))\b[^,.!?]{0,30}"
+                               r"[,!]\s+", re.IGNORECASE)
+
+
 def _fallback_title(summary: str) -> str:
+    """The first sentence of the summary, without the greeting of an e-mail written as one paragraph."""
+    ungreeted = _GREETING_OPENING.sub("", summary)
+    if ungreeted != summary:
+        summary = ungreeted[:1].upper() + ungreeted[1:]
     first = re.split(r"(?<=[.!?])\s", summary, maxsplit=1)[0].rstrip(".!?")
     return (first[:57] + "…") if len(first) > 60 else (first or "Untitled app")
 
