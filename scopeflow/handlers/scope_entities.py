@@ -311,8 +311,8 @@ def _parse_entity_line(text: str, line: int = 0) -> _RawEntity | None:
     else:
         name, rest = text, ""
     name = _strip_markdown(name).strip(" .")
-    if closed_before and re.sub(r"\([^()]*\)", "", name).strip():     # ``Animal (aka beast): …``: a note
-        name = re.sub(r"\s*\([^()]*\)", "", name).strip()
+    if closed_before and re.sub(r"\s\([^()]*\)", "", name).strip():   # ``Animal (aka beast): …``: a note
+        name = re.sub(r"\s+\([^()]*\)", "", name).strip()           # (``alert(1)`` is part of the name)
     if _is_description(rest):           # ``Loan: a record of who borrowed which book``
         rest = ""
     return _RawEntity(name, _parse_field_items(rest, line), line) if name else None
