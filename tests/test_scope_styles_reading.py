@@ -255,3 +255,24 @@ def test_a_200_kb_scope_reads_every_line_in_bounded_time():
     assert len(reading.spec.features) == feature_lines
     assert reading.spec.complexity == "monster"
     assert elapsed < 10, elapsed
+
+
+# ---------------------------------------------------------------- wiki markup, org-mode, task boxes
+
+def test_jira_wiki_headings_open_sections_and_ticked_task_boxes_are_no_part_of_the_item():
+    spec = _read("91-jira-wiki-markup.txt")
+    assert spec.title == "Tool lending library"
+    assert [e.name for e in spec.entities] == ["Tool", "Member", "Loan"]
+    assert [f.text for f in spec.features][0] == "list loans that are overdue"     # not "[x] list …"
+
+
+def test_org_mode_stars_are_headings_when_the_scope_uses_deeper_ones():
+    spec = _read("92-org-mode.txt")
+    assert spec.title == "Beekeeping log" and spec.summary == "Hives and the inspections we do on them."
+    assert _fields(spec, "Inspection")["hive"] == "Hive"
+    assert [(f.kind, f.buildable) for f in spec.features] == [("crud", True), ("search", True), ("custom", False)]
+
+
+def test_single_star_bullets_stay_items_without_org_headings():
+    spec = read_scope("# Pantry\n\n## Entities\n* Item: name\n* [x] Shelf: label\n").spec
+    assert [e.name for e in spec.entities] == ["Item", "Shelf"]

@@ -64,11 +64,32 @@ def read_blocks(text: str) -> list[Block]:
     if front:
         lines = text.splitlines()
         text = "\n".join("" if n <= len(front) else line for n, line in enumerate(lines, 1))
-    blocks = front + _token_blocks(text)
+    blocks = front + _token_blocks(_wiki_headings(text))
     seen = {n for block in blocks for n in block.lines}
     blocks.extend(Block("structure", line, number, [number]) for number, line in enumerate(text.splitlines(), 1)
                   if number not in seen and _REFERENCE_DEFINITION.match(line))
     return blocks
+
+
+_TASK_BOX = re.compile(r"^\[[ xX✓✔]\]\s+")
+_WIKI_HEADING = re.compile(r"^h([1-6])\.\s+(?=\S)")            # Jira / Confluence / Textile ``h2. Entities``
+_ORG_HEADING = re.compile(r"^(\*+)\s+(?=\S)")                   # org-mode ``** Entities``
+
+
+def _wiki_headings(text: str) -> str:
+    """Headings written in wiki markup (``h1. Title``) or org-mode (``* Title`` / ``** Entities``, when
+    some line opens with ``**``) as markdown headings, line for line; markdown reads them as text or
+    as list items."""
+    lines = text.split("\n")
+    org = any(re.match(r"^\*\*+\s+\S", line) for line in lines)
+    out = []
+    for line in lines:
+        if match := _WIKI_HEADING.match(line):
+            line = "#" * int(match[1]) + " " + line[match.end():]
+        elif org and (match := _ORG_HEADING.match(line)):
+            line = "#" * len(match[1]) + " " + line[match.end():]
+        out.append(line)
+    return "\n".join(out)
 
 
 _FRONT_KEY = re.compile(r"^(?P<key>[\w-]+)\s*:\s*(?P<value>.*)$")
@@ -175,7 +196,8 @@ def _inline(token: Token, blocks: list[Block], heading_level: int, depth: int,
         return
     numbered = [(text, bold, first + offset) for offset, (text, bold) in enumerate(pieces) if text]
     if in_item_paragraph and numbered:
-        if not in_item_paragraph[-1]:
+        if not in_item_paragraph[-1]:       # ``- [x] Shelf: label``: the task box is no part of the item
+            numbered[0] = (_TASK_BOX.sub("", numbered[0][0]), *numbered[0][1:])
             in_item_paragraph[-1] = True
             blocks.append(Block("item", " ".join(t for t, _, _ in numbered), numbered[0][2],
                                 [n for _, _, n in numbered], level=depth, parts=[t for t, _, _ in numbered]))
