@@ -22,15 +22,17 @@ Helpers with one idea each: :mod:`scope_markdown` (blocks and sections), :mod:`s
 The markdown is read from markdown-it-py tokens (:mod:`scope_markdown`): sections open at a heading
 of any level (also wiki ``h2.`` and org-mode ``**`` headings), a bold label (``**Entities**``) or an
 inline label (``Entities:``, also followed by text); YAML front matter gives at most the title and
-the summary; a Gherkin ``Feature:`` line with ``Scenario:`` lines below names the app; entities come from items (fields inline or as nested items), sub-headings or bold lines
-followed by fields, and tables (entities × fields, or one entity's field/type/required/notes
-columns, where a type cell naming an entity with a ``reference`` note is that reference and a
-``choice`` type takes its values from the notes). Field syntaxes: ``name (type, mods)``, ``name: type (mods)``, ``name — type, mods``,
+the summary; a Gherkin ``Feature:`` line with ``Scenario:`` lines below names the app. Entities come
+from items (fields inline or as nested items), sub-headings or bold lines followed by fields, and
+tables (entities × fields, or one entity's field/type/required/notes columns, where a type cell
+naming an entity with a ``reference`` note is that reference and a ``choice`` type takes its values
+from the notes). Field syntaxes: ``name (type, mods)``, ``name: type (mods)``, ``name — type, mods``,
 ``name -> Entity (required)``, ``name ref Entity``, ``name belongs to Entity``. Names match in any
 case and number (``-> authors`` finds ``Author``). Without an entities section the prose is mined
 for entities and fields (``users can create projects with a name and a deadline, and add tasks to
-a project``, ``we keep our members (name, phone)``, ``guardamos los socios con nombre y correo``); everything mined is an ``assumed`` requirement. A paragraph is read sentence by sentence:
-a sentence no requirement came from is the summary (the opening ones of the first paragraph) or a
+a project``, ``we keep our members (name, phone)``, ``guardamos los socios con nombre y correo``);
+everything mined is an ``assumed`` requirement. A paragraph is read sentence by sentence: a sentence
+no requirement came from is the summary (the opening ones of the first paragraph) or a
 ``not understood`` requirement.
 
 **Requirements.** :func:`read_scope` also turns every meaningful line into
