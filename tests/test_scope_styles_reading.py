@@ -114,6 +114,7 @@ def test_a_title_heading_naming_its_document_kind_after_a_dash_is_the_title_and_
     spec = _read("77-req-ids-must-should.md")
     assert spec.title == "Equipment Calibration Register — Software Requirements Specification"
     assert [c[:7] for c in spec.constraints] == ["NFR-001", "NFR-002"]
+    assert _fields(spec, "Instrument")["serial_number"] == "text"          # a code, not a quantity
     assert _fields(spec, "Calibration") == {"instrument": "Instrument", "calibration_date": "date",
                                              "result": "choice:pass|fail"}
 

@@ -135,6 +135,10 @@ def _slash_choice(words: str) -> bool:
             and _norm(words) not in TYPE_SYNONYMS)
 
 
+_IDENTIFIER_WORDS = {"serial", "insurance", "reference", "tracking", "registration", "licence", "license", "passport",
+                     "vat", "tax", "account", "frame", "membership", "policy", "social", "chassis", "part", "model"}
+
+
 def _infer_type(name: str) -> str:
     """A type from a field's name alone (``due_date`` → date), for fields written without one."""
     words = set(name.split("_"))
@@ -145,6 +149,8 @@ def _infer_type(name: str) -> str:
     if words & {"email"} or name in ("e_mail", "mail", "correo", "correo_electronico", "courriel"):
         return "email"
     if words & {"phone", "mobile", "telephone", "tel", "zip", "postcode", "iban", "isbn", "sku"}:
+        return "text"
+    if "number" in words and words & _IDENTIFIER_WORDS:       # ``serial number`` is a code, not a quantity
         return "text"
     if words & {"url", "website", "link", "homepage"}:
         return "url"
