@@ -47,6 +47,7 @@ def decode_xml(path: str, content: bytes) -> str:
     The declaration is rewritten to say UTF-8, on the same line, so the text can be re-encoded as
     UTF-8 and line numbers stay those of the designer's file.
     """
+    _refuse_what_is_not_xml(path, content)
     if content.startswith(codecs.BOM_UTF8):
         return content[len(codecs.BOM_UTF8):].decode("utf-8")
     if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -60,10 +61,40 @@ def decode_xml(path: str, content: bytes) -> str:
         raise BpmnFileError(f"{path}:1: unknown encoding {encoding} in the XML declaration") from None
     except UnicodeDecodeError as exc:
         line = content[: exc.start].count(b"\n") + 1
-        raise BpmnFileError(f"{path}:{line}: not valid {encoding} text (as the XML declaration says)") from None
+        said = "as the XML declaration says" if match else "the encoding when no XML declaration names another"
+        raise BpmnFileError(f"{path}:{line}: not valid {encoding} text ({said}): export the diagram again as "
+                            "UTF-8 BPMN 2.0 XML") from None
     if match:
+        _refuse_utf8_declared_as_latin(path, content, encoding)
         text = re.sub(r"(<\?xml[^>]*?encoding\s*=\s*[\"'])[^\"']+", r"\g<1>UTF-8", text, count=1)
     return text
+
+
+_ARCHIVES = {b"PK\x03\x04": "a ZIP archive", b"\x1f\x8b": "a gzip archive"}
+_LATIN = {"iso-8859-1", "latin-1", "latin1", "iso8859-1", "windows-1252", "cp1252", "iso-8859-15"}
+
+
+def _refuse_what_is_not_xml(path: str, content: bytes) -> None:
+    """Empty files and archives get a sentence of their own instead of the XML parser's."""
+    if not content.strip():
+        raise BpmnFileError(f"{path}:1: the file is empty: export the diagram as BPMN 2.0 XML")
+    for magic, what in _ARCHIVES.items():
+        if content.startswith(magic):
+            raise BpmnFileError(f"{path}:1: {what}, not BPMN XML: unpack it and use the .bpmn file inside")
+
+
+def _refuse_utf8_declared_as_latin(path: str, content: bytes, encoding: str) -> None:
+    """A file that says ISO-8859-1 (or windows-1252) but holds UTF-8 would run with garbled names
+    ("PrÃ¼fung"): its non-ASCII bytes all decode as UTF-8, which Latin-1 text practically never does."""
+    if encoding.lower() not in _LATIN or content.isascii():
+        return
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    line = content[: next(i for i, byte in enumerate(content) if byte > 127)].count(b"\n") + 1
+    raise BpmnFileError(f"{path}:{line}: the XML declaration says {encoding}, but the text is UTF-8: change "
+                        "the declaration to encoding=\"UTF-8\"")
 
 
 @dataclass
@@ -122,6 +153,7 @@ class BpmnFile:
     lines: dict[str, int] = field(default_factory=dict)     # every element id → its line
     owners: dict[str, str] = field(default_factory=dict)    # element id → id of the process holding it
     flow_elements: int = 0
+    problems: list[tuple[int, str, str]] = field(default_factory=list)  # (line, element id, sentence)
 
 
 def _local(tag: str) -> str:
@@ -134,14 +166,20 @@ def _ns(tag: str) -> str:
 
 def parse_bpmn(path: str, content: bytes) -> BpmnFile:
     """Read ``content`` (the bytes of ``path``); raises :class:`BpmnFileError` for malformed XML."""
+    doctype = _DOCTYPE.search(content[:4096])
+    if doctype and content[doctype.end():doctype.end() + 5].strip().lower().startswith(b"html"):
+        raise BpmnFileError(f"{path}:1: an HTML page, not BPMN 2.0 XML (a download that saved a web page?): "
+                            "export the diagram again")
+    if doctype:
+        line = content[:doctype.start()].count(b"\n") + 1
+        raise BpmnFileError(f"{path}:{line}: the file declares a DOCTYPE; "
+                            "BPMN 2.0 XML has none (its entities could expand or read other files): remove it")
     try:
         root = etree.fromstring(content, parser=etree.XMLParser(resolve_entities=False, no_network=True))
     except etree.XMLSyntaxError as exc:
-        line = exc.lineno or 0
-        raise BpmnFileError(f"{path}:{line}: malformed XML: {exc.msg}") from None
+        raise BpmnFileError(f"{path}:{exc.lineno or 0}: {_syntax_sentence(content, exc)}") from None
     if _ns(root.tag) != BPMN_NS or _local(root.tag) != "definitions":
-        raise BpmnFileError(f"{path}:{root.sourceline}: not a BPMN 2.0 file (the root element is "
-                            f"\u201c{_local(root.tag)}\u201d, not bpmn:definitions)")
+        raise BpmnFileError(f"{path}:{root.sourceline}: {_foreign_root(root)}")
     processes = [_process(path, el) for el in root.iter(f"{{{BPMN_NS}}}process")]
     di_ids = {el.get("bpmnElement") for el in root.iter() if _ns(el.tag) == DI_NS and el.get("bpmnElement")}
     lines = {el.get("id"): el.sourceline or 0 for el in root.iter() if isinstance(el.tag, str) and el.get("id")}
@@ -150,7 +188,116 @@ def parse_bpmn(path: str, content: bytes) -> BpmnFile:
     owners = {el.get("id"): proc.get("id", "") for proc in root.iter(f"{{{BPMN_NS}}}process")
               for el in proc.iter() if isinstance(el.tag, str) and el.get("id")}
     return BpmnFile(path=path, processes=processes, di_element_ids=di_ids, lines=lines, flow_elements=flow_elements,
-                    owners=owners)
+                    owners=owners, problems=structure_problems(root))
+
+
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_LIBXML_PLACE = re.compile(r",? line \d+, column \d+\s*$")
+_OTHER_NAMESPACES = {
+    "http://www.omg.org/spec/BPMN/20100501/MODEL": "the BPMN 2.0 beta namespace (2010-05-01)",
+    "http://schema.omg.org/spec/BPMN/2.0": "a BPMN 2.0 draft namespace",
+    "http://www.omg.org/bpmn20": "a BPMN 2.0 draft namespace",
+}
+
+
+def _syntax_sentence(content: bytes, exc: etree.XMLSyntaxError) -> str:
+    """lxml's complaint without its repeated location; text that is not markup at all says so."""
+    if not content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return "not XML (the text does not start with \u201c<\u201d): export the diagram as BPMN 2.0 XML"
+    message = _LIBXML_PLACE.sub("", exc.msg or "unreadable").rstrip(". ")
+    if message.startswith("xmlns") and "is not a valid URI" in message:
+        return (f"malformed XML: {message}: write the namespace without spaces (BPMN 2.0's is "
+                f"{BPMN_NS})")
+    return f"malformed XML: {message}"
+
+
+def _foreign_root(root: etree._Element) -> str:
+    """Why a well-formed file is not BPMN 2.0, naming what it is when we can tell."""
+    namespace, local = _ns(root.tag), _local(root.tag)
+    if local == "mxfile" or local == "mxGraphModel":
+        return ("a draw.io diagram, not BPMN 2.0 XML: draw.io's own format cannot run; redraw it in a BPMN "
+                "modeler, or export it with a BPMN 2.0 exporter")
+    if local.lower() == "html":
+        return "an HTML page, not BPMN 2.0 XML (a download that saved a web page?): export the diagram again"
+    if "DMN" in namespace:
+        return "a DMN decision file, not a BPMN process: name it .dmn"
+    if local == "definitions" and namespace.strip() == BPMN_NS:
+        return (f"the BPMN namespace has spaces around it (\u201c{namespace}\u201d): remove them, it must be "
+                f"exactly {BPMN_NS}")
+    if local == "definitions" and namespace in _OTHER_NAMESPACES:
+        return (f"the root element is in {_OTHER_NAMESPACES[namespace]} ({namespace}), not BPMN 2.0 "
+                f"({BPMN_NS}): export the diagram as BPMN 2.0")
+    where = f" in namespace {namespace}" if namespace else " without a namespace"
+    return (f"not a BPMN 2.0 file: the root element is \u201c{local}\u201d{where}; a BPMN file's root is "
+            f"definitions in {BPMN_NS}")
+
+
+_CONTAINER_TAGS = {"process", "subProcess", "transaction", "adHocSubProcess"}
+
+
+def structure_problems(root: etree._Element) -> list[tuple[int, str, str]]:
+    """References SpiffWorkflow would silently drop or misreport: duplicate ids, sequence flows,
+    defaults and boundary events naming an element that is not there, processes without an id.
+
+    Each is (line, element id, sentence); lint reports them as errors before SpiffWorkflow parses.
+    """
+    problems = _duplicate_ids(root)
+    for proc in root.iter(f"{{{BPMN_NS}}}process"):
+        if not (proc.get("id") or "").strip():
+            problems.append((proc.sourceline or 0, "", "process has no id: give <process> an id (it names the "
+                                                       "model)"))
+    for container in root.iter(*(f"{{{BPMN_NS}}}{tag}" for tag in _CONTAINER_TAGS)):
+        problems.extend(_container_problems(container))
+    return problems
+
+
+def _duplicate_ids(root: etree._Element) -> list[tuple[int, str, str]]:
+    seen: dict[str, etree._Element] = {}
+    problems = []
+    for el in root.iter():
+        if _ns(el.tag) != BPMN_NS or not el.get("id"):
+            continue
+        element_id = el.get("id")
+        first = seen.setdefault(element_id, el)
+        if first is not el:
+            problems.append((el.sourceline or 0, element_id,
+                             f"id \u201c{element_id}\u201d is used twice (this {_local(el.tag)} and the "
+                             f"{_local(first.tag)} on line {first.sourceline}): ids must be unique in a file, "
+                             "rename one"))
+    return problems
+
+
+def _container_problems(container: etree._Element) -> list[tuple[int, str, str]]:
+    """Flows, defaults and attachments of one process or subprocess, checked against its own nodes."""
+    children = [el for el in container if _ns(el.tag) == BPMN_NS]
+    nodes = {el.get("id"): el for el in children if _local(el.tag) in FLOW_NODE_TAGS | {"adHocSubProcess",
+                                                                                          "complexGateway"}}
+    flows = [el for el in children if _local(el.tag) == "sequenceFlow"]
+    outgoing: dict[str, set[str]] = {}
+    problems = []
+    for flow in flows:
+        flow_id = flow.get("id", "")
+        for end, attr in (("starts at", "sourceRef"), ("leads to", "targetRef")):
+            ref = (flow.get(attr) or "").strip()
+            if not ref:
+                problems.append((flow.sourceline or 0, flow_id, f"sequence flow has no {attr}: connect both of "
+                                 "its ends in the modeler, or delete it"))
+            elif ref not in nodes:
+                problems.append((flow.sourceline or 0, flow_id, f"sequence flow {end} \u201c{ref}\u201d, which "
+                                 "is not an element of this process or subprocess: connect it in the modeler, "
+                                 "or delete it"))
+        outgoing.setdefault((flow.get("sourceRef") or "").strip(), set()).add(flow_id)
+    for node_id, node in nodes.items():
+        default = node.get("default")
+        if default and default not in outgoing.get(node_id, set()):
+            problems.append((node.sourceline or 0, node_id, f"default flow \u201c{default}\u201d is not a "
+                             "sequence flow leaving this element: pick one of its outgoing flows as the default"))
+        attached = node.get("attachedToRef") if _local(node.tag) == "boundaryEvent" else None
+        if _local(node.tag) == "boundaryEvent" and (not attached or attached not in nodes):
+            problems.append((node.sourceline or 0, node_id, f"boundary event is attached to "
+                             f"\u201c{attached or ''}\u201d, which is not an activity of this process or "
+                             "subprocess: attach it to a task or subprocess"))
+    return problems
 
 
 def _process(path: str, proc: etree._Element) -> ProcessInfo:

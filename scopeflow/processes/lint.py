@@ -173,6 +173,11 @@ def _lint_bpmn_file(catalog: Catalog, rel: str) -> list[LintMessage]:
                                "bounds"))
         return out
     out.extend(_schema_warnings(rel, catalog.files[rel]))
+    # Broken references first: SpiffWorkflow drops some silently and misnames others.
+    out.extend(LintMessage(ERROR, rel, line, element, why, "structure") for line, element, why in parsed.problems)
+    for proc in parsed.processes:
+        out.extend(LintMessage(ERROR, rel, line, element_id, why, "unsupported")
+                   for element_id, line, why in proc.unsupported)
     prepared = prepare(rel, catalog.files[rel])
     out.extend(LintMessage(n.level, rel, n.line, n.element, n.message, n.code) for n in prepared.notes)
     tree = etree.fromstring(prepared.xml)
@@ -184,8 +189,6 @@ def _lint_bpmn_file(catalog: Catalog, rel: str) -> list[LintMessage]:
     out.extend(m for m in _lint_with_spiff(catalog, rel, prepared.xml) if m.element not in located)
     operators = registry.names()
     for proc in parsed.processes:
-        for element_id, line, why in proc.unsupported:
-            out.append(LintMessage(ERROR, rel, line, element_id, why, "unsupported"))
         for element_id, line, tag in proc.foreign_extensions:
             out.append(LintMessage(WARNING, rel, line, element_id, f"extension {_short_tag(tag)} is ignored by Scopeflow",
                                    "extension"))
@@ -361,8 +364,11 @@ def _lint_with_spiff(catalog: Catalog, rel: str, prepared_xml: bytes) -> list[Li
     from scopeflow.engine.parsing import parse_problem
 
     parsed = catalog.bpmn[rel]
+    broken = {parsed.owners.get(element) for _line, element, _why in parsed.problems}
     out = []
     for proc in (p for p in parsed.processes if p.runnable):
+        if proc.id in broken or None in broken:
+            continue  # a broken reference is already named; SpiffWorkflow would misname it
         if proc.called_elements - set(catalog.processes) or any(
                 el.tag == "callActivity" and not el.called_element for el in proc.elements.values()):
             continue  # reported as unknown or empty calls; SpiffWorkflow would only repeat it
