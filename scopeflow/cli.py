@@ -198,7 +198,7 @@ def models_lint(app: App, model: str | None, as_json: bool) -> None:
 
     if model and _names_a_file(model):
         catalog, defined = scan_around(Path(model))
-        messages = lint_catalog(catalog, defined) if defined else \
+        messages = lint_catalog(catalog, defined, executable_only=False) if defined else \
             [m for m in lint_catalog(catalog) if m.file == Path(model).name]
         count = max(len(defined), 1)
     else:

@@ -31,7 +31,30 @@ UNSUPPORTED_TAGS = {
     "compensateEventDefinition": "compensation is not supported",
     "complexGateway": "complex gateways are not supported",
     "adHocSubProcess": "ad-hoc subprocesses are not supported",
+    "conditionalEventDefinition": "conditional events are not supported: a condition is only checked again when "
+                                  "another task of the instance completes, so an instance waiting on it alone would "
+                                  "wait forever; use an exclusive gateway, or a message or timer event",
 }
+
+
+# Extensions that run code or change task data in the engine they were written for: skipping them would
+# run a different process, so lint refuses them (other vendor extensions are only named, as warnings).
+_DATA_FIX = "move it into a script task, or a spiffworkflow:preScript/postScript"
+RUNNING_EXTENSIONS = {
+    (CAMUNDA_NS, "executionListener"): f"camunda:executionListener runs code Scopeflow does not run: {_DATA_FIX}",
+    (CAMUNDA_NS, "taskListener"): f"camunda:taskListener runs code Scopeflow does not run: {_DATA_FIX}",
+    (CAMUNDA_NS, "inputOutput"): f"camunda:inputOutput maps variables Scopeflow does not map: {_DATA_FIX}",
+    (CAMUNDA_NS, "in"): "camunda:in maps variables Scopeflow does not map: a called process receives all the "
+                        "caller's data; remove the mapping (or map in a script task before the call)",
+    (CAMUNDA_NS, "out"): "camunda:out maps variables Scopeflow does not map: the caller receives all the called "
+                         "process's data; remove the mapping (or map in a script task after the call)",
+    (ZEEBE_NS, "ioMapping"): f"zeebe:ioMapping maps variables Scopeflow does not map: {_DATA_FIX}",
+    (ZEEBE_NS, "executionListeners"): f"zeebe:executionListeners run jobs Scopeflow does not run: {_DATA_FIX}",
+    (ZEEBE_NS, "taskListeners"): f"zeebe:taskListeners run jobs Scopeflow does not run: {_DATA_FIX}",
+}
+
+# Extensions prepare.py maps to their Scopeflow meaning (it notes each mapping itself).
+MAPPED_EXTENSIONS = {(ZEEBE_NS, "script"), (ZEEBE_NS, "calledElement"), (ZEEBE_NS, "assignmentDefinition")}
 
 
 class BpmnFileError(ValueError):
@@ -248,6 +271,38 @@ def structure_problems(root: etree._Element) -> list[tuple[int, str, str]]:
                                                        "model)"))
     for container in root.iter(*(f"{{{BPMN_NS}}}{tag}" for tag in _CONTAINER_TAGS)):
         problems.extend(_container_problems(container))
+    problems.extend(_unwritten_data_objects(root))
+    return problems
+
+
+def _unwritten_data_objects(root: etree._Element) -> list[tuple[int, str, str]]:
+    """A data object read by a task (a data input association) that nothing in the file ever writes:
+    SpiffWorkflow stops the run with an incident when the task starts. Documentation diagrams draw such
+    inputs; lint names them instead."""
+    b = f"{{{BPMN_NS}}}"
+    objects = {el.get("id"): el for el in root.iter(f"{b}dataObject") if el.get("id")}
+    ref_elements = {el.get("id"): el for el in root.iter(f"{b}dataObjectReference") if el.get("id")}
+    refs = {ref_id: el.get("dataObjectRef") for ref_id, el in ref_elements.items()}
+    written = set()
+    for assoc in root.iter(f"{b}dataOutputAssociation"):
+        for target in assoc.iter(f"{b}targetRef"):
+            ref = (target.text or "").strip()
+            written.add(refs.get(ref, ref))
+    for el in root.iter(f"{b}loopDataOutputRef"):
+        ref = (el.text or "").strip()
+        written.add(refs.get(ref, ref))
+    problems = []
+    for assoc in root.iter(f"{b}dataInputAssociation"):
+        task = assoc.getparent()
+        for source in assoc.iter(f"{b}sourceRef"):
+            ref = (source.text or "").strip()
+            obj = refs.get(ref, ref)
+            if obj in objects and obj not in written:
+                label = objects[obj].get("name") or (ref_elements[ref].get("name") if ref in ref_elements else "") or obj
+                problems.append((task.sourceline or 0, task.get("id", ""),
+                                 f"reads data object \u201c{label}\u201d, which nothing in this file writes (no data "
+                                 "output association targets it), so the run would stop here: remove the input "
+                                 "association, or write the object first"))
     return problems
 
 
@@ -317,7 +372,11 @@ def _process(path: str, proc: etree._Element) -> ProcessInfo:
             owner = el.getparent() if tag.endswith("EventDefinition") else el
             info.unsupported.append((owner.get("id", "?"), el.sourceline or 0, UNSUPPORTED_TAGS[tag]))
         elif ns and ns not in (BPMN_NS, SPIFF_NS) and _local(el.getparent().tag) == "extensionElements":
-            info.foreign_extensions.append((el.getparent().getparent().get("id", "?"), el.sourceline or 0, el.tag))
+            owner_id = el.getparent().getparent().get("id", "?")
+            if (ns, tag) in RUNNING_EXTENSIONS and not _maps_everything(el):
+                info.unsupported.append((owner_id, el.sourceline or 0, RUNNING_EXTENSIONS[(ns, tag)]))
+            elif (ns, tag) not in MAPPED_EXTENSIONS:
+                info.foreign_extensions.append((owner_id, el.sourceline or 0, el.tag))
         if ns != BPMN_NS or tag not in FLOW_NODE_TAGS:
             continue
         element = Element(
@@ -329,13 +388,29 @@ def _process(path: str, proc: etree._Element) -> ProcessInfo:
             operator=_operator(el),
             lane=lanes.get(el.get("id", "")),
             attached_to=el.get("attachedToRef"),
-            called_element=(el.get("calledElement") or "").strip() if tag == "callActivity" else None,
+            called_element=called_element(el) if tag == "callActivity" else None,
             event_definitions=[_local(child.tag) for child in el if _local(child.tag).endswith("EventDefinition")],
         )
         info.elements[element.id] = element
-        if tag == "callActivity" and el.get("calledElement"):
-            info.called_elements.add(el.get("calledElement"))
+        if tag == "callActivity" and element.called_element:
+            info.called_elements.add(element.called_element)
     return info
+
+
+def _maps_everything(el: etree._Element) -> bool:
+    """``camunda:in variables="all"`` (and ``out``) is what Scopeflow does anyway."""
+    return _local(el.tag) in ("in", "out") and el.get("variables") == "all" and not el.get("source") \
+        and not el.get("sourceExpression")
+
+
+def called_element(call: etree._Element) -> str:
+    """The process a call activity calls: ``calledElement``, else Zeebe's static ``processId``."""
+    own = (call.get("calledElement") or "").strip()
+    zeebe = call.find(f"{{{BPMN_NS}}}extensionElements/{{{ZEEBE_NS}}}calledElement")
+    if own or zeebe is None:
+        return own
+    process_id = (zeebe.get("processId") or "").strip()
+    return "" if process_id.startswith("=") else process_id
 
 
 def _lane_map(proc: etree._Element) -> dict[str, str]:

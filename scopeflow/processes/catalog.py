@@ -41,7 +41,10 @@ class Catalog:
         if info is not None and not info.executable and executable_only:
             raise CatalogError(f"{info.file}:{info.line}: process {model} is not executable "
                                "(isExecutable=\"false\"): set isExecutable=\"true\" on it to deploy and start it")
-        if info is None or not info.runnable:
+        if info is not None and not info.runnable:
+            raise CatalogError(f"{info.file}:{info.line}: process {model} has no flow elements (no start event, "
+                               "task or sequence flow): there is nothing to run; draw the process inside it")
+        if info is None:
             known = ", ".join(self.models) or "none"
             if not self.models and self.files:
                 known += f"; no process in {len(self.bpmn)} BPMN file(s) is executable"
@@ -127,6 +130,9 @@ def main_process(catalog: Catalog, defined: list[str], bpmn_file: str) -> str:
     top = [p for p in defined if p not in called]
     if len(top) == 1:
         return top[0]
+    executable = [p for p in top if catalog.processes[p].executable and catalog.processes[p].runnable]
+    if len(executable) == 1:   # a collaboration: the other pools document participants
+        return executable[0]
     raise CatalogError(f"{bpmn_file} defines {len(top)} top-level processes ({', '.join(top)}): "
                        f"name one, with --models-dir {catalog.root}")
 

@@ -68,7 +68,7 @@ def detect(text: str, language: str | None = None) -> str:
     """Which dialect ``text`` is written in (the ``language`` attribute wins when it names one)."""
     lang = (language or "").strip().lower()
     stripped = text.strip()
-    named = lang.rsplit("/", 1)[-1]
+    named = lang.rstrip("/").rsplit("/", 1)[-1]   # https://www.omg.org/spec/DMN/20191111/FEEL/ names FEEL
     if lang and "feel" not in named and named not in ("juel", "uel", "el") and not any(
             word in lang for word in ("python", "xpath", "spiff", "tformalexpression")):
         raise DialectError(f"expression language {language} is not supported (Scopeflow runs Python, "

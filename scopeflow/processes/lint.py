@@ -55,6 +55,10 @@ def lint_catalog(catalog: Catalog, models: list[str] | None = None, *, executabl
     if models is not None:
         files = set()
         for model in models:
+            info = catalog.processes.get(model)
+            if info is not None and not info.runnable:
+                files.add(info.file)   # an empty process: the file's lint says there is nothing to run
+                continue
             files.update(catalog.bundle(model, executable_only=executable_only))
     for rel, why in sorted(catalog.broken.items()):
         if models is None or rel in files or not rel.endswith(".bpmn"):
@@ -158,13 +162,24 @@ def _lint_bpmn_file(catalog: Catalog, rel: str) -> list[LintMessage]:
     out: list[LintMessage] = []
     runnable = [p for p in parsed.processes if p.runnable]
     if not runnable:
-        out.append(LintMessage(ERROR, rel, 0, "", "no process with flow elements in this file", "structure"))
+        first = parsed.processes[0] if parsed.processes else None
+        out.append(LintMessage(ERROR, rel, first.line if first else 0, first.id if first else "",
+                               "no process with flow elements in this file (no start event, task or sequence "
+                               "flow): there is nothing to run; draw the process inside a pool", "structure"))
+    executable = [p.id for p in runnable if p.executable]
     for proc in runnable:
-        if not proc.executable:
-            out.append(LintMessage(ERROR, rel, proc.line, proc.id,
-                                   "process is marked isExecutable=\"false\": set isExecutable=\"true\" on "
-                                   "<process> to deploy it (in bpmn.io or Camunda Modeler: tick \u201cExecutable\u201d)",
+        if proc.executable:
+            continue
+        if executable:   # a pool beside the executable process documents a participant
+            out.append(LintMessage(WARNING, rel, proc.line, proc.id,
+                                   f"process is marked isExecutable=\"false\": only {', '.join(executable)} of this "
+                                   "file is deployed; set isExecutable=\"true\" on this one to deploy it too",
                                    NOT_EXECUTABLE))
+            continue
+        out.append(LintMessage(ERROR, rel, proc.line, proc.id,
+                               "process is marked isExecutable=\"false\": set isExecutable=\"true\" on "
+                               "<process> to deploy it (in bpmn.io or Camunda Modeler: tick \u201cExecutable\u201d)",
+                               NOT_EXECUTABLE))
     if parsed.flow_elements > bounds.MAX_FLOW_ELEMENTS:  # checked first: nothing below may see a huge file
         first = parsed.processes[0] if parsed.processes else None
         out.append(LintMessage(ERROR, rel, first.line if first else 0, first.id if first else "",

@@ -12,6 +12,9 @@ exactly what runs. Valid BPMN that SpiffWorkflow would refuse is rewritten to it
 - vendor content inside BPMN DI ``extension`` elements is removed;
 - ``isExecutable="false"`` is read as true here (the catalog, not the XML, decides what may be
   deployed; simulation runs any process);
+- a pair of link events (a throw and a catch with the same name in one process or subprocess, which
+  SpiffWorkflow 3.2 does not parse: it ended the path at the throw) becomes a sequence flow from the
+  throw to the catch, both kept as pass-through events;
 - JUEL/FEEL conditions and timers, and bare ISO 8601 timers, become Python (see ``dialects``);
 - Camunda's ``candidateGroups`` become lanes (a lane's name is the role that works its tasks) when
   the process has no lanes of its own;
@@ -30,7 +33,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from scopeflow.processes import bounds, dialects
-from scopeflow.processes.bpmn_xml import BPMN_NS, DI_NS, SPIFF_NS
+from scopeflow.processes.bpmn_xml import BPMN_NS, DI_NS, SPIFF_NS, called_element
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
@@ -83,7 +86,10 @@ def prepare(path: str, text: str) -> Prepared:
     for loop in root.iter(f"{_B}multiInstanceLoopCharacteristics", f"{_B}standardLoopCharacteristics"):
         _loop(work, loop, language)
     for script in root.iter(f"{_B}scriptTask"):
+        _zeebe_script(work, script)
         _script(work, script)
+    for call in root.iter(f"{_B}callActivity"):
+        _zeebe_call(work, call)
     for task in root.iter(f"{_B}serviceTask", f"{_B}businessRuleTask", f"{_B}sendTask"):
         _bind(work, task)
     for message_event in root.iter(f"{_B}messageEventDefinition"):
@@ -91,6 +97,7 @@ def prepare(path: str, text: str) -> Prepared:
     for proc in root.iter(f"{_B}process"):
         _camunda_people(work, proc)
     for container in list(root.iter(*(f"{_B}{tag}" for tag in _CONTAINERS))):
+        _link_events(work, container)
         _implicit_splits(work, container)
         _implicit_start(work, container)
         if _local(container) != "process":
@@ -171,7 +178,18 @@ def _condition(work: _Work, flow: etree._Element, language: str | None) -> None:
     if not (expression.text or "").strip():
         flow.remove(expression)  # an empty condition element: a modeler's leftover, means "no condition"
         return
+    if _xsi_type(expression) == "tExpression":
+        work.note(ERROR, "dialect", flow, f"condition \u201c{expression.text.strip()[:60]}\u201d is an informal "
+                  "expression (xsi:type=\"tExpression\"): text that documents the choice cannot decide it; write "
+                  "it as a formal expression (xsi:type=\"bpmn:tFormalExpression\")")
+        return
     _translate_text(work, expression, flow, language, "condition")
+
+
+def _xsi_type(el: etree._Element) -> str:
+    """The local name of ``xsi:type`` (``bpmn:tFormalExpression`` → ``tFormalExpression``), or ""."""
+    value = el.get("{http://www.w3.org/2001/XMLSchema-instance}type") or ""
+    return value.rsplit(":", 1)[-1].strip()
 
 
 def _timer(work: _Work, definition: etree._Element, language: str | None) -> None:
@@ -214,6 +232,40 @@ def _loop(work: _Work, loop: etree._Element, language: str | None) -> None:
     if camunda_collection and loop.find(f"{_B}loopDataInputRef") is None:
         work.note(ERROR, "dialect", owner, f"camunda:collection \u201c{camunda_collection}\u201d is not supported: "
                   "use loopDataInputRef and inputDataItem")
+
+
+def _zeebe_script(work: _Work, task: etree._Element) -> None:
+    """Camunda 8's ``zeebe:script expression="=…" resultVariable="x"`` is ``x = <the expression>``
+    when the FEEL expression is inside the subset ``dialects`` translates exactly."""
+    zeebe = task.find(f"{_B}extensionElements/{{{ZEEBE_NS}}}script")
+    if zeebe is None or task.find(f"{_B}script") is not None:
+        return
+    expression, target = zeebe.get("expression") or "", (zeebe.get("resultVariable") or "").strip()
+    if not target.isidentifier():
+        work.note(ERROR, "script", task, f"zeebe:script has no usable resultVariable (\u201c{target}\u201d): "
+                  "name the variable it sets, or write the script in Python")
+        return
+    try:
+        result = dialects.translate(expression if expression.strip().startswith("=") else "=" + expression, "feel")
+    except dialects.DialectError as exc:
+        work.note(ERROR, "script", task, f"zeebe:script: {exc}")
+        return
+    task.set("scriptFormat", "python")
+    _sub(task, "script").text = f"{target} = {result.python}"
+    work.note(WARNING, "dialect", task, f"zeebe:script translated from FEEL to Python: {target} = {result.python}")
+
+
+def _zeebe_call(work: _Work, call: etree._Element) -> None:
+    """Camunda 8 names the called process in ``zeebe:calledElement processId``: the same as calledElement."""
+    zeebe = call.find(f"{_B}extensionElements/{{{ZEEBE_NS}}}calledElement")
+    if zeebe is None or (call.get("calledElement") or "").strip():
+        return
+    target = called_element(call)
+    if not target:
+        work.note(ERROR, "call", call, f"zeebe:calledElement processId \u201c{zeebe.get('processId') or ''}\u201d is "
+                  "a FEEL expression or empty: name the called process's id as plain text")
+        return
+    call.set("calledElement", target)
 
 
 def _script(work: _Work, task: etree._Element) -> None:
@@ -337,6 +389,49 @@ def _children(container: etree._Element, *tags: str) -> Iterator[etree._Element]
 
 def _flows(container: etree._Element) -> list[etree._Element]:
     return list(_children(container, "sequenceFlow"))
+
+
+def _link_name(event: etree._Element) -> str | None:
+    """The name that pairs a link throw with its catch, or None when ``event`` is no link event."""
+    definition = event.find(f"{_B}linkEventDefinition")
+    if definition is None:
+        return None
+    return (definition.get("name") or event.get("name") or "").strip()
+
+
+def _link_events(work: _Work, container: etree._Element) -> None:
+    """A link throw is a 'go to' its catch: run it as a sequence flow between the two events."""
+    throws = [e for e in _children(container, "intermediateThrowEvent") if _link_name(e) is not None]
+    catches = [e for e in _children(container, "intermediateCatchEvent") if _link_name(e) is not None]
+    if not throws and not catches:
+        return
+    by_name: dict[str, etree._Element] = {}
+    for catch in catches:
+        name = _link_name(catch)
+        if name in by_name:
+            work.note(ERROR, "link", catch, f"two link catch events are named \u201c{name}\u201d in one process "
+                      "or subprocess: a link throw could not tell which to go to; rename one")
+        by_name.setdefault(name, catch)
+    thrown = set()
+    for throw in throws:
+        name = _link_name(throw)
+        catch = by_name.get(name)
+        if catch is None:
+            work.note(ERROR, "link", throw, f"link event \u201c{name}\u201d has no catch event of that name in this "
+                      "process or subprocess: add one, or connect the flow directly")
+            continue
+        thrown.add(name)
+        _sub(container, "sequenceFlow", id=work.new_id(f"{throw.get('id')}_link"), sourceRef=throw.get("id"),
+             targetRef=catch.get("id"))
+        work.note(WARNING, "link", throw, f"link event \u201c{name}\u201d runs as a sequence flow to "
+                  f"{catch.get('id')}")
+    for catch in catches:
+        if _link_name(catch) not in thrown:
+            work.note(ERROR, "link", catch, f"link catch event \u201c{_link_name(catch)}\u201d has no link throw "
+                      "event of that name in this process or subprocess: nothing leads to it")
+    for event in throws + catches:
+        event.remove(event.find(f"{_B}linkEventDefinition"))
+        event.tag = f"{_B}intermediateThrowEvent"   # a none intermediate event: it passes the token on
 
 
 def _implicit_splits(work: _Work, container: etree._Element) -> None:
