@@ -15,7 +15,10 @@ exactly what runs. Valid BPMN that SpiffWorkflow would refuse is rewritten to it
 - a pair of link events (a throw and a catch with the same name in one process or subprocess, which
   SpiffWorkflow 3.2 does not parse: it ended the path at the throw) becomes a sequence flow from the
   throw to the catch, both kept as pass-through events;
-- JUEL/FEEL conditions and timers, and bare ISO 8601 timers, become Python (see ``dialects``);
+- JUEL/FEEL conditions and timers, and bare ISO 8601 timers, become Python (see ``dialects``), and so
+  does a Zeebe script (``zeebe:script``, a FEEL expression and its result variable); a condition
+  marked informal (``xsi:type="tExpression"``) is refused;
+- Zeebe's ``zeebe:calledElement processId`` becomes the call activity's ``calledElement``;
 - Camunda's ``candidateGroups`` become lanes (a lane's name is the role that works its tasks) when
   the process has no lanes of its own;
 - a service task (or business rule task) without a Scopeflow operator, and a script task without
