@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from scopeflow.processes import bounds
+
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 DI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"
@@ -211,7 +213,9 @@ def parse_bpmn(path: str, content: bytes) -> BpmnFile:
     owners = {el.get("id"): proc.get("id", "") for proc in root.iter(f"{{{BPMN_NS}}}process")
               for el in proc.iter() if isinstance(el.tag, str) and el.get("id")}
     return BpmnFile(path=path, processes=processes, di_element_ids=di_ids, lines=lines, flow_elements=flow_elements,
-                    owners=owners, problems=structure_problems(root))
+                    owners=owners,
+                    # lint refuses a file over the size limit before anything else: no need to walk it again
+                    problems=structure_problems(root) if flow_elements <= bounds.MAX_FLOW_ELEMENTS else [])
 
 
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
@@ -309,10 +313,10 @@ def _unwritten_data_objects(root: etree._Element) -> list[tuple[int, str, str]]:
 def _duplicate_ids(root: etree._Element) -> list[tuple[int, str, str]]:
     seen: dict[str, etree._Element] = {}
     problems = []
-    for el in root.iter():
-        if _ns(el.tag) != BPMN_NS or not el.get("id"):
-            continue
+    for el in root.iter(f"{{{BPMN_NS}}}*"):
         element_id = el.get("id")
+        if not element_id:
+            continue
         first = seen.setdefault(element_id, el)
         if first is not el:
             problems.append((el.sourceline or 0, element_id,
