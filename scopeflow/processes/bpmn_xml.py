@@ -326,6 +326,54 @@ def _duplicate_ids(root: etree._Element) -> list[tuple[int, str, str]]:
     return problems
 
 
+def _definitions(node: etree._Element) -> set[str]:
+    return {_local(child.tag) for child in node if _local(child.tag).endswith("EventDefinition")}
+
+
+def _flow_meaning_problems(container: etree._Element, nodes: dict[str, etree._Element],
+                           flows: list[etree._Element]) -> list[tuple[int, str, str]]:
+    """What SpiffWorkflow runs differently from what the diagram says, without an error of its own:
+    conditions after a parallel gateway (ignored), several plain start events (only the first runs),
+    elements no flow reaches (never run) and, on a process, a timer start (fired inside one instance)."""
+    problems = []
+    for flow in flows:
+        source = nodes.get((flow.get("sourceRef") or "").strip())
+        if source is not None and _local(source.tag) == "parallelGateway" \
+                and flow.find(f"{{{BPMN_NS}}}conditionExpression") is not None:
+            problems.append((flow.sourceline or 0, flow.get("id", ""), "a condition on a flow leaving a parallel "
+                             "gateway is never evaluated (every flow is taken): use an inclusive gateway, or "
+                             "remove the condition"))
+    starts = [n for n in nodes.values() if _local(n.tag) == "startEvent"]
+    plain = [n for n in starts if not _definitions(n)]
+    if len(plain) > 1:
+        problems.append((plain[1].sourceline or 0, plain[1].get("id", ""), f"{len(plain)} start events without a "
+                         f"trigger ({', '.join(n.get('id', '') for n in plain)}): only the first would run; keep "
+                         "one, or join their paths after a single start event"))
+    if _local(container.tag) == "process":
+        for start in starts:
+            if "timerEventDefinition" in _definitions(start):
+                problems.append((start.sourceline or 0, start.get("id", ""), "a timer start event starts new "
+                                 "instances on a schedule in other engines; Scopeflow starts an instance when "
+                                 "asked (scopeflow start, the API): use a start event without a trigger"))
+    if starts:
+        problems.extend(_unreachable(nodes, flows))
+    return problems
+
+
+def _unreachable(nodes: dict[str, etree._Element], flows: list[etree._Element]) -> list[tuple[int, str, str]]:
+    """Flow nodes without an incoming flow where the container has a start event: nothing ever runs them."""
+    targets = {(flow.get("targetRef") or "").strip() for flow in flows}
+    problems = []
+    for node_id, node in nodes.items():
+        tag = _local(node.tag)
+        if node_id in targets or tag in ("startEvent", "boundaryEvent") or node.get("isForCompensation") == "true" \
+                or node.get("triggeredByEvent") == "true" or "linkEventDefinition" in _definitions(node):
+            continue
+        problems.append((node.sourceline or 0, node_id or "", "no sequence flow leads here, and the process or "
+                         "subprocess has a start event, so this never runs: connect it, or delete it"))
+    return problems
+
+
 def _container_problems(container: etree._Element) -> list[tuple[int, str, str]]:
     """Flows, defaults and attachments of one process or subprocess, checked against its own nodes."""
     children = [el for el in container if _ns(el.tag) == BPMN_NS]
@@ -346,6 +394,7 @@ def _container_problems(container: etree._Element) -> list[tuple[int, str, str]]
                                  "is not an element of this process or subprocess: connect it in the modeler, "
                                  "or delete it"))
         outgoing.setdefault((flow.get("sourceRef") or "").strip(), set()).add(flow_id)
+    problems.extend(_flow_meaning_problems(container, nodes, flows))
     for node_id, node in nodes.items():
         default = node.get("default")
         if default and default not in outgoing.get(node_id, set()):
