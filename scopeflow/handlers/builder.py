@@ -65,16 +65,17 @@ def render_task(spec: Spec, plan: Plan, task: PlanTask) -> dict[str, str]:
         raise TaskFailure(EXTERNAL_BLOCKER, f"task {task.id} is not buildable: {task.reason}",
                           {"task_id": task.id, "reason": task.reason})
     env = make_environment()
-    context = _context_for(spec, plan, task)
-    rendered = {}
-    table = context["entity"].table if "entity" in context else ""
-    for path in task.files:
-        template = _template_for(task, path, table)
-        try:
-            rendered[path] = env.get_template(template).render(**context)
-        except TemplateError as exc:
-            raise TaskFailure(DESIGN_FLAW, f"template {template} failed for {path}: {exc}",
-                              {"task_id": task.id, "path": path}) from None
+    with recipes.remembered(spec):
+        context = _context_for(spec, plan, task)
+        rendered = {}
+        table = context["entity"].table if "entity" in context else ""
+        for path in task.files:
+            template = _template_for(task, path, table)
+            try:
+                rendered[path] = env.get_template(template).render(**context)
+            except TemplateError as exc:
+                raise TaskFailure(DESIGN_FLAW, f"template {template} failed for {path}: {exc}",
+                                  {"task_id": task.id, "path": path}) from None
     return rendered
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -29,36 +30,50 @@ def from_data(cls: type[T], data: Any) -> T:
     """Build ``cls`` from what :func:`to_data` produced; unknown keys are an error."""
     if not isinstance(data, dict):
         raise TypeError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
-    hints, names = _shape(cls)
+    converters, names = _shape(cls)
     unknown = set(data) - names
     if unknown:
         raise TypeError(f"{cls.__name__}: unknown field(s) {', '.join(sorted(unknown))}")
-    kwargs = {name: _convert(hints[name], value) for name, value in data.items()}
+    kwargs = {name: None if value is None else converters[name](value) for name, value in data.items()}
     return cls(**kwargs)
 
 
 @functools.cache
-def _shape(cls: type) -> tuple[dict[str, Any], frozenset[str]]:
-    """A dataclass's resolved field types and field names (resolving the hints re-evaluates every
-    annotation: a spec holds thousands of nested objects)."""
-    return typing.get_type_hints(cls), frozenset(f.name for f in dataclasses.fields(cls))
+def _shape(cls: type) -> tuple[dict[str, Callable[[Any], Any]], frozenset[str]]:
+    """A dataclass's field converters and field names, worked out once per class: resolving the
+    hints re-evaluates every annotation, and a large spec holds a hundred thousand values."""
+    hints = typing.get_type_hints(cls)
+    names = frozenset(f.name for f in dataclasses.fields(cls))
+    return {name: _converter(hints[name]) for name in names}, names
 
 
 def _convert(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
+    return None if value is None else _converter(hint)(value)
+
+
+@functools.cache
+def _converter(hint: Any) -> Callable[[Any], Any]:
+    """The function that turns a plain value into ``hint``'s type (None stays None at every level)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        for arg in args:
-            if arg is type(None):
-                continue
-            return _convert(arg, value)
+        inner = [arg for arg in args if arg is not type(None)]
+        return _converter(inner[0]) if inner else _same
     if dataclasses.is_dataclass(hint):
-        return from_data(hint, value)
+        return functools.partial(from_data, hint)
     if origin in (list, tuple) and args:
-        items = [_convert(args[0], item) for item in value]
-        return tuple(items) if origin is tuple else items
+        item = _converter(args[0])
+        if item is _same:
+            return tuple if origin is tuple else list
+        if origin is tuple:
+            return lambda value: tuple(None if x is None else item(x) for x in value)
+        return lambda value: [None if x is None else item(x) for x in value]
     if origin is dict and len(args) == 2:
-        return {k: _convert(args[1], v) for k, v in value.items()}
+        item = _converter(args[1])
+        if item is _same:
+            return dict
+        return lambda value: {k: None if v is None else item(v) for k, v in value.items()}
+    return _same
+
+
+def _same(value: Any) -> Any:
     return value

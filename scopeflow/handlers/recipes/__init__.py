@@ -20,6 +20,10 @@ cannot change them (403).
 
 from __future__ import annotations
 
+import contextlib
+import copy
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from scopeflow.handlers.recipes.match_owner import OWNER_COLUMN
@@ -62,7 +66,37 @@ def _lines(spec: Spec) -> list[tuple[str, str, str | None, tuple[Any, ...]]]:
     return found
 
 
+_remembered: ContextVar[dict[int, tuple[Spec, tuple[list[Recipe], list[Miss]]]] | None] = ContextVar(
+    "recipes_remembered", default=None)
+
+
+@contextlib.contextmanager
+def remembered(spec: Spec) -> Iterator[None]:
+    """Recognise ``spec``'s lines once for the duration of the block, however many helpers ask.
+
+    Every matcher runs over every feature and constraint line, and one plan task's files ask a dozen
+    times (the marks of each test, the roles, the notes): a scope of two thousand lines made each
+    build step cost seconds. Only for a block that does not change ``spec`` (rendering one task).
+    """
+    memo = _remembered.get()
+    if memo is not None and id(spec) in memo:
+        yield
+        return
+    token = _remembered.set({**(memo or {}), id(spec): (spec, _recognise_now(spec))})
+    try:
+        yield
+    finally:
+        _remembered.reset(token)
+
+
 def _recognise(spec: Spec) -> tuple[list[Recipe], list[Miss]]:
+    memo = _remembered.get()
+    if memo is not None and id(spec) in memo and memo[id(spec)][0] is spec:
+        return copy.deepcopy(memo[id(spec)][1])   # callers may fill in a copy; the memo stays as recognised
+    return _recognise_now(spec)
+
+
+def _recognise_now(spec: Spec) -> tuple[list[Recipe], list[Miss]]:
     ids = {r.subject: r.id for r in spec.requirements if r.subject}
     recipes: list[Recipe] = []
     missed: list[Miss] = []
