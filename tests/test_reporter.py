@@ -289,3 +289,19 @@ def test_blocker_plan_without_verification_calls_nothing_delivered(ctx):
     assert counts["delivered"] == 0 and counts["total"] == len(spec.requirements)
     assert "verification did not run, so no test proves it" in text
     assert "## Assumptions" in text
+
+
+def test_an_evidence_blocker_names_each_failed_assertion_and_what_the_rule_means():
+    from scopeflow.handlers.reporter import view_blocker
+
+    report = {"rules": [
+        {"name": "held", "passed": True, "description": "fine", "assertions": []},
+        {"name": "needs a delivery", "passed": False, "description": "Answer the questions, then submit again.",
+         "assertions": [{"assertion": "attr:x > 0", "passed": False, "message": "span s1 has 0"},
+                        {"assertion": "attr:y = 0", "passed": True, "message": ""}]},
+    ]}
+    item = view_blocker({"kind": "evidence", "message": "gate failed",
+                         "details": {"failed": ["needs a delivery"], "report": report}}, "i-1")
+    assert ("rule \u201cneeds a delivery\u201d", "attr:x > 0: span s1 has 0") in item.details
+    assert ("what it means", "Answer the questions, then submit again.") in item.details
+    assert not any("held" in key for key, _ in item.details)

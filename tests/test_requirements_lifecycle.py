@@ -312,3 +312,15 @@ def test_credentials_no_built_code_reads_are_reported_as_needed_once_built_not_r
     [report] = [line.split("report:", 1)[1].strip() for line in proc.stdout.splitlines() if "report:" in line]
     row = next(r for r in matrix_rows(report).values() if r["text"] == "integration Payment gateway")
     assert row["verdict"].startswith("not built") and "PAYMENT\\_API\\_KEY needed once it is built" in row["verdict"]
+
+
+def test_a_scope_whose_every_requirement_is_assumed_is_blocked_with_what_to_do(engine):
+    scope = (REPO / "tests" / "scope_corpus" / "78-email-one-paragraph.txt").read_text(encoding="utf-8")
+    result = submit(engine, scope, yes=True)
+    assert result.status == "blocked" and result.release is None
+    assert result.requirements["delivered"] == 0 and result.requirements["assumed"] > 0
+    text = Path(result.report).read_text(encoding="utf-8")
+    assert "rule \u201cat least one requirement is delivered as the scope states it\u201d" in text
+    assert "attr:scopeflow.requirements.delivered &gt; 0: 1 of 1 span(s) fail" in text   # markdown-escaped
+    assert "answering the scope" in text and "without --yes" in text
+    assert "rule \u201cevery delivered requirement has a passing test\u201d" not in text   # that one held

@@ -418,6 +418,21 @@ def _details(details: dict[str, Any]) -> list[tuple[str, str]]:
     return shown
 
 
+def _failed_rules(report: Any) -> list[tuple[str, str]]:
+    """For an evidence report: each failed rule with the assertion that failed and what it saw, and
+    the rule's description (which says what to do about it), so the plan explains the failure."""
+    shown = []
+    for rule in _list(report, "rules"):
+        if not isinstance(rule, dict) or rule.get("passed") is not False:
+            continue
+        failing = [a for a in _list(rule, "assertions") if isinstance(a, dict) and a.get("passed") is False]
+        why = "; ".join(f"{a.get('assertion')}: {a.get('message') or 'did not hold'}" for a in failing)
+        shown.append((f"rule \u201c{rule.get('name')}\u201d", why or "did not hold"))
+        if str(rule.get("description") or "").strip():
+            shown.append(("what it means", str(rule["description"]).strip()))
+    return shown
+
+
 def view_blocker(blocker: Any, instance_id: str, scope_path: str = "") -> BlockerItem:
     data = _dict(blocker)
     kind = str(data.get("kind") or "unknown")
@@ -429,7 +444,7 @@ def view_blocker(blocker: Any, instance_id: str, scope_path: str = "") -> Blocke
     return BlockerItem(kind=kind, stage=str(stage), message=str(data.get("message") or "no message was given"),
                        needed=_needed(kind, data), options=options, commands=commands, skipped=skipped,
                        resumable=resumable(kind) or bool(data.get("task_id")),
-                       details=_details(details),
+                       details=_details(details) + _failed_rules(details.get("report")),
                        log=[line for line in log if line.strip()][-LOG_LINES_SHOWN:])
 
 
