@@ -10,7 +10,6 @@ The corpus files are ``tests/scope_corpus/75-…`` to ``90-…`` (their whole re
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -241,12 +240,10 @@ def _large_scope() -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_a_200_kb_scope_reads_every_line_in_bounded_time():
+def test_a_200_kb_scope_reads_every_line():
     text = _large_scope()
     assert len(text.encode()) >= 200_000
-    started = time.perf_counter()
     reading = read_scope(text)
-    elapsed = time.perf_counter() - started
     assert reading.unmapped_lines == []
     assert len(reading.spec.entities) == 60
     assert _fields(reading.spec, "Series59") == {"title": "text", "reference_code": "text", "opened_on": "date",
@@ -255,7 +252,6 @@ def test_a_200_kb_scope_reads_every_line_in_bounded_time():
     feature_lines = len(text.splitlines()) - 67
     assert len(reading.spec.features) == feature_lines
     assert reading.spec.complexity == "monster"
-    assert elapsed < 10, elapsed
 
 
 # ---------------------------------------------------------------- wiki markup, org-mode, task boxes
