@@ -76,6 +76,11 @@ def exporter_from_env() -> SpanExporter | None:
     return exporter
 
 
+def endpoint_from_env() -> str:
+    """The traces endpoint the environment names, for messages (the SDK's default when it names none)."""
+    return _signal_or_general(os.environ, "ENDPOINT") or f"{DEFAULT_HTTP_ENDPOINT} (the SDK default)"
+
+
 def exporter_to(endpoint: str, protocol: str = "") -> SpanExporter:
     """An exporter to an explicit base endpoint (as ``OTEL_EXPORTER_OTLP_ENDPOINT`` would give it);
     the other settings still come from the environment through the SDK."""
