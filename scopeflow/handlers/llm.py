@@ -242,8 +242,9 @@ class LlmClient:
     reason) and to whatever the server sent back before it lands in a failure message; by default
     it replaces the API key and every value in ``secret_values`` with ``[REDACTED]``. ``max_attempts``,
     ``backoff_base_s``/``backoff_max_s`` (exponential backoff without ``Retry-After``) and
-    ``max_retry_after_s`` (a longer ``Retry-After`` gives up at once as ``transient``, leaving the
-    wait to the engine) bound the HTTP retries; ``sleep`` is how the client waits between them.
+    ``max_retry_after_s`` (a longer ``Retry-After`` gives up at once as ``transient``, saying how
+    long the server asked for, so the run stops instead of sleeping) bound the HTTP retries;
+    ``sleep`` is how the client waits between them.
     Each exchange is bounded as a whole by ``settings.timeout_s`` and its body by ``max_reply_bytes``.
     """
 
@@ -521,8 +522,8 @@ class LlmClient:
         if asked is not None and asked > self.max_retry_after_s:
             raise TaskFailure(
                 TRANSIENT,
-                f"LLM server asks to wait {asked:.1f}s (Retry-After), more than the client waits "
-                f"({self.max_retry_after_s:.1f}s); leaving the wait to the engine",
+                f"LLM server asks to wait {asked:.0f}s (Retry-After), more than the client waits "
+                f"({self.max_retry_after_s:.0f}s); not waiting: retry the run once that time has passed",
                 {"retry_after_s": asked, "url": self._url},
             )
         delay = asked if asked is not None else min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
