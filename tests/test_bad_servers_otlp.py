@@ -8,6 +8,7 @@ said in one line (endpoint, what is kept where, what to check), spans started af
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +27,7 @@ PROTOCOLS = ["http/protobuf", "http/json"]
 
 class Collector:
     """An OTLP/HTTP collector on loopback that answers each POST from ``statuses`` (the last repeats);
-    ``"hang"`` reads the request and never answers."""
+    ``"hang"`` reads the request and never answers, ``"reset"`` drops the connection without an answer."""
 
     def __init__(self, *statuses: int | str, retry_after: str = "") -> None:
         self.statuses = list(statuses)
@@ -42,6 +43,10 @@ class Collector:
                 status = collector.statuses[min(collector.posts, len(collector.statuses)) - 1]
                 if status == "hang":
                     collector.released.wait(10)
+                    return
+                if status == "reset":
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
                     return
                 self.send_response(status)
                 if collector.retry_after:
@@ -137,6 +142,20 @@ def test_a_503_is_retried_after_retry_after_and_then_nothing_is_reported(setting
         assert collector.posts == 2
     assert status == "completed" and problem == ""
     assert telemetry.export_watch.batches_sent == 1 and telemetry.export_watch.batches_failed == 0
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_dropped_connection_is_tried_again_within_the_timeout(settings, otel_env, protocol):  # noqa: F811
+    otel_env(OTEL_EXPORTER_OTLP_TIMEOUT="2")
+    with Collector("reset", 200) as collector:
+        telemetry = Telemetry(collector.url, protocol)
+        try:
+            _, status, _ = run_hello(settings, telemetry)
+            problem = telemetry.export_problem(wait_s=2.0)
+        finally:
+            telemetry.shutdown()
+        assert collector.posts == 2
+    assert status == "completed" and problem == ""
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -146,7 +146,6 @@ class ExportWatch(SpanExporter):
         if result is SpanExportResult.SUCCESS:
             with self._lock:
                 self.batches_sent += 1
-                self._failed_at = None
         else:
             self._count_failure(len(spans), _EXPORT_LOG.message or "the exporter reported a failure")
         return result
