@@ -7,11 +7,15 @@ said in one line (endpoint, what is kept where, what to check), spans started af
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +24,7 @@ from scopeflow.engine.service import Engine
 from scopeflow.engine.spanstore import load_spans
 from scopeflow.spans import semconv
 from scopeflow.spans.tracing import Telemetry
+from tests.conftest import MODELS
 from tests.test_otlp_export import otel_env  # noqa: F401 (the fixture)
 
 PROTOCOLS = ["http/protobuf", "http/json"]
@@ -209,3 +214,28 @@ def test_a_healthy_collector_reports_nothing_and_marks_no_span(settings, short_t
         finally:
             telemetry.shutdown()
     assert not any(semconv.OTLP_EXPORT_FAILURES in s.attributes for s in spans)
+
+
+@pytest.mark.slow
+def test_submit_says_on_stderr_that_the_collector_missed_the_run_and_exits(tmp_path):
+    """The CLI end to end (a process: several seconds): a scope the offline agents block at once,
+    mirrored to a collector that never answers."""
+    scope = tmp_path / "scope.md"
+    scope.write_text("I want something to keep track of my plants and when I watered them.\n", encoding="utf-8")
+    with Collector("hang") as collector:
+        env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
+               "SCOPEFLOW_HOME": str(tmp_path / "home"), "SCOPEFLOW_MODELS": str(MODELS),
+               "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_EXPORTER_OTLP_TIMEOUT": "0.5"}
+        started = time.monotonic()
+        ran = subprocess.run([sys.executable, "-m", "scopeflow", "submit", str(scope), "--yes"], env=env,
+                             capture_output=True, text=True, timeout=60)
+        elapsed = time.monotonic() - started
+    found = re.search(r"^instance (\S+): blocked \(blocked\)$", ran.stdout, re.MULTILINE)
+    assert found, ran.stdout
+    instance_id = found.group(1)
+    warnings = [line for line in ran.stderr.splitlines() if line.startswith("warning: OTLP export")]
+    assert len(warnings) == 1, ran.stderr
+    assert warnings[0].startswith(f"warning: OTLP export to {collector.url} failed: ")
+    assert "1 batches not exported (last: " in warnings[0]
+    assert f"stored locally (scopeflow trace {instance_id} --format otlp-json)" in warnings[0]
+    assert elapsed < 20, f"a bad collector held the command for {elapsed:.1f}s"
