@@ -31,6 +31,7 @@ from tests.fake_llm_server import (
     FakeLlmServer,
     RawServer,
     completion,
+    error_reply,
     http_bytes,
     raw_reply,
     read_http_request,
@@ -261,3 +262,14 @@ def test_the_task_deadline_shortens_the_wait_below_the_configured_timeout(ctx):
         failure, elapsed = ask(server.base_url, ctx, timeout=30.0, attempts=1)
     assert elapsed < 1.0 and failure.kind == TRANSIENT
     assert re.search(r"no answer within 0\.[345]s", failure.message), failure.message
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_credential_is_not_retried_and_names_the_setting(ctx, status):
+    with FakeLlmServer([error_reply(status, "key revoked")] * 3) as server:
+        failure, _ = ask(server.base_url, ctx, attempts=3)
+        requests = len(server.requests)
+    assert requests == 1 and failure.kind == CONFIGURATION
+    assert one_line(failure) == (f"LLM server refused the credentials (HTTP {status}: key revoked); "
+                                 "check SCOPEFLOW_LLM_API_KEY")
+    assert "sk-bad-servers-key" not in json.dumps([s.attributes for s in ctx.child_spans])
