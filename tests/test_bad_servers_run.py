@@ -71,7 +71,8 @@ def test_an_hour_long_retry_after_blocks_the_run_without_sleeping(engine, llm_en
 def test_a_silent_server_blocks_the_run_within_the_configured_timeout(engine, llm_env):
     result, elapsed, requests = run_against(engine, llm_env, [slow(5)] * 9, TIMEOUT="0.2")
     assert (result.status, result.outcome) == ("blocked", "blocked")
-    assert elapsed < 3 + requests * 0.2
+    assert requests >= 1
+    assert elapsed < 8, f"{elapsed:.1f}s: without the 0.2 s timeout each request would wait 5 s"
     (blocker,) = result.blockers
     assert blocker["kind"] == "transient" and "no answer within 0.2s" in blocker["message"]
     assert all(s.attributes["error.type"] == "timeout" for s in gen_ai_spans(engine, result.instance_id))
