@@ -658,6 +658,9 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
             click.echo(f"  reason: {result.reason}")
         for task in result.waiting_for:
             click.echo(f"  waiting for {task['role']}: {task['name']} — {program()} tasks show {task['id']}")
+    export_problem = app.engine.telemetry.export_problem()   # the run is stored; say if the collector missed it
+    if export_problem:
+        click.echo(f"warning: {export_problem.replace('INSTANCE_ID', result.instance_id)}", err=True)
     sys.stdout.flush()
     sys.exit(SUBMIT_EXIT.get(result.status, EXIT_FAILED))
 

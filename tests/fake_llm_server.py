@@ -11,7 +11,10 @@ A request that arrives after the script ran out gets HTTP 500 and is counted in
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -183,3 +186,87 @@ class FakeLlmServer:
                 """Keep test output quiet; the requests are recorded on the server object."""
 
         return Handler
+
+
+class RawServer:
+    """A TCP server on loopback whose every connection is handed to ``behaviour(conn)``: for servers
+    that misbehave below HTTP (never answer, drip bytes, reset mid-body, speak TLS or not at all).
+
+    ``with RawServer(behaviour) as server:`` then use ``server.base_url``; on exit every connection
+    still open is shut down, so a behaviour blocked in ``sendall`` or ``sleep`` ends with it.
+    """
+
+    def __init__(self, behaviour: Any, tls_context: Any = None):
+        self._behaviour = behaviour
+        self._tls = tls_context
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._open: list[socket.socket] = []
+        self.connections = 0
+        self.closed = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return self._listener.getsockname()[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> RawServer:
+        threading.Thread(target=self._accept, name="raw-server", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closed.set()
+        self._listener.close()
+        for conn in list(self._open):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            if self._tls is not None:
+                try:
+                    conn = self._tls.wrap_socket(conn, server_side=True)
+                except (OSError, ssl.SSLError):
+                    conn.close()      # the client refused our certificate: what a TLS test expects
+                    continue
+            self._open.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            self._behaviour(conn)
+
+
+def read_http_request(conn: socket.socket) -> bytes:
+    """Read one HTTP request (headers and a Content-Length body) from ``conn``; its body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return body
+
+
+def http_bytes(status: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+    """A whole HTTP/1.1 response, ``Connection: close``; ``Content-Length`` unless headers give one."""
+    fields = {"Content-Type": "application/json", "Content-Length": str(len(body)), "Connection": "close",
+              **(headers or {})}
+    head = "".join(f"{name}: {value}\r\n" for name, value in fields.items() if value is not None)
+    return f"HTTP/1.1 {status}\r\n{head}\r\n".encode() + body

@@ -11,9 +11,12 @@ Handlers never see HTTP: they call :meth:`LlmClient.chat_json` (or :meth:`LlmCli
 and get a dict that satisfies their schema, or a ``TaskFailure`` of the right kind:
 
 - timeouts, connection errors, 408/409/425/429 and 5xx are retried with backoff (honouring
-  ``Retry-After``) up to ``max_attempts``, then ``transient``;
-- 401/403 (bad key), 404 (wrong base URL or model), redirects, other 4xx, and a 2xx body that is
-  not a chat completion are ``configuration``; 400/413/422 (the request itself) are ``recoverable``,
+  ``Retry-After``) up to ``max_attempts``, then ``transient``; the timeout bounds the whole
+  exchange, from connecting to the last byte, so a server that answers a byte at a time is a
+  timeout too;
+- 401/403 (bad key), 404 (wrong base URL or model), redirects, other 4xx, a TLS certificate that
+  is not trusted, a body over ``MAX_REPLY_BYTES`` and a 2xx body that is not a chat completion are
+  ``configuration``; error details from the server (an HTML page from a proxy too) are one line; 400/413/422 (the request itself) are ``recoverable``,
   except that a 400/422 to a structured-output form the server never accepted moves to the next
   form (:mod:`scopeflow.handlers.llm_output`);
 - a reply that is not JSON or breaks the schema is re-asked with the problem appended, at most
@@ -24,8 +27,8 @@ and get a dict that satisfies their schema, or a ``TaskFailure`` of the right ki
 **Spans** follow the OpenTelemetry GenAI conventions: one ``chat {model}`` span of kind CLIENT per
 logical call (a re-ask is a new call; HTTP retries of one call are counted on its span in
 ``scopeflow.llm.attempts`` and ``scopeflow.llm.retried``), with ``server.address``/``server.port``,
-``gen_ai.output.type`` and ``error.type`` (the HTTP status, ``timeout``, ``httpx.<Error>``,
-``invalid_response``, ``invalid_json``, ``schema_violation``). It is a child of whatever span the
+``gen_ai.output.type`` and ``error.type`` (the HTTP status, ``timeout``, ``httpx.<Error>``, ``tls``,
+``response_too_large``, ``invalid_response``, ``invalid_json``, ``schema_violation``). It is a child of whatever span the
 agent has open (e.g. ``scopeflow.build.llm``), else of the task's span.
 
 When ``SCOPEFLOW_LLM_BASE_URL`` is unset, :attr:`LlmSettings.configured` is False and callers use
@@ -37,6 +40,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -82,6 +88,7 @@ LLM_USAGE_ESTIMATED = "scopeflow.llm.usage_estimated"
 LLM_REPLY_PROBLEM = "scopeflow.llm.reply_problem"
 
 _RETRYABLE_STATUS = {408, 409, 425, 429}
+MAX_REPLY_BYTES = 8 * 1024 * 1024   # far above any chat completion; a bigger body is not one
 _REQUEST_PROBLEM_STATUS = {400, 413, 422}
 
 
@@ -111,6 +118,23 @@ class ToolSpec:
     name: str
     description: str
     parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An HTTP answer read in full (within the size limit): what the client interprets."""
+
+    status: int
+    reason: str
+    headers: httpx.Headers
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
 
 
 class _RetryLater(Exception):
@@ -218,8 +242,10 @@ class LlmClient:
     reason) and to whatever the server sent back before it lands in a failure message; by default
     it replaces the API key and every value in ``secret_values`` with ``[REDACTED]``. ``max_attempts``,
     ``backoff_base_s``/``backoff_max_s`` (exponential backoff without ``Retry-After``) and
-    ``max_retry_after_s`` (a longer ``Retry-After`` gives up at once as ``transient``, leaving the
-    wait to the engine) bound the HTTP retries; ``sleep`` is how the client waits between them.
+    ``max_retry_after_s`` (a longer ``Retry-After`` gives up at once as ``transient``, saying how
+    long the server asked for, so the run stops instead of sleeping) bound the HTTP retries;
+    ``sleep`` is how the client waits between them.
+    Each exchange is bounded as a whole by ``settings.timeout_s`` and its body by ``max_reply_bytes``.
     """
 
     def __init__(
@@ -234,6 +260,7 @@ class LlmClient:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 8.0,
         max_retry_after_s: float = 30.0,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
         sleep: Callable[[float], None] = time.sleep,
     ):
         if not settings.configured:
@@ -248,6 +275,7 @@ class LlmClient:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.max_retry_after_s = max_retry_after_s
+        self.max_reply_bytes = max_reply_bytes
         self._sleep = sleep
         self._url = settings.base_url + "/chat/completions"
         self._http = httpx.Client(timeout=settings.timeout_s, follow_redirects=False)
@@ -494,8 +522,8 @@ class LlmClient:
         if asked is not None and asked > self.max_retry_after_s:
             raise TaskFailure(
                 TRANSIENT,
-                f"LLM server asks to wait {asked:.1f}s (Retry-After), more than the client waits "
-                f"({self.max_retry_after_s:.1f}s); leaving the wait to the engine",
+                f"LLM server asks to wait {asked:.0f}s (Retry-After), more than the client waits "
+                f"({self.max_retry_after_s:.0f}s); not waiting: retry the run once that time has passed",
                 {"retry_after_s": asked, "url": self._url},
             )
         delay = asked if asked is not None else min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
@@ -507,26 +535,96 @@ class LlmClient:
 
     # -- HTTP and the response ----------------------------------------------------------------
 
-    def _post(self, body: dict[str, Any]) -> httpx.Response:
+    def _post(self, body: dict[str, Any]) -> _Answer:
+        """One HTTP exchange, bounded as a whole: at most ``timeout_s`` (or the task's time left) from
+        connecting to the last byte, and at most ``max_reply_bytes`` of body.
+
+        httpx's timeouts bound each network operation, not the exchange: a server that sends a byte
+        every second never trips a 60 s read timeout. So the exchange runs in a daemon thread that
+        the caller waits for with a deadline; past it the caller moves on and the thread stops at
+        its next chunk (or at its own per-operation timeout).
+        """
         headers = {"Authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else {}
+        limit = self._attempt_seconds()
+        finished = threading.Event()
+        abandoned = threading.Event()
+        outcome: dict[str, Any] = {}
+
+        def exchange() -> None:
+            try:
+                outcome["answer"] = self._exchange(body, headers, abandoned)
+            except Exception as exc:  # handed to the caller, who raises it
+                outcome["error"] = exc
+            finally:
+                finished.set()
+
+        threading.Thread(target=exchange, name="scopeflow-llm-request", daemon=True).start()
+        if not finished.wait(limit):
+            abandoned.set()
+            raise _RetryLater("timeout", f"no answer within {round(limit, 1)}s (connect to last byte)")
+        if "error" in outcome:
+            raise outcome["error"]
+        answer: _Answer = outcome["answer"]
+        if 200 <= answer.status < 300:
+            return answer
+        problem = self._status_problem(answer)
+        if isinstance(problem, TaskFailure):
+            raise _Refused(str(answer.status), problem)
+        raise problem
+
+    def _attempt_seconds(self) -> float:
+        """How long one exchange may take: the configured timeout, or less if the task has less left."""
+        left = self.ctx.time_left()
+        if left is not None and 0 < left < self.settings.timeout_s:
+            return left
+        return self.settings.timeout_s
+
+    def _exchange(self, body: dict[str, Any], headers: dict[str, str], abandoned: threading.Event) -> _Answer:
+        """POST and read the answer in chunks, refusing one larger than ``max_reply_bytes``."""
         try:
-            response = self._http.post(self._url, json=body, headers=headers)
+            with self._http.stream("POST", self._url, json=body, headers=headers) as response:
+                self._refuse_if_declared_too_large(response)
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    if abandoned.is_set():
+                        raise _RetryLater("timeout", "abandoned after the deadline")
+                    size += len(chunk)
+                    if size > self.max_reply_bytes:
+                        raise self._too_large(response.status_code, f"more than {self.max_reply_bytes} bytes")
+                    chunks.append(chunk)
+                return _Answer(response.status_code, response.reason_phrase, response.headers, b"".join(chunks))
         except httpx.TimeoutException as exc:
             raise _RetryLater("timeout", f"no answer within {self.settings.timeout_s}s ({type(exc).__name__})") \
                 from None
         except httpx.TransportError as exc:
+            untrusted = _tls_problem(exc)
+            if untrusted:
+                raise _Refused("tls", TaskFailure(
+                    CONFIGURATION,
+                    f"LLM server {self._url} failed the TLS check ({untrusted}); give its CA certificate in "
+                    "SSL_CERT_FILE, or fix SCOPEFLOW_LLM_BASE_URL (https:// to a server that speaks plain http?)",
+                    {"url": self._url, "tls_error": untrusted},
+                )) from None
             raise _RetryLater(f"httpx.{type(exc).__name__}",
-                              f"could not reach the server ({type(exc).__name__}: {exc})") from None
-        if 200 <= response.status_code < 300:
-            return response
-        problem = self._status_problem(response)
-        if isinstance(problem, TaskFailure):
-            raise _Refused(str(response.status_code), problem)
-        raise problem
+                              f"could not reach the server ({type(exc).__name__}: {_one_line(str(exc))})") from None
 
-    def _status_problem(self, response: httpx.Response) -> _RetryLater | TaskFailure:
+    def _refuse_if_declared_too_large(self, response: httpx.Response) -> None:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_reply_bytes:
+            raise self._too_large(response.status_code, f"Content-Length {declared}")
+
+    def _too_large(self, status: int, size: str) -> _Refused:
+        return _Refused("response_too_large", TaskFailure(
+            CONFIGURATION,
+            f"LLM server at {self._url} answered HTTP {status} with {size}, over the {self.max_reply_bytes}-byte "
+            "limit of a chat completion; is SCOPEFLOW_LLM_BASE_URL an OpenAI-compatible /v1 endpoint?",
+            {"status": status, "url": self._url, "limit_bytes": self.max_reply_bytes},
+        ))
+
+    def _status_problem(self, response: _Answer) -> _RetryLater | TaskFailure:
         """The failure an HTTP error status means (see the module docstring for the mapping)."""
-        status = response.status_code
+        status = response.status
         detail = self.redact(_error_detail(response))
         if status in _RETRYABLE_STATUS or status >= 500:
             return _RetryLater(str(status), f"HTTP {status}: {detail}", response.headers.get("Retry-After"))
@@ -545,7 +643,7 @@ class LlmClient:
                                               "set SCOPEFLOW_LLM_BASE_URL to the final address", details)
         return TaskFailure(CONFIGURATION, f"LLM server answered HTTP {status}: {detail}", details)
 
-    def _read_reply(self, response: httpx.Response, body: dict[str, Any]) -> ChatReply:
+    def _read_reply(self, response: _Answer, body: dict[str, Any]) -> ChatReply:
         try:
             payload = response.json()
             choices = payload["choices"]
@@ -555,9 +653,9 @@ class LlmClient:
         except (ValueError, KeyError, IndexError, TypeError):
             raise _Refused("invalid_response", TaskFailure(
                 CONFIGURATION,
-                f"LLM server at {self._url} answered HTTP {response.status_code} without a chat completion; "
-                "is SCOPEFLOW_LLM_BASE_URL an OpenAI-compatible /v1 endpoint?",
-                {"status": response.status_code, "body_start": self.redact(response.text[:200])},
+                f"LLM server at {self._url} answered HTTP {response.status} without a chat completion "
+                f"({_body_summary(response)}); is SCOPEFLOW_LLM_BASE_URL an OpenAI-compatible /v1 endpoint?",
+                {"status": response.status, "body_start": self.redact(response.text[:200])},
             )) from None
         content = message.get("content") if isinstance(message.get("content"), str) else ""
         tool_calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
@@ -644,11 +742,48 @@ class LlmClient:
         return model
 
 
-def _error_detail(response: httpx.Response) -> str:
-    """The server's error message (OpenAI shape ``{"error": {"message": ...}}``) or the body's start."""
+def _error_detail(response: _Answer) -> str:
+    """The server's error message (OpenAI shape ``{"error": {"message": ...}}``) or the body's start,
+    on one line (an HTML error page from a proxy is reduced to its text)."""
     try:
         payload = response.json()
         message = payload["error"]["message"] if isinstance(payload.get("error"), dict) else payload["error"]
-        return str(message)[:300]
+        return _one_line(str(message))
     except (ValueError, KeyError, TypeError, AttributeError):
-        return response.text[:300].strip() or response.reason_phrase
+        return _one_line(_strip_html(response.text[:2000])) or response.reason
+
+
+def _body_summary(response: _Answer) -> str:
+    """What came instead of a chat completion, in a few words: its type, size and first text."""
+    kind = response.headers.get("Content-Type", "no Content-Type").split(";")[0].strip()
+    start = _one_line(_strip_html(response.text[:400]), limit=80)
+    return f"{kind}, {len(response.content)} bytes" + (f": {start}" if start else ", empty")
+
+
+_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
+
+
+def _strip_html(text: str) -> str:
+    return _TAG.sub(" ", text) if "<" in text else text
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """``text`` with every run of whitespace (newlines too) made one space, cut to ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _tls_problem(exc: httpx.TransportError) -> str:
+    """The TLS failure behind a transport error (an untrusted certificate, a handshake with a server
+    that does not speak TLS), or "" when it was something else (refused, reset)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return _one_line(cause.verify_message or str(cause), 120)
+        if isinstance(cause, ssl.SSLError):
+            return _one_line(cause.reason or str(cause), 120)
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
+        return _one_line(text, 120)
+    return ""

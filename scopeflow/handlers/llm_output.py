@@ -114,6 +114,8 @@ def parse_json_object(text: str, validator: jsonschema.protocols.Validator, *, e
     """
     fenced = _FENCE.match(text or "")
     body = fenced.group(1) if fenced else (text or "")
+    if not body.strip():
+        raise UnusableReply("empty_reply", "the reply was empty (no content and no tool call)")
     try:
         data = json.loads(body)
     except json.JSONDecodeError as exc:

@@ -19,6 +19,7 @@ import gzip
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 
 import httpx
@@ -32,6 +33,8 @@ from scopeflow.spans.otlp_json import request_to_json
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("http/protobuf", "grpc", "http/json")
+RETRYABLE_STATUS = {429, 502, 503, 504}     # the OTLP/HTTP specification's retryable responses
+MAX_EXPORT_ATTEMPTS = 6
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
 
 
@@ -76,6 +79,11 @@ def exporter_from_env() -> SpanExporter | None:
     return exporter
 
 
+def endpoint_from_env() -> str:
+    """The traces endpoint the environment names, for messages (the SDK's default when it names none)."""
+    return _signal_or_general(os.environ, "ENDPOINT") or f"{DEFAULT_HTTP_ENDPOINT} (the SDK default)"
+
+
 def exporter_to(endpoint: str, protocol: str = "") -> SpanExporter:
     """An exporter to an explicit base endpoint (as ``OTEL_EXPORTER_OTLP_ENDPOINT`` would give it);
     the other settings still come from the environment through the SDK."""
@@ -113,6 +121,7 @@ class OtlpJsonExporter(SpanExporter):
         if compression == "gzip":
             self.headers["Content-Encoding"] = "gzip"
         self.compression = compression
+        self.timeout_s = timeout_s
         self._http = httpx.Client(timeout=timeout_s, verify=verify)
 
     @classmethod
@@ -130,18 +139,40 @@ class OtlpJsonExporter(SpanExporter):
         return cls(url, headers, timeout_s, _signal_or_general(environ, "COMPRESSION").lower(), certificate or True)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """POST the batch; a refused connection or a retryable status (429, 502, 503, 504) is tried
+        again after ``Retry-After`` (else a pause of 0.5-1 s), all within ``timeout_s`` (as the SDK's
+        exporters do, per the OTLP specification)."""
         body = json.dumps(request_to_json(encode_spans(spans)), separators=(",", ":")).encode("utf-8")
         if self.compression == "gzip":
             body = gzip.compress(body)
+        deadline = time.monotonic() + self.timeout_s
+        for retry in range(MAX_EXPORT_ATTEMPTS):
+            remaining = deadline - time.monotonic()
+            problem, wait = self._post_once(body, remaining)
+            if not problem:
+                return SpanExportResult.SUCCESS
+            if wait is None or retry + 1 == MAX_EXPORT_ATTEMPTS or wait >= deadline - time.monotonic():
+                log.warning("OTLP/JSON export to %s failed: %s", self.url, problem)
+                return SpanExportResult.FAILURE
+            time.sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns")
+
+    def _post_once(self, body: bytes, timeout_s: float) -> tuple[str, float | None]:
+        """("", None) when the collector took the batch; else the problem and, when another attempt may
+        help, how long to wait before it (None: do not retry)."""
         try:
-            response = self._http.post(self.url, content=body, headers=self.headers)
+            response = self._http.post(self.url, content=body, headers=self.headers, timeout=max(timeout_s, 0.001))
+        except httpx.TimeoutException:
+            return f"no answer within {self.timeout_s:g}s", None
         except httpx.HTTPError as exc:
-            log.warning("OTLP/JSON export to %s failed: %s", self.url, exc)
-            return SpanExportResult.FAILURE
+            return f"{type(exc).__name__}: {exc}", 0.5
         if response.is_success:
-            return SpanExportResult.SUCCESS
-        log.warning("OTLP/JSON export to %s answered HTTP %s: %s", self.url, response.status_code, response.text[:200])
-        return SpanExportResult.FAILURE
+            return "", None
+        problem = f"HTTP {response.status_code}: {' '.join(response.text[:200].split())}".rstrip(": ")
+        if response.status_code not in RETRYABLE_STATUS:
+            return problem, None
+        asked = response.headers.get("Retry-After", "")
+        return problem, float(asked) if asked.replace(".", "", 1).isdigit() else 1.0
 
     def shutdown(self) -> None:
         self._http.close()

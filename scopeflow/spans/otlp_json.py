@@ -153,12 +153,26 @@ def from_otlp_json(data: Any) -> list[SpanRecord]:
 
     Fields with unknown names are ignored, as the OTLP spec requires of JSON receivers.
     """
-    return records_from_request(_request_from_json(data))
+    try:
+        return records_from_request(_request_from_json(data))
+    except RecursionError:
+        raise OtlpError(TOO_DEEP) from None
+
+
+TOO_DEEP = "nested too deeply to be read (values inside values past Python's recursion limit); not trace data"
 
 
 def from_otlp_json_text(text: str) -> list[SpanRecord]:
     """Spans from a file's text: one OTLP/JSON object, or JSON Lines (one object per line, what the
-    OpenTelemetry Collector's file exporter writes), read as one request in line order."""
+    OpenTelemetry Collector's file exporter writes), read as one request in line order. JSON nested
+    past the recursion limit is an :class:`OtlpError` like any other unreadable input."""
+    try:
+        return _from_text(text)
+    except RecursionError:
+        raise OtlpError(TOO_DEEP) from None
+
+
+def _from_text(text: str) -> list[SpanRecord]:
     try:
         return from_otlp_json(json.loads(text))
     except json.JSONDecodeError as whole:

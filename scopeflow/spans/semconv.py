@@ -23,6 +23,10 @@ SIMULATED = "scopeflow.simulated"                  # true on spans of `scopeflow
 FALLBACK = "scopeflow.fallback"                    # true when a fallback path ran
 FALLBACK_REASON = "scopeflow.fallback.reason"
 
+# Set on spans started after this process failed to export span batches to the OTLP collector.
+OTLP_EXPORT_FAILURES = "scopeflow.otlp.export_failures"
+OTLP_EXPORT_PROBLEM = "scopeflow.otlp.export_problem"
+
 TESTS_PASSED = "scopeflow.tests.passed"
 TESTS_FAILED = "scopeflow.tests.failed"
 TESTS_ERRORS = "scopeflow.tests.errors"

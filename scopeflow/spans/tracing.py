@@ -16,25 +16,29 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
+from collections.abc import Sequence
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from scopeflow import __version__
 from scopeflow.spans import semconv
 from scopeflow.spans.convert import to_record
-from scopeflow.spans.otlp_export import exporter_from_env, exporter_to
+from scopeflow.spans.otlp_export import endpoint_from_env, exporter_from_env, exporter_to
 from scopeflow.spans.record import SpanRecord
 
 log = logging.getLogger(__name__)
 
 SESSION_ID = "session.id"     # OpenTelemetry's session attribute; Scopeflow sets it to the instance id
 DEFAULT_SERVICE_NAME = "scopeflow"
+EXPORT_COOLDOWN_S = 30.0        # after a failed batch, later batches within this time are not sent
+FLUSH_WAIT_S = 5.0              # how long `export_problem` waits for the queued spans to go out
 
 
 class EvidenceBuffer(SpanProcessor):
@@ -88,6 +92,109 @@ class SessionIdProcessor(SpanProcessor):
             span.set_attribute(SESSION_ID, str(instance_id))
 
 
+class _LastExportMessage(logging.Handler):
+    """Keeps the last warning the OTLP exporters logged: the SDK's exporters return only FAILURE,
+    and say why (status, timeout, refused connection) in their log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.message = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.message = " ".join(record.getMessage().split())[:200]
+        except Exception:  # a malformed log call must not break the export thread
+            self.message = str(record.msg)[:200]
+
+
+_EXPORT_LOG = _LastExportMessage()
+for _name in ("opentelemetry.exporter.otlp", "scopeflow.spans.otlp_export"):
+    logging.getLogger(_name).addHandler(_EXPORT_LOG)
+
+
+class ExportWatch(SpanExporter):
+    """The OTLP exporter, watched: counts batches that did not reach the collector, keeps the last
+    reason, and after a failure drops batches for ``cooldown_s`` instead of sending them.
+
+    Why drop: each failed send costs up to the exporter's timeout (with retries inside it), and the
+    provider's shutdown at process exit waits for the queue; a dead or hanging collector must not
+    add one timeout per batch to every run. Nothing is lost that the evidence needs: the spans are
+    stored with the instance whatever the collector does, and ``scopeflow trace ID --format
+    otlp-json`` writes them out again.
+    """
+
+    def __init__(self, inner: SpanExporter, endpoint: str, cooldown_s: float = EXPORT_COOLDOWN_S) -> None:
+        self.inner = inner
+        self.endpoint = endpoint
+        self.cooldown_s = cooldown_s
+        self._lock = threading.Lock()
+        self.batches_sent = 0
+        self.batches_failed = 0
+        self.spans_not_exported = 0
+        self.last_problem = ""
+        self._failed_at: float | None = None
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._cooling_down():
+            self._count_failure(len(spans), "")
+            return SpanExportResult.FAILURE
+        _EXPORT_LOG.message = ""
+        try:
+            result = self.inner.export(spans)
+        except Exception as exc:  # an exporter that raises instead of returning FAILURE
+            result, _EXPORT_LOG.message = SpanExportResult.FAILURE, f"{type(exc).__name__}: {exc}"
+        if result is SpanExportResult.SUCCESS:
+            with self._lock:
+                self.batches_sent += 1
+        else:
+            self._count_failure(len(spans), _EXPORT_LOG.message or "the exporter reported a failure")
+        return result
+
+    def _cooling_down(self) -> bool:
+        with self._lock:
+            return self._failed_at is not None and time.monotonic() - self._failed_at < self.cooldown_s
+
+    def _count_failure(self, spans: int, reason: str) -> None:
+        with self._lock:
+            self.batches_failed += 1
+            self.spans_not_exported += spans
+            if reason:
+                self.last_problem = reason
+                self._failed_at = time.monotonic()
+        if reason:
+            log.warning("OTLP export to %s failed (%s); not sending for %.0fs, spans stay stored locally",
+                        self.endpoint, reason, self.cooldown_s)
+
+    def problem(self) -> str:
+        """One line saying what did not reach the collector and what to do, or "" when all did."""
+        with self._lock:
+            if not self.batches_failed:
+                return ""
+            return (f"OTLP export to {self.endpoint} failed: {self.spans_not_exported} spans in "
+                    f"{self.batches_failed} batches not exported (last: {self.last_problem or 'not sent'}); "
+                    "the run's spans are stored locally (scopeflow trace INSTANCE_ID --format otlp-json); "
+                    "check the collector and OTEL_EXPORTER_OTLP_ENDPOINT")
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class ExportStatusProcessor(SpanProcessor):
+    """Marks every span started after an export failure with the failures so far, so the stored
+    evidence of a run says that its collector copy is incomplete."""
+
+    def __init__(self, watch: ExportWatch) -> None:
+        self.watch = watch
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if self.watch.batches_failed:
+            span.set_attribute(semconv.OTLP_EXPORT_FAILURES, self.watch.batches_failed)
+            span.set_attribute(semconv.OTLP_EXPORT_PROBLEM, self.watch.last_problem or "not sent")
+
+
 def service_resource() -> Resource:
     """The SDK's resource (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, detectors), with
     ``service.name=scopeflow`` and ``service.version`` wherever the environment names neither."""
@@ -116,11 +223,17 @@ class Telemetry:
         self.resource = service_resource()
         self.provider = TracerProvider(resource=self.resource, sampler=ALWAYS_ON)
         self.provider.add_span_processor(SessionIdProcessor())
-        self.provider.add_span_processor(self.buffer)
         exporter = exporter_to(otlp_endpoint, otlp_protocol) if otlp_endpoint else exporter_from_env()
         self.exporter = exporter
+        self.export_watch: ExportWatch | None = None
+        self._batches: BatchSpanProcessor | None = None
         if exporter is not None:
-            self.provider.add_span_processor(BatchSpanProcessor(exporter))
+            self.export_watch = ExportWatch(exporter, otlp_endpoint or endpoint_from_env())
+            self.provider.add_span_processor(ExportStatusProcessor(self.export_watch))
+        self.provider.add_span_processor(self.buffer)
+        if self.export_watch is not None:
+            self._batches = BatchSpanProcessor(self.export_watch)
+            self.provider.add_span_processor(self._batches)
         self.tracer = self.provider.get_tracer("scopeflow", __version__)
 
     @property
@@ -140,6 +253,22 @@ class Telemetry:
         if instance_id and SESSION_ID not in record.attributes:
             record.attributes[SESSION_ID] = str(instance_id)
         self.buffer.add_record(record)
+
+    def export_problem(self, wait_s: float = FLUSH_WAIT_S) -> str:
+        """Send what is queued (waiting at most ``wait_s``), then one line on what did not reach the
+        collector and what to do; "" when nothing is exported or everything was."""
+        if self._batches is None or self.export_watch is None:
+            return ""
+        flusher = threading.Thread(target=self._batches.force_flush, name="scopeflow-otlp-flush", daemon=True)
+        flusher.start()
+        flusher.join(wait_s)
+        problem = self.export_watch.problem()
+        if flusher.is_alive():
+            pending = (f"OTLP export to {self.export_watch.endpoint} did not finish within {wait_s:g}s; the run's "
+                       "spans are stored locally (scopeflow trace INSTANCE_ID --format otlp-json); check the "
+                       "collector and OTEL_EXPORTER_OTLP_ENDPOINT")
+            return problem or pending
+        return problem
 
     def shutdown(self) -> None:
         self.provider.shutdown()
