@@ -105,12 +105,12 @@ def check_failed_export(settings, endpoint: str, protocol: str, reason: str) -> 
     try:
         instance_id, status, spans = run_hello(settings, telemetry)
         started = time.monotonic()
-        problem = telemetry.export_problem(wait_s=2.0)
+        problem = telemetry.export_problem(wait_s=10.0)
         elapsed = time.monotonic() - started
     finally:
         telemetry.shutdown()
     assert status == "completed" and spans, "the run and its local evidence do not depend on the collector"
-    assert elapsed < 1.5, f"waiting for a failed export took {elapsed:.1f}s"
+    assert elapsed < 5, f"waiting for a failed export took {elapsed:.1f}s (it may wait 10 s for a pending one)"
     assert "\n" not in problem
     assert problem.startswith(f"OTLP export to {endpoint} failed: {len(spans)} spans in 1 batches not exported")
     assert reason in problem, problem
@@ -179,7 +179,7 @@ def test_a_hanging_collector_costs_one_timeout_and_then_later_batches_are_not_se
             telemetry.shutdown()
         posts = collector.posts
     assert posts == 1, "the second batch must not wait on a collector that just hung"
-    assert elapsed < 2.0
+    assert elapsed < 6
     assert "1 batches not exported" in first and "2 batches not exported" in second
     assert status == "completed"
     marked = [s for s in second_spans if s.attributes.get(semconv.OTLP_EXPORT_FAILURES) == 1]
