@@ -67,6 +67,10 @@ TRAPS = {
     # a descendant step keeps only spans below the ancestor
     "trap check spans are not below confirm": (CONFIRM.replace(":last", "") + ' span[scopeflow.check.name="tests"]',
                                                 ["count >= 1"], None),
+    # the health check's ancestors include the advance still open at the gate (not yet recorded):
+    # an unrecorded ancestor is not the one asked for
+    "trap health check is not below confirm": (CONFIRM.replace(":last", "") + ' span[name="health check"]',
+                                               ["count >= 1"], None),
     # an @reference the reference span does not carry fails, whatever the operator
     "trap missing reference value": (VERIFY, ["count != @scopeflow.no.such.attribute"], VERIFY),
 }
