@@ -152,3 +152,61 @@ def test_a_built_requirement_no_test_names_is_not_delivered():
     review = make_review(s, make_plan(s), {**CLEAN, "requirements": {}})
     assert {r.verdict for r in review.requirements} == {"not built"}
     assert {r.reason for r in review.requirements} == {"built, but no generated test proves it"}
+
+
+# -- added by the gate mutation audit: each of these made a weakened check of review.py or
+#    requirements.py go unnoticed (see tests/test_gate_mutations_*.py for the real-run ones)
+
+def test_exactly_five_passing_tests_per_entity_costs_nothing():
+    assert score({**CLEAN, "tests_passed": 10}, NO_VERDICTS, entities=2)[0] == 1.0
+    assert score({**CLEAN, "tests_passed": 9}, NO_VERDICTS, entities=2)[0] == 0.9
+
+
+def test_a_boolean_is_not_a_count():
+    with pytest.raises(ValueError, match=r"checks.tests_failed must be a count \(int >= 0\), got False"):
+        make_review(spec(), make_plan(spec()), {**CLEAN, "tests_failed": False})
+
+
+def _requirement(**fields):
+    from scopeflow.handlers.requirements import Requirement
+
+    return Requirement(**{"id": "R-1", "kind": "entity", "text": "entity Member", "line": 1, **fields})
+
+
+BUILT = [{"id": "T-1", "buildable": True, "files": ["app/members.py"], "requirements": ["R-1"]}]
+PASSED = {"R-1": {"passed": ["tests::test_members"], "failed": []}}
+
+
+def test_without_verification_nothing_is_delivered():
+    from scopeflow.handlers.requirements import decide
+
+    [r] = decide([_requirement()], BUILT, None)
+    assert (r.verdict, r.reason) == ("not built", "verification did not run, so no test proves it")
+    [r] = decide([_requirement()], BUILT, PASSED)
+    assert (r.verdict, r.reason) == ("delivered", "")
+
+
+def test_a_line_only_partly_built_is_not_delivered_even_with_passing_tests():
+    from scopeflow.handlers.requirements import decide
+
+    [r] = decide([_requirement(unbuilt_part="the rate limit is not built")], BUILT, PASSED)
+    assert (r.verdict, r.reason) == ("not built", "the rate limit is not built")
+
+
+def test_a_line_not_understood_stays_not_understood_whatever_was_built():
+    from scopeflow.handlers.requirements import decide
+
+    [r] = decide([_requirement(status="not understood", reason="which members?")], BUILT, PASSED)
+    assert (r.verdict, r.reason) == ("not understood", "which members?")
+
+
+def test_counts_catch_a_delivered_verdict_without_a_test_and_an_unknown_verdict():
+    from scopeflow.handlers.requirements import counts
+
+    untested = _requirement(verdict="delivered")
+    assumed = _requirement(id="R-2", verdict="assumed")
+    odd = _requirement(id="R-3", verdict="total")            # not a verdict, though it names a counter
+    found = counts([untested, assumed, odd])
+    assert found["delivered_without_test"] == 2
+    assert found["without_verdict"] == 1 and found["total"] == 3
+    assert make_review(spec(), make_plan(spec()), CLEAN).verdicts["delivered_without_test"] == 0

@@ -233,3 +233,20 @@ def test_lint_rules_text_checks_element_ids_without_a_file():
     assert lint_rules_text(GOOD, {"verify_build"}) == [
         "rule 'deployed once': selector names unknown element id 'deploy_release'"
     ]
+
+
+# -- added by the gate mutation audit: rule-file defects the parser (and so lint, at deploy) must
+#    refuse; each was accepted when its check was switched off and no test noticed
+
+@pytest.mark.parametrize("body,message", [
+    ('[[rule]]\nname = "r"\nselector = "span"\nassert = ["count = @scopeflow.plan.build_tasks"]',
+     "an assertion compares with '@<key>' but the rule has no 'reference' selector"),
+    ('[[rule]]\nname = "r"\nselector = "span"\nassert = ["count = 1"]\ndecisions = "sometimes"',
+     "'decisions' must be one of any, people, automated, not 'sometimes'"),
+    ('[[rule]]\nname = "r"\nselector = "span:nth_child(0)"\nassert = ["count = 1"]',
+     "expected a positive whole number, found '0'"),
+])
+def test_rule_file_defects_are_refused_in_one_line(body, message):
+    with pytest.raises(RuleError) as caught:
+        parse_rules(body, "x.evidence.toml")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
