@@ -110,3 +110,19 @@ def test_a_renewal_after_a_takeover_marks_the_lease_lost_and_leaves_the_new_leas
     assert "lease lost while the advance ran" in str(runner.error), "the heartbeat found the takeover first"
     after = _row(engine, instance_id)
     assert (after.row_version, after.state) == before
+
+
+def test_a_checkpoint_is_refused_when_the_row_changed_under_the_same_lease(held_engine):
+    """The checkpoint writes at the row version it loaded: a row someone else wrote meanwhile (here
+    without taking the lease) is not overwritten with a state built from the older one."""
+    engine = held_engine()
+    instance_id, runner = _start_held(engine)
+    with engine.sessions.begin() as session:
+        session.execute(update(Instance).where(Instance.id == instance_id).values(
+            row_version=Instance.row_version + 1, status="cancelled"))
+    written = _row(engine, instance_id)
+    RELEASE.set()
+    runner.join(20)
+    assert isinstance(runner.error, Busy) and "lease lost before checkpoint" in str(runner.error)
+    after = _row(engine, instance_id)
+    assert (after.row_version, after.status, after.state) == (written.row_version, "cancelled", written.state)
