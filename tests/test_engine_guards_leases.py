@@ -32,6 +32,12 @@ def _hold(ctx: TaskContext) -> dict:
     return {"released": RELEASE.wait(20)}
 
 
+@operator("guard_test_expensive", expensive=True)
+def _expensive(ctx: TaskContext) -> dict:
+    """Test operator: cheap, but declared expensive, so the engine checkpoints right after it."""
+    return {"paid": True}
+
+
 @pytest.fixture
 def held_engine(tmp_path):
     ENTERED.clear()
@@ -40,6 +46,8 @@ def held_engine(tmp_path):
     models = tmp_path / "models"
     models.mkdir()
     (models / "held.bpmn").write_text(linear_process("held", [("hold", "guard_test_hold", {})]), encoding="utf-8")
+    (models / "paid_then_held.bpmn").write_text(linear_process("paid_then_held", [
+        ("pay", "guard_test_expensive", {}), ("hold", "guard_test_hold", {})]), encoding="utf-8")
 
     def make(**settings) -> Engine:
         return Engine(make_settings(tmp_path / "home", models, migrated_copy=True, **settings))
@@ -126,3 +134,26 @@ def test_a_checkpoint_is_refused_when_the_row_changed_under_the_same_lease(held_
     assert isinstance(runner.error, Busy) and "lease lost before checkpoint" in str(runner.error)
     after = _row(engine, instance_id)
     assert (after.row_version, after.status, after.state) == (written.row_version, "cancelled", written.state)
+
+
+def test_a_start_keeps_its_lease_alive_after_its_first_mid_run_checkpoint(held_engine):
+    """A start's row is inserted by its first checkpoint (here right after an expensive task); from
+    then on the heartbeat must renew its lease, or another worker claims the row mid-task."""
+    engine = held_engine(lock_lease_s=0.6)
+    outcome: dict = {}
+
+    def start() -> None:
+        try:
+            outcome["id"] = engine.start("paid_then_held", {})
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcome["error"] = exc
+
+    starter = threading.Thread(target=start, daemon=True)
+    starter.start()
+    assert ENTERED.wait(20), "the held task never started"
+    time.sleep(1.5)   # well past the lease
+    assert held_engine().claim_due(5) == [], "a renewed lease is not claimable"
+    RELEASE.set()
+    starter.join(20)
+    assert "error" not in outcome, outcome
+    assert _row(engine, outcome["id"]).status == "completed"
