@@ -82,3 +82,21 @@ def test_an_incident_the_run_caused_is_still_retried_with_edited_data(tmp_path):
     assert row.status == "error" and row.incident["cause"] == "run", row.incident
     assert engine.retry(instance_id, {"x": 1}) == "completed"
     assert _retries_audited(engine, instance_id) == 1
+
+
+def test_a_run_ended_blocked_by_its_model_not_by_a_failure_is_refused_and_stays_blocked(engine):
+    """The approval's SLA timer ends it on a blocked end event: nothing failed, so a retry has no task
+    to run again. It is refused, and the refusal is not turned into an incident on the row."""
+    from tests.conftest import add_account
+
+    add_account(engine, "rita", "reviewer")
+    instance_id = engine.start("approval", {"requester": "ann", "approval_sla": "PT0S"})
+    engine.run_due()
+    before = _row(engine, instance_id)
+    assert before.status == "blocked", before.incident
+    with pytest.raises(EngineError, match="was not stopped by a failed task"):
+        engine.retry(instance_id, {"decision": "approve"})
+    after = _row(engine, instance_id)
+    assert (after.status, after.row_version, after.incident, after.lock_owner) == \
+        ("blocked", before.row_version, None, None)
+    assert _retries_audited(engine, instance_id) == 0
