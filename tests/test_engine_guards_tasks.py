@@ -67,3 +67,35 @@ def test_a_deactivated_account_cannot_complete_a_task(engine, approval):
     with pytest.raises(EngineError, match="'rita' is deactivated"):
         engine.complete_task(task_id, {"decision": "approve"}, actor="rita")
     assert _stored(engine, instance_id, task_id) == before
+
+
+def test_the_accounts_suggested_for_a_task_leave_out_a_deactivated_one(engine, approval):
+    from scopeflow.engine.models import User
+    from scopeflow.engine.people import accounts_for
+
+    add_account(engine, "rex", "reviewer")
+    with engine.sessions.begin() as session:
+        session.scalars(select(User).where(User.name == "rex")).one().active = False
+    with engine.sessions() as session:
+        assert accounts_for(session, "reviewer") == ["rita"]
+
+
+def test_given_answers_are_kept_and_only_left_out_fields_take_their_defaults(engine, approval):
+    instance_id, task_id = approval
+    engine.complete_task(task_id, {"decision": "reject", "comment": "no budget"}, actor="rita")
+    with engine.sessions() as session:
+        assert session.get(HumanTask, task_id).data == {"decision": "reject", "comment": "no budget"}
+    second = engine.start("approval", {"requester": "bob"})
+    with engine.sessions() as session:
+        [task] = session.scalars(select(HumanTask).where(HumanTask.instance_id == second)).all()
+    engine.complete_task(task.id, {"comment": "fine"}, actor="rita")
+    with engine.sessions() as session:
+        assert session.get(HumanTask, task.id).data == {"decision": "approve", "comment": "fine"}
+
+
+def test_an_invalid_answer_names_the_first_field_by_path(engine, approval):
+    instance_id, task_id = approval
+    before = _stored(engine, instance_id, task_id)
+    with pytest.raises(EngineError, match=f"^task {task_id} is invalid at comment: 5 is not of type 'string'$"):
+        engine.complete_task(task_id, {"decision": "maybe", "comment": 5}, actor="rita")
+    assert _stored(engine, instance_id, task_id) == before
