@@ -121,6 +121,15 @@ def test_bad_secrets_are_refused_and_nothing_is_stored(engine, name, value, mess
     assert _ciphertexts(engine) == {}
 
 
+
+def test_deleting_a_secret_that_is_not_set_is_refused_and_audits_nothing(engine):
+    engine.secrets.set("PAYMENT_API_KEY", VALUE, actor="alice")
+    with pytest.raises(SecretError, match="^secret SMTP_PASSWORD is not set$"):
+        engine.secrets.delete("SMTP_PASSWORD", actor="bob")
+    assert list(_ciphertexts(engine)) == ["PAYMENT_API_KEY"]
+    assert [r.action for r in _audit_rows(engine)] == ["secret.write"]
+
+
 # ------------------------------------------------------------------------------ rotation
 
 def _store_two(engine) -> bytes:
