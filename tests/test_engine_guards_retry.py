@@ -100,3 +100,17 @@ def test_a_run_ended_blocked_by_its_model_not_by_a_failure_is_refused_and_stays_
     assert (after.status, after.row_version, after.incident, after.lock_owner) == \
         ("blocked", before.row_version, None, None)
     assert _retries_audited(engine, instance_id) == 0
+
+
+def test_a_resumed_blocked_run_that_stops_on_an_incident_is_no_longer_ended(engine):
+    """A retry of a run a failure blocked resumes it: if it then stops on an incident (not a final
+    status), its end time is cleared; once it ends again, it has one."""
+    instance_id = engine.start("failures", {"failure_kind": "external_blocker"})
+    blocked = _row(engine, instance_id)
+    assert blocked.status == "blocked" and blocked.ended_at is not None
+    assert engine.retry(instance_id, {"failure_kind": "no such kind"}) == "error"
+    resumed = _row(engine, instance_id)
+    assert resumed.ended_at is None and "unknown kind" in resumed.incident["message"]
+    assert engine.retry(instance_id, {"failure_kind": "recoverable"}) == "completed"
+    assert _row(engine, instance_id).ended_at is not None
+    assert _retries_audited(engine, instance_id) == 2
