@@ -99,3 +99,70 @@ def test_an_invalid_answer_names_the_first_field_by_path(engine, approval):
     with pytest.raises(EngineError, match=f"^task {task_id} is invalid at comment: 5 is not of type 'string'$"):
         engine.complete_task(task_id, {"decision": "maybe", "comment": 5}, actor="rita")
     assert _stored(engine, instance_id, task_id) == before
+
+
+def _claimed_by_rita(engine, approval) -> tuple[str, str]:
+    from scopeflow.engine import human_tasks
+
+    instance_id, task_id = approval
+    add_account(engine, "rex", "reviewer")
+    human_tasks.claim(engine.sessions, task_id, "rita")
+    return instance_id, task_id
+
+
+def test_a_task_claimed_by_one_person_is_refused_to_another_with_the_role(engine, approval):
+    from scopeflow.engine.errors import Forbidden
+
+    instance_id, task_id = _claimed_by_rita(engine, approval)
+    before = _stored(engine, instance_id, task_id)
+    with pytest.raises(Forbidden, match=f"^task {task_id} is claimed by rita$"):
+        engine.complete_task(task_id, {"decision": "reject"}, actor="rex")
+    assert _stored(engine, instance_id, task_id) == before
+    add_account(engine, "ada", "admin")   # an admin may override a claim, as on the task page
+    assert engine.complete_task(task_id, {"decision": "approve"}, actor="ada") == "completed"
+    assert _stored(engine, instance_id, task_id)[2:4] == ("completed", "ada")
+
+
+def test_the_claimant_completes_a_claimed_task(engine, approval):
+    instance_id, task_id = _claimed_by_rita(engine, approval)
+    assert engine.complete_task(task_id, {"decision": "approve"}, actor="rita") == "completed"
+    assert _stored(engine, instance_id, task_id)[2:] == ("completed", "rita", 1)
+
+
+def test_the_cli_refuses_a_claimed_task_on_one_line(engine, approval):
+    from click.testing import CliRunner
+
+    from scopeflow.cli import main
+
+    instance_id, task_id = _claimed_by_rita(engine, approval)
+    settings = engine.settings
+    env = {"SCOPEFLOW_HOME": str(settings.home), "SCOPEFLOW_MODELS": str(settings.models_dir),
+           "SCOPEFLOW_DATABASE_URL": settings.database_url}
+    result = CliRunner().invoke(main, ["tasks", "complete", task_id, "--as", "rex", "--data", '{"decision": "reject"}'],
+                                env=env)
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: task {task_id} is claimed by rita"
+    assert _stored(engine, instance_id, task_id)[2] == "open"
+
+
+def test_a_claim_made_while_the_completion_runs_wins(engine, approval, monkeypatch):
+    """The claim is checked again in the checkpoint's transaction: a person who claims the task after
+    the first check (here: just before the completion's unit of work) keeps it."""
+    from scopeflow.engine import human_tasks
+
+    instance_id, task_id = approval
+    add_account(engine, "rex", "reviewer")
+    unit_of_work = human_tasks.open_work
+
+    def claimed_meanwhile(*args, **kwargs):
+        human_tasks.claim(engine.sessions, task_id, "rita")
+        return unit_of_work(*args, **kwargs)
+
+    monkeypatch.setattr(human_tasks, "open_work", claimed_meanwhile)
+    before = _stored(engine, instance_id, task_id)
+    with pytest.raises(EngineError, match="no longer open to rex"):
+        engine.complete_task(task_id, {"decision": "reject"}, actor="rex")
+    assert _stored(engine, instance_id, task_id) == before
+    with engine.sessions() as session:
+        assert session.get(HumanTask, task_id).assignee == "rita"
+        assert session.get(Instance, instance_id).lock_owner is None
