@@ -114,3 +114,25 @@ def test_a_resumed_blocked_run_that_stops_on_an_incident_is_no_longer_ended(engi
     assert engine.retry(instance_id, {"failure_kind": "recoverable"}) == "completed"
     assert _row(engine, instance_id).ended_at is not None
     assert _retries_audited(engine, instance_id) == 2
+
+
+def test_the_instance_page_s_retry_is_refused_with_the_same_sentence(tmp_path):
+    """The page offers no Retry for such an incident; a POST made anyway (an old page, a script) is
+    refused by the engine and the page says why."""
+    import html
+
+    from tests.test_ui_support import csrf, make_ui, signed_in
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "broken.bpmn").write_text(definitions(gateway_choice("broken", ("x ==", "True"))), encoding="utf-8")
+    app, engine = make_ui(tmp_path, models)
+    versions.store(engine.sessions, scan(models), ["broken"])
+    instance_id = engine.start("broken", {"x": 1})
+    client = signed_in(app, "operator")
+    token = csrf(client, f"/instances/{instance_id}")
+    page = client.post(f"/instances/{instance_id}/retry", data={"csrf_token": token, "data": '{"x": 2}'},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "refused: " in page and "cannot be retried: its incident was caused by the model" in html.unescape(page)
+    assert _row(engine, instance_id).status == "error"
+    assert _retries_audited(engine, instance_id) == 0
