@@ -121,6 +121,15 @@ def test_bad_secrets_are_refused_and_nothing_is_stored(engine, name, value, mess
     assert _ciphertexts(engine) == {}
 
 
+
+def test_deleting_a_secret_that_is_not_set_is_refused_and_audits_nothing(engine):
+    engine.secrets.set("PAYMENT_API_KEY", VALUE, actor="alice")
+    with pytest.raises(SecretError, match="^secret SMTP_PASSWORD is not set$"):
+        engine.secrets.delete("SMTP_PASSWORD", actor="bob")
+    assert list(_ciphertexts(engine)) == ["PAYMENT_API_KEY"]
+    assert [r.action for r in _audit_rows(engine)] == ["secret.write"]
+
+
 # ------------------------------------------------------------------------------ rotation
 
 def _store_two(engine) -> bytes:
@@ -198,6 +207,27 @@ def test_an_interrupted_rotation_keeps_reads_working_refuses_writes_and_is_finis
     assert load_key(home) == new_key and not (home / "secret.key.next").exists()
     running.set("NEW_ONE", "written-after", actor="t")
     assert SecretStore(engine.sessions, new_key).get("NEW_ONE", actor="t") == "written-after"
+
+
+
+def test_an_interrupted_rotation_is_not_finished_with_another_new_key(engine, monkeypatch):
+    old_key = _store_two(engine)
+    home, key_file, new_key = engine.settings.home, engine.settings.home / "secret.key", Fernet.generate_key()
+
+    def crash(*_args):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(secrets_module.os, "replace", crash)
+    with pytest.raises(OSError, match="power cut"):
+        rotate_key(engine.sessions, old_key, new_key, key_file=key_file)
+    monkeypatch.undo()
+    before = _ciphertexts(engine)
+    with pytest.raises(SecretError, match="secret.key.next holds a different key from an interrupted rotation"):
+        rotate_key(engine.sessions, old_key, Fernet.generate_key(), key_file=key_file)
+    assert _ciphertexts(engine) == before
+    assert load_key(home) == old_key and interrupted_rotation_key(home) == new_key
+    assert rotate_key(engine.sessions, old_key, new_key, key_file=key_file) == 2   # its own key finishes it
+    assert load_key(home) == new_key
 
 
 def test_a_rotation_interrupted_while_staging_its_key_leaves_nothing_behind(engine, monkeypatch):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from scopeflow.engine import people
@@ -27,7 +27,9 @@ TASKS = HumanTask.__table__
 def complete_task(engine: Engine, task_row_id: str, data: dict[str, Any], *, actor: str, advance: bool = True,
                   policy: str | None = None) -> str:
     """Validate ``data`` against the task's form, complete it, and advance the instance (see
-    :meth:`Engine.complete_task` for who may complete it and what ``policy``/``advance`` do)."""
+    :meth:`Engine.complete_task` for who may complete it and what ``policy``/``advance`` do). A
+    task someone claimed is completed by that person or an ``admin`` only, whatever the channel
+    (``Forbidden`` otherwise), checked again in the transaction that completes it."""
     if not isinstance(data, dict):
         raise EngineError("task data must be a JSON object")
     with engine.sessions() as session:
@@ -38,6 +40,9 @@ def complete_task(engine: Engine, task_row_id: str, data: dict[str, Any], *, act
             raise EngineError(f"task {task_row_id} is {row.status}, not open")
         instance_id, spiff_id, schema = row.instance_id, row.spiff_task_id, row.form_schema or {}
         decider = decider_for(session, actor, policy, row)
+        overrides_claim = people.ADMIN_ROLE in decider.roles
+        if row.assignee and row.assignee != decider.actor and not overrides_claim:
+            raise Forbidden(f"task {task_row_id} is claimed by {row.assignee}")
     filled = with_defaults(schema, data) if schema else dict(data)
     if schema:
         validate(schema, filled, f"task {task_row_id}")
@@ -53,10 +58,14 @@ def complete_task(engine: Engine, task_row_id: str, data: dict[str, Any], *, act
 
     def mark_completed(conn: Connection) -> None:
         """The task row's completion, written in the same transaction as the state that says so."""
-        done = conn.execute(update(TASKS).where(TASKS.c.id == task_row_id, TASKS.c.status == "open").values(
+        still_theirs = [TASKS.c.id == task_row_id, TASKS.c.status == "open"]
+        if not overrides_claim:   # nobody claimed it since the check above (or the decider did)
+            still_theirs.append(or_(TASKS.c.assignee.is_(None), TASKS.c.assignee == decider.actor))
+        done = conn.execute(update(TASKS).where(*still_theirs).values(
             status="completed", completed_at=utcnow(), completed_by=decider.actor, data=filled)).rowcount
         if not done:
-            raise EngineError(f"task {task_row_id} is no longer open")
+            raise EngineError(f"task {task_row_id} is no longer open to {decider.actor} (completed, or claimed "
+                              "by another person meanwhile)")
 
     def complete(work: Work) -> None:
         task = ready_manual_task(work.workflow, spiff_id)

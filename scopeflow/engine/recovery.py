@@ -3,7 +3,8 @@
 Retry resets the workflow to the task that failed — the incident's task for an instance in
 ``error``, or the last failure a boundary event routed to the blocker path for a ``blocked`` one —
 and runs on from there. A run ended by a decision or a verdict is refused: running the same steps
-again would decide the same.
+again would decide the same. So is an incident caused by the model (``engine/incidents.py``): the
+instance runs its deployed version again, so no edited data gets it past that error.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from sqlalchemy import update
 
 from scopeflow.engine.checkpoint import audit_row, checkpoint
 from scopeflow.engine.errors import UNSAVEABLE_STATE, EngineError, NotFound
+from scopeflow.engine.incidents import caused_by_model
 from scopeflow.engine.models import BLOCKED, CANCELLED, ERROR, FINAL_STATUSES, Instance, utcnow
 from scopeflow.engine.unit_of_work import Work, open_work, run
 from scopeflow.handlers.failures import resumable
+from scopeflow.program import program
 
 if TYPE_CHECKING:
     from scopeflow.engine.service import Engine
@@ -33,6 +36,7 @@ def retry(engine: Engine, instance_id: str, data: dict[str, Any] | None = None, 
         if row is None:
             raise NotFound(f"unknown instance {instance_id}")
         if row.status == ERROR and row.incident:
+            _refuse_if_caused_by_model(row)
             task_id = row.incident.get("task_id")
         elif row.status == BLOCKED:
             task_id = None
@@ -83,6 +87,16 @@ def cancel(engine: Engine, instance_id: str, *, actor: str = "cli") -> str:
             work.carrier = carrier
             work.workflow.cancel()
         return checkpoint(engine, work, final=True, audit=audit, status=CANCELLED)
+
+
+def _refuse_if_caused_by_model(row: Instance) -> None:
+    """An incident the model caused (an expression that does not compile, an unreadable timer) comes
+    back on every retry, since the instance keeps running its deployed version: say what fixes it."""
+    if caused_by_model(row.incident):
+        where = row.incident.get("bpmn_id") or "?"
+        raise EngineError(f"instance {row.id} cannot be retried: its incident was caused by the model at {where}, "
+                          f"which a retry would run again; fix the diagram ({program()} models lint), then start "
+                          f"a new instance of {row.model_name}")
 
 
 def _errored_task(wf: BpmnWorkflow, task_id: str | None):

@@ -221,7 +221,8 @@ class Engine:
         """Validate ``data`` against the task's form, complete it, and advance the instance.
 
         ``actor`` must be an active account holding the role of the task's lane (or admin), whatever
-        the channel; with ``policy`` (e.g. ``--yes``) the completion is an automatic decision on
+        the channel, and a task someone claimed is completed by that person or an admin only
+        (``Forbidden``); with ``policy`` (e.g. ``--yes``) the completion is an automatic decision on
         ``actor``'s behalf and is recorded as automated, never as a person's.
         With ``advance=False`` only the completion is checkpointed; the instance is left ``running``
         and marked for a worker (what the web UI does, so a request never waits for a build).
