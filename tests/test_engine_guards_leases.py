@@ -18,6 +18,7 @@ from scopeflow.handlers.context import TaskContext
 from scopeflow.handlers.registry import operator
 from scopeflow.processes.synth import linear_process
 from tests.conftest import make_settings
+from tests.test_leases import _Advance, _row
 
 ENTERED = threading.Event()
 RELEASE = threading.Event()
@@ -56,31 +57,12 @@ def held_engine(tmp_path):
     RELEASE.set()
 
 
-class _Advance(threading.Thread):
-    def __init__(self, engine: Engine, instance_id: str):
-        super().__init__(daemon=True)
-        self.engine, self.instance_id = engine, instance_id
-        self.result: str | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.result = self.engine.advance(self.instance_id)
-        except BaseException as exc:  # noqa: BLE001 - the test inspects it
-            self.error = exc
-
-
 def _start_held(engine: Engine) -> tuple[str, _Advance]:
     instance_id = engine.start("held", {}, advance=False)
     runner = _Advance(engine, instance_id)
     runner.start()
     assert ENTERED.wait(20), "the held task never started"
     return instance_id, runner
-
-
-def _row(engine: Engine, instance_id: str) -> Instance:
-    with engine.sessions() as session:
-        return session.get(Instance, instance_id)
 
 
 def test_another_thread_of_the_same_engine_is_refused_at_once_and_the_task_runs_once(held_engine):
