@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from scopeflow.processes import bounds
+from scopeflow.processes import bounds, camunda_forms
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
@@ -134,6 +134,8 @@ class Element:
     attached_to: str | None = None
     called_element: str | None = None
     event_definitions: list[str] = field(default_factory=list)
+    inline_form: dict | None = None       # a form drawn in the diagram (camunda:formData), as JSON Schema
+    inline_form_notes: list[str] = field(default_factory=list)   # what of it the schema cannot hold
 
 
 @dataclass
@@ -428,6 +430,8 @@ def _process(path: str, proc: etree._Element) -> ProcessInfo:
             owner_id = el.getparent().getparent().get("id", "?")
             if (ns, tag) in RUNNING_EXTENSIONS and not _maps_everything(el):
                 info.unsupported.append((owner_id, el.sourceline or 0, RUNNING_EXTENSIONS[(ns, tag)]))
+            elif (ns, tag) == (CAMUNDA_NS, "formData") and _takes_inline_form(el.getparent().getparent()):
+                pass   # shown as the element's form (camunda_forms.py)
             elif (ns, tag) not in MAPPED_EXTENSIONS:
                 info.foreign_extensions.append((owner_id, el.sourceline or 0, el.tag))
         if ns != BPMN_NS or tag not in FLOW_NODE_TAGS:
@@ -444,10 +448,27 @@ def _process(path: str, proc: etree._Element) -> ProcessInfo:
             called_element=called_element(el) if tag == "callActivity" else None,
             event_definitions=[_local(child.tag) for child in el if _local(child.tag).endswith("EventDefinition")],
         )
+        _add_inline_form(path, el, element)
         info.elements[element.id] = element
         if tag == "callActivity" and element.called_element:
             info.called_elements.add(element.called_element)
     return info
+
+
+def _takes_inline_form(el: etree._Element) -> bool:
+    """A user task or start event that names no form file: its camunda:formData is its form."""
+    return _local(el.tag) in ("userTask", "startEvent") and not _properties(el).get("formJsonSchemaFilename")
+
+
+def _add_inline_form(path: str, el: etree._Element, element: Element) -> None:
+    """A user task or start event whose fields were drawn with camunda:formData (and that names no
+    form file) gets them as its form."""
+    drawn = camunda_forms.form_data(el)
+    if drawn is None or not _takes_inline_form(el):
+        return
+    element.inline_form = camunda_forms.schema_of(drawn, element.name)
+    element.inline_form_notes = camunda_forms.not_carried_over(drawn)
+    element.properties["formJsonSchemaFilename"] = camunda_forms.inline_name(path, element.id)
 
 
 def _maps_everything(el: etree._Element) -> bool:

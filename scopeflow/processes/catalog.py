@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scopeflow.processes import camunda_forms
 from scopeflow.processes.bpmn_xml import BpmnFile, BpmnFileError, ProcessInfo, decode_xml, parse_bpmn
 
 FORMS_DIR = "forms"
@@ -66,7 +67,7 @@ class Catalog:
                 continue  # lint reports the missing call target
             paths.add(proc.file)
             pending.extend(proc.called_elements)
-            for form in proc.forms().values():
+            for form in proc.forms().values():   # an inline form is part of its diagram file
                 form_path = f"{FORMS_DIR}/{form}"
                 if form_path in self.files:
                     paths.add(form_path)
@@ -77,6 +78,12 @@ class Catalog:
         return {p: self.files[p] for p in sorted(paths)}
 
     def form(self, name: str) -> dict | None:
+        """The form schema ``name``: a file in ``forms/``, or one drawn in a diagram (camunda_forms.py)."""
+        if camunda_forms.is_inline(name):
+            path, element_id = camunda_forms.split_inline(name)
+            parsed = self.bpmn.get(path)
+            found = [p.elements[element_id] for p in (parsed.processes if parsed else []) if element_id in p.elements]
+            return found[0].inline_form if found else None
         text = self.files.get(f"{FORMS_DIR}/{name}")
         return None if text is None else json.loads(text)
 

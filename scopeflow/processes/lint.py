@@ -21,7 +21,7 @@ from jsonschema.exceptions import SchemaError
 from lxml import etree
 
 from scopeflow.handlers import registry
-from scopeflow.processes import bounds
+from scopeflow.processes import bounds, camunda_forms
 from scopeflow.processes.bpmn_xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, BpmnFile, ProcessInfo
 from scopeflow.processes.catalog import FORMS_DIR, Catalog, evidence_path
 from scopeflow.processes.prepare import NOT_EXECUTABLE, UNBOUND, prepare
@@ -253,7 +253,10 @@ def _lint_element(catalog: Catalog, rel: str, el, operators: set[str]) -> list[L
         out.append(LintMessage(ERROR, rel, el.line, el.id, f"operator \u201c{el.operator}\u201d demonstrates the engine "
                                f"and may only be called by models under {EXAMPLES_DIR}/", "operator"))
     form = el.properties.get("formJsonSchemaFilename")
-    if form and f"{FORMS_DIR}/{form}" not in catalog.files:
+    if form and camunda_forms.is_inline(form):
+        out.extend(LintMessage(WARNING, rel, el.line, el.id, f"camunda:formData {what}", "camunda:formData")
+                   for what in el.inline_form_notes)
+    elif form and f"{FORMS_DIR}/{form}" not in catalog.files:
         out.append(LintMessage(ERROR, rel, el.line, el.id, f"form {FORMS_DIR}/{form} does not exist", "form"))
     if el.tag == "userTask" and not form:
         out.append(LintMessage(WARNING, rel, el.line, el.id, "user task has no form (it completes with no data)",

@@ -9,7 +9,10 @@ exactly what runs. Valid BPMN that SpiffWorkflow would refuse is rewritten to it
   incoming flows; a subprocess without an end event gets one after every element without outgoing
   flows;
 - data stores and data-store associations are documentation: they are removed;
-- vendor content inside BPMN DI ``extension`` elements is removed;
+- vendor content inside BPMN DI ``extension`` elements is removed, and so are Camunda's form fields
+  (``camunda:formData``: the catalog reads them from the designer's file as the element's form, see
+  ``camunda_forms``; SpiffWorkflow needs none of it, and a field or value id equal to an element's id
+  would confuse its lookup by id);
 - ``isExecutable="false"`` is read as true here (the catalog, not the XML, decides what may be
   deployed; simulation runs any process);
 - a pair of link events (a throw and a catch with the same name in one process or subprocess, which
@@ -75,6 +78,7 @@ def prepare(path: str, text: str) -> Prepared:
                             parser=etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False))
     work = _Work(root)
     _strip_di_extensions(root)
+    _strip_camunda_forms(root)
     _drop_data_stores(work)
     language = root.get("expressionLanguage")
     for proc in root.iter(f"{_B}process"):
@@ -140,6 +144,11 @@ def _sub(parent: etree._Element, tag: str, **attrs: str) -> etree._Element:
 def _strip_di_extensions(root: etree._Element) -> None:
     for ext in list(root.iter(f"{{{DI_NS}}}extension")):
         ext.getparent().remove(ext)
+
+
+def _strip_camunda_forms(root: etree._Element) -> None:
+    for form in list(root.iter(f"{{{CAMUNDA_NS}}}formData")):
+        form.getparent().remove(form)
 
 
 def _drop_data_stores(work: _Work) -> None:
