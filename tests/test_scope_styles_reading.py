@@ -100,7 +100,10 @@ def test_gherkin_feature_names_the_app_and_every_step_is_placed():
     assert not [r for r in spec.requirements if r.kind == "feature" and r.line == 1]
     placed = {n for r in spec.requirements for n in r.lines}
     assert set(range(4, 24)) - placed <= {6, 11, 16, 20}                      # only the blank lines
-    assert any(q.topic == "data:none" for q in spec.questions)               # nothing mined: a clear question
+    # the steps name the data: "Given a gardener with a name and an email", "When I offer a seed packet with …"
+    assert _fields(spec, "Gardener") == {"name": "text", "email": "email"}
+    assert _fields(spec, "Packet") == {"variety": "text", "quantity": "integer", "harvest_year": "integer"}
+    assert all(r.status == "assumed" for r in spec.requirements if r.kind in ("entity", "field"))
 
 
 def test_feature_label_without_scenarios_is_still_the_features_label():

@@ -26,10 +26,11 @@ from scopeflow.handlers.scope_relations import apply_relations, read_relation
 
 _VERB = (r"(?:create|add|make|manage|track|keep|store|record|log|post|write|publish|organi[sz]e|save|"
          r"schedule|list|enter|register|submit|maintain|catalog(?:ue)?|collect|plan|book|rate|review|"
-         r"upload|share|edit)")
+         r"upload|share|edit|offer|sell|lend|rent)")
 _DET = r"(?:(?:a|an|the|their|his|her|its|our|new|own|some|many|multiple|several|different|each|every)\s+)*"
 _NOUN = r"[a-z][a-z0-9-]*"
-_WITH_FIELDS = re.compile(rf"\b{_VERB}\s+{_DET}(?P<noun>{_NOUN})\s+(?:with|having|that have|which have|"
+_WITH_FIELDS = re.compile(rf"\b{_VERB}\s+{_DET}(?:{_NOUN}\s+(?=\w+\s+with\b))?(?P<noun>{_NOUN})\s+"
+                          rf"(?:with|having|that have|which have|"
                           rf"containing|including)\s+(?P<fields>[^.;!?]+)", re.IGNORECASE)
 _EACH_HAS = re.compile(rf"\b(?:each|every|an?|the)\s+(?P<noun>{_NOUN})\s+(?:has|have|gets|contains|includes|"
                        rf"stores|records|needs|consists of)\s+(?P<fields>[^.;!?]+)", re.IGNORECASE)
@@ -37,6 +38,9 @@ _EACH_HAS = re.compile(rf"\b(?:each|every|an?|the)\s+(?P<noun>{_NOUN})\s+(?:has|
 _FOR_EACH = re.compile(rf"\b(?:for|of|about)\s+(?:each|every)\s+(?P<noun>{_NOUN})\s*,?\s+(?:we|they|you|staff|"
                        rf"the app|it|i)\s+(?:\w+\s+)?(?:store|keep|record|track|need|want|save|note|collect)s?\s+"
                        rf"(?P<fields>[^.;!?]+)", re.IGNORECASE)
+# Gherkin's ``Given a gardener with a name and an email`` (or ``And …``): the step's subject is the entity
+_GIVEN_WITH = re.compile(rf"^\s*(?:given|and)\s+(?:there\s+(?:is|are)\s+)?(?:a|an|some)\s+(?P<noun>{_NOUN})\s+"
+                         rf"(?:with|having)\s+(?P<fields>[^.;!?]+)", re.IGNORECASE)
 # ``members sign up with name, email and …``: the subject is the entity
 _SUBJECT_WITH = re.compile(rf"\b(?P<noun>{_NOUN}s)\s+(?:sign\s+up|signs\s+up|register|enrol+|join|check\s+in|"
                            rf"are\s+(?:registered|added|entered|signed\s+up|stored|recorded))\s+with\s+"
@@ -185,7 +189,7 @@ class _Miner:
 
     def entities_in(self, line: int, sentence: str) -> None:
         for match in [*_WITH_FIELDS.finditer(sentence), *_SUBJECT_WITH.finditer(sentence),
-                      *_EACH_HAS.finditer(sentence), *_FOR_EACH.finditer(sentence)]:
+                      *_EACH_HAS.finditer(sentence), *_FOR_EACH.finditer(sentence), *_GIVEN_WITH.finditer(sentence)]:
             if (found := self.entity(match["noun"], line, sentence)) is not None:
                 found.fields.extend(_with_sentence(_mine_field_list(match["fields"], line), sentence))
         for match in _FOREIGN_WITH.finditer(sentence):
