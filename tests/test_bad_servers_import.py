@@ -64,3 +64,14 @@ def test_unreadable_files_are_one_line_errors(models, tmp_path, content, message
     done = scopeflow(tmp_path / "home", models, "trace", "import", str(file))
     assert done.exit_code == 2 and len(done.output.strip().splitlines()) == 1, done.output
     assert message in done.output
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(models, tmp_path):  # noqa: F811
+    from scopeflow.commands.evidence import MAX_TRACE_FILE_BYTES
+
+    file = tmp_path / "huge.json"
+    with file.open("wb") as out:            # sparse: the size is what counts, nothing is written
+        out.truncate(MAX_TRACE_FILE_BYTES + 1)
+    done = scopeflow(tmp_path / "home", models, "trace", "import", str(file))
+    assert done.exit_code == 2 and len(done.output.strip().splitlines()) == 1, done.output
+    assert "trace import reads at most 100 MB" in done.output

@@ -11,6 +11,9 @@ import click
 from scopeflow.cli import EXIT_FAILED, App, Fail, SafeGroup, _load_instance, _print_json, main, pass_app
 from scopeflow.program import program
 
+# A file is read and parsed whole (about 3x its size in memory); a 2,000-span trace is a few MB.
+MAX_TRACE_FILE_BYTES = 100 * 10**6
+
 
 def _spans(app: App, instance_id: str) -> list:
     """The stored spans of an instance, or of an imported trace (which has spans but no instance row)."""
@@ -181,6 +184,10 @@ def _import(app: App, path: Path) -> None:
 
     if not path.is_file():
         raise Fail(f"no such file: {path}")
+    size = path.stat().st_size
+    if size > MAX_TRACE_FILE_BYTES:
+        raise Fail(f"{path} is {size / 1e6:.0f} MB; trace import reads at most {MAX_TRACE_FILE_BYTES // 10**6} MB "
+                   "(the file is read whole: export and import one trace at a time)")
     try:
         groups = group_spans(from_otlp_json_text(path.read_text(encoding="utf-8")))
     except UnicodeDecodeError:
