@@ -36,7 +36,9 @@ from scopeflow.handlers.naming import (
     ("match", "match_"),
     ("created_at", "created_at_field"),
     ("<b>Price</b>", "price"),
-    ("书名", "field"),
+    ("书名", "shu_ming"),          # other scripts are spelled out, not dropped
+    ("Заказ клиента", "zakaz_klienta"),
+    ("☕🍰", "field"),              # symbols and emoji name nothing
 ])
 def test_field_names_are_safe_snake_case(label, expected):
     assert field_name(label) == expected

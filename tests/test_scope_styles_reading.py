@@ -171,6 +171,7 @@ def test_non_ascii_names_are_identifiers_and_labels_stay_as_written():
         assert all(f.name.isidentifier() and f.name.isascii() for f in entity.fields)
     assert [e.label for e in spec.entities] == ["🍰 Gâteau", "Bestellung 🧾", "顧客"]
     assert _fields(spec, "Bestellung")["gateau"] == "Gateau"
+    assert _fields(spec, "GuKe") == {"ming_qian": "text", "dian_hua": "text"}   # 顧客: 名前, 電話 spelled out
 
 
 def test_injected_markup_stays_in_labels_and_never_in_names():

@@ -24,6 +24,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from anyascii import anyascii
+
 # Letters NFKD does not decompose into ASCII.
 _TRANSLITERATE = str.maketrans({
     "ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "œ": "oe", "Œ": "OE", "đ": "d", "Đ": "D",
@@ -71,10 +73,13 @@ def clean_label(text: str) -> str:
 
 def ascii_words(label: str) -> list[str]:
     """The ASCII words of ``label``: HTML tags dropped, transliterated, split on anything else and
-    on camelCase."""
+    on camelCase. Latin letters lose their accents; other scripts are spelled out by ``anyascii``
+    (``顧客`` → ``GuKe``, ``Заказ`` → ``Zakaz``), so a scope in Chinese or Russian gets names a reader can
+    tell apart instead of ``Entity`` and ``field_2``; symbols and emoji name nothing."""
     text = re.sub(r"</?[A-Za-z][^<>]*>", " ", clean_label(label))      # markup is not part of a name
     text = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE))
-    text = text.encode("ascii", "ignore").decode("ascii")
+    text = "".join(" " if not ch.isascii() and unicodedata.category(ch).startswith("S") else ch for ch in text)
+    text = anyascii(text).encode("ascii", "ignore").decode("ascii")
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text)
     text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", text)
     return [w for w in re.split(r"[^A-Za-z0-9]+", text) if w]
