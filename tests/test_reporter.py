@@ -305,3 +305,17 @@ def test_an_evidence_blocker_names_each_failed_assertion_and_what_the_rule_means
     assert ("rule \u201cneeds a delivery\u201d", "attr:x > 0: span s1 has 0") in item.details
     assert ("what it means", "Answer the questions, then submit again.") in item.details
     assert not any("held" in key for key, _ in item.details)
+
+
+def test_an_unbuildable_scope_is_told_how_to_state_its_data_in_a_form_the_reader_takes():
+    import re
+
+    from scopeflow.handlers.reporter import view_blocker
+    from scopeflow.handlers.scope import read_scope
+
+    item = view_blocker({"kind": "unbuildable", "message": "no data"}, "i-1")
+    assert not any("drop the unbuildable" in option for option in item.options)
+    [advice] = [option for option in item.options if "## Entities" in option]
+    heading, line = re.search(r'"(## Entities)".*"(- [^"]+)"', advice).groups()
+    spec = read_scope(f"# Shelf\n\n{heading}\n{line}\n").spec     # the example works as printed
+    assert [(e.name, [f.name for f in e.fields]) for e in spec.entities] == [("Book", ["title", "author"])]

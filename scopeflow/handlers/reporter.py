@@ -329,7 +329,8 @@ OPTIONS = {
                   "fix the generated code in the workspace by hand, then resume"],
     TRANSIENT: ["resume later"],
     "unbuildable": ["add what is missing (answer the open questions) and submit the scope again",
-                    "drop the unbuildable features"],
+                    "list the things the app keeps with their fields under a heading \"## Entities\" "
+                    "(one line each, e.g. \"- Book: title (text, required), author\") and submit the scope again"],
     "decision": ["talk to whoever decided (their comment is in the details)", "submit a revised scope"],
     "evidence": ["find out why the failed rules do not hold (see the details), fix the cause and submit the "
                  "scope again",
