@@ -47,7 +47,7 @@ def classify_feature(text: str, entity_keys: set[str] | frozenset[str] = frozens
     that names an entity of the scope (``list payments`` with a Payment entity) asks for no custom code."""
     markers = [m for m in _CUSTOM_MARKERS.finditer(text) if naming.lookup_key(m[0]) not in entity_keys]
     if markers:
-        return Feature(text, "custom", False, f"no offline template builds: {text} (needs {markers[0][0]})")
+        return Feature(text, "custom", False, f"no offline template builds: {text} (it asks for \u201c{markers[0][0]}\u201d)")
     for kind, rule in _KIND_RULES:
         if rule.search(text):
             if kind == "export" and (other := _UNBUILDABLE_EXPORT.search(text)):
