@@ -602,6 +602,27 @@ def render_trace(spans: list) -> str:
     return "\n".join(lines) if lines else "(no spans recorded)"
 
 
+def _scope_text(data: bytes, path: str | None) -> str:
+    """The scope's bytes as text, or one line saying why not (with the command that converts a
+    file saved in a Windows or Latin code page)."""
+    import shlex
+
+    from scopeflow.lifecycle import MAX_SCOPE_BYTES, NotUtf8, ScopeRejected, decode_scope
+
+    if len(data) > MAX_SCOPE_BYTES:
+        raise Fail("scope is larger than 1 MB")
+    try:
+        return decode_scope(data)
+    except NotUtf8 as exc:
+        if path is None:
+            raise Fail(f"{exc}: send UTF-8 on stdin") from None
+        fixed = shlex.quote(path + ".utf8.md")
+        raise Fail(f"{path}: {exc}; if it was saved as Windows-1252 or Latin-1, convert it with: "
+                   f"iconv -f WINDOWS-1252 -t UTF-8 {shlex.quote(path)} > {fixed}") from None
+    except ScopeRejected as exc:
+        raise Fail(f"{path or 'stdin'}: {exc}") from None
+
+
 # ------------------------------------------------------------------------------ submit
 @main.command("submit")
 @click.argument("scope_file")
@@ -617,7 +638,7 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
     from scopeflow.lifecycle import MAX_SCOPE_BYTES, submit
 
     if scope_file == "-":
-        text = click.get_text_stream("stdin").read()
+        text = _scope_text(click.get_binary_stream("stdin").read(MAX_SCOPE_BYTES + 1), None)
     else:
         path = Path(scope_file)
         if not path.exists():
@@ -626,7 +647,7 @@ def submit_cmd(app: App, scope_file: str, yes: bool, secret_pairs: tuple[str, ..
             raise Fail(f"not a regular file: {scope_file} (give a markdown file, or - to read stdin)")
         if path.stat().st_size > MAX_SCOPE_BYTES:  # refused before reading it whole
             raise Fail("scope is larger than 1 MB")
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = _scope_text(path.read_bytes(), scope_file)
     secrets = {}
     for pair in secret_pairs:
         name, sep, value = pair.partition("=")

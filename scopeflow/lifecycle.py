@@ -46,6 +46,27 @@ class SubmitResult:
     credentials: dict[str, Any] = field(default_factory=dict)    # names the built code reads; integrations not built
 
 
+class NotUtf8(ScopeRejected):
+    """The scope's bytes are not UTF-8 text; ``offset`` is the first byte that is not."""
+
+    def __init__(self, message: str, offset: int):
+        super().__init__(message)
+        self.offset = offset
+
+
+def decode_scope(data: bytes) -> str:
+    """A scope file's bytes as text: UTF-8 (a leading BOM dropped). Anything else is refused, not
+    guessed: replacing bad bytes turned a binary file into a scope of garbage that ran to a blocker."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise NotUtf8(f"scope is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                      exc.start) from None
+    if "\x00" in text:
+        raise ScopeRejected("scope is not text (it holds NUL bytes)")
+    return text
+
+
 def read_scope(text: str) -> str:
     if len(text.encode("utf-8")) > MAX_SCOPE_BYTES:
         raise ScopeRejected("scope is larger than 1 MB")

@@ -11,7 +11,7 @@ from typing import Any
 
 from scopeflow.handlers.scope import ScopeError, analyze, describe
 from scopeflow.handlers.serde import to_data
-from scopeflow.lifecycle import MAX_SCOPE_BYTES, MODEL, ScopeRejected, read_scope
+from scopeflow.lifecycle import MAX_SCOPE_BYTES, MODEL, ScopeRejected, decode_scope, read_scope
 from scopeflow.processes.catalog import CatalogError
 
 TITLE_MAX = 300
@@ -48,9 +48,9 @@ def validate(title: str, scope: str | bytes | None, raw_options: dict[str, Any],
     out = Submission()
     if isinstance(scope, bytes):
         try:
-            scope = scope.decode("utf-8")
-        except UnicodeDecodeError:
-            out.errors["scope"] = "the uploaded file is not UTF-8 text"
+            scope = decode_scope(scope)
+        except ScopeRejected as exc:
+            out.errors["scope"] = f"the uploaded file: {exc}"
             scope = ""
     scope = scope or ""
     if "scope" not in out.errors:
