@@ -19,6 +19,7 @@ from scopeflow.handlers.registry import operator
 from scopeflow.processes.synth import linear_process
 from tests.conftest import make_settings
 from tests.test_leases import _Advance, _row
+from tests.test_leases import _start_held as start_held
 
 ENTERED = threading.Event()
 RELEASE = threading.Event()
@@ -58,11 +59,7 @@ def held_engine(tmp_path):
 
 
 def _start_held(engine: Engine) -> tuple[str, _Advance]:
-    instance_id = engine.start("held", {}, advance=False)
-    runner = _Advance(engine, instance_id)
-    runner.start()
-    assert ENTERED.wait(20), "the held task never started"
-    return instance_id, runner
+    return start_held(engine, ENTERED)
 
 
 def test_another_thread_of_the_same_engine_is_refused_at_once_and_the_task_runs_once(held_engine):

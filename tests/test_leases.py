@@ -62,11 +62,12 @@ class _Advance(threading.Thread):
             self.error = exc
 
 
-def _start_held(engine: Engine) -> tuple[str, _Advance]:
+def _start_held(engine: Engine, entered: threading.Event = ENTERED) -> tuple[str, _Advance]:
+    """Start ``held`` and advance it in a thread until its operator signals ``entered``."""
     instance_id = engine.start("held", {}, advance=False)
     runner = _Advance(engine, instance_id)
     runner.start()
-    assert ENTERED.wait(20), "the held task never started"
+    assert entered.wait(20), "the held task never started"
     return instance_id, runner
 
 
