@@ -241,8 +241,7 @@ def view_evidence(evidence: Any) -> dict[str, Any] | None:
         return None
     report = _dict(outer, unwrap="report")
     rules = [{"name": r.get("name") or "", "passed": r.get("passed") is True,
-              "why": "; ".join(str(a.get("message") or a.get("assertion") or "") for a in _list(r, "assertions")
-                               if isinstance(a, dict) and a.get("passed") is False)}
+              "why": "; ".join(str(a.get("message") or a.get("assertion") or "") for a in _failed_assertions(r))}
              for r in _list(report, "rules") if isinstance(r, dict)]
     ok = report.get("ok", outer.get("ok"))
     head = outer.get("chain_head") or report.get("chain_head") or outer.get("head")
@@ -419,6 +418,11 @@ def _details(details: dict[str, Any]) -> list[tuple[str, str]]:
     return shown
 
 
+def _failed_assertions(rule: dict[str, Any]) -> list[dict[str, Any]]:
+    """The assertion results of an evidence report's rule (as data) that did not hold."""
+    return [a for a in _list(rule, "assertions") if isinstance(a, dict) and a.get("passed") is False]
+
+
 def _failed_rules(report: Any) -> list[tuple[str, str]]:
     """For an evidence report: each failed rule with the assertion that failed and what it saw, and
     the rule's description (which says what to do about it), so the plan explains the failure."""
@@ -426,8 +430,7 @@ def _failed_rules(report: Any) -> list[tuple[str, str]]:
     for rule in _list(report, "rules"):
         if not isinstance(rule, dict) or rule.get("passed") is not False:
             continue
-        failing = [a for a in _list(rule, "assertions") if isinstance(a, dict) and a.get("passed") is False]
-        why = "; ".join(f"{a.get('assertion')}: {a.get('message') or 'did not hold'}" for a in failing)
+        why = "; ".join(f"{a.get('assertion')}: {a.get('message') or 'did not hold'}" for a in _failed_assertions(rule))
         shown.append((f"rule \u201c{rule.get('name')}\u201d", why or "did not hold"))
         if str(rule.get("description") or "").strip():
             shown.append(("what it means", str(rule["description"]).strip()))

@@ -47,10 +47,6 @@ def _shape(cls: type) -> tuple[dict[str, Callable[[Any], Any]], frozenset[str]]:
     return {name: _converter(hints[name]) for name in names}, names
 
 
-def _convert(hint: Any, value: Any) -> Any:
-    return None if value is None else _converter(hint)(value)
-
-
 @functools.cache
 def _converter(hint: Any) -> Callable[[Any], Any]:
     """The function that turns a plain value into ``hint``'s type (None stays None at every level)."""

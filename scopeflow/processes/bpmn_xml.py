@@ -430,7 +430,8 @@ def _process(path: str, proc: etree._Element) -> ProcessInfo:
             owner_id = el.getparent().getparent().get("id", "?")
             if (ns, tag) in RUNNING_EXTENSIONS and not _maps_everything(el):
                 info.unsupported.append((owner_id, el.sourceline or 0, RUNNING_EXTENSIONS[(ns, tag)]))
-            elif (ns, tag) == (CAMUNDA_NS, "formData") and _takes_inline_form(el.getparent().getparent()):
+            elif (ns, tag) == (CAMUNDA_NS, "formData") and _takes_inline_form(
+                    _local(el.getparent().getparent().tag), _properties(el.getparent().getparent())):
                 pass   # shown as the element's form (camunda_forms.py)
             elif (ns, tag) not in MAPPED_EXTENSIONS:
                 info.foreign_extensions.append((owner_id, el.sourceline or 0, el.tag))
@@ -455,16 +456,16 @@ def _process(path: str, proc: etree._Element) -> ProcessInfo:
     return info
 
 
-def _takes_inline_form(el: etree._Element) -> bool:
+def _takes_inline_form(tag: str, properties: dict[str, str]) -> bool:
     """A user task or start event that names no form file: its camunda:formData is its form."""
-    return _local(el.tag) in ("userTask", "startEvent") and not _properties(el).get("formJsonSchemaFilename")
+    return tag in ("userTask", "startEvent") and not properties.get("formJsonSchemaFilename")
 
 
 def _add_inline_form(path: str, el: etree._Element, element: Element) -> None:
     """A user task or start event whose fields were drawn with camunda:formData (and that names no
     form file) gets them as its form."""
-    drawn = camunda_forms.form_data(el)
-    if drawn is None or not _takes_inline_form(el):
+    drawn = el.find(f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}formData")
+    if drawn is None or not _takes_inline_form(element.tag, element.properties):
         return
     element.inline_form = camunda_forms.schema_of(drawn, element.name)
     element.inline_form_notes = camunda_forms.not_carried_over(drawn)

@@ -13,8 +13,6 @@ from typing import Any
 
 from lxml import etree
 
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 INLINE = "camunda:formData#"
 
 _TYPES: dict[str, dict[str, Any]] = {
@@ -41,15 +39,17 @@ def split_inline(name: str) -> tuple[str, str]:
     return path, element_id
 
 
-def form_data(el: etree._Element) -> etree._Element | None:
-    return el.find(f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}formData")
+def _camunda(el: etree._Element, path: str) -> str:
+    """``path`` (slash-separated local names) in the Camunda namespace ``el`` is written in."""
+    namespace = etree.QName(el).namespace
+    return "/".join(f"{{{namespace}}}{part}" for part in path.split("/"))
 
 
 def schema_of(form: etree._Element, title: str = "") -> dict[str, Any]:
     """The JSON Schema of one ``camunda:formData`` (fields in the order drawn)."""
     properties: dict[str, Any] = {}
     required: list[str] = []
-    for field in form.iterfind(f"{{{CAMUNDA_NS}}}formField"):
+    for field in form.iterfind(_camunda(form, "formField")):
         name = (field.get("id") or "").strip()
         if not name:
             continue
@@ -73,14 +73,14 @@ def _field(field: etree._Element) -> tuple[dict[str, Any], bool]:
     if kind == "date":
         prop["description"] = f"a date as {field.get('datePattern') or 'dd/MM/yyyy'}"
     if kind == "enum":
-        values = [v.get("id") for v in field.iterfind(f"{{{CAMUNDA_NS}}}value") if v.get("id")]
+        values = [v.get("id") for v in field.iterfind(_camunda(field, "value")) if v.get("id")]
         if values:
             prop["enum"] = values
     default = _default(kind, field.get("defaultValue"))
     if default is not None:
         prop["default"] = default
     needed = False
-    for constraint in field.iterfind(f"{{{CAMUNDA_NS}}}validation/{{{CAMUNDA_NS}}}constraint"):
+    for constraint in field.iterfind(_camunda(field, "validation/constraint")):
         needed = _constrain(prop, (constraint.get("name") or "").strip(), constraint.get("config")) or needed
     return prop, needed
 
@@ -122,14 +122,14 @@ _CONSTRAINTS = {"required", "readonly", "minlength", "maxlength", "min", "max"}
 def not_carried_over(form: etree._Element) -> list[str]:
     """What of a ``camunda:formData`` the schema cannot hold (lint names each, as a warning)."""
     out = []
-    for field in form.iterfind(f"{{{CAMUNDA_NS}}}formField"):
+    for field in form.iterfind(_camunda(form, "formField")):
         name = field.get("id") or "?"
         kind = (field.get("type") or "string").strip()
         if kind not in _TYPES:
             out.append(f"field {name}: type {kind} is shown as text")
         if (field.get("defaultValue") or "").strip().startswith(("${", "#{")):
             out.append(f"field {name}: the default is an expression, which Scopeflow does not evaluate")
-        for constraint in field.iterfind(f"{{{CAMUNDA_NS}}}validation/{{{CAMUNDA_NS}}}constraint"):
+        for constraint in field.iterfind(_camunda(field, "validation/constraint")):
             if (constraint.get("name") or "").strip() not in _CONSTRAINTS:
                 out.append(f"field {name}: constraint {constraint.get('name')} is not checked")
     return out

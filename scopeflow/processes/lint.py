@@ -22,7 +22,7 @@ from lxml import etree
 
 from scopeflow.handlers import registry
 from scopeflow.processes import bounds, camunda_forms
-from scopeflow.processes.bpmn_xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, BpmnFile, ProcessInfo
+from scopeflow.processes.bpmn_xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, ZEEBE_NS, BpmnFile, ProcessInfo
 from scopeflow.processes.catalog import FORMS_DIR, Catalog, evidence_path
 from scopeflow.processes.prepare import NOT_EXECUTABLE, UNBOUND, prepare
 
@@ -230,7 +230,7 @@ def _dedupe(messages: list[LintMessage]) -> list[LintMessage]:
 
 def _short_tag(tag: str) -> str:
     namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
-    short = {"http://camunda.org/schema/1.0/bpmn": "camunda", "http://camunda.org/schema/zeebe/1.0": "zeebe",
+    short = {CAMUNDA_NS: "camunda", ZEEBE_NS: "zeebe",
              "http://www.signavio.com": "signavio", "http://www.bizagi.com/bpmn20": "bizagi"}.get(namespace)
     return f"{short or namespace.rstrip('/').rsplit('/', 1)[-1] or 'ext'}:{local}"
 

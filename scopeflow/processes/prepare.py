@@ -39,10 +39,8 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from scopeflow.processes import bounds, dialects
-from scopeflow.processes.bpmn_xml import BPMN_NS, DI_NS, SPIFF_NS, called_element
+from scopeflow.processes.bpmn_xml import BPMN_NS, CAMUNDA_NS, DI_NS, SPIFF_NS, ZEEBE_NS, called_element
 
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
 UNBOUND_OPERATOR = "scopeflow.unbound"
 ERROR, WARNING = "error", "warning"
 UNBOUND, NOT_EXECUTABLE = "unbound", "not-executable"

@@ -78,11 +78,11 @@ def remembered(spec: Spec) -> Iterator[None]:
     times (the marks of each test, the roles, the notes): a scope of two thousand lines made each
     build step cost seconds. Only for a block that does not change ``spec`` (rendering one task).
     """
-    memo = _remembered.get()
-    if memo is not None and id(spec) in memo:
+    memo = _remembered.get() or {}
+    if id(spec) in memo:   # the memo holds the spec itself, so its id names no other object meanwhile
         yield
         return
-    token = _remembered.set({**(memo or {}), id(spec): (spec, _recognise_now(spec))})
+    token = _remembered.set({**memo, id(spec): (spec, _recognise_now(spec))})
     try:
         yield
     finally:
@@ -90,8 +90,8 @@ def remembered(spec: Spec) -> Iterator[None]:
 
 
 def _recognise(spec: Spec) -> tuple[list[Recipe], list[Miss]]:
-    memo = _remembered.get()
-    if memo is not None and id(spec) in memo and memo[id(spec)][0] is spec:
+    memo = _remembered.get() or {}
+    if id(spec) in memo:
         return copy.deepcopy(memo[id(spec)][1])   # callers may fill in a copy; the memo stays as recognised
     return _recognise_now(spec)
 
