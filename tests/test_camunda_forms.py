@@ -13,6 +13,7 @@ from scopeflow.engine import reads
 from scopeflow.engine.errors import EngineError
 from scopeflow.engine.service import Engine
 from scopeflow.processes import camunda_forms
+from scopeflow.processes.bpmn_xml import CAMUNDA_NS
 from scopeflow.processes.catalog import scan
 from scopeflow.processes.lint import ERROR, lint_catalog
 from tests.conftest import add_account, make_settings
@@ -21,7 +22,7 @@ LEAVE = Path(__file__).parent / "camunda_forms" / "leave.bpmn"   # its enum valu
 
 
 def fields(xml: str) -> dict:
-    root = etree.fromstring(f'<camunda:formData xmlns:camunda="{camunda_forms.CAMUNDA_NS}">{xml}</camunda:formData>')
+    root = etree.fromstring(f'<camunda:formData xmlns:camunda="{CAMUNDA_NS}">{xml}</camunda:formData>')
     return camunda_forms.schema_of(root, "A task")
 
 
@@ -54,7 +55,7 @@ def test_what_the_schema_cannot_hold_is_named_not_dropped():
            '<camunda:constraint name="validator" config="com.acme.Check"/></camunda:validation></camunda:formField>')
     schema = fields(xml)
     assert schema["properties"]["x"] == {"type": "string"}   # no expression default, no unknown check
-    root = etree.fromstring(f'<camunda:formData xmlns:camunda="{camunda_forms.CAMUNDA_NS}">{xml}</camunda:formData>')
+    root = etree.fromstring(f'<camunda:formData xmlns:camunda="{CAMUNDA_NS}">{xml}</camunda:formData>')
     assert camunda_forms.not_carried_over(root) == [
         "field x: type custom is shown as text",
         "field x: the default is an expression, which Scopeflow does not evaluate",

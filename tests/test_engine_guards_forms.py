@@ -27,17 +27,23 @@ FORM = {
 }
 
 
-@pytest.fixture
-def asked(tmp_path) -> tuple[Engine, str, str]:
+def _one_form_model(tmp_path, model: str, form_file: str, form_text: str):
+    """A models directory holding ``model``: start, one user task ``ask`` with ``form_file``, end."""
     models = tmp_path / "models"
     (models / "forms").mkdir(parents=True)
-    (models / "forms" / "keys.schema.json").write_text(json.dumps(FORM), encoding="utf-8")
+    (models / "forms" / form_file).write_text(form_text, encoding="utf-8")
     user_task = ('<bpmn:userTask id="ask"><bpmn:extensionElements><spiffworkflow:properties>'
-                 '<spiffworkflow:property name="formJsonSchemaFilename" value="keys.schema.json"/>'
+                 f'<spiffworkflow:property name="formJsonSchemaFilename" value="{form_file}"/>'
                  '</spiffworkflow:properties></bpmn:extensionElements></bpmn:userTask>')
-    (models / "keys.bpmn").write_text(definitions(process("keys", "\n".join([
+    (models / f"{model}.bpmn").write_text(definitions(process(model, "\n".join([
         '<bpmn:startEvent id="start"/>', flow("f0", "start", "ask"), user_task,
         flow("f1", "ask", "end"), '<bpmn:endEvent id="end"/>']))), encoding="utf-8")
+    return models
+
+
+@pytest.fixture
+def asked(tmp_path) -> tuple[Engine, str, str]:
+    models = _one_form_model(tmp_path, "keys", "keys.schema.json", json.dumps(FORM))
     engine = Engine(make_settings(tmp_path / "home", models, migrated_copy=True))
     add_account(engine, "sam", "submitter")
     instance_id = engine.start("keys", {})
@@ -67,16 +73,8 @@ def credentials_task(tmp_path) -> tuple[Engine, dict[str, str], str]:
     that proposes credential names (no failure payload, no spec)."""
     from tests.conftest import MODELS
 
-    models = tmp_path / "models"
-    (models / "forms").mkdir(parents=True)
     form = (MODELS / "forms" / "provide_credentials.schema.json").read_text(encoding="utf-8")
-    (models / "forms" / "provide_credentials.schema.json").write_text(form, encoding="utf-8")
-    user_task = ('<bpmn:userTask id="ask"><bpmn:extensionElements><spiffworkflow:properties>'
-                 '<spiffworkflow:property name="formJsonSchemaFilename" value="provide_credentials.schema.json"/>'
-                 '</spiffworkflow:properties></bpmn:extensionElements></bpmn:userTask>')
-    (models / "creds.bpmn").write_text(definitions(process("creds", "\n".join([
-        '<bpmn:startEvent id="start"/>', flow("f0", "start", "ask"), user_task,
-        flow("f1", "ask", "end"), '<bpmn:endEvent id="end"/>']))), encoding="utf-8")
+    models = _one_form_model(tmp_path, "creds", "provide_credentials.schema.json", form)
     settings = make_settings(tmp_path / "home", models, migrated_copy=True)
     engine = Engine(settings)
     add_account(engine, "sam", "submitter")

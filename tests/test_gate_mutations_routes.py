@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 
 from scopeflow.engine.models import ROLES
-from scopeflow.engine.queries import list_tasks
+from tests.test_ui_routes import started_approval
 from tests.test_ui_support import csrf, make_ui, signed_in
 
 VIEWERS = ("submitter", "operator", "reviewer", "auditor")
@@ -48,9 +48,7 @@ EXPECTED_ROLES = {
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     app, engine = make_ui(tmp_path_factory.mktemp("route-table"))
-    iid = engine.start("approval", {"requester": "alice"}, actor="submitter", title="Approve it")
-    with engine.sessions() as session:
-        tid = list_tasks(session, instance_id=iid)[0]["id"]
+    iid, tid = started_approval(engine)
     values = {"instance_id": iid, "task_id": tid, "name": "approval", "number": "1",
               "relative": "missing.txt", "path": "examples/approval.bpmn"}
     return app, values

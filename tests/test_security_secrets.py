@@ -181,19 +181,26 @@ def test_rotation_changes_nothing_when_one_secret_does_not_decrypt(engine):
     assert not (engine.settings.home / "secret.key.next").exists()
 
 
-def test_an_interrupted_rotation_keeps_reads_working_refuses_writes_and_is_finished_by_running_it_again(
-        engine, monkeypatch):
-    old_key = _store_two(engine)
-    running = engine.secrets   # a process that was running all along
-    home, key_file, new_key = engine.settings.home, engine.settings.home / "secret.key", Fernet.generate_key()
+def _rotation_cut_before_the_key_file_moves(engine, monkeypatch) -> tuple[bytes, bytes]:
+    """Two secrets stored, then a rotation that re-encrypted the rows and died (a power cut) before
+    secret.key was replaced; (old key, new key)."""
+    old_key, new_key = _store_two(engine), Fernet.generate_key()
 
     def crash(*_args):
         raise OSError("power cut")
 
     monkeypatch.setattr(secrets_module.os, "replace", crash)
     with pytest.raises(OSError, match="power cut"):
-        rotate_key(engine.sessions, old_key, new_key, key_file=key_file)
+        rotate_key(engine.sessions, old_key, new_key, key_file=engine.settings.home / "secret.key")
     monkeypatch.undo()
+    return old_key, new_key
+
+
+def test_an_interrupted_rotation_keeps_reads_working_refuses_writes_and_is_finished_by_running_it_again(
+        engine, monkeypatch):
+    running = engine.secrets   # a process that was running all along
+    old_key, new_key = _rotation_cut_before_the_key_file_moves(engine, monkeypatch)
+    home, key_file = engine.settings.home, engine.settings.home / "secret.key"
     # The rows are under the new key now, secret.key still holds the old one: both keys read.
     assert interrupted_rotation_key(home) == new_key and load_key(home) == old_key
     for store in (running, open_store(engine.sessions, home)):
@@ -211,16 +218,8 @@ def test_an_interrupted_rotation_keeps_reads_working_refuses_writes_and_is_finis
 
 
 def test_an_interrupted_rotation_is_not_finished_with_another_new_key(engine, monkeypatch):
-    old_key = _store_two(engine)
-    home, key_file, new_key = engine.settings.home, engine.settings.home / "secret.key", Fernet.generate_key()
-
-    def crash(*_args):
-        raise OSError("power cut")
-
-    monkeypatch.setattr(secrets_module.os, "replace", crash)
-    with pytest.raises(OSError, match="power cut"):
-        rotate_key(engine.sessions, old_key, new_key, key_file=key_file)
-    monkeypatch.undo()
+    old_key, new_key = _rotation_cut_before_the_key_file_moves(engine, monkeypatch)
+    home, key_file = engine.settings.home, engine.settings.home / "secret.key"
     before = _ciphertexts(engine)
     with pytest.raises(SecretError, match="secret.key.next holds a different key from an interrupted rotation"):
         rotate_key(engine.sessions, old_key, Fernet.generate_key(), key_file=key_file)

@@ -67,12 +67,17 @@ POST_MATRIX = [
 PUBLIC = {"/login", "/logout", "/api/v1/openapi.json", "/static/<path:filename>", "/", "/code.css"}
 
 
+def started_approval(engine) -> tuple[str, str]:
+    """(instance id, id of its open task) of a new ``approval`` instance started by the submitter."""
+    iid = engine.start("approval", {"requester": "alice"}, actor="submitter", title="Approve it")
+    with engine.sessions() as session:
+        return iid, list_tasks(session, instance_id=iid)[0]["id"]
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     app, engine = make_ui(tmp_path_factory.mktemp("routes"))
-    iid = engine.start("approval", {"requester": "alice"}, actor="submitter", title="Approve it")
-    with engine.sessions() as session:
-        tid = list_tasks(session, instance_id=iid)[0]["id"]
+    iid, tid = started_approval(engine)
     clients = {role: signed_in(app, role) for role in ROLES}
     return app, clients, {"iid": iid, "tid": tid}
 
